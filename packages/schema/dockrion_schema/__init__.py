@@ -1,0 +1,98 @@
+"""dockrion-schema: the Dockfile contract.
+
+>>> from dockrion_schema import parse_dockspec
+>>> spec = parse_dockspec('''
+... version: "1.0"
+... agent: {name: demo, handler: "app:handle"}
+... io_schema: {}
+... expose: {}
+... ''')
+>>> spec.agent.framework
+'custom'
+"""
+
+from ._version import __version__
+from .dockfile_v1 import (
+    AgentConfig,
+    ApiKeysConfig,
+    AuthConfig,
+    BuildConfig,
+    BuildIncludeConfig,
+    DockSpec,
+    ExposeConfig,
+    IOSchema,
+    IOSubSchema,
+    JWTClaimsConfig,
+    JWTConfig,
+    Metadata,
+    OAuth2Config,
+    Observability,
+    Policies,
+    RedisStreamingConfig,
+    RoleConfig,
+    SafetyPolicy,
+    SecretDefinition,
+    SecretsConfig,
+    StreamingConfig,
+    StreamingConnectionConfig,
+    StreamingEventsConfig,
+    StreamingIdGenerator,
+    ToolPolicy,
+    normalize_rate_limit,
+)
+from .errors import DockfileError, DockfileIssue, DockfileWarning, DockrionError, ValidationError
+from .json_schema import generate_json_schema, get_schema_version, write_json_schema
+from .loader import (
+    DockfileReport,
+    check_dockfile,
+    check_dockfile_text,
+    load_dockspec,
+    parse_dockspec,
+)
+from .serialize import from_dict, to_dict, to_yaml_string
+
+__all__ = [
+    "AgentConfig",
+    "ApiKeysConfig",
+    "AuthConfig",
+    "BuildConfig",
+    "BuildIncludeConfig",
+    "DockSpec",
+    "DockfileError",
+    "DockfileIssue",
+    "DockfileReport",
+    "DockfileWarning",
+    "DockrionError",
+    "ExposeConfig",
+    "IOSchema",
+    "IOSubSchema",
+    "JWTClaimsConfig",
+    "JWTConfig",
+    "Metadata",
+    "OAuth2Config",
+    "Observability",
+    "Policies",
+    "RedisStreamingConfig",
+    "RoleConfig",
+    "SafetyPolicy",
+    "SecretDefinition",
+    "SecretsConfig",
+    "StreamingConfig",
+    "StreamingConnectionConfig",
+    "StreamingEventsConfig",
+    "StreamingIdGenerator",
+    "ToolPolicy",
+    "ValidationError",
+    "__version__",
+    "check_dockfile",
+    "check_dockfile_text",
+    "from_dict",
+    "generate_json_schema",
+    "get_schema_version",
+    "load_dockspec",
+    "normalize_rate_limit",
+    "parse_dockspec",
+    "to_dict",
+    "to_yaml_string",
+    "write_json_schema",
+]

@@ -1,0 +1,100 @@
+"""`dockrion-schema`: validate Dockfiles in CI, print the JSON Schema for editors.
+
+Exit status: 0 every file valid, 1 some file invalid, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+from .dockfile_v1 import DockSpec
+from .json_schema import generate_json_schema
+from .loader import DockfileReport, check_dockfile
+
+__all__ = ["describe", "main"]
+
+
+def describe(spec: DockSpec) -> str:
+    """One line on what a Dockfile declares."""
+    agent = spec.agent
+    parts = [f"agent {agent.name!r} ({agent.mode} {agent.target}, framework {agent.framework})"]
+    routes: list[str] = []
+    if spec.expose.rest:
+        routes.append("POST /invoke")
+    if spec.expose.streaming == "sse":
+        routes.append("POST /invoke/stream")
+    streaming = spec.streaming
+    if streaming is None or streaming.async_runs:
+        backend = streaming.backend if streaming else "memory"
+        routes.append(f"/runs ({backend} backend)")
+    parts.append("serves " + ", ".join(routes))
+    mode = spec.auth.mode if spec.auth else "none"
+    parts.append(f"auth {mode}")
+    return "; ".join(parts)
+
+
+def _text(report: DockfileReport) -> str:
+    lines = [str(issue) for issue in report.errors]
+    lines += [f"{issue} [warning]" for issue in report.warnings]
+    if report.ok and report.spec is not None:
+        lines.append(f"{report.source}: valid: {describe(report.spec)}")
+    else:
+        count = len(report.errors)
+        lines.append(f"{report.source}: invalid ({count} error{'s' if count != 1 else ''})")
+    return "\n".join(lines)
+
+
+def _json(report: DockfileReport) -> dict[str, object]:
+    return {
+        "file": report.source,
+        "valid": report.ok,
+        "summary": describe(report.spec) if report.ok and report.spec else None,
+        "errors": [issue.to_dict() for issue in report.errors],
+        "warnings": [issue.to_dict() for issue in report.warnings],
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockrion-schema", description="Validate Dockfiles and export their JSON Schema."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    validate = commands.add_parser("validate", help="validate one or more Dockfiles")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="Dockfile.yaml paths")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument("--env-file", help="extra env file for ${VAR} substitution")
+    validate.add_argument(
+        "--strict", action="store_true", help="treat warnings (unknown fields) as errors"
+    )
+    schema = commands.add_parser("json-schema", help="print the Dockfile JSON Schema")
+    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "json-schema":
+        text = json.dumps(generate_json_schema(), indent=2, ensure_ascii=False) + "\n"
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    reports = [check_dockfile(path, env_file=args.env_file) for path in args.paths]
+    failed = any(not r.ok or (args.strict and r.warnings) for r in reports)
+    if args.format == "json":
+        payload = {"valid": not failed, "files": [_json(report) for report in reports]}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write("\n".join(_text(report) for report in reports) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

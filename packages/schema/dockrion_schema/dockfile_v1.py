@@ -1,0 +1,595 @@
+"""Dockfile v1: every section as a pydantic model, with its defaults, ranges and rules.
+
+Rule violations raise `ValueError`, so pydantic collects every problem of a document in one
+pass; `dockrion_schema.loader` turns them into located, readable issues. Unknown keys are
+kept at every level (`extra="allow"`) for forward compatibility and reported as warnings by
+the loader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+SUPPORTED_VERSIONS = ("1.0",)
+FRAMEWORKS = ("langgraph", "langchain", "custom")
+JSON_TYPES = ("object", "string", "number", "integer", "boolean", "array", "null")
+PERMISSIONS = (
+    "deploy",
+    "rollback",
+    "invoke",
+    "view_metrics",
+    "key_manage",
+    "read_logs",
+    "read_docs",
+)
+CONFIGURABLE_EVENTS = ("token", "step", "progress", "checkpoint", "heartbeat")
+MANDATORY_EVENTS = ("started", "complete", "error", "cancelled")
+EVENT_PRESETS = ("minimal", "chat", "debug", "all")
+
+AGENT_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+TARGET_RE = re.compile(r"^[\w.]+:\w+$")
+CUSTOM_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+SECRET_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+RATE_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*([a-zA-Z]+)\s*$")
+RATE_WINDOWS = {
+    "s": "second",
+    "sec": "second",
+    "second": "second",
+    "m": "minute",
+    "min": "minute",
+    "minute": "minute",
+    "h": "hour",
+    "hr": "hour",
+    "hour": "hour",
+    "d": "day",
+    "day": "day",
+}
+RATE_WINDOW_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """An inclusive integer range whose error message gives both bounds."""
+
+    low: int
+    high: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(minimum=self.low, maximum=self.high)
+        return json_schema
+
+    def _check(self, value: int) -> int:
+        if not self.low <= value <= self.high:
+            raise ValueError(f"must be between {self.low} and {self.high}, got {value}")
+        return value
+
+
+def _positive(value: int | None) -> int | None:
+    if value is not None and value <= 0:
+        raise ValueError(f"must be a positive integer, got {value}")
+    return value
+
+
+PositiveInt = Annotated[int, AfterValidator(_positive), Field(json_schema_extra={"minimum": 1})]
+
+
+def _non_blank_items(values: list[str]) -> list[str]:
+    for index, item in enumerate(values):
+        if not item.strip():
+            raise ValueError(f"item {index} must not be blank")
+    return values
+
+
+NonBlankList = Annotated[list[str], AfterValidator(_non_blank_items)]
+
+
+def _target(kind: str) -> Callable[[str | None], str | None]:
+    def check(value: str | None) -> str | None:
+        if value is not None and not TARGET_RE.match(value):
+            raise ValueError(
+                f"must look like 'package.module:callable' (one ':', no spaces or slashes), "
+                f"got {value!r}; this is the {kind} to import"
+            )
+        return value
+
+    return check
+
+
+class _Section(BaseModel):
+    """Every Dockfile section keeps unknown keys (forward compatibility)."""
+
+    model_config = ConfigDict(extra="allow", validate_default=False)
+
+
+# --- agent -----------------------------------------------------------------------------
+
+
+def _agent_name(value: str) -> str:
+    if not AGENT_NAME_RE.match(value):
+        raise ValueError(
+            "must start with a lowercase letter and use only lowercase letters, digits and "
+            f"hyphens, at most 63 characters, not ending with a hyphen; got {value!r}"
+        )
+    return value
+
+
+class AgentConfig(_Section):
+    name: Annotated[
+        str,
+        AfterValidator(_agent_name),
+        Field(json_schema_extra={"pattern": AGENT_NAME_RE.pattern}),
+    ]
+    entrypoint: Annotated[str | None, AfterValidator(_target("factory"))] = None
+    handler: Annotated[str | None, AfterValidator(_target("handler"))] = None
+    framework: Literal["langgraph", "langchain", "custom"] | None = None
+    description: str | None = None
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["handler"], "properties": {"handler": {"type": "string"}}},
+                {
+                    "required": ["entrypoint", "framework"],
+                    "properties": {
+                        "entrypoint": {"type": "string"},
+                        "framework": {"type": "string"},
+                    },
+                },
+            ]
+        },
+    )
+
+    @model_validator(mode="after")
+    def _mode(self) -> AgentConfig:
+        if self.handler is None and self.entrypoint is None:
+            raise ValueError(
+                "needs 'handler' (a callable called per request) or 'entrypoint' "
+                "(a factory called once) in the form 'module:callable'"
+            )
+        if self.handler is None and self.framework is None:
+            raise ValueError(
+                "entrypoint mode needs 'framework' (one of: langgraph, langchain, custom)"
+            )
+        if self.handler is not None and self.framework is None:
+            self.framework = "custom"
+        return self
+
+    @property
+    def mode(self) -> Literal["handler", "entrypoint"]:
+        return "handler" if self.handler is not None else "entrypoint"
+
+    @property
+    def target(self) -> str:
+        target = self.handler if self.handler is not None else self.entrypoint
+        assert target is not None  # guaranteed by _mode
+        return target
+
+
+# --- io_schema -------------------------------------------------------------------------
+
+
+def _properties(props: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for name, spec in props.items():
+        if not name.strip():
+            raise ValueError("property names must not be blank")
+        kind = spec.get("type")
+        if kind is not None and kind not in JSON_TYPES:
+            raise ValueError(
+                f"property {name!r} has type {kind!r}; allowed types: {', '.join(JSON_TYPES)}"
+            )
+        if kind == "array" and "items" not in spec:
+            raise ValueError(f"property {name!r} is an array and needs 'items'")
+    return props
+
+
+class IOSubSchema(_Section):
+    type: Literal["object", "string", "number", "integer", "boolean", "array", "null"] = "object"
+    properties: Annotated[dict[str, dict[str, Any]], AfterValidator(_properties)] = Field(
+        default_factory=dict
+    )
+    required: list[str] = Field(default_factory=list)
+    items: dict[str, Any] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IOSubSchema:
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for name in self.required:
+            if name in seen and name not in duplicates:
+                duplicates.append(name)
+            seen.add(name)
+        if duplicates:
+            raise ValueError(f"'required' lists {', '.join(map(repr, duplicates))} more than once")
+        if self.type == "object" and self.properties:
+            unknown = [name for name in self.required if name not in self.properties]
+            if unknown:
+                raise ValueError(
+                    f"'required' names {', '.join(map(repr, unknown))}, not in 'properties' "
+                    f"(declared: {', '.join(self.properties)})"
+                )
+        if self.type == "array" and not self.items:
+            raise ValueError("type 'array' needs a non-empty 'items'")
+        return self
+
+
+class IOSchema(_Section):
+    strict: bool = True
+    input: IOSubSchema | None = None
+    output: IOSubSchema | None = None
+
+
+# --- expose ----------------------------------------------------------------------------
+
+
+class ExposeConfig(_Section):
+    rest: bool = True
+    streaming: Literal["sse", "websocket", "none"] = "sse"
+    port: Annotated[int, Between(1, 65535)] = 8080
+    host: str = "0.0.0.0"  # noqa: S104 - a server inside a container listens on every interface
+    cors: dict[str, list[str]] | None = None
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "not": {
+                "required": ["rest", "streaming"],
+                "properties": {"rest": {"const": False}, "streaming": {"const": "none"}},
+            }
+        },
+    )
+
+    @model_validator(mode="after")
+    def _something_exposed(self) -> ExposeConfig:
+        if not self.rest and self.streaming == "none":
+            raise ValueError(
+                "rest: false with streaming: none exposes nothing; enable at least one"
+            )
+        return self
+
+
+# --- auth ------------------------------------------------------------------------------
+
+
+def normalize_rate_limit(value: str) -> str:
+    """`"100/h"`, `"100/hours"`, `"100 / hour"` -> `"100/hour"`; raises ValueError otherwise."""
+    match = RATE_LIMIT_RE.match(value)
+    window = match and RATE_WINDOWS.get(match.group(2).lower().removesuffix("s") or "s")
+    if match and match.group(2).lower() == "s":
+        window = "second"
+    if not match or not window or int(match.group(1)) <= 0:
+        raise ValueError(
+            f"{value!r} is not a rate limit; use '<count>/<window>' with a positive count and "
+            "a window of second, minute, hour or day (or s, m, h, d), e.g. '100/hour'"
+        )
+    return f"{int(match.group(1))}/{window}"
+
+
+class ApiKeysConfig(_Section):
+    env_var: str = "DOCKRION_API_KEY"
+    prefix: str | None = None
+    header: Annotated[str, Field(min_length=1, max_length=64)] = "X-API-Key"
+    allow_bearer: bool = True
+    enabled: bool = True
+    rotation_days: Annotated[int | None, AfterValidator(_positive)] = 30
+
+
+class JWTClaimsConfig(_Section):
+    user_id: str = "sub"
+    email: str = "email"
+    name: str = "name"
+    roles: str = "roles"
+    permissions: str = "permissions"
+    scopes: str = "scope"
+    tenant_id: str | None = None
+
+
+JWTAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512"
+]
+
+
+class JWTConfig(_Section):
+    jwks_url: str | None = None
+    public_key_env: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: list[JWTAlgorithm] = Field(default_factory=lambda: list[JWTAlgorithm](["RS256"]))
+    leeway_seconds: Annotated[int, Between(0, 300)] = 30
+    claims: JWTClaimsConfig | None = None
+
+
+class OAuth2Config(_Section):
+    introspection_url: str | None = None
+    client_id_env: str | None = None
+    client_secret_env: str | None = None
+    required_scopes: list[str] = Field(default_factory=list)
+
+
+Permission = Literal[
+    "deploy", "rollback", "invoke", "view_metrics", "key_manage", "read_logs", "read_docs"
+]
+
+
+class RoleConfig(_Section):
+    name: str
+    permissions: list[Permission]
+
+
+class AuthConfig(_Section):
+    mode: Literal["none", "api_key", "jwt", "oauth2"] = "api_key"
+    api_keys: ApiKeysConfig | None = None
+    jwt: JWTConfig | None = None
+    oauth2: OAuth2Config | None = None
+    roles: list[RoleConfig] = Field(default_factory=list)
+    rate_limits: dict[str, Annotated[str, AfterValidator(normalize_rate_limit)]] = Field(
+        default_factory=dict
+    )
+
+
+# --- policies --------------------------------------------------------------------------
+
+
+def _regexes(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    return patterns
+
+
+class ToolPolicy(_Section):
+    allowed: list[str] = Field(default_factory=list)
+    deny_by_default: bool = True
+
+
+class SafetyPolicy(_Section):
+    redact_patterns: Annotated[list[str], AfterValidator(_regexes)] = Field(default_factory=list)
+    max_output_chars: Annotated[int | None, AfterValidator(_positive)] = None
+    block_prompt_injection: bool = True
+    halt_on_violation: bool = False
+
+
+class Policies(_Section):
+    tools: ToolPolicy | None = None
+    safety: SafetyPolicy | None = None
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+
+def _secret_name(value: str) -> str:
+    if not SECRET_NAME_RE.match(value):
+        raise ValueError(
+            f"must be an environment variable name in UPPER_SNAKE_CASE "
+            f"(^[A-Z_][A-Z0-9_]*$), got {value!r}"
+        )
+    return value
+
+
+class SecretDefinition(_Section):
+    name: Annotated[
+        str,
+        AfterValidator(_secret_name),
+        Field(json_schema_extra={"pattern": SECRET_NAME_RE.pattern}),
+    ]
+    description: str | None = None
+    default: str | None = None
+
+
+class SecretsConfig(_Section):
+    required: list[SecretDefinition] = Field(default_factory=list)
+    optional: list[SecretDefinition] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SecretsConfig:
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for secret in [*self.required, *self.optional]:
+            if secret.name in seen and secret.name not in duplicates:
+                duplicates.append(secret.name)
+            seen.add(secret.name)
+        if duplicates:
+            raise ValueError(
+                f"secret names must be unique; declared twice: {', '.join(duplicates)}"
+            )
+        return self
+
+
+# --- streaming -------------------------------------------------------------------------
+
+
+class RedisStreamingConfig(_Section):
+    url: str = "${REDIS_URL}"
+    stream_ttl_seconds: Annotated[int, Between(60, 604800)] = 3600
+    max_events_per_run: Annotated[int, Between(10, 100000)] = 1000
+    connection_pool_size: Annotated[int, Between(1, 1000)] = 10
+    key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "dockrion"
+
+
+class StreamingIdGenerator(_Section):
+    type: Literal["uuid", "custom"] = "uuid"
+    handler: Annotated[str | None, AfterValidator(_target("run-id generator"))] = None
+
+    @model_validator(mode="after")
+    def _handler_for_custom(self) -> StreamingIdGenerator:
+        if self.type == "custom" and not self.handler:
+            raise ValueError("type 'custom' needs 'handler: module:callable' returning a run id")
+        return self
+
+
+def validate_events_allowed(value: object) -> str | list[str] | None:
+    """The grammar of `streaming.events.allowed` (shared with `dockrion_events.EventsFilter`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in EVENT_PRESETS:
+            raise ValueError(
+                f"Unknown events preset {value!r}; presets: {', '.join(EVENT_PRESETS)} "
+                "(or give a list of event types)"
+            )
+        return value
+    if not isinstance(value, list):
+        raise ValueError("allowed must be null, a preset string, or a list of event types")
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"event types must be strings, got {item!r}")
+        if item in CONFIGURABLE_EVENTS or item in MANDATORY_EVENTS or item == "custom":
+            continue
+        if item.startswith("custom:"):
+            name = item.removeprefix("custom:")
+            if not CUSTOM_NAME_RE.match(name):
+                raise ValueError(f"{item!r}: custom event names match ^[a-zA-Z_][a-zA-Z0-9_]*$")
+            continue
+        raise ValueError(
+            f"unknown event type {item!r}; valid: {', '.join(CONFIGURABLE_EVENTS)}, "
+            f"{', '.join(MANDATORY_EVENTS)} (always on), custom, custom:<name>"
+        )
+    return value
+
+
+class StreamingEventsConfig(_Section):
+    allowed: Annotated[str | list[str] | None, BeforeValidator(validate_events_allowed)] = None
+    heartbeat_interval: Annotated[int, Between(1, 300)] = 15
+    max_run_duration: Annotated[int, Between(1, 86400)] = 3600
+
+
+class StreamingConnectionConfig(_Section):
+    default_timeout: Annotated[int, Between(1, 3600)] = 300
+    max_subscribers_per_run: Annotated[int, Between(1, 1000)] = 100
+
+
+class StreamingConfig(_Section):
+    async_runs: bool = True
+    backend: Literal["memory", "redis"] = "memory"
+    redis: RedisStreamingConfig | None = None
+    id_generator: StreamingIdGenerator | None = None
+    allow_client_ids: bool = True
+    events: StreamingEventsConfig | None = None
+    connection: StreamingConnectionConfig | None = None
+
+    @model_validator(mode="after")
+    def _redis_defaults(self) -> StreamingConfig:
+        if self.backend == "redis" and self.redis is None:
+            self.redis = RedisStreamingConfig()
+        return self
+
+
+# --- observability, build, metadata ----------------------------------------------------
+
+
+class Observability(_Section):
+    langfuse: dict[str, str] | None = None
+    tracing: bool = True
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
+    metrics: dict[str, bool] = Field(
+        default_factory=lambda: {"latency": True, "tokens": True, "cost": True}
+    )
+
+
+class BuildIncludeConfig(_Section):
+    directories: NonBlankList = Field(default_factory=list)
+    files: NonBlankList = Field(default_factory=list)
+    patterns: NonBlankList = Field(default_factory=list)
+
+
+class BuildConfig(_Section):
+    include: BuildIncludeConfig | None = None
+    exclude: NonBlankList = Field(default_factory=list)
+    auto_detect_imports: bool = False
+
+
+class Metadata(_Section):
+    maintainer: str | None = None
+    version: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+# --- root ------------------------------------------------------------------------------
+
+
+def _version(value: object) -> object:
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        value = f"{float(value):.1f}"
+    if value not in SUPPORTED_VERSIONS:
+        raise ValueError(
+            f"unsupported Dockfile version {value!r}; supported: {', '.join(SUPPORTED_VERSIONS)}"
+        )
+    return value
+
+
+class DockSpec(_Section):
+    """A whole Dockfile (`Dockfile.yaml`), validated."""
+
+    version: Annotated[
+        str,
+        BeforeValidator(_version),
+        WithJsonSchema({"enum": ["1.0", 1.0], "description": "Dockfile format version"}),
+    ]
+    agent: AgentConfig
+    io_schema: IOSchema
+    expose: ExposeConfig
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    auth: AuthConfig | None = None
+    policies: Policies | None = None
+    secrets: SecretsConfig | None = None
+    streaming: StreamingConfig | None = None
+    observability: Observability | None = None
+    build: BuildConfig | None = None
+    metadata: Metadata | None = None
+
+
+SECTION_MODELS: tuple[type[BaseModel], ...] = (
+    DockSpec,
+    AgentConfig,
+    IOSchema,
+    IOSubSchema,
+    ExposeConfig,
+    AuthConfig,
+    ApiKeysConfig,
+    JWTConfig,
+    JWTClaimsConfig,
+    OAuth2Config,
+    RoleConfig,
+    Policies,
+    ToolPolicy,
+    SafetyPolicy,
+    SecretsConfig,
+    SecretDefinition,
+    StreamingConfig,
+    RedisStreamingConfig,
+    StreamingIdGenerator,
+    StreamingEventsConfig,
+    StreamingConnectionConfig,
+    Observability,
+    BuildConfig,
+    BuildIncludeConfig,
+    Metadata,
+)

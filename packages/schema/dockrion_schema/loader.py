@@ -1,0 +1,354 @@
+"""Dockfile text -> validated `DockSpec`, with every problem located in the source."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel
+
+from .dockfile_v1 import DockSpec, ExposeConfig
+from .env import EnvFileError, resolve_environment, substitute
+from .errors import DockfileError, DockfileIssue, DockfileWarning
+from .yaml_source import Path, SourceMap, YamlSourceError, decode, format_path, read_yaml
+
+__all__ = [
+    "DockfileReport",
+    "check_dockfile",
+    "check_dockfile_text",
+    "load_dockspec",
+    "parse_dockspec",
+]
+
+
+@dataclass(slots=True)
+class DockfileReport:
+    """Everything known about one Dockfile: the spec when valid, every error and warning."""
+
+    source: str
+    spec: DockSpec | None = None
+    errors: list[DockfileIssue] = field(default_factory=list)
+    warnings: list[DockfileIssue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not self.errors
+
+    def raise_for_errors(self) -> DockSpec:
+        if self.spec is None or self.errors:
+            raise DockfileError(self.errors, self.warnings)
+        for warning in self.warnings:
+            warnings.warn(str(warning), DockfileWarning, stacklevel=3)
+        return self.spec
+
+
+def check_dockfile(
+    path: str | os.PathLike[str],
+    *,
+    env_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> DockfileReport:
+    """Read, substitute and validate a Dockfile; never raises for a bad file."""
+    file = FsPath(path)
+    source = str(path)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        return DockfileReport(
+            source, errors=[DockfileIssue("file not found", source=source, code="FILE_NOT_FOUND")]
+        )
+    except IsADirectoryError:
+        return DockfileReport(
+            source,
+            errors=[
+                DockfileIssue(
+                    "is a directory; give the path of the Dockfile (e.g. Dockfile.yaml)",
+                    source=source,
+                    code="FILE_NOT_FOUND",
+                )
+            ],
+        )
+    except OSError as exc:
+        return DockfileReport(
+            source,
+            errors=[
+                DockfileIssue(
+                    f"cannot read file: {exc.strerror}", source=source, code="FILE_NOT_FOUND"
+                )
+            ],
+        )
+    try:
+        text = decode(raw, source)
+    except YamlSourceError as exc:
+        return DockfileReport(source, errors=[exc.issue])
+    return check_dockfile_text(
+        text, source, environ=environ, base_dir=file.parent, env_file=env_file
+    )
+
+
+def check_dockfile_text(
+    text: str,
+    source: str = "<string>",
+    *,
+    environ: Mapping[str, str] | None = None,
+    base_dir: FsPath | None = None,
+    env_file: str | os.PathLike[str] | None = None,
+) -> DockfileReport:
+    """Like `check_dockfile` for text already in memory; env files are read from `base_dir`."""
+    report = DockfileReport(source)
+    try:
+        data, source_map = read_yaml(text, source)
+    except YamlSourceError as exc:
+        report.errors.append(exc.issue)
+        return report
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single value ({data!r})"
+        report.errors.append(
+            DockfileIssue(
+                f"the top level must be a mapping of sections (version, agent, io_schema, "
+                f"expose, ...), got {kind}",
+                line=1,
+                column=1,
+                source=source,
+            )
+        )
+        return report
+    try:
+        env = resolve_environment(base_dir, env_file, environ)
+    except EnvFileError as exc:
+        report.errors.append(exc.issue)
+        return report
+    _default_redis_url(data)
+    data, env_issues = substitute(data, env, source_map)
+    report.errors.extend(env_issues)
+    try:
+        spec = DockSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        reported = {issue.path for issue in env_issues}
+        report.errors.extend(
+            issue
+            for issue in _issues_from_pydantic(exc, data, source_map)
+            if issue.path not in reported
+        )
+    else:
+        if not report.errors:
+            report.spec = spec
+    report.warnings.extend(_unknown_fields(DockSpec, data, (), source_map))
+    report.errors.sort(key=lambda issue: (issue.line or 0, issue.column or 0))
+    return report
+
+
+def load_dockspec(
+    path: str | os.PathLike[str],
+    *,
+    env_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> DockSpec:
+    """Load a Dockfile from disk. Raises `DockfileError` listing every problem found.
+
+    >>> spec = load_dockspec("examples/quickstart/Dockfile.yaml")  # doctest: +SKIP
+    >>> spec.agent.name  # doctest: +SKIP
+    'quickstart'
+    """
+    return check_dockfile(path, env_file=env_file, environ=environ).raise_for_errors()
+
+
+def parse_dockspec(
+    text: str, source: str = "<string>", *, environ: Mapping[str, str] | None = None
+) -> DockSpec:
+    """Validate Dockfile text. `${VAR}` comes from `environ` (default: the process env)."""
+    return check_dockfile_text(text, source, environ=environ).raise_for_errors()
+
+
+def _default_redis_url(data: dict[str, Any]) -> None:
+    # The documented default `${REDIS_URL}` must be expanded like any written value.
+    streaming = data.get("streaming")
+    if isinstance(streaming, dict) and streaming.get("backend") == "redis":
+        redis = streaming.get("redis")
+        if redis is None:
+            streaming["redis"] = {"url": "${REDIS_URL}"}
+        elif isinstance(redis, dict) and "url" not in redis:
+            redis["url"] = "${REDIS_URL}"
+
+
+# --- pydantic errors -> located issues ---------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 80 else value[:77] + "...")
+    return repr(value)
+
+
+_TYPE_WORDS = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"must be one of: {expected}; got {_show(value)}"
+    if kind in _TYPE_WORDS:
+        return f"must be {_TYPE_WORDS[kind]}, got {_show(value)}"
+    if kind in ("string_too_short", "string_too_long"):
+        low, high = ctx.get("min_length"), ctx.get("max_length")
+        bounds = f"at least {low}" if low is not None else f"at most {high}"
+        return f"must be {bounds} characters long, got {_show(value)}"
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {_show(value)}"
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, bool]:
+    """Keep the parts of a pydantic `loc` that address the document; drop union tags."""
+    path: list[str | int] = []
+    current = data
+    on_key = False
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if part == "[key]":
+            on_key = True
+            continue
+        if (isinstance(part, int) and isinstance(current, list) and part < len(current)) or (
+            isinstance(part, str) and isinstance(current, dict) and part in current
+        ):
+            path.append(part)
+            current = current[part]
+        elif isinstance(part, str) and last and isinstance(current, dict):
+            path.append(part)  # a missing field: located at its parent
+        # otherwise: a union member tag such as 'str' or 'function-after[...]'
+    return tuple(path), on_key
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _issues_from_pydantic(
+    exc: pydantic.ValidationError, data: Any, source_map: SourceMap
+) -> list[DockfileIssue]:
+    issues: list[DockfileIssue] = []
+    seen: set[tuple[Path, str]] = set()
+    for error in exc.errors(include_url=False):
+        path, on_key = _data_path(tuple(error["loc"]), data)
+        message = _message(error)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        # A section-level rule points at the section's key; a scalar at the value itself.
+        section = isinstance(_value_at(data, path), dict)
+        if on_key or section:
+            position = source_map.keys.get(path) or source_map.locate(path)
+        else:
+            position = source_map.locate(path)
+        issues.append(
+            DockfileIssue(
+                message,
+                path=format_path(path),
+                line=position[0] if position else None,
+                column=position[1] if position else None,
+                source=source_map.source,
+            )
+        )
+    return issues
+
+
+# --- unknown fields -> warnings ------------------------------------------------------------
+
+_KNOWN_DICT_KEYS: dict[tuple[type[BaseModel], str], tuple[str, ...]] = {
+    (ExposeConfig, "cors"): ("origins", "methods"),
+}
+
+
+def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The section model inside `M`, `M | None` or `list[M]`, and whether it is a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin = typing.get_origin(annotation)
+    for arg in typing.get_args(annotation):
+        model, is_list = _nested_model(arg)
+        if model is not None:
+            return model, is_list or origin is list
+    return None, False
+
+
+def _unknown_fields(
+    model: type[BaseModel], data: Any, path: Path, source_map: SourceMap
+) -> list[DockfileIssue]:
+    """Walk the raw document beside the models, so warnings come even when errors do too."""
+    if not isinstance(data, dict):
+        return []
+    found: list[DockfileIssue] = []
+    fields = model.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            found.append(_unknown(key, list(fields), (*path, key), source_map))
+            continue
+        allowed = _KNOWN_DICT_KEYS.get((model, key))
+        if allowed is not None and isinstance(value, dict):
+            found.extend(
+                _unknown(inner, list(allowed), (*path, key, inner), source_map)
+                for inner in value
+                if inner not in allowed
+            )
+            continue
+        nested, is_list = _nested_model(fields[key].annotation)
+        if nested is None:
+            continue
+        if is_list and isinstance(value, list):
+            for index, item in enumerate(value):
+                found.extend(_unknown_fields(nested, item, (*path, key, index), source_map))
+        else:
+            found.extend(_unknown_fields(nested, value, (*path, key), source_map))
+    return found
+
+
+def _unknown(key: str, known: list[str], path: Path, source_map: SourceMap) -> DockfileIssue:
+    guess = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {guess[0]!r}?" if guess else f"; known fields: {', '.join(known)}"
+    position = source_map.keys.get(path) or source_map.locate(path)
+    return DockfileIssue(
+        f"unknown field {key!r} (kept, but nothing reads it){hint}",
+        path=format_path(path),
+        line=position[0] if position else None,
+        column=position[1] if position else None,
+        source=source_map.source,
+        code="UNKNOWN_FIELD",
+    )

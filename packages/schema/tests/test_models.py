@@ -1,0 +1,139 @@
+"""Defaults and normalisation of the models, as documented in spec/dockfile.md section 12."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import dockrion_schema
+from dockrion_schema import (
+    DockfileError,
+    DockSpec,
+    from_dict,
+    get_schema_version,
+    normalize_rate_limit,
+)
+
+BASE: dict[str, Any] = {
+    "version": "1.0",
+    "agent": {"name": "demo", "handler": "app:handle"},
+    "io_schema": {},
+    "expose": {},
+}
+
+
+def spec_with(**sections: Any) -> DockSpec:
+    return DockSpec.model_validate({**BASE, **sections})
+
+
+def test_empty_sections_expand_to_documented_defaults() -> None:
+    spec = spec_with(streaming={}, auth={})
+    dumped = spec.model_dump()
+    assert dumped["io_schema"] == {"strict": True, "input": None, "output": None}
+    assert dumped["expose"] == {
+        "rest": True,
+        "streaming": "sse",
+        "port": 8080,
+        "host": "0.0.0.0",
+        "cors": None,
+    }
+    assert dumped["streaming"] == {
+        "async_runs": True,
+        "backend": "memory",
+        "redis": None,
+        "id_generator": None,
+        "allow_client_ids": True,
+        "events": None,
+        "connection": None,
+    }
+    assert dumped["auth"] == {
+        "mode": "api_key",
+        "api_keys": None,
+        "jwt": None,
+        "oauth2": None,
+        "roles": [],
+        "rate_limits": {},
+    }
+    assert dumped["arguments"] == {}
+
+
+def test_redis_backend_gets_default_settings() -> None:
+    spec = spec_with(streaming={"backend": "redis"})
+    assert spec.streaming is not None and spec.streaming.redis is not None
+    assert spec.streaming.redis.model_dump() == {
+        "url": "${REDIS_URL}",
+        "stream_ttl_seconds": 3600,
+        "max_events_per_run": 1000,
+        "connection_pool_size": 10,
+        "key_prefix": "dockrion",
+    }
+
+
+def test_handler_mode_defaults_framework_to_custom() -> None:
+    spec = spec_with()
+    assert (spec.agent.framework, spec.agent.mode, spec.agent.target) == (
+        "custom",
+        "handler",
+        "app:handle",
+    )
+
+
+def test_handler_wins_over_entrypoint_and_keeps_framework() -> None:
+    spec = spec_with(
+        agent={"name": "x", "handler": "a:h", "entrypoint": "a:e", "framework": "langgraph"}
+    )
+    assert (spec.agent.mode, spec.agent.target, spec.agent.framework) == (
+        "handler",
+        "a:h",
+        "langgraph",
+    )
+
+
+def test_unquoted_version_is_normalised() -> None:
+    assert spec_with(version=1.0).version == "1.0"
+    assert get_schema_version() == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("given", "normal"),
+    [
+        ("100/hour", "100/hour"),
+        ("100/h", "100/hour"),
+        ("10/second", "10/second"),
+        ("10/s", "10/second"),
+        ("5/minutes", "5/minute"),
+        ("5 / min", "5/minute"),
+        ("1/d", "1/day"),
+        ("7/days", "7/day"),
+    ],
+)
+def test_rate_limit_spellings(given: str, normal: str) -> None:
+    assert normalize_rate_limit(given) == normal
+
+
+@pytest.mark.parametrize("bad", ["0/hour", "-1/s", "ten/s", "5/fortnight", "5", "5/"])
+def test_rate_limit_rejects(bad: str) -> None:
+    with pytest.raises(ValueError, match="is not a rate limit"):
+        normalize_rate_limit(bad)
+
+
+def test_from_dict_reports_every_problem() -> None:
+    with pytest.raises(DockfileError) as caught:
+        from_dict({**BASE, "expose": {"port": 0}, "agent": {"name": "X"}})
+    assert {issue.path for issue in caught.value.issues} == {"agent.name", "expose.port"}
+
+
+def test_public_api_is_exactly_all() -> None:
+    public = {name for name in dir(dockrion_schema) if not name.startswith("_")}
+    modules = {
+        "cli",
+        "dockfile_v1",
+        "env",
+        "errors",
+        "json_schema",
+        "loader",
+        "serialize",
+        "yaml_source",
+    }
+    assert public - modules == set(dockrion_schema.__all__) - {"__version__"}
