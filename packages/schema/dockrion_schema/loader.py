@@ -241,9 +241,10 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, bool]:
         if part == "[key]":
             on_key = True
             continue
-        if (isinstance(part, int) and isinstance(current, list) and part < len(current)) or (
-            isinstance(part, str) and isinstance(current, dict) and part in current
-        ):
+        if isinstance(part, int) and isinstance(current, list) and part < len(current):
+            path.append(part)
+            current = current[part]
+        elif isinstance(part, str) and isinstance(current, dict) and part in current:
             path.append(part)
             current = current[part]
         elif isinstance(part, str) and last and isinstance(current, dict):
