@@ -1,0 +1,103 @@
+"""The run-log interface every backend implements (memory, Redis).
+
+A run is an append-only, sequence-numbered log of events plus a state record beside it.
+Non-terminal events are appended by the run's single producer with the sequences it
+assigned; the backend rejects gaps. A terminal event is appended by `finish_run`, which
+takes the next sequence itself and changes the status in the same atomic step, so a cancel
+racing a completion ends in exactly one state, in the log and in the record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendPublishError,
+    BackendSubscribeError,
+)
+from ..models import BaseEvent
+from ..record import EventRecord
+from ..runs import Run, RunStatus
+
+__all__ = [
+    "BackendConnectionError",
+    "BackendError",
+    "BackendPublishError",
+    "BackendSubscribeError",
+    "EventBackend",
+    "TerminalEventFactory",
+]
+
+TerminalEventFactory = Callable[[int], BaseEvent]
+
+
+class EventBackend(ABC):
+    """Where runs and their event logs live."""
+
+    name: str = "unknown"
+
+    @abstractmethod
+    async def create_run(self, run: Run) -> None:
+        """Store a new run. Raises `RunExistsError` when the id is taken."""
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> Run | None: ...
+
+    @abstractmethod
+    async def list_runs(
+        self, *, status: RunStatus | None = None, owner: str | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Newest first."""
+
+    @abstractmethod
+    async def start_run(self, run_id: str) -> Run:
+        """ACCEPTED -> RUNNING. Raises `RunFinishedError` if the run already ended."""
+
+    @abstractmethod
+    async def append(self, run_id: str, records: Sequence[EventRecord]) -> None:
+        """Append non-terminal events whose sequences continue the log exactly.
+
+        Raises `RunFinishedError` when the run has ended (its producer should stop) and
+        `RunNotFoundError` for an unknown run.
+        """
+
+    @abstractmethod
+    async def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        build: TerminalEventFactory,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> tuple[Run, EventRecord]:
+        """Atomically append the terminal event `build(next_sequence)` and set `status`.
+
+        Raises `RunFinishedError` if the run already ended: exactly one terminal event.
+        """
+
+    @abstractmethod
+    async def read(
+        self, run_id: str, after: int, timeout: float | None = None
+    ) -> tuple[list[EventRecord], bool]:
+        """Events with sequence > `after`, waiting up to `timeout` s for the first one.
+
+        Returns `(records, finished)`; `finished` is true when the run has ended and nothing
+        follows the records returned. An empty list with `finished` false means the wait
+        timed out. Raises `EventsExpiredError` when `after + 1` is no longer retained and
+        `RunNotFoundError` for an unknown run.
+        """
+
+    @abstractmethod
+    async def delete_run(self, run_id: str) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the backend answers (used by readiness checks)."""
+        return True
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; pending reads end."""

@@ -1,0 +1,210 @@
+"""Runs and their logs in this process's memory: zero set-up, one process.
+
+Memory is bounded: each log keeps at most about `max_events_per_run` events (the oldest go
+first) and a finished run is forgotten `ttl_seconds` after it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import (
+    BackendPublishError,
+    EventsExpiredError,
+    RunExistsError,
+    RunFinishedError,
+    RunNotFoundError,
+)
+from ..record import EventRecord
+from ..runs import Run, RunStatus
+from .base import EventBackend, TerminalEventFactory
+
+__all__ = ["InMemoryBackend"]
+
+
+class _RunLog:
+    __slots__ = ("changed", "events", "first", "run")
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.events: list[EventRecord] = []
+        self.first = 0  # sequence of events[0]
+        self.changed = asyncio.Event()
+
+    @property
+    def next_sequence(self) -> int:
+        return self.first + len(self.events)
+
+    def notify(self) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+
+class InMemoryBackend(EventBackend):
+    name = "memory"
+
+    def __init__(
+        self,
+        max_events_per_run: int = 10_000,
+        ttl_seconds: float = 3600.0,
+        *,
+        discard_consumed: bool = False,
+    ) -> None:
+        if max_events_per_run < 1:
+            raise ValueError("max_events_per_run must be at least 1")
+        self.max_events_per_run = max_events_per_run
+        self.ttl_seconds = ttl_seconds
+        self._discard_consumed = discard_consumed
+        self._runs: dict[str, _RunLog] = {}
+        self._expiry: list[tuple[float, str]] = []
+        self._closed = False
+
+    # --- run state ---------------------------------------------------------------------
+
+    async def create_run(self, run: Run) -> None:
+        self._sweep()
+        if run.run_id in self._runs:
+            raise RunExistsError(run.run_id)
+        self._runs[run.run_id] = _RunLog(run.model_copy())
+
+    async def get_run(self, run_id: str) -> Run | None:
+        self._sweep()
+        log = self._runs.get(run_id)
+        return log.run.model_copy() if log else None
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, owner: str | None = None, limit: int = 100
+    ) -> list[Run]:
+        self._sweep()
+        runs = [
+            log.run
+            for log in self._runs.values()
+            if (status is None or log.run.status == status)
+            and (owner is None or log.run.owner == owner)
+        ]
+        runs.sort(key=lambda run: run.created_at, reverse=True)
+        return [run.model_copy() for run in runs[:limit]]
+
+    async def start_run(self, run_id: str) -> Run:
+        log = self._log(run_id)
+        if log.run.terminal:
+            raise RunFinishedError(run_id, log.run.status.value)
+        if log.run.status == RunStatus.ACCEPTED:
+            log.run.status = RunStatus.RUNNING
+            log.run.started_at = datetime.now(UTC)
+        return log.run.model_copy()
+
+    async def delete_run(self, run_id: str) -> None:
+        log = self._runs.pop(run_id, None)
+        if log is not None:
+            log.notify()
+
+    # --- the log -----------------------------------------------------------------------
+
+    async def append(self, run_id: str, records: Sequence[EventRecord]) -> None:
+        if not records:
+            return
+        log = self._log(run_id)
+        if log.run.terminal:
+            raise RunFinishedError(run_id, log.run.status.value)
+        expected = log.next_sequence
+        for offset, record in enumerate(records):
+            if record.sequence != expected + offset or record.terminal:
+                raise BackendPublishError(
+                    f"run '{run_id}': expected non-terminal event {expected + offset}, got "
+                    f"{record.type} {record.sequence}",
+                    self.name,
+                )
+        log.events.extend(records)
+        self._trim(log)
+        log.run.last_sequence = log.next_sequence - 1
+        log.notify()
+
+    async def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        build: TerminalEventFactory,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> tuple[Run, EventRecord]:
+        log = self._log(run_id)
+        run = log.run
+        if run.terminal:
+            raise RunFinishedError(run_id, run.status.value)
+        if not status.terminal:
+            raise ValueError(f"finish_run needs a terminal status, got {status}")
+        record = EventRecord.from_event(build(log.next_sequence))
+        log.events.append(record)
+        run.status = status
+        run.completed_at = datetime.now(UTC)
+        run.output = output
+        run.error = error
+        run.last_sequence = record.sequence
+        self._trim(log)
+        heapq.heappush(self._expiry, (time.monotonic() + self.ttl_seconds, run_id))
+        log.notify()
+        return run.model_copy(), record
+
+    async def read(
+        self, run_id: str, after: int, timeout: float | None = None
+    ) -> tuple[list[EventRecord], bool]:
+        log = self._log(run_id)
+        if log.next_sequence <= after + 1:
+            if log.run.terminal:
+                return [], True
+            changed = log.changed
+            try:
+                await asyncio.wait_for(changed.wait(), timeout)
+            except TimeoutError:
+                return [], False
+            if self._runs.get(run_id) is not log:
+                raise RunNotFoundError(run_id)
+        start = after + 1
+        if start < log.first:
+            raise EventsExpiredError(run_id, start, log.first)
+        records = log.events[start - log.first :]
+        if self._discard_consumed and records:
+            # A single-consumer log (Pattern A) forgets what its reader already has.
+            log.events.clear()
+            log.first = records[-1].sequence + 1
+        # Every record up to the end was returned, so a finished run ends here.
+        return records, log.run.terminal
+
+    # --- housekeeping ------------------------------------------------------------------
+
+    def _log(self, run_id: str) -> _RunLog:
+        log = self._runs.get(run_id)
+        if log is None:
+            raise RunNotFoundError(run_id)
+        return log
+
+    def _trim(self, log: _RunLog) -> None:
+        # Trim in slices of a quarter so appends stay amortised O(1).
+        excess = len(log.events) - self.max_events_per_run
+        if excess > 0 and (excess >= self.max_events_per_run // 4 or log.run.terminal):
+            del log.events[:excess]
+            log.first += excess
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        while self._expiry and self._expiry[0][0] <= now:
+            _, run_id = heapq.heappop(self._expiry)
+            log = self._runs.get(run_id)
+            if log is not None and log.run.terminal:
+                del self._runs[run_id]
+                log.notify()
+
+    def run_count(self) -> int:
+        return len(self._runs)
+
+    async def close(self) -> None:
+        self._closed = True
+        for log in self._runs.values():
+            log.notify()

@@ -1,0 +1,109 @@
+"""Errors of the event layer; each has a stable `code` the HTTP layer can return."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendConnectionError",
+    "BackendError",
+    "BackendPublishError",
+    "BackendSubscribeError",
+    "EventsError",
+    "EventsExpiredError",
+    "InvalidRunIdError",
+    "RunCancelledError",
+    "RunExistsError",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "StreamClosedError",
+]
+
+
+class EventsError(Exception):
+    """Base of the errors of `dockrion_events`."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRunIdError(EventsError, ValueError):
+    code = "VALIDATION_ERROR"
+
+
+class RunNotFoundError(EventsError, LookupError):
+    code = "NOT_FOUND"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Run '{run_id}' not found")
+        self.run_id = run_id
+
+
+class RunExistsError(EventsError):
+    code = "CONFLICT"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Run '{run_id}' already exists")
+        self.run_id = run_id
+
+
+class RunFinishedError(EventsError):
+    """The run already reached a terminal status; nothing more can be appended."""
+
+    code = "RUN_FINISHED"
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"Run '{run_id}' already finished with status {status}")
+        self.run_id = run_id
+        self.status = status
+
+
+class EventsExpiredError(EventsError):
+    """The cursor points before the oldest event still kept (`max_events_per_run`)."""
+
+    code = "EVENTS_EXPIRED"
+
+    def __init__(self, run_id: str, requested: int, first_available: int) -> None:
+        super().__init__(
+            f"Events of run '{run_id}' before sequence {first_available} are no longer kept "
+            f"(asked from {requested}); resume from {first_available} or later"
+        )
+        self.run_id = run_id
+        self.requested = requested
+        self.first_available = first_available
+
+
+class StreamClosedError(EventsError, RuntimeError):
+    """An emit after the run's terminal event."""
+
+    code = "STREAM_CLOSED"
+
+
+class RunCancelledError(StreamClosedError):
+    """Raised by the next emit of an agent whose run was cancelled, so the agent stops."""
+
+    code = "CANCELLED"
+
+
+class BackendError(EventsError):
+    code = "BACKEND_ERROR"
+
+    def __init__(self, message: str, backend: str = "unknown") -> None:
+        super().__init__(message)
+        self.backend = backend
+
+    def __str__(self) -> str:
+        return f"[{self.backend}] {self.message}"
+
+
+class BackendConnectionError(BackendError):
+    code = "BACKEND_UNAVAILABLE"
+
+
+class BackendPublishError(BackendError):
+    pass
+
+
+class BackendSubscribeError(BackendError):
+    pass

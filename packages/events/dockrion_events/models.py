@@ -1,0 +1,182 @@
+"""Event models: the common fields of every event and each built-in type's own fields."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+__all__ = [
+    "CONFIGURABLE_EVENT_TYPES",
+    "MANDATORY_EVENT_TYPES",
+    "TERMINAL_EVENT_TYPES",
+    "BaseEvent",
+    "CancelledEvent",
+    "CheckpointEvent",
+    "CompleteEvent",
+    "ErrorEvent",
+    "HeartbeatEvent",
+    "ProgressEvent",
+    "StartedEvent",
+    "StepEvent",
+    "StreamEvent",
+    "TokenEvent",
+    "create_event",
+    "is_terminal_event",
+    "new_event_id",
+    "parse_event",
+]
+
+TERMINAL_EVENT_TYPES = frozenset({"complete", "error", "cancelled"})
+MANDATORY_EVENT_TYPES = frozenset({"started", "complete", "error", "cancelled"})
+CONFIGURABLE_EVENT_TYPES = frozenset({"token", "step", "progress", "checkpoint", "heartbeat"})
+
+
+def new_event_id() -> str:
+    """`evt-` and 12 random hex digits."""
+    return "evt-" + os.urandom(6).hex()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BaseEvent(BaseModel):
+    """Fields every event carries. Extra keys (custom events) are kept at the top level."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(default_factory=new_event_id)
+    type: str
+    run_id: str
+    sequence: int = 0
+    timestamp: datetime = Field(default_factory=_now)
+
+    @field_serializer("timestamp")
+    def _iso(self, value: datetime) -> str:
+        return value.isoformat()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def to_sse(self) -> str:
+        """One SSE frame: `id: <sequence>`, `event: <type>`, one `data:` line, blank line."""
+        return f"id: {self.sequence}\nevent: {self.type}\ndata: {self.to_json()}\n\n"
+
+
+class StartedEvent(BaseEvent):
+    type: Literal["started"] = "started"
+    agent_name: str | None = None
+    framework: str | None = None
+
+
+class ProgressEvent(BaseEvent):
+    type: Literal["progress"] = "progress"
+    step: str
+    progress: float = 0.0
+    message: str | None = None
+
+    @field_validator("progress")
+    @classmethod
+    def _clamp(cls, value: float) -> float:
+        return min(1.0, max(0.0, value))
+
+
+class CheckpointEvent(BaseEvent):
+    type: Literal["checkpoint"] = "checkpoint"
+    name: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TokenEvent(BaseEvent):
+    type: Literal["token"] = "token"
+    content: str
+    finish_reason: str | None = None
+
+
+class StepEvent(BaseEvent):
+    type: Literal["step"] = "step"
+    node_name: str
+    duration_ms: int | None = None
+    input_keys: list[str] = Field(default_factory=list)
+    output_keys: list[str] = Field(default_factory=list)
+
+
+class HeartbeatEvent(BaseEvent):
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+class CompleteEvent(BaseEvent):
+    type: Literal["complete"] = "complete"
+    output: Any = Field(default_factory=dict)
+    latency_seconds: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorEvent(BaseEvent):
+    type: Literal["error"] = "error"
+    error: str
+    code: str = "INTERNAL_ERROR"
+    details: dict[str, Any] | None = None
+
+
+class CancelledEvent(BaseEvent):
+    type: Literal["cancelled"] = "cancelled"
+    reason: str | None = None
+
+
+StreamEvent = (
+    StartedEvent
+    | ProgressEvent
+    | CheckpointEvent
+    | TokenEvent
+    | StepEvent
+    | HeartbeatEvent
+    | CompleteEvent
+    | ErrorEvent
+    | CancelledEvent
+    | BaseEvent
+)
+
+EVENT_CLASSES: dict[str, type[BaseEvent]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        StartedEvent,
+        ProgressEvent,
+        CheckpointEvent,
+        TokenEvent,
+        StepEvent,
+        HeartbeatEvent,
+        CompleteEvent,
+        ErrorEvent,
+        CancelledEvent,
+    )
+}
+
+
+def is_terminal_event(event: BaseEvent | dict[str, Any] | str) -> bool:
+    """True for `complete`, `error` and `cancelled` (an event, its dict or its type)."""
+    kind = (
+        event
+        if isinstance(event, str)
+        else (event.get("type") if isinstance(event, dict) else event.type)
+    )
+    return kind in TERMINAL_EVENT_TYPES
+
+
+def create_event(event_type: str, run_id: str, sequence: int = 0, **fields: Any) -> BaseEvent:
+    cls = EVENT_CLASSES.get(event_type, BaseEvent)
+    return cls(type=event_type, run_id=run_id, sequence=sequence, **fields)
+
+
+def parse_event(data: dict[str, Any]) -> BaseEvent:
+    """The right event class for `data["type"]`; unknown types keep their fields as extras."""
+    kind = data.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("event has no 'type'")
+    return EVENT_CLASSES.get(kind, BaseEvent).model_validate(data)

@@ -1,0 +1,182 @@
+"""RunManager: create runs, move them through their lifecycle, cancel them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .bus import EventBus
+from .context import StreamContext
+from .errors import InvalidRunIdError, RunNotFoundError
+from .filter import EventsFilter
+from .models import CancelledEvent
+from .runs import (
+    RUN_ID_PATTERN,
+    Run,
+    RunCreateResponse,
+    RunStatus,
+    generate_run_id,
+    validate_run_id,
+)
+
+__all__ = [
+    "RUN_ID_PATTERN",
+    "RunCreateResponse",
+    "RunManager",
+    "generate_run_id",
+    "validate_run_id",
+]
+
+
+class RunManager:
+    """Runs of one agent on one bus. Contexts of the runs started here live here."""
+
+    def __init__(
+        self,
+        event_bus: EventBus,
+        allow_client_ids: bool = True,
+        agent_name: str | None = None,
+        framework: str | None = None,
+        *,
+        id_generator: Callable[[], str] | None = None,
+        events_filter: EventsFilter | None = None,
+    ) -> None:
+        self._bus = event_bus
+        self._allow_client_ids = allow_client_ids
+        self._agent_name = agent_name
+        self._framework = framework
+        self._id_generator = id_generator or generate_run_id
+        self._events_filter = events_filter
+        self._contexts: dict[str, StreamContext] = {}
+
+    @property
+    def bus(self) -> EventBus:
+        return self._bus
+
+    async def create_run(
+        self,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        owner: str | None = None,
+        events_filter: EventsFilter | None = None,
+    ) -> Run:
+        """A new ACCEPTED run. Raises `InvalidRunIdError` or `RunExistsError`."""
+        if run_id is not None:
+            if not self._allow_client_ids:
+                raise InvalidRunIdError("Client-supplied run ids are not allowed here")
+            validate_run_id(run_id)
+        else:
+            run_id = validate_run_id(str(self._id_generator()))
+        run = Run(
+            run_id=run_id,
+            metadata=metadata or {},
+            owner=owner,
+            agent_name=self._agent_name,
+            framework=self._framework,
+        )
+        await self._bus.backend.create_run(run)
+        self._contexts[run_id] = StreamContext(
+            run_id,
+            self._bus,
+            agent_name=self._agent_name,
+            framework=self._framework,
+            events_filter=events_filter or self._events_filter,
+        )
+        return run
+
+    def get_context(
+        self, run_id: str, events_filter: EventsFilter | None = None
+    ) -> StreamContext | None:
+        context = self._contexts.get(run_id)
+        if context is not None and events_filter is not None:
+            context.events_filter = events_filter
+        return context
+
+    async def get_run(self, run_id: str) -> Run | None:
+        return await self._bus.backend.get_run(run_id)
+
+    async def list_runs(
+        self, status: RunStatus | None = None, limit: int = 100, *, owner: str | None = None
+    ) -> list[Run]:
+        return await self._bus.backend.list_runs(status=status, owner=owner, limit=limit)
+
+    async def start_run(self, run_id: str) -> Run:
+        """ACCEPTED -> RUNNING, then the `started` event (sequence 0)."""
+        run = await self._bus.backend.start_run(run_id)
+        context = self._contexts.get(run_id)
+        if context is not None:
+            await context.emit_started()
+        return run
+
+    async def set_result(
+        self,
+        run_id: str,
+        output: Any,
+        latency_seconds: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Run:
+        context = self._require_context(run_id)
+        try:
+            await context.emit_complete(output, latency_seconds, metadata)
+        finally:
+            self._contexts.pop(run_id, None)
+        return await self._fetch(run_id)
+
+    async def set_error(
+        self,
+        run_id: str,
+        error: str,
+        code: str = "INTERNAL_ERROR",
+        details: dict[str, Any] | None = None,
+    ) -> Run:
+        context = self._require_context(run_id)
+        try:
+            await context.emit_error(error, code, details)
+        finally:
+            self._contexts.pop(run_id, None)
+        return await self._fetch(run_id)
+
+    async def cancel_run(self, run_id: str, reason: str | None = None) -> Run:
+        """End the run as CANCELLED and stop its agent. Raises `RunFinishedError` when the
+        run already ended, `RunNotFoundError` when it does not exist."""
+        context = self._contexts.get(run_id)
+        if context is not None:
+            await context.flush()
+        run, _ = await self._bus.finish(
+            run_id,
+            RunStatus.CANCELLED,
+            lambda seq: CancelledEvent(run_id=run_id, sequence=seq, reason=reason),
+        )
+        if context is not None:
+            context.cancel(reason)
+            self._contexts.pop(run_id, None)
+        return run
+
+    def forget(self, run_id: str) -> None:
+        """Drop the local context of a run (after its executor ended)."""
+        self._contexts.pop(run_id, None)
+
+    async def is_terminal(self, run_id: str) -> bool:
+        run = await self.get_run(run_id)
+        return run is None or run.terminal
+
+    async def get_stats(self) -> dict[str, int]:
+        runs = await self.list_runs(limit=1_000_000)
+        stats = {status.value: 0 for status in RunStatus}
+        for run in runs:
+            stats[run.status.value] += 1
+        stats["total"] = len(runs)
+        return stats
+
+    def _require_context(self, run_id: str) -> StreamContext:
+        context = self._contexts.get(run_id)
+        if context is None:
+            raise RunNotFoundError(run_id)
+        return context
+
+    async def _fetch(self, run_id: str) -> Run:
+        run = await self.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return run

@@ -1,0 +1,236 @@
+"""StreamContext: async and sync emits, worker threads, filters, closing and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from dockrion_events import (
+    EventBus,
+    EventRecord,
+    EventsFilter,
+    InMemoryBackend,
+    RunCancelledError,
+    RunManager,
+    StreamClosedError,
+    StreamContext,
+    context_scope,
+    get_current_context,
+)
+
+
+async def new_run(
+    events_filter: EventsFilter | None = None, **backend: Any
+) -> tuple[RunManager, str]:
+    manager = RunManager(
+        EventBus(InMemoryBackend(**backend)),
+        agent_name="agent",
+        framework="custom",
+        events_filter=events_filter,
+    )
+    run = await manager.create_run()
+    await manager.start_run(run.run_id)
+    return manager, run.run_id
+
+
+async def collect(manager: RunManager, run_id: str, from_sequence: int = 0) -> list[EventRecord]:
+    records: list[EventRecord] = []
+    async for batch in manager.bus.subscribe(run_id, from_sequence):
+        records.extend(batch)
+    return records
+
+
+def test_sync_agent_in_a_worker_thread_emits_100000_tokens_in_order(run_async: Any) -> None:
+    count = 100_000
+
+    async def scenario() -> list[EventRecord]:
+        manager, run_id = await new_run(max_events_per_run=count + 10)
+        context = manager.get_context(run_id)
+        assert context is not None
+
+        def agent() -> None:
+            for i in range(count):
+                context.sync_emit_token(str(i))
+
+        reader = asyncio.create_task(collect(manager, run_id))
+        await asyncio.to_thread(agent)
+        await manager.set_result(run_id, {"done": True})
+        return await reader
+
+    records = run_async(scenario())
+    assert [r.sequence for r in records] == list(range(count + 2))
+    tokens = [r.event() for r in records[1:-1]]
+    assert [t.model_dump()["content"] for t in tokens[:3]] == ["0", "1", "2"]
+    assert tokens[-1].model_dump()["content"] == str(count - 1)
+    assert [r.type for r in records if r.terminal] == ["complete"]
+
+
+def test_sync_emits_are_batched_into_few_appends(run_async: Any) -> None:
+    appends: list[int] = []
+
+    class CountingBackend(InMemoryBackend):
+        async def append(self, run_id: str, records: Any) -> None:
+            appends.append(len(records))
+            await super().append(run_id, records)
+
+    async def scenario() -> None:
+        manager = RunManager(EventBus(CountingBackend(max_events_per_run=20_000)))
+        run = await manager.create_run()
+        context = manager.get_context(run.run_id)
+        assert context is not None
+        await asyncio.to_thread(lambda: [context.sync_emit_token("x") for _ in range(10_000)])
+        await context.flush()
+
+    run_async(scenario())
+    assert sum(appends) == 10_000
+    assert len(appends) < 10_000 / 5, f"{len(appends)} appends: wake-ups are not batched"
+
+
+def test_many_threads_and_the_loop_emit_concurrently_without_gaps(run_async: Any) -> None:
+    async def scenario() -> list[EventRecord]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        reader = asyncio.create_task(collect(manager, run_id))
+
+        def worker(tag: int) -> None:
+            for i in range(500):
+                context.sync_emit("tick", worker=tag, i=i)
+
+        threads = [asyncio.to_thread(worker, tag) for tag in range(3)]
+        for i in range(500):
+            await context.emit_token(str(i))
+        await asyncio.gather(*threads)
+        await manager.set_result(run_id, {})
+        return await reader
+
+    records = run_async(scenario())
+    assert [r.sequence for r in records] == list(range(len(records)))
+    assert len(records) == 1 + 500 + 3 * 500 + 1
+    per_worker: dict[int, list[int]] = {}
+    for record in records:
+        if record.type == "custom:tick":
+            fields = record.event().model_dump()
+            per_worker.setdefault(fields["worker"], []).append(fields["i"])
+    assert all(seen == list(range(500)) for seen in per_worker.values())
+
+
+def test_filtered_events_consume_no_sequence(run_async: Any) -> None:
+    async def scenario() -> list[EventRecord]:
+        manager, run_id = await new_run(EventsFilter("chat"))
+        context = manager.get_context(run_id)
+        assert context is not None
+        assert await context.emit_progress("p", 0.5) is None
+        assert context.sync_emit_step("node") is False
+        assert context.sync_emit("custom:x", a=1) is False
+        assert await context.emit_token("a") is not None
+        await manager.set_result(run_id, {"ok": 1})
+        return await collect(manager, run_id)
+
+    assert [(r.sequence, r.type) for r in run_async(scenario())] == [
+        (0, "started"),
+        (1, "token"),
+        (2, "complete"),
+    ]
+
+
+def test_custom_event_spellings_and_names(run_async: Any) -> None:
+    async def scenario() -> list[str]:
+        manager, run_id = await new_run(EventsFilter(["custom:fraud_check"]))
+        context = manager.get_context(run_id)
+        assert context is not None
+        await context.emit("custom:fraud_check", score=1)
+        await context.emit("fraud_check", {"score": 2})
+        context.sync_emit("fraud_check", score=3)
+        assert await context.emit("other", x=1) is None
+        with pytest.raises(ValueError, match="invalid custom event name 'bad-name'"):
+            await context.emit("bad-name")
+        with pytest.raises(ValueError, match="reserved keys sequence"):
+            await context.emit("fraud_check", sequence=9)
+        with pytest.raises(ValueError, match="built-in event type"):
+            await context.emit("token", content="x")
+        await manager.set_result(run_id, {})
+        return [r.data for r in await collect(manager, run_id) if r.type.startswith("custom")]
+
+    data = run_async(scenario())
+    assert len(data) == 3
+    assert all('"type":"custom:fraud_check"' in d for d in data)
+    assert ['"score":1' in data[0], '"score":2' in data[1], '"score":3' in data[2]] == [True] * 3
+
+
+def test_emits_after_the_terminal_event_fail_clearly(run_async: Any) -> None:
+    async def scenario() -> None:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        await context.emit_complete({"done": True})
+        with pytest.raises(
+            StreamClosedError, match="already ended with 'complete'; cannot emit 'token'"
+        ):
+            await context.emit_token("late")
+        with pytest.raises(StreamClosedError):
+            context.sync_emit_progress("late", 1.0)
+        with pytest.raises(StreamClosedError):
+            await context.emit_error("again")
+
+    run_async(scenario())
+
+
+def test_cancel_makes_the_next_sync_emit_raise(run_async: Any) -> None:
+    stopped_at: list[int] = []
+
+    async def scenario() -> list[EventRecord]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        started = threading.Event()
+
+        def agent() -> None:
+            i = 0
+            try:
+                while i < 10_000_000:
+                    context.sync_emit_token(str(i))
+                    i += 1
+                    if i == 10:
+                        started.set()
+            except RunCancelledError:
+                stopped_at.append(i)
+
+        worker = asyncio.create_task(asyncio.to_thread(agent))
+        await asyncio.to_thread(started.wait, 30)
+        await manager.cancel_run(run_id, "user asked")
+        await worker
+        return await collect(manager, run_id)
+
+    records = run_async(scenario())
+    assert stopped_at, "the agent never saw the cancellation"
+    assert records[-1].type == "cancelled"
+    assert [r.sequence for r in records] == list(range(len(records)))
+    assert sum(r.terminal for r in records) == 1
+
+
+def test_current_context_in_tasks_and_worker_threads(run_async: Any) -> None:
+    async def scenario() -> tuple[Any, Any, Any]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        with context_scope(context):
+            in_task = await asyncio.create_task(asyncio.sleep(0, get_current_context()))
+            in_thread = await asyncio.to_thread(get_current_context)
+        return context, (in_task, in_thread), get_current_context()
+
+    context, seen, after = run_async(scenario())
+    assert seen == (context, context)
+    assert after is None
+
+
+def test_context_needs_a_bus_unless_queue_mode() -> None:
+    with pytest.raises(ValueError, match="needs a bus"):
+        StreamContext("r")
+    queued = StreamContext("r", queue_mode=True)
+    assert queued.sync_emit_token("a") and queued.sync_emit_progress("p", 2.0)
+    events = queued.drain_queued_events()
+    assert [(e.type, e.sequence) for e in events] == [("token", 0), ("progress", 1)]
+    assert queued.queue_size() == 0
