@@ -14,6 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .errors import RunCancelledError, RunFinishedError, StreamClosedError
@@ -30,6 +31,7 @@ from .models import (
     StartedEvent,
     StepEvent,
     TokenEvent,
+    new_event_id,
 )
 from .record import EventRecord
 from .runs import Run, RunStatus
@@ -204,8 +206,11 @@ class StreamContext:
                 f"cannot emit '{event_type}' after the terminal event"
             )
 
-    def _stage(self, event_type: str, build: Callable[[int], BaseEvent]) -> BaseEvent:
-        """Number, serialize and queue one event; safe from any thread."""
+    def _stage(
+        self, event_type: str, build: Callable[[int], BaseEvent], *, inline: bool = False
+    ) -> BaseEvent:
+        """Number, serialize and queue one event; safe from any thread. With `inline`, the
+        caller (an async emit on the loop) flushes right after, so no wake-up is scheduled."""
         if self._queue_mode:
             return self._stage_queue(event_type, build)
         wake = False
@@ -218,7 +223,7 @@ class StreamContext:
             event = build(self._next_sequence)
             self._pending.append(EventRecord.from_event(event))
             self._next_sequence += 1
-            if not self._wakeup_scheduled:
+            if not inline and not self._wakeup_scheduled:
                 self._wakeup_scheduled = wake = True
         if wake:
             self._wake()
@@ -275,7 +280,7 @@ class StreamContext:
             await self._flush()
 
     async def _emit(self, event_type: str, build: Callable[[int], BaseEvent]) -> BaseEvent:
-        event = self._stage(event_type, build)
+        event = self._stage(event_type, build, inline=True)
         if not self._queue_mode:
             await self._flush()
             if self._failure is not None or (
@@ -484,9 +489,18 @@ class StreamContext:
         )
 
     def _token(self, content: str, finish_reason: str | None) -> Callable[[int], BaseEvent]:
+        if not isinstance(content, str):
+            raise TypeError(f"token content must be a string, got {type(content).__name__}")
         run_id = self._run_id
-        return lambda seq: TokenEvent(
-            run_id=run_id, sequence=seq, content=content, finish_reason=finish_reason
+        # The hottest path: fields are already checked, so skip pydantic's validation.
+        return lambda seq: TokenEvent.model_construct(
+            id=new_event_id(),
+            type="token",
+            run_id=run_id,
+            sequence=seq,
+            timestamp=datetime.now(UTC),
+            content=content,
+            finish_reason=finish_reason,
         )
 
     def _step(

@@ -28,21 +28,28 @@ __all__ = ["InMemoryBackend"]
 
 
 class _RunLog:
-    __slots__ = ("changed", "events", "first", "run")
+    __slots__ = ("_changed", "events", "first", "run")
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.events: list[EventRecord] = []
         self.first = 0  # sequence of events[0]
-        self.changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None
 
     @property
     def next_sequence(self) -> int:
         return self.first + len(self.events)
 
+    def changed(self) -> asyncio.Event:
+        """An event set by the next change; made only when a reader has to wait."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
     def notify(self) -> None:
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
 
 class InMemoryBackend(EventBackend):
@@ -159,7 +166,7 @@ class InMemoryBackend(EventBackend):
         if log.next_sequence <= after + 1:
             if log.run.terminal:
                 return [], True
-            changed = log.changed
+            changed = log.changed()
             try:
                 await asyncio.wait_for(changed.wait(), timeout)
             except TimeoutError:
