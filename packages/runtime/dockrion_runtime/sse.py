@@ -1,0 +1,82 @@
+"""Server-Sent Events responses: every ready event in one write, heartbeats while idle,
+and a callback when the client goes away."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+from starlette.types import Receive, Scope, Send
+
+from dockrion_events import EventRecord, HeartbeatEvent, encode_comment, encode_frame
+
+__all__ = ["SSE_HEADERS", "EventStreamResponse"]
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class EventStreamResponse:
+    """An ASGI response that writes batches of stored events as they become ready."""
+
+    def __init__(
+        self,
+        batches: AsyncIterator[list[EventRecord]],
+        *,
+        run_id: str,
+        heartbeat_events: bool,
+        retry_ms: int = 3000,
+        on_disconnect: Callable[[], None] | None = None,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        self._batches = batches
+        self._run_id = run_id
+        self._heartbeat_events = heartbeat_events
+        self._retry_ms = retry_ms
+        self._on_disconnect = on_disconnect
+        self._headers = SSE_HEADERS + (extra_headers or [])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        finished = False
+        async with anyio.create_task_group() as group:
+
+            async def watch_disconnect() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        break
+                if not finished and self._on_disconnect is not None:
+                    self._on_disconnect()
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch_disconnect)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"retry: {self._retry_ms}\n\n".encode(),
+                    "more_body": True,
+                }
+            )
+            last = -1
+            try:
+                async for batch in self._batches:
+                    if batch:
+                        last = batch[-1].sequence
+                        body = b"".join(record.frame for record in batch)
+                    elif self._heartbeat_events:
+                        # Not stored, no `id:` line: resumption is never disturbed (D20).
+                        beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))
+                        body = encode_frame("heartbeat", beat.to_json())
+                    else:
+                        body = encode_comment("keep-alive")
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+            finally:
+                finished = True
+                await self._batches.aclose()  # type: ignore[attr-defined]
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            group.cancel_scope.cancel()

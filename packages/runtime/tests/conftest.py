@@ -1,0 +1,127 @@
+"""A real uvicorn server on a free loopback port, serving a Dockfile written by the test."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from dockrion_runtime import create_app
+
+AGENT = """
+import asyncio, threading, time
+from dockrion_events import StreamContext, get_current_context
+
+release = threading.Event()
+stopped = threading.Event()
+
+def echo(payload, context: StreamContext):
+    for word in payload["query"].split():
+        context.sync_emit_token(word)
+        context.sync_emit("note", word=word)
+        context.sync_emit_progress("echo", 0.5)
+    return {"answer": payload["query"]}
+
+async def aecho(payload, context):
+    await context.emit_token("async")
+    assert get_current_context() is context
+    return {"answer": payload["query"]}
+
+def no_context(payload):
+    return {"echo": payload}
+
+def boom(payload):
+    raise ValueError("the agent broke")
+
+def wait_for_release(payload, context):
+    context.sync_emit_token("waiting")
+    release.wait(60)
+    return {"released": True}
+
+def endless(payload, context):
+    i = 0
+    try:
+        while i < 50_000_000:
+            context.sync_emit_token(str(i))
+            i += 1
+            time.sleep(0.001)
+    finally:
+        stopped.set()
+    return {}
+
+def not_json(payload):
+    return {"value": object()}
+"""
+
+
+def free_port() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    sock = free_port()
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    host, port = sock.getsockname()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def write_project(tmp_path: Path, handler: str, extra: str = "", module: str = AGENT) -> Path:
+    name = f"agent_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(module))
+    dockfile = tmp_path / "Dockfile.yaml"
+    dockfile.write_text(
+        'version: "1.0"\n'
+        f'agent: {{name: test-agent, handler: "{name}:{handler}"}}\n'
+        "io_schema:\n  input:\n    type: object\n    properties: {query: {type: string}}\n"
+        "    required: [query]\n"
+        "expose: {host: 127.0.0.1}\n" + textwrap.dedent(extra)
+    )
+    return dockfile
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """`serve("echo", extra_yaml)` -> base URL of a live server for that handler."""
+    with_stack: list[Any] = []
+
+    def start(handler: str, extra: str = "", module: str = AGENT) -> str:
+        dockfile = write_project(tmp_path, handler, extra, module)
+        context = serve_app(create_app(dockfile))
+        with_stack.append(context)
+        return context.__enter__()
+
+    yield start
+    for context in reversed(with_stack):
+        context.__exit__(None, None, None)
+    for name in [m for m in sys.modules if m.startswith("agent_")]:
+        del sys.modules[name]
+
+
+def agent_module(tmp_path: Path) -> Any:
+    return sys.modules[f"agent_{tmp_path.name.replace('-', '_')}"]
