@@ -13,7 +13,7 @@ from typing import Any
 from dockrion_events import StreamContext, context_scope
 from dockrion_schema import DockSpec
 
-__all__ = ["Agent", "AgentLoadError", "load_agent"]
+__all__ = ["Agent", "AgentLoadError", "import_target", "load_agent"]
 
 
 class AgentLoadError(Exception):
@@ -22,7 +22,7 @@ class AgentLoadError(Exception):
     code = "AGENT_LOAD_ERROR"
 
 
-def _import_target(target: str, base_dir: Path) -> Any:
+def import_target(target: str, base_dir: Path) -> Any:
     module_name, _, attribute = target.partition(":")
     folder = str(base_dir.resolve())
     if folder not in sys.path:
@@ -87,7 +87,7 @@ def load_agent(spec: DockSpec, base_dir: Path) -> Agent:
     """Handler mode: the callable itself. Entrypoint mode: the factory's result, called once."""
     config = spec.agent
     target = config.target
-    loaded = _import_target(target, base_dir)
+    loaded = import_target(target, base_dir)
     if config.mode == "handler":
         if not callable(loaded):
             raise AgentLoadError(f"{target!r} is a {type(loaded).__name__}, not a callable")

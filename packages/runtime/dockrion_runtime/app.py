@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -21,18 +22,23 @@ from starlette.routing import Route
 
 from dockrion_events import (
     EventBus,
+    EventsExpiredError,
     EventsFilter,
     InMemoryBackend,
+    InvalidRunIdError,
     Run,
     RunCancelledError,
+    RunExistsError,
     RunFinishedError,
+    RunManager,
     StreamClosedError,
     StreamContext,
+    validate_run_id,
 )
 from dockrion_schema import DockSpec, load_dockspec
 
 from ._version import __version__
-from .agent import Agent, AgentLoadError, load_agent
+from .agent import Agent, AgentLoadError, import_target, load_agent
 from .errors import RuntimeHTTPError, error_body
 from .payload import check_value, read_payload
 from .sse import EventStreamResponse
@@ -65,6 +71,13 @@ class Runtime:
         self.max_body_bytes = int(arguments.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
         self.version = (spec.metadata.version if spec.metadata else None) or "1.0.0"
         self._tasks: set[asyncio.Task[None]] = set()
+        connection = streaming.connection if streaming else None
+        self.default_timeout = float(connection.default_timeout if connection else 300)
+        self.max_subscribers = connection.max_subscribers_per_run if connection else 100
+        self.async_runs = streaming is None or streaming.async_runs
+        self.allow_client_ids = streaming is None or streaming.allow_client_ids
+        self.runs: RunManager | None = None
+        self._subscribers: dict[str, int] = {}
 
     @property
     def name(self) -> str:
@@ -74,9 +87,36 @@ class Runtime:
     def framework(self) -> str:
         return self.spec.agent.framework or "custom"
 
+    def build_run_manager(self) -> RunManager:
+        streaming = self.spec.streaming
+        if streaming is not None and streaming.backend == "redis":
+            raise AgentLoadError(
+                "streaming.backend 'redis' is not available in this release yet; use "
+                "'memory' (one process) until the Redis backend lands"
+            )
+        generator = None
+        id_generator = streaming.id_generator if streaming else None
+        if id_generator is not None and id_generator.type == "custom" and id_generator.handler:
+            loaded = import_target(id_generator.handler, self.base_dir)
+            if not callable(loaded):
+                raise AgentLoadError(
+                    f"streaming.id_generator.handler {id_generator.handler!r} is not callable"
+                )
+            generator = loaded
+        return RunManager(
+            EventBus(InMemoryBackend()),
+            allow_client_ids=self.allow_client_ids,
+            agent_name=self.name,
+            framework=self.framework,
+            id_generator=generator,
+            events_filter=self.events_filter,
+        )
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         try:
+            if self.async_runs:
+                self.runs = self.build_run_manager()
             self.agent = load_agent(self.spec, self.base_dir)
         except AgentLoadError as exc:
             self.load_error = str(exc)
@@ -226,8 +266,7 @@ class Runtime:
         task.add_done_callback(self._tasks.discard)
 
         def client_gone() -> None:
-            context.cancel("client disconnected")
-            task.cancel()
+            task.cancel()  # _execute then ends the log with `cancelled` and stops the agent
 
         return EventStreamResponse(
             bus.subscribe(run_id, heartbeat=self.heartbeat_interval),
@@ -236,8 +275,14 @@ class Runtime:
             on_disconnect=client_gone,
         )
 
-    async def _execute(self, agent: Agent, payload: Any, context: StreamContext) -> None:
-        """Run the agent for one stream and end its log with exactly one terminal event."""
+    async def _execute(
+        self,
+        agent: Agent,
+        payload: Any,
+        context: StreamContext,
+        cancel_reason: str = "client disconnected",
+    ) -> None:
+        """Run the agent for one run and end its log with exactly one terminal event."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.max_run_duration):
@@ -256,7 +301,8 @@ class Runtime:
             context.cancel("timeout")
         except asyncio.CancelledError:
             with contextlib.suppress(StreamClosedError, RunFinishedError):
-                await context.emit_cancelled("client disconnected")
+                await context.emit_cancelled(cancel_reason)
+            context.cancel(cancel_reason)
             raise
         except RuntimeHTTPError as exc:
             with contextlib.suppress(StreamClosedError, RunFinishedError):
@@ -269,13 +315,170 @@ class Runtime:
                     "AGENT_EXECUTION_ERROR",
                 )
 
+    # --- Pattern B: background runs ------------------------------------------------------
+
+    def _require_runs(self) -> RunManager:
+        if self.runs is None:
+            raise RuntimeHTTPError(
+                503, f"Runs not ready: {self.load_error or 'starting'}", "AGENT_NOT_READY"
+            )
+        return self.runs
+
+    async def _owned_run(self, request: Request) -> Run:
+        """The run named in the path, if it exists and belongs to the caller (else 404)."""
+        runs = self._require_runs()
+        run_id = request.path_params["run_id"]
+        try:
+            validate_run_id(run_id)
+        except InvalidRunIdError as exc:
+            raise RuntimeHTTPError(400, exc.message, "VALIDATION_ERROR") from None
+        run = await runs.get_run(run_id)
+        if run is None or run.owner != self.principal(request):
+            raise RuntimeHTTPError(404, f"Run '{run_id}' not found", "NOT_FOUND")
+        return run
+
+    def principal(self, request: Request) -> str | None:
+        """Who is calling: runs belong to the principal that created them."""
+        return None
+
+    async def create_run(self, request: Request) -> Response:
+        agent = self._require_agent()
+        runs = self._require_runs()
+        payload = await read_payload(request, self.spec.io_schema.input, self.max_body_bytes)
+        requested = request.query_params.get("run_id")
+        try:
+            run = await runs.create_run(requested, owner=self.principal(request))
+        except InvalidRunIdError as exc:
+            raise RuntimeHTTPError(400, exc.message, "VALIDATION_ERROR") from None
+        except RunExistsError as exc:
+            raise RuntimeHTTPError(409, exc.message, "CONFLICT") from None
+        context = runs.get_context(run.run_id)
+        assert context is not None
+        task = asyncio.create_task(self._execute_run(runs, agent, payload, context))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        context.on_cancel(functools.partial(_cancel_task, task))
+        return JSONResponse(
+            {
+                "run_id": run.run_id,
+                "status": run.status.value,
+                "events_url": f"/runs/{run.run_id}/events",
+                "created_at": run.created_at.isoformat(),
+            },
+            status_code=202,
+        )
+
+    async def _execute_run(
+        self, runs: RunManager, agent: Agent, payload: Any, context: StreamContext
+    ) -> None:
+        try:
+            await runs.start_run(context.run_id)
+        except RunFinishedError:
+            return  # cancelled before it started
+        try:
+            await self._execute(agent, payload, context, cancel_reason="cancelled")
+        finally:
+            runs.forget(context.run_id)
+
+    async def get_run(self, request: Request) -> Response:
+        run = await self._owned_run(request)
+        return JSONResponse(run.to_response())
+
+    async def cancel_run(self, request: Request) -> Response:
+        run = await self._owned_run(request)
+        reason = request.query_params.get("reason") or "User requested cancellation"
+        try:
+            cancelled = await self._require_runs().cancel_run(run.run_id, reason)
+        except RunFinishedError as exc:
+            raise RuntimeHTTPError(
+                400,
+                f"Run '{run.run_id}' already finished ({exc.status}); nothing to cancel",
+                "VALIDATION_ERROR",
+            ) from None
+        return JSONResponse({"run_id": cancelled.run_id, "status": cancelled.status.value})
+
+    async def run_events(self, request: Request) -> Response | EventStreamResponse:
+        run = await self._owned_run(request)
+        runs = self._require_runs()
+        start = _int_query(request, "from_sequence", 0, 0, None)
+        timeout = _int_query(request, "timeout", int(self.default_timeout), 1, 3600)
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id is not None and last_event_id.strip():
+            if not last_event_id.strip().isdigit():
+                raise RuntimeHTTPError(
+                    400,
+                    "Last-Event-ID must be the sequence number of an event",
+                    "VALIDATION_ERROR",
+                )
+            start = int(last_event_id) + 1  # "I have N": resume after it (D2)
+        try:
+            await runs.bus.backend.read(run.run_id, start - 1, timeout=0)
+        except EventsExpiredError as exc:
+            return JSONResponse(
+                {**error_body(exc.message, exc.code), "first_available": exc.first_available},
+                status_code=410,
+            )
+        count = self._subscribers.get(run.run_id, 0)
+        if count >= self.max_subscribers:
+            raise RuntimeHTTPError(
+                429,
+                f"Run '{run.run_id}' already has {count} subscribers (the limit is "
+                f"{self.max_subscribers}); try again later",
+                "TOO_MANY_SUBSCRIBERS",
+            )
+        self._subscribers[run.run_id] = count + 1
+
+        def release() -> None:
+            left = self._subscribers.get(run.run_id, 1) - 1
+            if left > 0:
+                self._subscribers[run.run_id] = left
+            else:
+                self._subscribers.pop(run.run_id, None)
+
+        return EventStreamResponse(
+            runs.bus.subscribe(run.run_id, start, heartbeat=self.heartbeat_interval),
+            run_id=run.run_id,
+            heartbeat_events=self.events_filter.allows_heartbeats,
+            on_close=release,
+            timeout=float(timeout),
+        )
+
     def route_list(self) -> list[tuple[str, str]]:
         routes = [("GET", "/health"), ("GET", "/ready"), ("GET", "/info"), ("GET", "/schema")]
         if self.spec.expose.rest:
             routes.append(("POST", "/invoke"))
         if self.spec.expose.streaming == "sse":
             routes.append(("POST", "/invoke/stream"))
+        if self.async_runs:
+            routes += [
+                ("POST", "/runs"),
+                ("GET", "/runs/{run_id}"),
+                ("GET", "/runs/{run_id}/events"),
+                ("DELETE", "/runs/{run_id}"),
+            ]
         return routes
+
+
+def _cancel_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+
+
+def _int_query(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise RuntimeHTTPError(
+            400,
+            f"Query parameter '{name}' must be an integer {bounds}, got {raw!r}",
+            "VALIDATION_ERROR",
+        )
+    return value
 
 
 async def _runtime_error(request: Request, exc: Exception) -> Response:
@@ -286,6 +489,18 @@ async def _runtime_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("Internal server error", "INTERNAL_ERROR"), status_code=500)
+
+
+def _dispatch(handlers: dict[str, Any]) -> Any:
+    """One endpoint for a path served by several methods (GET and DELETE /runs/{id})."""
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def endpoint(request: Request) -> Any:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint
 
 
 def create_app(
@@ -299,18 +514,26 @@ def create_app(
         path = Path(spec_or_path)
         spec, base_dir = load_dockspec(path, env_file=env_file), path.parent
     runtime = Runtime(spec, base_dir)
-    endpoints = {
-        "/health": runtime.health,
-        "/ready": runtime.ready,
-        "/info": runtime.info,
-        "/schema": runtime.schema,
-        "/invoke": runtime.invoke,
-        "/invoke/stream": runtime.invoke_stream,
+    endpoints: dict[tuple[str, str], Any] = {
+        ("GET", "/health"): runtime.health,
+        ("GET", "/ready"): runtime.ready,
+        ("GET", "/info"): runtime.info,
+        ("GET", "/schema"): runtime.schema,
+        ("POST", "/invoke"): runtime.invoke,
+        ("POST", "/invoke/stream"): runtime.invoke_stream,
+        ("POST", "/runs"): runtime.create_run,
+        ("GET", "/runs/{run_id}"): runtime.get_run,
+        ("GET", "/runs/{run_id}/events"): runtime.run_events,
+        ("DELETE", "/runs/{run_id}"): runtime.cancel_run,
     }
+    # One Route per path, with every method registered for it.
+    by_path: dict[str, list[str]] = {}
+    for method, route_path in runtime.route_list():
+        by_path.setdefault(route_path, []).append(method)
     routes = [Route("/", runtime.welcome, methods=["GET"])]
-    routes += [
-        Route(path, endpoints[path], methods=[method]) for method, path in runtime.route_list()
-    ]
+    for route_path, methods in by_path.items():
+        handlers = {method: endpoints[(method, route_path)] for method in methods}
+        routes.append(Route(route_path, _dispatch(handlers), methods=methods, name=route_path))
     app = Starlette(
         routes=routes,
         lifespan=runtime.lifespan,

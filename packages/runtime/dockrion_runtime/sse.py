@@ -31,6 +31,8 @@ class EventStreamResponse:
         heartbeat_events: bool,
         retry_ms: int = 3000,
         on_disconnect: Callable[[], None] | None = None,
+        on_close: Callable[[], None] | None = None,
+        timeout: float | None = None,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self._batches = batches
@@ -38,6 +40,8 @@ class EventStreamResponse:
         self._heartbeat_events = heartbeat_events
         self._retry_ms = retry_ms
         self._on_disconnect = on_disconnect
+        self._on_close = on_close
+        self._timeout = timeout
         self._headers = SSE_HEADERS + (extra_headers or [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,19 +68,32 @@ class EventStreamResponse:
             )
             last = -1
             try:
-                async for batch in self._batches:
-                    if batch:
-                        last = batch[-1].sequence
-                        body = b"".join(record.frame for record in batch)
-                    elif self._heartbeat_events:
-                        # Not stored, no `id:` line: resumption is never disturbed (D20).
-                        beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))
-                        body = encode_frame("heartbeat", beat.to_json())
-                    else:
-                        body = encode_comment("keep-alive")
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                with anyio.move_on_after(self._timeout) as deadline:
+                    async for batch in self._batches:
+                        if batch:
+                            last = batch[-1].sequence
+                            body = b"".join(record.frame for record in batch)
+                        elif self._heartbeat_events:
+                            # Not stored, no `id:` line: resumption is never disturbed (D20).
+                            beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))
+                            body = encode_frame("heartbeat", beat.to_json())
+                        else:
+                            body = encode_comment("keep-alive")
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                if deadline.cancelled_caught:
+                    # The subscription ends; the run goes on and a reconnect resumes (D21).
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": encode_comment("timeout"),
+                            "more_body": True,
+                        }
+                    )
             finally:
                 finished = True
-                await self._batches.aclose()  # type: ignore[attr-defined]
+                if self._on_close is not None:
+                    self._on_close()
+                with anyio.CancelScope(shield=True):
+                    await self._batches.aclose()  # type: ignore[attr-defined]
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             group.cancel_scope.cancel()

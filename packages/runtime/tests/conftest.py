@@ -60,6 +60,11 @@ def endless(payload, context):
 
 def not_json(payload):
     return {"value": object()}
+
+counter = iter(range(1_000_000))
+
+def next_id():
+    return f"job-{next(counter)}"
 """
 
 
