@@ -2,5 +2,6 @@
 
 from ._version import __version__
 from .app import create_app
+from .auth import AuthConfigError
 
-__all__ = ["__version__", "create_app"]
+__all__ = ["AuthConfigError", "__version__", "create_app"]

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,11 @@ from dockrion_events import (
     StreamContext,
     validate_run_id,
 )
-from dockrion_schema import DockSpec, load_dockspec
+from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
 from ._version import __version__
 from .agent import Agent, AgentLoadError, import_target, load_agent
+from .auth import ANONYMOUS, Authenticator, AuthFailed, Principal, build_auth
 from .errors import RuntimeHTTPError, error_body
 from .payload import check_value, read_payload
 from .sse import EventStreamResponse
@@ -56,9 +57,10 @@ PATTERN_A_MAX_BACKLOG = 200_000
 class Runtime:
     """Everything built once from the Dockfile at start-up, and the endpoints using it."""
 
-    def __init__(self, spec: DockSpec, base_dir: Path) -> None:
+    def __init__(self, spec: DockSpec, base_dir: Path, auth: Authenticator) -> None:
         self.spec = spec
         self.base_dir = base_dir
+        self.auth = auth
         self.agent: Agent | None = None
         self.load_error: str | None = None
         streaming = spec.streaming
@@ -197,6 +199,12 @@ class Runtime:
 
     # --- invocation ------------------------------------------------------------------------
 
+    async def authenticate(self, request: Request) -> Principal:
+        """Runs before anything else of a protected endpoint (body validation included)."""
+        principal = await self.auth.authenticate(request)
+        request.state.principal = principal
+        return principal
+
     def _require_agent(self) -> Agent:
         if self.agent is None:
             raise RuntimeHTTPError(
@@ -217,6 +225,7 @@ class Runtime:
         return []
 
     async def invoke(self, request: Request) -> Response:
+        await self.authenticate(request)
         agent = self._require_agent()
         payload = await read_payload(request, self.spec.io_schema.input, self.max_body_bytes)
         started = time.perf_counter()
@@ -246,6 +255,7 @@ class Runtime:
         return JSONResponse({"success": True, "output": output, "metadata": metadata})
 
     async def invoke_stream(self, request: Request) -> EventStreamResponse:
+        await self.authenticate(request)
         agent = self._require_agent()
         payload = await read_payload(request, self.spec.io_schema.input, self.max_body_bytes)
         run_id = str(uuid.uuid4())
@@ -326,6 +336,7 @@ class Runtime:
 
     async def _owned_run(self, request: Request) -> Run:
         """The run named in the path, if it exists and belongs to the caller (else 404)."""
+        await self.authenticate(request)
         runs = self._require_runs()
         run_id = request.path_params["run_id"]
         try:
@@ -339,9 +350,11 @@ class Runtime:
 
     def principal(self, request: Request) -> str | None:
         """Who is calling: runs belong to the principal that created them."""
-        return None
+        principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+        return principal.id
 
     async def create_run(self, request: Request) -> Response:
+        await self.authenticate(request)
         agent = self._require_agent()
         runs = self._require_runs()
         payload = await read_payload(request, self.spec.io_schema.input, self.max_body_bytes)
@@ -486,6 +499,11 @@ async def _runtime_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
+async def _auth_failed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthFailed)
+    return JSONResponse(exc.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("Internal server error", "INTERNAL_ERROR"), status_code=500)
@@ -503,17 +521,42 @@ def _dispatch(handlers: dict[str, Any]) -> Any:
     return endpoint
 
 
+def _warn_unenforced(spec: DockSpec) -> None:
+    """D15: say once, at start-up, what the Dockfile asks for that this release ignores."""
+    unenforced: list[str] = []
+    if spec.policies is not None:
+        unenforced.append("policies")
+    if spec.auth is not None and spec.auth.roles:
+        unenforced.append("auth.roles")
+    if spec.auth is not None and spec.auth.rate_limits:
+        unenforced.append("auth.rate_limits")
+    if spec.observability is not None and spec.observability.langfuse:
+        unenforced.append("observability.langfuse")
+    if spec.expose.streaming == "websocket":
+        unenforced.append("expose.streaming: websocket (no WebSocket endpoint; SSE is off)")
+    for feature in unenforced:
+        log.warning("%s is configured but not enforced by this runtime version", feature)
+
+
 def create_app(
-    spec_or_path: DockSpec | str | os.PathLike[str], *, env_file: str | None = None
+    spec_or_path: DockSpec | str | os.PathLike[str],
+    *,
+    env_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Starlette:
     """A Starlette app serving the Dockfile's agent. A path loads the Dockfile (env files
-    beside it included) and resolves the agent module relative to its folder."""
+    beside it included) and resolves the agent module relative to its folder. Raises
+    `AuthConfigError` when the auth section cannot work (for example a missing key)."""
     if isinstance(spec_or_path, DockSpec):
         spec, base_dir = spec_or_path, Path.cwd()
     else:
         path = Path(spec_or_path)
-        spec, base_dir = load_dockspec(path, env_file=env_file), path.parent
-    runtime = Runtime(spec, base_dir)
+        spec = load_dockspec(path, env_file=env_file, environ=environ)
+        base_dir = path.parent
+    # Keys may sit in the env files beside the Dockfile too; the shell still wins.
+    auth = build_auth(spec.auth, resolve_environment(base_dir, env_file, environ))
+    _warn_unenforced(spec)
+    runtime = Runtime(spec, base_dir, auth)
     endpoints: dict[tuple[str, str], Any] = {
         ("GET", "/health"): runtime.health,
         ("GET", "/ready"): runtime.ready,
@@ -537,7 +580,11 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=runtime.lifespan,
-        exception_handlers={RuntimeHTTPError: _runtime_error, Exception: _unexpected_error},
+        exception_handlers={
+            RuntimeHTTPError: _runtime_error,
+            AuthFailed: _auth_failed,
+            Exception: _unexpected_error,
+        },
     )
     app.state.runtime = runtime
     return app

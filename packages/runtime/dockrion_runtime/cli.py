@@ -62,7 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     host = args.host or spec.expose.host
     port = args.port if args.port is not None else spec.expose.port
-    app = create_app(path, env_file=args.env_file)
+    from .auth import AuthConfigError
+
+    try:
+        app = create_app(path, env_file=args.env_file)
+    except AuthConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     url = f"http://{host}:{port}"
     print(f"Serving agent '{spec.agent.name}' at {url}")
     print("Try it:")

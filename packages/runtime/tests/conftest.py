@@ -115,9 +115,11 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
     """`serve("echo", extra_yaml)` -> base URL of a live server for that handler."""
     with_stack: list[Any] = []
 
-    def start(handler: str, extra: str = "", module: str = AGENT) -> str:
+    def start(
+        handler: str, extra: str = "", module: str = AGENT, environ: dict[str, str] | None = None
+    ) -> str:
         dockfile = write_project(tmp_path, handler, extra, module)
-        context = serve_app(create_app(dockfile))
+        context = serve_app(create_app(dockfile, environ=environ))
         with_stack.append(context)
         return context.__enter__()
 

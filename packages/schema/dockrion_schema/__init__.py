@@ -40,6 +40,7 @@ from .dockfile_v1 import (
     ToolPolicy,
     normalize_rate_limit,
 )
+from .env import resolve_environment
 from .errors import DockfileError, DockfileIssue, DockfileWarning, DockrionError, ValidationError
 from .json_schema import generate_json_schema, get_schema_version, write_json_schema
 from .loader import (
@@ -92,6 +93,7 @@ __all__ = [
     "load_dockspec",
     "normalize_rate_limit",
     "parse_dockspec",
+    "resolve_environment",
     "to_dict",
     "to_yaml_string",
     "write_json_schema",
