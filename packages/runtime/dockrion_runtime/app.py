@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -41,6 +43,8 @@ from ._version import __version__
 from .agent import Agent, AgentLoadError, import_target, load_agent
 from .auth import ANONYMOUS, Authenticator, AuthFailed, Principal, build_auth
 from .errors import RuntimeHTTPError, error_body
+from .logs import RequestIdMiddleware, current_request_id
+from .metrics import MetricsMiddleware, RuntimeMetrics
 from .payload import check_value, read_payload
 from .sse import EventStreamResponse
 
@@ -80,6 +84,35 @@ class Runtime:
         self.allow_client_ids = streaming is None or streaming.allow_client_ids
         self.runs: RunManager | None = None
         self._subscribers: dict[str, int] = {}
+        self.metrics = RuntimeMetrics(self.name, self.version)
+
+    def stream_response(
+        self,
+        batches: AsyncIterator[list[Any]],
+        run_id: str,
+        *,
+        on_disconnect: Any = None,
+        on_close: Any = None,
+        timeout: float | None = None,
+    ) -> EventStreamResponse:
+        """An SSE response counted in the metrics (open streams, events sent)."""
+        agent = self.name
+        self.metrics.streams.labels(agent).inc()
+
+        def closed() -> None:
+            self.metrics.streams.labels(agent).dec()
+            if on_close is not None:
+                on_close()
+
+        return EventStreamResponse(
+            batches,
+            run_id=run_id,
+            heartbeat_events=self.events_filter.allows_heartbeats,
+            on_disconnect=on_disconnect,
+            on_close=closed,
+            on_sent=self.metrics.events.labels(agent).inc,
+            timeout=timeout,
+        )
 
     @property
     def name(self) -> str:
@@ -278,10 +311,9 @@ class Runtime:
         def client_gone() -> None:
             task.cancel()  # _execute then ends the log with `cancelled` and stops the agent
 
-        return EventStreamResponse(
+        return self.stream_response(
             bus.subscribe(run_id, heartbeat=self.heartbeat_interval),
-            run_id=run_id,
-            heartbeat_events=self.events_filter.allows_heartbeats,
+            run_id,
             on_disconnect=client_gone,
         )
 
@@ -448,16 +480,21 @@ class Runtime:
             else:
                 self._subscribers.pop(run.run_id, None)
 
-        return EventStreamResponse(
+        return self.stream_response(
             runs.bus.subscribe(run.run_id, start, heartbeat=self.heartbeat_interval),
-            run_id=run.run_id,
-            heartbeat_events=self.events_filter.allows_heartbeats,
+            run.run_id,
             on_close=release,
             timeout=float(timeout),
         )
 
     def route_list(self) -> list[tuple[str, str]]:
-        routes = [("GET", "/health"), ("GET", "/ready"), ("GET", "/info"), ("GET", "/schema")]
+        routes = [
+            ("GET", "/health"),
+            ("GET", "/ready"),
+            ("GET", "/info"),
+            ("GET", "/schema"),
+            ("GET", "/metrics"),
+        ]
         if self.spec.expose.rest:
             routes.append(("POST", "/invoke"))
         if self.spec.expose.streaming == "sse":
@@ -505,8 +542,12 @@ async def _auth_failed(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # The log has the details; the caller gets the request id to quote, never a traceback.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(error_body("Internal server error", "INTERNAL_ERROR"), status_code=500)
+    request_id = current_request_id()
+    body = error_body(f"Internal server error (request id {request_id})", "INTERNAL_ERROR")
+    body["request_id"] = request_id
+    return JSONResponse(body, status_code=500)
 
 
 def _dispatch(handlers: dict[str, Any]) -> Any:
@@ -562,6 +603,7 @@ def create_app(
         ("GET", "/ready"): runtime.ready,
         ("GET", "/info"): runtime.info,
         ("GET", "/schema"): runtime.schema,
+        ("GET", "/metrics"): runtime.metrics.endpoint,
         ("POST", "/invoke"): runtime.invoke,
         ("POST", "/invoke/stream"): runtime.invoke_stream,
         ("POST", "/runs"): runtime.create_run,
@@ -577,8 +619,22 @@ def create_app(
     for route_path, methods in by_path.items():
         handlers = {method: endpoints[(method, route_path)] for method in methods}
         routes.append(Route(route_path, _dispatch(handlers), methods=methods, name=route_path))
+    cors = spec.expose.cors or {}
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=cors.get("origins", ["*"]),
+            allow_methods=cors.get("methods", ["*"]),
+            allow_headers=["*"],
+            allow_credentials=True,
+            expose_headers=["X-Request-ID"],
+        ),
+        Middleware(MetricsMiddleware, metrics=runtime.metrics, routes=routes),
+    ]
     app = Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=runtime.lifespan,
         exception_handlers={
             RuntimeHTTPError: _runtime_error,

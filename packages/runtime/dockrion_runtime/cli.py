@@ -29,12 +29,25 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="json lines with the request id (default), or plain text",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        from .logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler], force=True)
     path = Path(args.dockfile)
     try:
         spec = load_dockspec(path, env_file=args.env_file)
@@ -77,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         '-d \'{"query": "hello from dockrion"}\''
     )
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, workers=1)
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, log_config=None)
     return 0
 
 

@@ -32,6 +32,7 @@ class EventStreamResponse:
         retry_ms: int = 3000,
         on_disconnect: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
+        on_sent: Callable[[int], None] | None = None,
         timeout: float | None = None,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
@@ -41,6 +42,7 @@ class EventStreamResponse:
         self._retry_ms = retry_ms
         self._on_disconnect = on_disconnect
         self._on_close = on_close
+        self._on_sent = on_sent
         self._timeout = timeout
         self._headers = SSE_HEADERS + (extra_headers or [])
 
@@ -73,6 +75,8 @@ class EventStreamResponse:
                         if batch:
                             last = batch[-1].sequence
                             body = b"".join(record.frame for record in batch)
+                            if self._on_sent is not None:
+                                self._on_sent(len(batch))
                         elif self._heartbeat_events:
                             # Not stored, no `id:` line: resumption is never disturbed (D20).
                             beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))

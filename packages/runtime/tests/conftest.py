@@ -105,7 +105,8 @@ def write_project(tmp_path: Path, handler: str, extra: str = "", module: str = A
         f'agent: {{name: test-agent, handler: "{name}:{handler}"}}\n'
         "io_schema:\n  input:\n    type: object\n    properties: {query: {type: string}}\n"
         "    required: [query]\n"
-        "expose: {host: 127.0.0.1}\n" + textwrap.dedent(extra)
+        + ("" if "expose:" in extra else "expose: {host: 127.0.0.1}\n")
+        + textwrap.dedent(extra)
     )
     return dockfile
 

@@ -1,0 +1,94 @@
+"""Prometheus metrics, one registry per app (several apps may share a process, D16)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["MetricsMiddleware", "RuntimeMetrics"]
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class RuntimeMetrics:
+    def __init__(self, agent: str, version: str) -> None:
+        self.agent = agent
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dockrion_requests_total",
+            "HTTP requests handled",
+            ["agent", "version", "endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dockrion_request_latency_seconds",
+            "Time to the end of the response",
+            ["agent", "version", "endpoint"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.active = Gauge(
+            "dockrion_active_requests", "Requests in progress", ["agent"], registry=self.registry
+        )
+        self.streams = Gauge(
+            "dockrion_active_streams", "Open SSE streams", ["agent"], registry=self.registry
+        )
+        self.events = Counter(
+            "dockrion_events_sent_total",
+            "Stored events written to SSE streams",
+            ["agent"],
+            registry=self.registry,
+        )
+        self.version = version
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Counts and times every request, labelled with its route template, not its raw path."""
+
+    def __init__(self, app: ASGIApp, metrics: RuntimeMetrics, routes: list[Route]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    def _endpoint(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return route.path
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics = self.metrics
+        endpoint = self._endpoint(scope)
+        status = 500
+        started = time.perf_counter()
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.active.labels(metrics.agent).inc()
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            metrics.active.labels(metrics.agent).dec()
+            metrics.requests.labels(
+                metrics.agent, metrics.version, endpoint, scope["method"], str(status)
+            ).inc()
+            metrics.latency.labels(metrics.agent, metrics.version, endpoint).observe(
+                time.perf_counter() - started
+            )
