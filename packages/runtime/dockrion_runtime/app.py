@@ -20,7 +20,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from dockrion_events import (
     EventBus,
@@ -45,6 +47,7 @@ from .auth import ANONYMOUS, Authenticator, AuthFailed, Principal, build_auth
 from .errors import RuntimeHTTPError, error_body
 from .logs import RequestIdMiddleware, current_request_id
 from .metrics import MetricsMiddleware, RuntimeMetrics
+from .openapi import OpenApiEndpoints, build_openapi
 from .payload import check_value, read_payload
 from .sse import EventStreamResponse
 
@@ -615,7 +618,15 @@ def create_app(
     by_path: dict[str, list[str]] = {}
     for method, route_path in runtime.route_list():
         by_path.setdefault(route_path, []).append(method)
-    routes = [Route("/", runtime.welcome, methods=["GET"])]
+    docs = OpenApiEndpoints(
+        build_openapi(spec, runtime.route_list(), runtime.version), spec.agent.name
+    )
+    routes: list[BaseRoute] = [
+        Route("/", runtime.welcome, methods=["GET"]),
+        Route("/openapi.json", docs.openapi, methods=["GET"]),
+        Route("/docs", docs.docs, methods=["GET"]),
+        Mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets"),
+    ]
     for route_path, methods in by_path.items():
         handlers = {method: endpoints[(method, route_path)] for method in methods}
         routes.append(Route(route_path, _dispatch(handlers), methods=methods, name=route_path))
@@ -630,7 +641,11 @@ def create_app(
             allow_credentials=True,
             expose_headers=["X-Request-ID"],
         ),
-        Middleware(MetricsMiddleware, metrics=runtime.metrics, routes=routes),
+        Middleware(
+            MetricsMiddleware,
+            metrics=runtime.metrics,
+            routes=[route for route in routes if isinstance(route, Route)],
+        ),
     ]
     app = Starlette(
         routes=routes,
