@@ -133,6 +133,11 @@ class StreamContext:
         return self._run_id
 
     @property
+    def sink(self) -> EventSink | None:
+        """Where this context's events go (the bus), None in queue mode."""
+        return self._sink
+
+    @property
     def queue_mode(self) -> bool:
         return self._queue_mode
 

@@ -88,6 +88,7 @@ class Runtime:
         self.runs: RunManager | None = None
         self._subscribers: dict[str, int] = {}
         self.metrics = RuntimeMetrics(self.name, self.version)
+        self.shutting_down = False
 
     def stream_response(
         self,
@@ -160,6 +161,7 @@ class Runtime:
             self.load_error = str(exc)
             log.error("agent not loaded: %s", exc)
         yield
+        self.shutting_down = True
         for task in list(self._tasks):
             task.cancel()
 
@@ -265,10 +267,12 @@ class Runtime:
         agent = self._require_agent()
         payload = await read_payload(request, self.spec.io_schema.input, self.max_body_bytes)
         started = time.perf_counter()
+        context = await self._private_context(keep=16)  # events of /invoke are not kept
         try:
             async with asyncio.timeout(self.timeout_sec if self.timeout_sec > 0 else None):
-                output = await agent.invoke(payload, None)
+                output = await agent.invoke(payload, context)
         except TimeoutError:
+            context.cancel("timeout")  # a sync agent stops at its next emit (D22)
             raise RuntimeHTTPError(
                 504, f"Agent invocation timed out after {self.timeout_sec:g}s", "RUN_TIMEOUT"
             ) from None
@@ -294,18 +298,9 @@ class Runtime:
         await self.authenticate(request)
         agent = self._require_agent()
         payload = await read_payload(request, self.spec.io_schema.input, self.max_body_bytes)
-        run_id = str(uuid.uuid4())
-        backend = InMemoryBackend(max_events_per_run=PATTERN_A_MAX_BACKLOG, discard_consumed=True)
-        await backend.create_run(Run(run_id=run_id, agent_name=self.name, framework=self.framework))
-        bus = EventBus(backend)
-        context = StreamContext(
-            run_id,
-            bus,
-            agent_name=self.name,
-            framework=self.framework,
-            events_filter=self.events_filter,
-        )
-        await backend.start_run(run_id)
+        context = await self._private_context(keep=PATTERN_A_MAX_BACKLOG, discard_consumed=True)
+        run_id = context.run_id
+        bus = context_bus(context)
         await context.emit_started()
         task = asyncio.create_task(self._execute(agent, payload, context))
         self._tasks.add(task)
@@ -319,6 +314,33 @@ class Runtime:
             run_id,
             on_disconnect=client_gone,
         )
+
+    async def _private_context(self, keep: int, discard_consumed: bool = False) -> StreamContext:
+        """A one-run log of our own (Pattern A and /invoke): no shared backend involved."""
+        run_id = str(uuid.uuid4())
+        backend = InMemoryBackend(max_events_per_run=keep, discard_consumed=discard_consumed)
+        await backend.create_run(Run(run_id=run_id, agent_name=self.name, framework=self.framework))
+        await backend.start_run(run_id)
+        return StreamContext(
+            run_id,
+            EventBus(backend),
+            agent_name=self.name,
+            framework=self.framework,
+            events_filter=self.events_filter,
+        )
+
+    async def drain(self, grace: float) -> None:
+        """Shutdown: let running agents finish within `grace` s, then cancel the rest with
+        reason `shutdown` so every open stream gets its terminal event before closing."""
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            log.info("waiting up to %gs for %d running agent(s)", grace, len(pending))
+            _, pending_set = await asyncio.wait(pending, timeout=grace)
+            self.shutting_down = True
+            for task in pending_set:
+                task.cancel()
+            if pending_set:
+                await asyncio.wait(pending_set, timeout=5)
 
     async def _execute(
         self,
@@ -345,9 +367,10 @@ class Runtime:
                 await context.emit_error(context_error, "RUN_TIMEOUT")
             context.cancel("timeout")
         except asyncio.CancelledError:
+            reason = "shutdown" if self.shutting_down else cancel_reason
             with contextlib.suppress(StreamClosedError, RunFinishedError):
-                await context.emit_cancelled(cancel_reason)
-            context.cancel(cancel_reason)
+                await context.emit_cancelled(reason)
+            context.cancel(reason)
             raise
         except RuntimeHTTPError as exc:
             with contextlib.suppress(StreamClosedError, RunFinishedError):
@@ -510,6 +533,12 @@ class Runtime:
                 ("DELETE", "/runs/{run_id}"),
             ]
         return routes
+
+
+def context_bus(context: StreamContext) -> EventBus:
+    bus = context.sink
+    assert isinstance(bus, EventBus)
+    return bus
 
 
 def _cancel_task(task: asyncio.Task[None]) -> None:

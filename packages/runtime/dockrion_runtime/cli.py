@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import uvicorn
 
 from dockrion_schema import DockfileError, load_dockspec
 
 from ._version import __version__
 from .agent import AgentLoadError, load_agent
+from .app import Runtime, create_app
 
-__all__ = ["main"]
+__all__ = ["GracefulServer", "main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,12 +34,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long running agents may take to finish before they are "
+        "cancelled with reason 'shutdown' (default 30)",
+    )
+    serve.add_argument(
         "--log-format",
         choices=("json", "text"),
         default="json",
         help="json lines with the request id (default), or plain text",
     )
     return parser
+
+
+class GracefulServer(uvicorn.Server):
+    """SIGTERM: stop accepting, let running agents finish within the grace period, cancel the
+    rest (reason `shutdown`, so open streams end with a terminal event), then close."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, grace: float) -> None:
+        super().__init__(config)
+        self._runtime = runtime
+        self._grace = grace
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        await self._runtime.drain(self._grace)
+        await super().shutdown(sockets)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,10 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the agent: {error}", file=sys.stderr)
         return 1
 
-    import uvicorn
-
-    from .app import create_app
-
     host = args.host or spec.expose.host
     port = args.port if args.port is not None else spec.expose.port
     from .auth import AuthConfigError
@@ -90,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         '-d \'{"query": "hello from dockrion"}\''
     )
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, log_config=None)
+    config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, log_config=None)
+    GracefulServer(config, app.state.runtime, args.grace_period).run()
     return 0
 
 
