@@ -1,4 +1,5 @@
-"""Who is calling: API keys (constant-time comparison) or no authentication.
+"""Who is calling: API keys (constant-time comparison), JWTs (PyJWT, the `jwt` extra), or no
+authentication.
 
 Keys are read once, when the app is built; a missing key is a start-up error, never a 500
 per request. Keys and tokens are never logged.
@@ -6,13 +7,15 @@ per request. Keys and tokens are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
-from dockrion_schema import AuthConfig
+from dockrion_schema import AuthConfig, JWTConfig
 
 __all__ = [
     "ApiKeyAuth",
@@ -99,6 +102,81 @@ class ApiKeyAuth(Authenticator):
         return Principal(id=f"api_key:{matched}", method="api_key", key_id=matched)
 
 
+def claim(claims: dict[str, Any], path: str | None) -> Any:
+    """`claims["realm_access"]["roles"]` for the dot path `realm_access.roles`."""
+    if not path:
+        return None
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+class JwtAuth(Authenticator):
+    scheme = "jwt"
+
+    def __init__(self, config: JWTConfig, environ: Mapping[str, str]) -> None:
+        try:
+            import jwt
+        except ImportError:
+            raise AuthConfigError(
+                "auth mode jwt needs PyJWT: pip install 'dockrion-runtime[jwt]'"
+            ) from None
+        self._jwt = jwt
+        self._config = config
+        self._key: Any = None
+        self._jwks: Any = None
+        if config.jwks_url:
+            # Keys cached for an hour; fetched in a worker thread, never on the loop.
+            self._jwks = jwt.PyJWKClient(config.jwks_url, cache_keys=True, lifespan=3600)
+        elif config.public_key_env:
+            self._key = environ.get(config.public_key_env, "")
+            if not self._key:
+                raise AuthConfigError(
+                    f"auth.jwt.public_key_env names {config.public_key_env}, which is not set"
+                )
+        else:
+            raise AuthConfigError(
+                "auth mode jwt needs auth.jwt.jwks_url or auth.jwt.public_key_env"
+            )
+
+    async def authenticate(self, request: Request) -> Principal:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthFailed(
+                "Bearer token required: send 'Authorization: Bearer <jwt>'", "MISSING_CREDENTIALS"
+            )
+        jwt = self._jwt
+        config = self._config
+        try:
+            key = self._key
+            if self._jwks is not None:
+                key = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=list(config.algorithms),
+                audience=config.audience,
+                issuer=config.issuer,
+                leeway=config.leeway_seconds,
+                options={"verify_aud": config.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthFailed(
+                "JWT validation failed: the token has expired", "TOKEN_EXPIRED"
+            ) from None
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise AuthFailed(f"JWT validation failed: {exc}", "TOKEN_INVALID") from None
+        mapping = config.claims
+        subject = claim(claims, mapping.user_id if mapping else "sub")
+        if subject is None:
+            raise AuthFailed("JWT validation failed: the token names no subject", "TOKEN_INVALID")
+        return Principal(id=f"jwt:{subject}", method="jwt", claims=claims)
+
+
 def _api_keys(config: AuthConfig, environ: Mapping[str, str]) -> dict[str, str]:
     settings = config.api_keys
     env_var = settings.env_var if settings else "DOCKRION_API_KEY"
@@ -136,6 +214,13 @@ def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authent
             header=settings.header if settings else "X-API-Key",
             allow_bearer=settings.allow_bearer if settings else True,
         )
+    if config.mode == "jwt":
+        if config.jwt is None:
+            raise AuthConfigError(
+                "auth mode jwt needs an auth.jwt section (jwks_url or public_key_env)"
+            )
+        return JwtAuth(config.jwt, environ)
     raise AuthConfigError(
-        f"auth mode {config.mode!r} is not available in this release yet; use 'api_key' or 'none'"
+        f"auth mode {config.mode!r} is not available in this release yet; use 'api_key', "
+        "'jwt' or 'none'"
     )
