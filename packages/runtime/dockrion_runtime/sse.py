@@ -61,13 +61,9 @@ class EventStreamResponse:
                 group.cancel_scope.cancel()
 
             group.start_soon(watch_disconnect)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": f"retry: {self._retry_ms}\n\n".encode(),
-                    "more_body": True,
-                }
-            )
+            # The reconnection hint rides on the first frame: a block of its own would look
+            # like an empty event to some clients.
+            retry = f"retry: {self._retry_ms}\n".encode()
             last = -1
             try:
                 with anyio.move_on_after(self._timeout) as deadline:
@@ -83,6 +79,8 @@ class EventStreamResponse:
                             body = encode_frame("heartbeat", beat.to_json())
                         else:
                             body = encode_comment("keep-alive")
+                        if retry:
+                            body, retry = retry + body, b""
                         await send({"type": "http.response.body", "body": body, "more_body": True})
                 if deadline.cancelled_caught:
                     # The subscription ends; the run goes on and a reconnect resumes (D21).
