@@ -61,6 +61,12 @@ def endless(payload, context):
 def not_json(payload):
     return {"value": object()}
 
+def slow_tokens(payload, context):
+    for i in range(int(payload.get("count", 30))):
+        context.sync_emit_token(str(i))
+        time.sleep(0.1)
+    return {"done": True}
+
 counter = iter(range(1_000_000))
 
 def next_id():
