@@ -13,7 +13,7 @@ from typing import Any
 from dockrion_events import StreamContext, context_scope
 from dockrion_schema import DockSpec
 
-__all__ = ["Agent", "AgentLoadError", "import_target", "load_agent"]
+__all__ = ["Agent", "AgentLoadError", "InvalidOutputError", "import_target", "load_agent"]
 
 
 class AgentLoadError(Exception):
@@ -62,8 +62,16 @@ def _wants_context(function: Callable[..., Any]) -> bool:
 class Agent:
     """A loaded agent: `await agent.invoke(payload, context)` runs it to its output."""
 
-    def __init__(self, call: Callable[..., Any], *, wants_context: bool, target: str) -> None:
+    def __init__(
+        self,
+        call: Callable[..., Any],
+        *,
+        wants_context: bool,
+        target: str,
+        stream: Callable[..., Any] | None = None,
+    ) -> None:
         self._call = call
+        self._stream = stream
         self._wants_context = wants_context
         self._is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
             getattr(call, "__call__", None)  # noqa: B004 - async callable objects
@@ -71,6 +79,9 @@ class Agent:
         self.target = target
 
     async def invoke(self, payload: Any, context: StreamContext | None) -> Any:
+        if self._stream is not None and context is not None:
+            with context_scope(context):
+                return await self._invoke_stream(payload, context)
         args = (payload, context) if self._wants_context else (payload,)
         with context_scope(context):
             if self._is_async:
@@ -81,6 +92,98 @@ class Agent:
             if inspect.isawaitable(result):
                 return await result
             return result
+
+    async def _invoke_stream(self, payload: Any, context: StreamContext) -> Any:
+        """Entrypoint runners with `astream`/`stream`: each chunk becomes an event; the
+        output is the `{"type": "result", "data": ...}` chunk."""
+        stream = self._stream
+        assert stream is not None
+        result: list[Any] = []
+        produced = stream(payload)
+        if hasattr(produced, "__aiter__"):
+            async for chunk in produced:
+                await _emit_chunk(context, chunk, result)
+        else:
+
+            def consume() -> None:
+                for chunk in produced:
+                    _emit_chunk_sync(context, chunk, result)
+
+            await asyncio.to_thread(consume)
+        if not result:
+            raise InvalidOutputError(
+                f"{self.target}: stream() ended without a {{'type': 'result', 'data': ...}} chunk"
+            )
+        return result[-1]
+
+
+class InvalidOutputError(Exception):
+    code = "INVALID_OUTPUT"
+
+
+_CHUNK_FIELDS = {
+    "token": ("content", "finish_reason"),
+    "progress": ("step", "progress", "message"),
+    "checkpoint": ("name", "data"),
+    "step": ("node_name", "duration_ms", "input_keys", "output_keys"),
+}
+
+
+def _chunk_call(chunk: Any, result: list[Any]) -> tuple[str, dict[str, Any]] | None:
+    """What to emit for one streamed chunk: (method suffix, arguments), or None."""
+    if isinstance(chunk, str):
+        return "token", {"content": chunk}
+    if not isinstance(chunk, dict):
+        return "token", {"content": str(chunk)}
+    kind = chunk.get("type")
+    if kind == "result":
+        result.append(chunk.get("data"))
+        return None
+    if kind == "step" and "node_name" not in chunk and "node" in chunk:
+        chunk = {**chunk, "node_name": chunk["node"]}
+    if kind in _CHUNK_FIELDS:
+        names = _CHUNK_FIELDS[kind]
+        return str(kind), {name: chunk[name] for name in names if name in chunk}
+    if kind == "custom":
+        return "custom", {
+            "event_type": chunk.get("event_type", "custom"),
+            "data": chunk.get("data"),
+        }
+    return None
+
+
+async def _emit_chunk(context: StreamContext, chunk: Any, result: list[Any]) -> None:
+    call = _chunk_call(chunk, result)
+    if call is None:
+        return
+    kind, arguments = call
+    if kind == "token":
+        await context.emit_token(**arguments)
+    elif kind == "progress":
+        await context.emit_progress(**arguments)
+    elif kind == "checkpoint":
+        await context.checkpoint(**arguments)
+    elif kind == "step":
+        await context.emit_step(**arguments)
+    else:
+        await context.emit(arguments["event_type"], arguments["data"])
+
+
+def _emit_chunk_sync(context: StreamContext, chunk: Any, result: list[Any]) -> None:
+    call = _chunk_call(chunk, result)
+    if call is None:
+        return
+    kind, arguments = call
+    if kind == "token":
+        context.sync_emit_token(**arguments)
+    elif kind == "progress":
+        context.sync_emit_progress(**arguments)
+    elif kind == "checkpoint":
+        context.sync_checkpoint(**arguments)
+    elif kind == "step":
+        context.sync_emit_step(**arguments)
+    else:
+        context.sync_emit(arguments["event_type"], arguments["data"])
 
 
 def load_agent(spec: DockSpec, base_dir: Path) -> Agent:
@@ -102,4 +205,10 @@ def load_agent(spec: DockSpec, base_dir: Path) -> Agent:
             f"factory {target!r} returned {type(runner).__name__}, which has no invoke() "
             "or ainvoke() method"
         )
-    return Agent(method, wants_context=_wants_context(method), target=target)
+    stream = getattr(runner, "astream", None) or getattr(runner, "stream", None)
+    return Agent(
+        method,
+        wants_context=_wants_context(method),
+        target=target,
+        stream=stream if callable(stream) else None,
+    )

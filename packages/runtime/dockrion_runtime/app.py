@@ -42,7 +42,7 @@ from dockrion_events import (
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
 from ._version import __version__
-from .agent import Agent, AgentLoadError, import_target, load_agent
+from .agent import Agent, AgentLoadError, InvalidOutputError, import_target, load_agent
 from .auth import ANONYMOUS, Authenticator, AuthFailed, Principal, build_auth
 from .errors import RuntimeHTTPError, error_body
 from .logs import RequestIdMiddleware, current_request_id
@@ -375,6 +375,9 @@ class Runtime:
         except RuntimeHTTPError as exc:
             with contextlib.suppress(StreamClosedError, RunFinishedError):
                 await context.emit_error(exc.message, exc.code)
+        except InvalidOutputError as exc:
+            with contextlib.suppress(StreamClosedError, RunFinishedError):
+                await context.emit_error(str(exc), exc.code)
         except Exception as exc:
             log.exception("agent failed on a stream")
             with contextlib.suppress(StreamClosedError, RunFinishedError):

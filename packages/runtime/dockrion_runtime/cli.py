@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from dockrion_schema import DockfileError, load_dockspec
 
@@ -17,7 +19,7 @@ from ._version import __version__
 from .agent import AgentLoadError, load_agent
 from .app import Runtime, create_app
 
-__all__ = ["GracefulServer", "main"]
+__all__ = ["GracefulServer", "main", "reload_app"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--reload", action="store_true", help="restart when files beside the Dockfile change"
+    )
     serve.add_argument(
         "--grace-period",
         type=float,
@@ -64,6 +69,11 @@ class GracefulServer(uvicorn.Server):
             server.close()
         await self._runtime.drain(self._grace)
         await super().shutdown(sockets)
+
+
+def reload_app() -> Starlette:
+    """The app factory `serve --reload` hands to uvicorn's reloader."""
+    return create_app(os.environ["DOCKRION_DOCKFILE"], env_file=os.environ.get("DOCKRION_ENV_FILE"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +124,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         '-d \'{"query": "hello from dockrion"}\''
     )
     sys.stdout.flush()
+    if args.reload:
+        # uvicorn reloads by importing a factory; it finds the Dockfile through the environment.
+        os.environ["DOCKRION_DOCKFILE"] = str(path.resolve())
+        if args.env_file:
+            os.environ["DOCKRION_ENV_FILE"] = str(Path(args.env_file).resolve())
+        uvicorn.run(
+            "dockrion_runtime.cli:reload_app",
+            factory=True,
+            reload=True,
+            reload_dirs=[str(path.resolve().parent)],
+            reload_includes=["*.py", "*.yaml", "*.yml", ".env"],
+            host=host,
+            port=port,
+            log_level=args.log_level,
+            log_config=None,
+        )
+        return 0
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, log_config=None)
     GracefulServer(config, app.state.runtime, args.grace_period).run()
     return 0

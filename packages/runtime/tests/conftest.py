@@ -102,13 +102,21 @@ def serve_app(app: Any) -> Iterator[str]:
         sock.close()
 
 
-def write_project(tmp_path: Path, handler: str, extra: str = "", module: str = AGENT) -> Path:
+def write_project(
+    tmp_path: Path, handler: str, extra: str = "", module: str = AGENT, *, entrypoint: bool = False
+) -> Path:
+    """A Dockfile and its agent module; `entrypoint=True` makes `handler` a factory."""
     name = f"agent_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(module))
     dockfile = tmp_path / "Dockfile.yaml"
+    target = (
+        f'entrypoint: "{name}:{handler}", framework: custom'
+        if entrypoint
+        else f'handler: "{name}:{handler}"'
+    )
     dockfile.write_text(
         'version: "1.0"\n'
-        f'agent: {{name: test-agent, handler: "{name}:{handler}"}}\n'
+        f"agent: {{name: test-agent, {target}}}\n"
         "io_schema:\n  input:\n    type: object\n    properties: {query: {type: string}}\n"
         "    required: [query]\n"
         + ("" if "expose:" in extra else "expose: {host: 127.0.0.1}\n")
@@ -123,9 +131,14 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
     with_stack: list[Any] = []
 
     def start(
-        handler: str, extra: str = "", module: str = AGENT, environ: dict[str, str] | None = None
+        handler: str,
+        extra: str = "",
+        module: str = AGENT,
+        environ: dict[str, str] | None = None,
+        *,
+        entrypoint: bool = False,
     ) -> str:
-        dockfile = write_project(tmp_path, handler, extra, module)
+        dockfile = write_project(tmp_path, handler, extra, module, entrypoint=entrypoint)
         context = serve_app(create_app(dockfile, environ=environ))
         with_stack.append(context)
         return context.__enter__()

@@ -98,3 +98,47 @@ def test_sigterm_cancels_running_agents_with_reason_shutdown(tmp_path: Path) -> 
         if server.poll() is None:
             server.kill()
             server.wait(30)
+
+
+def test_reload_picks_up_a_changed_agent(tmp_path: Path) -> None:
+    module = 'def handle(payload):\n    return {"version": 1}\n'
+    dockfile = write_project(tmp_path, "handle", module=module)
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockrion_runtime",
+            "serve",
+            str(dockfile),
+            "--port",
+            str(port),
+            "--reload",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/invoke"
+
+    def version() -> int | None:
+        try:
+            return int(httpx.post(url, json={"query": "x"}, timeout=5).json()["output"]["version"])
+        except (httpx.TransportError, KeyError, ValueError):
+            return None
+
+    try:
+        deadline = time.monotonic() + 60
+        while version() != 1:
+            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
+            time.sleep(0.2)
+        agent_file = next(tmp_path.glob("agent_*.py"))
+        agent_file.write_text(module.replace("1", "2"))
+        deadline = time.monotonic() + 60
+        while version() != 2:
+            assert time.monotonic() < deadline, "the change was not picked up"
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(30)

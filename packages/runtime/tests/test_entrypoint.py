@@ -1,0 +1,126 @@
+"""Entrypoint mode: a factory called once; invoke/ainvoke, and stream/astream chunks as events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+
+from dockrion_events import parse_sse
+
+FACTORIES = """
+class Sync:
+    def invoke(self, payload):
+        return {"sync": payload["query"]}
+
+class Async:
+    async def ainvoke(self, payload):
+        return {"async": payload["query"]}
+
+class Streams:
+    def invoke(self, payload):
+        return {"never": "used when streaming"}
+    def stream(self, payload):
+        yield "Hel"
+        yield {"type": "token", "content": "lo"}
+        yield {"type": "step", "node": "plan", "duration_ms": 3}
+        yield {"type": "progress", "step": "write", "progress": 0.5}
+        yield {"type": "custom", "event_type": "citation", "data": {"url": "u"}}
+        yield {"type": "result", "data": {"answer": "Hello"}}
+
+class AsyncStreams:
+    async def ainvoke(self, payload):
+        return {}
+    async def astream(self, payload):
+        yield {"type": "token", "content": "a"}
+        yield {"type": "checkpoint", "name": "c", "data": {"k": 1}}
+        yield {"type": "result", "data": {"answer": "a"}}
+
+class NoResult:
+    def invoke(self, payload):
+        return {}
+    def stream(self, payload):
+        yield "x"
+
+built = []
+
+def make(cls):
+    def factory():
+        built.append(cls.__name__)
+        return cls()
+    return factory
+
+sync = make(Sync)
+asynchronous = make(Async)
+streams = make(Streams)
+async_streams = make(AsyncStreams)
+no_result = make(NoResult)
+
+def not_a_runner():
+    return 42
+"""
+
+
+Serve = Callable[..., str]
+
+
+def serve_entry(serve: Serve, factory: str) -> str:
+    return serve(factory, module=FACTORIES, entrypoint=True)
+
+
+def stream_types(url: str) -> list[dict[str, object]]:
+    raw = httpx.post(f"{url}/invoke/stream", json={"query": "q"}, timeout=60).content
+    return [json.loads(m.data) for m in parse_sse(raw)]
+
+
+def test_sync_runner(serve: Serve) -> None:
+    url = serve_entry(serve, "sync")
+    assert httpx.post(f"{url}/invoke", json={"query": "q"}).json()["output"] == {"sync": "q"}
+    # a runner that cannot stream still gives `started` and `complete` with the output
+    events = stream_types(url)
+    assert [e["type"] for e in events] == ["started", "complete"]
+    assert events[-1]["output"] == {"sync": "q"}
+
+
+def test_async_runner(serve: Serve) -> None:
+    url = serve_entry(serve, "asynchronous")
+    assert httpx.post(f"{url}/invoke", json={"query": "q"}).json()["output"] == {"async": "q"}
+
+
+def test_stream_chunks_become_events(serve: Serve) -> None:
+    url = serve_entry(serve, "streams")
+    events = stream_types(url)
+    assert [e["type"] for e in events] == [
+        "started",
+        "token",
+        "token",
+        "step",
+        "progress",
+        "custom:citation",
+        "complete",
+    ]
+    assert events[3]["node_name"] == "plan"
+    assert events[-1]["output"] == {"answer": "Hello"}
+    assert [e["sequence"] for e in events] == list(range(7))
+
+
+def test_async_stream_chunks(serve: Serve) -> None:
+    url = serve_entry(serve, "async_streams")
+    events = stream_types(url)
+    assert [e["type"] for e in events] == ["started", "token", "checkpoint", "complete"]
+    assert events[-1]["output"] == {"answer": "a"}
+
+
+def test_stream_without_result_is_an_error(serve: Serve) -> None:
+    url = serve_entry(serve, "no_result")
+    events = stream_types(url)
+    assert [e["type"] for e in events] == ["started", "token", "error"]
+    assert events[-1]["code"] == "INVALID_OUTPUT"
+
+
+def test_factory_result_without_invoke(serve: Serve) -> None:
+    url = serve_entry(serve, "not_a_runner")
+    ready = httpx.get(f"{url}/ready")
+    assert ready.status_code == 503
+    assert "returned int, which has no invoke() or ainvoke() method" in ready.json()["error"]
