@@ -120,3 +120,13 @@ __all__ = [
     "set_current_context",
     "validate_run_id",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # RedisBackend needs the `redis` extra: it is imported only when asked for, so agent code
+    # importing this package never loads redis.
+    if name == "RedisBackend":
+        from .backends.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module 'dockrion_events' has no attribute {name!r}")

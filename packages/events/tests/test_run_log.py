@@ -7,13 +7,15 @@ import contextlib
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockrion_events import (
+    EventBackend,
     EventBus,
     EventRecord,
     EventsExpiredError,
@@ -26,9 +28,11 @@ from dockrion_events import (
     RunStatus,
 )
 
+Make = Callable[..., EventBackend]
 
-def manager(**backend: Any) -> RunManager:
-    return RunManager(EventBus(InMemoryBackend(**backend)), agent_name="a", framework="custom")
+
+def manager(make_backend: Make, **backend: Any) -> RunManager:
+    return RunManager(EventBus(make_backend(**backend)), agent_name="a", framework="custom")
 
 
 @pytest.mark.parametrize(
@@ -41,18 +45,18 @@ def manager(**backend: Any) -> RunManager:
         ("../etc", "use only letters"),
     ],
 )
-def test_invalid_client_ids(run_async: Any, run_id: str, message: str) -> None:
+def test_invalid_client_ids(run_async: Any, make_backend: Make, run_id: str, message: str) -> None:
     with pytest.raises(InvalidRunIdError, match=message):
-        run_async(manager().create_run(run_id))
+        run_async(manager(make_backend).create_run(run_id))
 
 
-def test_duplicate_and_disallowed_ids(run_async: Any) -> None:
+def test_duplicate_and_disallowed_ids(run_async: Any, make_backend: Make) -> None:
     async def scenario() -> None:
-        runs = manager()
+        runs = manager(make_backend)
         await runs.create_run("job-1")
         with pytest.raises(RunExistsError, match="Run 'job-1' already exists"):
             await runs.create_run("job-1")
-        strict = RunManager(EventBus(InMemoryBackend()), allow_client_ids=False)
+        strict = RunManager(EventBus(make_backend()), allow_client_ids=False)
         with pytest.raises(InvalidRunIdError, match="not allowed"):
             await strict.create_run("job-2")
         counter = iter(range(100))
@@ -64,9 +68,9 @@ def test_duplicate_and_disallowed_ids(run_async: Any) -> None:
     run_async(scenario())
 
 
-def test_lifecycle_and_final_states(run_async: Any) -> None:
+def test_lifecycle_and_final_states(run_async: Any, make_backend: Make) -> None:
     async def scenario() -> None:
-        runs = manager()
+        runs = manager(make_backend)
         run = await runs.create_run(metadata={"k": "v"})
         assert run.status == RunStatus.ACCEPTED
         assert (await runs.start_run(run.run_id)).status == RunStatus.RUNNING
@@ -101,10 +105,12 @@ def test_lifecycle_and_final_states(run_async: Any) -> None:
     run_async(scenario())
 
 
-def test_cancel_racing_complete_ends_in_one_consistent_state(run_async: Any) -> None:
+def test_cancel_racing_complete_ends_in_one_consistent_state(
+    run_async: Any, make_backend: Make
+) -> None:
     async def one_race(seed: int) -> tuple[str, list[str]]:
         rng = random.Random(seed)
-        runs = manager()
+        runs = manager(make_backend)
         run = await runs.create_run()
         await runs.start_run(run.run_id)
         context = runs.get_context(run.run_id)
@@ -145,12 +151,19 @@ def test_cancel_racing_complete_ends_in_one_consistent_state(run_async: Any) -> 
             outcomes.add(status)
         return outcomes
 
-    assert run_async(scenario()) == {"COMPLETED", "CANCELLED"}
+    outcomes = run_async(scenario())
+    if make_backend.kind == "memory":  # type: ignore[attr-defined]
+        # deterministic scheduling: the seeds are known to produce both outcomes
+        assert outcomes == {"COMPLETED", "CANCELLED"}
+    else:
+        assert outcomes <= {"COMPLETED", "CANCELLED"} and outcomes
 
 
-def test_late_subscriber_gets_full_replay_then_the_stream_closes(run_async: Any) -> None:
+def test_late_subscriber_gets_full_replay_then_the_stream_closes(
+    run_async: Any, make_backend: Make
+) -> None:
     async def scenario() -> tuple[list[int], list[int], list[int]]:
-        runs = manager()
+        runs = manager(make_backend)
         run = await runs.create_run()
         await runs.start_run(run.run_id)
         context = runs.get_context(run.run_id)
@@ -172,9 +185,9 @@ def test_late_subscriber_gets_full_replay_then_the_stream_closes(run_async: Any)
     assert past_end == []
 
 
-def test_retention_bound_and_the_expired_cursor_error(run_async: Any) -> None:
+def test_retention_bound_and_the_expired_cursor_error(run_async: Any, make_backend: Make) -> None:
     async def scenario() -> None:
-        runs = manager(max_events_per_run=20)
+        runs = manager(make_backend, max_events_per_run=20)
         run = await runs.create_run()
         await runs.start_run(run.run_id)
         context = runs.get_context(run.run_id)
@@ -186,14 +199,17 @@ def test_retention_bound_and_the_expired_cursor_error(run_async: Any) -> None:
         assert [r.sequence for r in stored] == list(range(190, 202))
         with pytest.raises(EventsExpiredError) as caught:
             await runs.bus.replay(run.run_id, 0)
-        assert caught.value.first_available == 182
+        first = caught.value.first_available
+        assert 0 < first <= 182  # Redis trims approximately (MAXLEN ~): it may keep more
         assert caught.value.code == "EVENTS_EXPIRED"
-        assert "resume from 182 or later" in str(caught.value)
+        assert f"resume from {first} or later" in str(caught.value)
+        kept = await runs.bus.replay(run.run_id, first)
+        assert [r.sequence for r in kept] == list(range(first, 202))
 
     run_async(scenario())
 
 
-def test_finished_runs_expire_after_the_ttl(run_async: Any) -> None:
+def test_finished_runs_expire_after_the_ttl_in_memory(run_async: Any) -> None:
     async def scenario() -> None:
         backend = InMemoryBackend(ttl_seconds=0.0)
         runs = RunManager(EventBus(backend))
@@ -207,9 +223,11 @@ def test_finished_runs_expire_after_the_ttl(run_async: Any) -> None:
     run_async(scenario())
 
 
-def test_idle_subscribers_get_heartbeat_ticks_that_store_nothing(run_async: Any) -> None:
+def test_idle_subscribers_get_heartbeat_ticks_that_store_nothing(
+    run_async: Any, make_backend: Make
+) -> None:
     async def scenario() -> tuple[list[int], list[int]]:
-        runs = manager()
+        runs = manager(make_backend)
         run = await runs.create_run()
         await runs.start_run(run.run_id)
         context = runs.get_context(run.run_id)
@@ -237,7 +255,9 @@ def test_idle_subscribers_get_heartbeat_ticks_that_store_nothing(run_async: Any)
     assert seqs == [0, 1, 2]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     plan=st.lists(
         st.tuples(st.integers(0, 60), st.integers(0, 80), st.integers(1, 30)),
@@ -248,14 +268,14 @@ def test_idle_subscribers_get_heartbeat_ticks_that_store_nothing(run_async: Any)
     seed=st.integers(0, 2**16),
 )
 def test_subscribers_joining_leaving_and_rejoining_see_contiguous_logs(
-    plan: list[tuple[int, int, int]], total: int, seed: int
+    run_async: Any, make_backend: Make, plan: list[tuple[int, int, int]], total: int, seed: int
 ) -> None:
     """One producer; subscribers join at random cursors and moments, read a few events,
     disconnect, and rejoin from the last sequence they saw (Last-Event-ID)."""
 
     async def scenario() -> None:
         rng = random.Random(seed)
-        runs = manager()
+        runs = manager(make_backend)
         run = await runs.create_run()
         context = runs.get_context(run.run_id)
         assert context is not None
@@ -294,7 +314,7 @@ def test_subscribers_joining_leaving_and_rejoining_see_contiguous_logs(
             assert sum(r.terminal for r in seen) == 1
             assert seen[-1].type == "complete"
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_importing_events_does_not_import_web_or_redis_libraries() -> None:

@@ -1,0 +1,503 @@
+"""Runs and their logs in Redis, so any number of runtime processes share every run.
+
+Layout, every key of a run under one hash tag so it works on Redis Cluster:
+
+    <prefix>:{<run_id>}:state   hash   the run record, its status and `next` sequence
+    <prefix>:{<run_id>}:log     stream entry id `<sequence>-1`, fields t (type), d (JSON)
+    <prefix>:{<run_id>}:lease   string the instance running the agent (renewed, expiring)
+    <prefix>:runs               zset   run ids by creation time (listing)
+    <prefix>:running            set    ids of RUNNING runs (orphan detection)
+
+Appends and terminal transitions are Lua scripts touching one run's keys only, so they are
+atomic: a terminal event is appended exactly once, and the status changes with it. Reading
+is `XRANGE` after the cursor; waiting for more is one `XREAD BLOCK` per run per process,
+fanned out in-process to every local subscriber of that run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "RedisBackend needs the redis package: pip install 'dockrion-events[redis]'"
+    ) from exc
+
+from ..errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendPublishError,
+    EventsExpiredError,
+    RunExistsError,
+    RunFinishedError,
+    RunNotFoundError,
+)
+from ..record import EventRecord
+from ..runs import Run, RunStatus
+from .base import EventBackend, TerminalEventFactory
+
+__all__ = ["RedisBackend"]
+
+_TERMINAL = (
+    "local function terminal(s) return s == 'COMPLETED' or s == 'FAILED' or s == 'CANCELLED' end\n"
+)
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+redis.call('HSET', KEYS[1], 'run', ARGV[1], 'status', 'ACCEPTED', 'next', 0)
+return 'ok'
+"""
+
+_START = (
+    _TERMINAL
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if terminal(status) then return {'finished', status} end
+if status == 'ACCEPTED' then
+  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1])
+end
+return {'ok'}
+"""
+)
+
+_APPEND = (
+    _TERMINAL
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if terminal(status) then return {'finished', status} end
+local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
+local first = tonumber(ARGV[2])
+if nxt ~= first then return {'gap', tostring(nxt)} end
+local count = (#ARGV - 2) / 2
+for i = 0, count - 1 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (first + i) .. '-1',
+             't', ARGV[3 + 2 * i], 'd', ARGV[4 + 2 * i])
+end
+redis.call('HSET', KEYS[1], 'next', first + count)
+return {'ok'}
+"""
+)
+
+_FINISH = (
+    _TERMINAL
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if terminal(status) then return {'finished', status} end
+local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
+if nxt ~= tonumber(ARGV[1]) then return {'retry'} end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], nxt .. '-1', 't', ARGV[3], 'd', ARGV[4])
+redis.call('HSET', KEYS[1], 'status', ARGV[5], 'completed_at', ARGV[6], 'output', ARGV[7],
+           'error', ARGV[8], 'next', nxt + 1)
+redis.call('EXPIRE', KEYS[1], ARGV[9])
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('DEL', KEYS[3])
+return {'ok'}
+"""
+)
+
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Tail:
+    """One blocking read of a run's log in this process, waking every local waiter."""
+
+    __slots__ = ("changed", "position", "task", "waiters")
+
+    def __init__(self, position: str) -> None:
+        self.changed = asyncio.Event()
+        self.position = position
+        self.waiters = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+
+class RedisBackend(EventBackend):
+    """`EventBackend` on Redis (7+). Requires the `redis` extra."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379",
+        stream_ttl_seconds: int = 3600,
+        max_events_per_run: int = 1000,
+        connection_pool_size: int = 10,
+        *,
+        key_prefix: str = "dockrion",
+        block_ms: int = 2000,
+    ) -> None:
+        self.url = url
+        self.stream_ttl_seconds = stream_ttl_seconds
+        self.max_events_per_run = max_events_per_run
+        self.key_prefix = key_prefix
+        self._block_ms = block_ms
+        # A blocking pool: when every connection is busy, a command waits for one (up to
+        # 10 s) instead of failing, so the pool size bounds connections, not throughput.
+        self._pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=connection_pool_size, timeout=10
+        )
+        # redis-py types replies as unions over protocol versions; we read RESP2 replies and
+        # convert them where they are used, so the clients are typed loosely on purpose.
+        self._client: Any = aioredis.Redis(connection_pool=self._pool)
+        # Blocking reads hold their connection: they get their own pool, one per tailed run.
+        self._blocking: Any = aioredis.Redis.from_url(url)
+        self._scripts = {
+            name: self._client.register_script(source)
+            for name, source in (
+                ("create", _CREATE),
+                ("start", _START),
+                ("append", _APPEND),
+                ("finish", _FINISH),
+                ("renew", _RENEW),
+            )
+        }
+        self._tails: dict[str, _Tail] = {}
+
+    # --- keys ----------------------------------------------------------------------------
+
+    def _key(self, run_id: str, part: str) -> str:
+        return f"{self.key_prefix}:{{{run_id}}}:{part}"
+
+    @property
+    def _runs_key(self) -> str:
+        return f"{self.key_prefix}:runs"
+
+    @property
+    def _running_key(self) -> str:
+        return f"{self.key_prefix}:running"
+
+    # --- errors --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Any:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BackendConnectionError(
+                f"Redis at {self._safe_url()} is unreachable while {doing}: {exc}", self.name
+            ) from exc
+        except RedisError as exc:
+            raise BackendError(f"Redis error while {doing}: {exc}", self.name) from exc
+
+    def _safe_url(self) -> str:
+        # Never print a password that may sit in the URL.
+        head, _, tail = self.url.rpartition("@")
+        return f"{head.split('://')[0]}://***@{tail}" if head else self.url
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def check(self) -> None:
+        """Raises `BackendConnectionError` with the reason when Redis does not answer."""
+        with self._errors("connecting"):
+            await self._client.ping()
+
+    # --- run state -----------------------------------------------------------------------
+
+    async def create_run(self, run: Run) -> None:
+        static = run.model_dump(
+            mode="json",
+            include={"run_id", "created_at", "metadata", "owner", "agent_name", "framework"},
+        )
+        with self._errors("creating a run"):
+            result = await self._scripts["create"](
+                keys=[self._key(run.run_id, "state")], args=[json.dumps(static)]
+            )
+            if _text(result) == "exists":
+                raise RunExistsError(run.run_id)
+            await self._client.zadd(self._runs_key, {run.run_id: run.created_at.timestamp()})
+
+    def _run_from(self, fields: dict[bytes, bytes]) -> Run:
+        data: dict[str, Any] = json.loads(fields[b"run"])
+        data["status"] = _text(fields[b"status"])
+        for name in ("started_at", "completed_at"):
+            if fields.get(name.encode()):
+                data[name] = _text(fields[name.encode()])
+        for name in ("output", "error"):
+            if fields.get(name.encode()):
+                data[name] = json.loads(fields[name.encode()])
+        data["last_sequence"] = int(fields[b"next"]) - 1
+        return Run.model_validate(data)
+
+    async def get_run(self, run_id: str) -> Run | None:
+        with self._errors("reading a run"):
+            fields = await self._client.hgetall(self._key(run_id, "state"))
+        return self._run_from(fields) if fields else None
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, owner: str | None = None, limit: int = 100
+    ) -> list[Run]:
+        runs: list[Run] = []
+        start = 0
+        page = max(limit, 100)
+        with self._errors("listing runs"):
+            while len(runs) < limit:
+                ids = await self._client.zrevrange(self._runs_key, start, start + page - 1)
+                if not ids:
+                    break
+                start += page
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for run_id in ids:
+                        pipe.hgetall(self._key(_text(run_id), "state"))
+                    states = await pipe.execute()
+                gone = [run_id for run_id, fields in zip(ids, states, strict=True) if not fields]
+                if gone:
+                    await self._client.zrem(self._runs_key, *gone)  # expired runs
+                for fields in states:
+                    if not fields:
+                        continue
+                    run = self._run_from(fields)
+                    if (status is None or run.status == status) and (
+                        owner is None or run.owner == owner
+                    ):
+                        runs.append(run)
+        return runs[:limit]
+
+    async def start_run(self, run_id: str) -> Run:
+        now = datetime.now(UTC).isoformat()
+        with self._errors("starting a run"):
+            result = await self._scripts["start"](keys=[self._key(run_id, "state")], args=[now])
+            outcome = [_text(item) for item in result]
+            if outcome[0] == "missing":
+                raise RunNotFoundError(run_id)
+            if outcome[0] == "finished":
+                raise RunFinishedError(run_id, outcome[1])
+            await self._client.sadd(self._running_key, run_id)
+        run = await self.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return run
+
+    async def delete_run(self, run_id: str) -> None:
+        with self._errors("deleting a run"):
+            await self._client.delete(
+                self._key(run_id, "state"), self._key(run_id, "log"), self._key(run_id, "lease")
+            )
+            await self._client.zrem(self._runs_key, run_id)
+            await self._client.srem(self._running_key, run_id)
+
+    # --- the log -------------------------------------------------------------------------
+
+    async def append(self, run_id: str, records: Sequence[EventRecord]) -> None:
+        if not records:
+            return
+        args: list[Any] = [self.max_events_per_run, records[0].sequence]
+        for offset, record in enumerate(records):
+            if record.sequence != records[0].sequence + offset or record.terminal:
+                raise BackendPublishError(
+                    f"run '{run_id}': events must be contiguous and non-terminal", self.name
+                )
+            args += [record.type, record.data]
+        with self._errors("appending events"):
+            result = await self._scripts["append"](
+                keys=[self._key(run_id, "state"), self._key(run_id, "log")], args=args
+            )
+        outcome = [_text(item) for item in result]
+        if outcome[0] == "missing":
+            raise RunNotFoundError(run_id)
+        if outcome[0] == "finished":
+            raise RunFinishedError(run_id, outcome[1])
+        if outcome[0] == "gap":
+            raise BackendPublishError(
+                f"run '{run_id}': expected event {outcome[1]}, got {records[0].sequence}",
+                self.name,
+            )
+
+    async def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        build: TerminalEventFactory,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> tuple[Run, EventRecord]:
+        if not status.terminal:
+            raise ValueError(f"finish_run needs a terminal status, got {status}")
+        state = self._key(run_id, "state")
+        while True:  # optimistic: retried when the producer appended meanwhile
+            with self._errors("finishing a run"):
+                fields = await self._client.hmget(state, ["status", "next"])
+            if fields[0] is None:
+                raise RunNotFoundError(run_id)
+            if RunStatus(_text(fields[0])).terminal:
+                raise RunFinishedError(run_id, _text(fields[0]))
+            sequence = int(fields[1])
+            record = EventRecord.from_event(build(sequence))
+            with self._errors("finishing a run"):
+                result = await self._scripts["finish"](
+                    keys=[state, self._key(run_id, "log"), self._key(run_id, "lease")],
+                    args=[
+                        sequence,
+                        self.max_events_per_run,
+                        record.type,
+                        record.data,
+                        status.value,
+                        datetime.now(UTC).isoformat(),
+                        json.dumps(output) if output is not None else "",
+                        json.dumps(error) if error is not None else "",
+                        self.stream_ttl_seconds,
+                    ],
+                )
+            outcome = [_text(item) for item in result]
+            if outcome[0] == "retry":
+                continue
+            if outcome[0] == "missing":
+                raise RunNotFoundError(run_id)
+            if outcome[0] == "finished":
+                raise RunFinishedError(run_id, outcome[1])
+            with self._errors("finishing a run"):
+                await self._client.srem(self._running_key, run_id)
+            run = await self.get_run(run_id)
+            if run is None:
+                raise RunNotFoundError(run_id)
+            return run, record
+
+    async def _range(self, run_id: str, after: int) -> list[EventRecord]:
+        with self._errors("reading events"):
+            entries = await self._client.xrange(self._key(run_id, "log"), min=f"{after + 1}-0")
+        return [
+            EventRecord(
+                int(_text(entry_id).split("-")[0]), _text(fields[b"t"]), _text(fields[b"d"])
+            )
+            for entry_id, fields in entries
+        ]
+
+    async def read(
+        self, run_id: str, after: int, timeout: float | None = None
+    ) -> tuple[list[EventRecord], bool]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            records = await self._range(run_id, after)
+            if not records:
+                # The log and the state are read apart: judge by the state, then re-read.
+                with self._errors("reading a run"):
+                    fields = await self._client.hmget(
+                        self._key(run_id, "state"), ["status", "next"]
+                    )
+                if fields[0] is None:
+                    raise RunNotFoundError(run_id)
+                next_sequence = int(fields[1])
+                if after + 1 < next_sequence:
+                    records = await self._range(run_id, after)
+                    if not records:  # retention passed them all
+                        first = await self._first_sequence(run_id, next_sequence)
+                        raise EventsExpiredError(run_id, after + 1, first)
+                elif RunStatus(_text(fields[0])).terminal:
+                    return [], True
+            if records:
+                if records[0].sequence != after + 1:
+                    raise EventsExpiredError(run_id, after + 1, records[0].sequence)
+                return records, records[-1].terminal
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return [], False
+            await self._wait_for_more(run_id, after, remaining)
+
+    async def _first_sequence(self, run_id: str, next_sequence: int) -> int:
+        with self._errors("reading events"):
+            entries = await self._client.xrange(self._key(run_id, "log"), count=1)
+        return int(_text(entries[0][0]).split("-")[0]) if entries else next_sequence
+
+    async def _wait_for_more(self, run_id: str, after: int, timeout: float | None) -> None:
+        tail = self._tails.get(run_id)
+        if tail is None:
+            tail = self._tails[run_id] = _Tail(f"{after}-1" if after >= 0 else "0-0")
+        tail.waiters += 1
+        if tail.task is None or tail.task.done():
+            tail.task = asyncio.create_task(self._follow(run_id, tail))
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tail.changed.wait(), timeout)
+        finally:
+            tail.waiters -= 1
+
+    async def _follow(self, run_id: str, tail: _Tail) -> None:
+        """The one blocking read of this run's log in this process."""
+        key = self._key(run_id, "log")
+        try:
+            while tail.waiters > 0:
+                try:
+                    reply = await self._blocking.xread({key: tail.position}, block=self._block_ms)
+                except (RedisError, OSError):
+                    tail.notify()  # waiters re-read and see the connection error themselves
+                    await asyncio.sleep(0.5)
+                    continue
+                if reply:
+                    entries = reply[0][1]
+                    tail.position = _text(entries[-1][0])
+                tail.notify()
+        finally:
+            if self._tails.get(run_id) is tail and tail.waiters == 0:
+                del self._tails[run_id]
+
+    # --- leases: is the instance running a run still alive? -----------------------------
+
+    async def renew_lease(self, run_id: str, holder: str, ttl_ms: int) -> bool:
+        """Claim or extend the lease of a run; False when another holder has it."""
+        with self._errors("renewing a lease"):
+            return bool(
+                await self._scripts["renew"](
+                    keys=[self._key(run_id, "lease")], args=[holder, ttl_ms]
+                )
+            )
+
+    async def orphaned_runs(self) -> list[str]:
+        """RUNNING runs whose lease has lapsed: their instance died."""
+        with self._errors("looking for orphaned runs"):
+            running = [_text(run_id) for run_id in await self._client.smembers(self._running_key)]
+            if not running:
+                return []
+            async with self._client.pipeline(transaction=False) as pipe:
+                for run_id in running:
+                    pipe.exists(self._key(run_id, "lease"))
+                    pipe.hget(self._key(run_id, "state"), "status")
+                replies = await pipe.execute()
+        orphans: list[str] = []
+        for index, run_id in enumerate(running):
+            has_lease, status = replies[2 * index], replies[2 * index + 1]
+            if status is None or RunStatus(_text(status)).terminal:
+                with self._errors("looking for orphaned runs"):
+                    await self._client.srem(self._running_key, run_id)
+            elif not has_lease and _text(status) == RunStatus.RUNNING.value:
+                orphans.append(run_id)
+        return orphans
+
+    async def close(self) -> None:
+        for tail in list(self._tails.values()):
+            if tail.task is not None:
+                tail.task.cancel()
+            tail.notify()
+        self._tails.clear()
+        await self._client.aclose()
+        await self._pool.disconnect()
+        await self._blocking.aclose()
