@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .errors import RunCancelledError, RunFinishedError, StreamClosedError
+from .errors import BackendConnectionError, RunCancelledError, RunFinishedError, StreamClosedError
 from .filter import EventsFilter, custom_event_name
 from .models import (
     CONFIGURABLE_EVENT_TYPES,
@@ -45,6 +47,7 @@ __all__ = [
     "set_current_context",
 ]
 
+log = logging.getLogger("dockrion.events")
 _RESERVED = frozenset({"id", "type", "run_id", "sequence", "timestamp"})
 _current: ContextVar[StreamContext | None] = ContextVar("dockrion_stream_context", default=None)
 
@@ -98,6 +101,7 @@ class StreamContext:
         streaming_backend: StreamingBackend | None = None,
         *,
         max_pending: int = 10_000,
+        finish_patience: float = 60.0,
     ) -> None:
         if bus is None and not queue_mode:
             raise ValueError("StreamContext needs a bus (or queue_mode=True)")
@@ -109,6 +113,8 @@ class StreamContext:
         self._events_filter = events_filter
         self._streaming_backend = streaming_backend
         self._max_pending = max_pending
+        self._finish_patience = finish_patience
+        self._retry_delay = 0.0
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._next_sequence = 0
@@ -276,13 +282,42 @@ class StreamContext:
                 await self._sink.append(self._run_id, batch)
             except RunFinishedError as exc:
                 self.cancel(f"run already {exc.status}")
+            except BackendConnectionError as exc:
+                # Keep the events (in order) and try again later; the bounded buffer makes a
+                # producer wait rather than grow memory while the backend is away.
+                with self._lock:
+                    self._pending[:0] = batch
+                self._retry_later(exc)
             except Exception as exc:
                 self._failure = exc
+            else:
+                self._retry_delay = 0.0
+
+    def _retry_later(self, exc: BaseException) -> None:
+        if self._retry_delay == 0.0:
+            log.warning("run %s: backend unavailable, buffering events: %s", self._run_id, exc)
+        self._retry_delay = min(2.0, max(0.05, self._retry_delay * 2))
+        if self._loop is not None:
+            self._loop.call_later(self._retry_delay, self._start_flush)
 
     async def flush(self) -> None:
         """Wait until every event emitted so far is in the log."""
         if not self._queue_mode:
             await self._flush()
+
+    async def _flush_all(self, patience: float) -> None:
+        """Flush, waiting out a backend outage for up to `patience` seconds."""
+        deadline = time.monotonic() + patience
+        await self._flush()
+        while self._pending and time.monotonic() < deadline:
+            await asyncio.sleep(max(self._retry_delay, 0.05))
+            await self._flush()
+        if self._pending:
+            raise BackendConnectionError(
+                f"run '{self._run_id}': {len(self._pending)} events could not be stored "
+                f"within {patience:g}s",
+                "unknown",
+            )
 
     async def _emit(self, event_type: str, build: Callable[[int], BaseEvent]) -> BaseEvent:
         event = self._stage(event_type, build, inline=True)
@@ -304,7 +339,7 @@ class StreamContext:
         error: dict[str, Any] | None = None,
     ) -> BaseEvent:
         if not self._queue_mode:
-            await self._flush()
+            await self._flush_all(self._finish_patience)
         with self._lock:
             self._check_open(event_type)
             self._closed_by = event_type
@@ -320,12 +355,21 @@ class StreamContext:
             built.append(build(sequence))
             return built[-1]
 
-        try:
-            await self._sink.finish(self._run_id, status, keep, output=output, error=error)
-        except RunFinishedError as exc:
-            self.cancel(f"run already {exc.status}")
-            raise
-        return built[-1]
+        deadline = time.monotonic() + self._finish_patience
+        while True:
+            try:
+                await self._sink.finish(self._run_id, status, keep, output=output, error=error)
+            except RunFinishedError as exc:
+                self.cancel(f"run already {exc.status}")
+                raise
+            except BackendConnectionError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                self._retry_delay = min(2.0, max(0.05, self._retry_delay * 2))
+                log.warning("run %s: cannot store '%s' yet: %s", self._run_id, event_type, exc)
+                await asyncio.sleep(self._retry_delay)
+                continue
+            return built[-1]
 
     # --- async emitters ----------------------------------------------------------------
 

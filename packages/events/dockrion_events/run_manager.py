@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .bus import EventBus
 from .context import StreamContext
-from .errors import InvalidRunIdError, RunNotFoundError
+from .errors import BackendError, InvalidRunIdError, RunFinishedError, RunNotFoundError
 from .filter import EventsFilter
-from .models import CancelledEvent
+from .models import CancelledEvent, ErrorEvent
 from .runs import (
     RUN_ID_PATTERN,
     Run,
@@ -21,11 +26,32 @@ from .runs import (
 
 __all__ = [
     "RUN_ID_PATTERN",
+    "LeasedBackend",
     "RunCreateResponse",
     "RunManager",
     "generate_run_id",
     "validate_run_id",
 ]
+
+
+log = logging.getLogger("dockrion.events")
+
+ORPHANED_MESSAGE = "The instance running this run stopped before it finished"
+
+
+def _orphaned_event(run_id: str, sequence: int) -> ErrorEvent:
+    return ErrorEvent(run_id=run_id, sequence=sequence, error=ORPHANED_MESSAGE, code="RUN_ORPHANED")
+
+
+@runtime_checkable
+class LeasedBackend(Protocol):
+    """A backend shared between processes, which tracks who runs each run (Redis)."""
+
+    async def renew_lease(self, run_id: str, holder: str, ttl_ms: int) -> bool: ...
+
+    async def orphaned_runs(self) -> list[str]: ...
+
+    async def get_run(self, run_id: str) -> Run | None: ...
 
 
 class RunManager:
@@ -40,6 +66,8 @@ class RunManager:
         *,
         id_generator: Callable[[], str] | None = None,
         events_filter: EventsFilter | None = None,
+        lease_seconds: float = 10.0,
+        check_interval: float = 0.5,
     ) -> None:
         self._bus = event_bus
         self._allow_client_ids = allow_client_ids
@@ -48,6 +76,13 @@ class RunManager:
         self._id_generator = id_generator or generate_run_id
         self._events_filter = events_filter
         self._contexts: dict[str, StreamContext] = {}
+        # Shared backends (Redis): this instance holds a lease on the runs it executes and
+        # notices when another instance ends one of them.
+        self.instance_id = uuid.uuid4().hex
+        self._lease_seconds = lease_seconds
+        self._check_interval = check_interval
+        self._guards: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
 
     @property
     def bus(self) -> EventBus:
@@ -106,8 +141,73 @@ class RunManager:
         run = await self._bus.backend.start_run(run_id)
         context = self._contexts.get(run_id)
         if context is not None:
+            if isinstance(self._bus.backend, LeasedBackend):
+                await self._bus.backend.renew_lease(run_id, self.instance_id, self._lease_ms)
+                guard = asyncio.create_task(self._guard(run_id, context, self._bus.backend))
+                self._guards.add(guard)
+                guard.add_done_callback(self._guards.discard)
             await context.emit_started()
         return run
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self._lease_seconds * 1000)
+
+    async def _guard(self, run_id: str, context: StreamContext, backend: LeasedBackend) -> None:
+        """While this instance runs the agent: renew the lease, and stop the agent when the
+        run was ended elsewhere (DELETE on another instance, or an orphan sweep)."""
+        while not context.closed:
+            await asyncio.sleep(self._check_interval)
+            try:
+                await backend.renew_lease(run_id, self.instance_id, self._lease_ms)
+                run = await backend.get_run(run_id)
+            except BackendError as exc:
+                log.warning("cannot renew the lease of run %s: %s", run_id, exc)
+                continue
+            if (run is None or run.terminal) and not context.closed:
+                status = run.status.value if run else "deleted"
+                context.cancel(f"run ended elsewhere ({status})")
+                self._contexts.pop(run_id, None)
+                return
+
+    def start_reaper(self, interval: float = 2.0) -> None:
+        """Periodically end runs whose instance died (lease lapsed) as FAILED with code
+        `RUN_ORPHANED`; any instance may do it, the terminal transition is atomic."""
+        backend = self._bus.backend
+        if isinstance(backend, LeasedBackend) and self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap(backend, interval))
+
+    async def _reap(self, backend: LeasedBackend, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                orphans = await backend.orphaned_runs()
+            except BackendError as exc:
+                log.warning("orphan sweep failed: %s", exc)
+                continue
+            for run_id in orphans:
+                with contextlib.suppress(RunFinishedError, RunNotFoundError):
+                    await self._bus.finish(
+                        run_id,
+                        RunStatus.FAILED,
+                        functools.partial(_orphaned_event, run_id),
+                        error={
+                            "message": ORPHANED_MESSAGE,
+                            "code": "RUN_ORPHANED",
+                            "details": None,
+                        },
+                    )
+                    log.warning("run %s was orphaned: marked FAILED (RUN_ORPHANED)", run_id)
+
+    async def close(self) -> None:
+        """Stop the reaper and the lease guards of this manager."""
+        tasks = [*self._guards, *([self._reaper] if self._reaper else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._reaper = None
 
     async def set_result(
         self,

@@ -25,6 +25,8 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from dockrion_events import (
+    BackendError,
+    EventBackend,
     EventBus,
     EventsExpiredError,
     EventsFilter,
@@ -126,13 +128,34 @@ class Runtime:
     def framework(self) -> str:
         return self.spec.agent.framework or "custom"
 
-    def build_run_manager(self) -> RunManager:
+    def build_backend(self) -> EventBackend:
         streaming = self.spec.streaming
-        if streaming is not None and streaming.backend == "redis":
+        if streaming is None or streaming.backend == "memory":
+            return InMemoryBackend()
+        redis = streaming.redis
+        assert redis is not None  # the schema fills it in for backend: redis
+        if "${" in redis.url:
             raise AgentLoadError(
-                "streaming.backend 'redis' is not available in this release yet; use "
-                "'memory' (one process) until the Redis backend lands"
+                f"streaming.redis.url is {redis.url!r}: set REDIS_URL (or write the URL) so "
+                "the runtime knows where Redis is"
             )
+        try:
+            from dockrion_events.backends.redis import RedisBackend
+        except ImportError:
+            raise AgentLoadError(
+                "streaming.backend redis needs the redis extra: "
+                "pip install 'dockrion-runtime[redis]'"
+            ) from None
+        return RedisBackend(
+            redis.url,
+            stream_ttl_seconds=redis.stream_ttl_seconds,
+            max_events_per_run=redis.max_events_per_run,
+            connection_pool_size=redis.connection_pool_size,
+            key_prefix=redis.key_prefix,
+        )
+
+    def build_run_manager(self, backend: EventBackend) -> RunManager:
+        streaming = self.spec.streaming
         generator = None
         id_generator = streaming.id_generator if streaming else None
         if id_generator is not None and id_generator.type == "custom" and id_generator.handler:
@@ -142,20 +165,30 @@ class Runtime:
                     f"streaming.id_generator.handler {id_generator.handler!r} is not callable"
                 )
             generator = loaded
+        lease = streaming.redis.lease_seconds if streaming and streaming.redis else 10
         return RunManager(
-            EventBus(InMemoryBackend()),
+            EventBus(backend),
             allow_client_ids=self.allow_client_ids,
             agent_name=self.name,
             framework=self.framework,
             id_generator=generator,
             events_filter=self.events_filter,
+            lease_seconds=float(lease),
         )
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         try:
             if self.async_runs:
-                self.runs = self.build_run_manager()
+                backend = self.build_backend()
+                self.runs = self.build_run_manager(backend)
+                try:
+                    await backend.check()
+                except BackendError as exc:
+                    # Not ready until the backend answers (D17); /ready keeps asking.
+                    self.load_error = str(exc)
+                    log.error("events backend not reachable: %s", exc)
+                self.runs.start_reaper()
             self.agent = load_agent(self.spec, self.base_dir)
         except AgentLoadError as exc:
             self.load_error = str(exc)
@@ -164,6 +197,9 @@ class Runtime:
         self.shutting_down = True
         for task in list(self._tasks):
             task.cancel()
+        if self.runs is not None:
+            await self.runs.close()
+            await self.runs.bus.close()
 
     # --- public endpoints ----------------------------------------------------------------
 
@@ -190,8 +226,13 @@ class Runtime:
         )
 
     async def ready(self, request: Request) -> Response:
+        reason = None
         if self.agent is None:
             reason = self.load_error or "agent is still loading"
+        elif self.runs is not None and not await self.runs.bus.backend.ping():
+            # Asked every time: ready again as soon as the backend answers (D17).
+            reason = f"the {self.runs.bus.backend.name} events backend does not answer"
+        if reason is not None:
             return JSONResponse(
                 {
                     "success": False,
@@ -571,6 +612,12 @@ async def _runtime_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
+async def _backend_error(request: Request, exc: Exception) -> Response:
+    log.error("events backend error on %s %s: %s", request.method, request.url.path, exc)
+    body = error_body(f"Events backend unavailable: {exc}", "BACKEND_UNAVAILABLE")
+    return JSONResponse(body, status_code=503)
+
+
 async def _auth_failed(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuthFailed)
     return JSONResponse(exc.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
@@ -686,6 +733,7 @@ def create_app(
         exception_handlers={
             RuntimeHTTPError: _runtime_error,
             AuthFailed: _auth_failed,
+            BackendError: _backend_error,
             Exception: _unexpected_error,
         },
     )

@@ -124,21 +124,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         '-d \'{"query": "hello from dockrion"}\''
     )
     sys.stdout.flush()
-    if args.reload:
-        # uvicorn reloads by importing a factory; it finds the Dockfile through the environment.
+    if args.reload or args.workers > 1:
+        # uvicorn's reloader and worker processes import a factory; it finds the Dockfile
+        # through the environment.
         os.environ["DOCKRION_DOCKFILE"] = str(path.resolve())
         if args.env_file:
             os.environ["DOCKRION_ENV_FILE"] = str(Path(args.env_file).resolve())
+        reload_options: dict[str, object] = (
+            {
+                "reload": True,
+                "reload_dirs": [str(path.resolve().parent)],
+                "reload_includes": ["*.py", "*.yaml", "*.yml", ".env"],
+            }
+            if args.reload
+            else {"workers": args.workers}
+        )
         uvicorn.run(
             "dockrion_runtime.cli:reload_app",
             factory=True,
-            reload=True,
-            reload_dirs=[str(path.resolve().parent)],
-            reload_includes=["*.py", "*.yaml", "*.yml", ".env"],
             host=host,
             port=port,
             log_level=args.log_level,
             log_config=None,
+            **reload_options,  # type: ignore[arg-type]
         )
         return 0
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, log_config=None)

@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 from starlette.types import Receive, Scope, Send
 
-from dockrion_events import EventRecord, HeartbeatEvent, encode_comment, encode_frame
+from dockrion_events import (
+    BackendError,
+    EventRecord,
+    HeartbeatEvent,
+    encode_comment,
+    encode_frame,
+)
 
 __all__ = ["SSE_HEADERS", "EventStreamResponse"]
 
@@ -61,36 +67,14 @@ class EventStreamResponse:
                 group.cancel_scope.cancel()
 
             group.start_soon(watch_disconnect)
-            # The reconnection hint rides on the first frame: a block of its own would look
-            # like an empty event to some clients.
-            retry = f"retry: {self._retry_ms}\n".encode()
-            last = -1
             try:
                 with anyio.move_on_after(self._timeout) as deadline:
-                    async for batch in self._batches:
-                        if batch:
-                            last = batch[-1].sequence
-                            body = b"".join(record.frame for record in batch)
-                            if self._on_sent is not None:
-                                self._on_sent(len(batch))
-                        elif self._heartbeat_events:
-                            # Not stored, no `id:` line: resumption is never disturbed (D20).
-                            beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))
-                            body = encode_frame("heartbeat", beat.to_json())
-                        else:
-                            body = encode_comment("keep-alive")
-                        if retry:
-                            body, retry = retry + body, b""
-                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                    ending = await self._pump(send)
                 if deadline.cancelled_caught:
                     # The subscription ends; the run goes on and a reconnect resumes (D21).
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": encode_comment("timeout"),
-                            "more_body": True,
-                        }
-                    )
+                    ending = encode_comment("timeout")
+                if ending:
+                    await send({"type": "http.response.body", "body": ending, "more_body": True})
             finally:
                 finished = True
                 if self._on_close is not None:
@@ -99,3 +83,31 @@ class EventStreamResponse:
                     await self._batches.aclose()  # type: ignore[attr-defined]
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             group.cancel_scope.cancel()
+
+    async def _pump(self, send: Send) -> bytes:
+        """Write batches until the log ends; returns a closing comment, if any."""
+        # The reconnection hint rides on the first frame: a block of its own would look
+        # like an empty event to some clients.
+        retry = f"retry: {self._retry_ms}\n".encode()
+        last = -1
+        try:
+            async for batch in self._batches:
+                if batch:
+                    last = batch[-1].sequence
+                    body = b"".join(record.frame for record in batch)
+                    if self._on_sent is not None:
+                        self._on_sent(len(batch))
+                elif self._heartbeat_events:
+                    # Not stored, no `id:` line: resumption is never disturbed (D20).
+                    beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))
+                    body = encode_frame("heartbeat", beat.to_json())
+                else:
+                    body = encode_comment("keep-alive")
+                if retry:
+                    body, retry = retry + body, b""
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        except BackendError as exc:
+            # Not an event (no id, nothing stored): the run may be fine. The client
+            # reconnects with Last-Event-ID once the backend is back.
+            return encode_comment(f"events backend unavailable ({exc.message}); reconnect")
+        return b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -61,6 +63,18 @@ def endless(payload, context):
 def not_json(payload):
     return {"value": object()}
 
+def endless_marker(payload, context):
+    # emits until stopped, then leaves a file behind: proof across processes
+    i = 0
+    try:
+        while i < 50_000_000:
+            context.sync_emit_token(str(i))
+            i += 1
+            time.sleep(0.005)
+    finally:
+        open(payload["marker"], "w").close()
+    return {}
+
 def slow_tokens(payload, context):
     for i in range(int(payload.get("count", 30))):
         context.sync_emit_token(str(i))
@@ -72,6 +86,41 @@ counter = iter(range(1_000_000))
 def next_id():
     return f"job-{next(counter)}"
 """
+
+
+def start_server(dockfile: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`dockrion-runtime serve` in its own process on a free port, once it is ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dockrion_runtime",
+            "serve",
+            str(dockfile),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server for {dockfile} did not become ready")
+        time.sleep(0.1)
 
 
 def free_port() -> socket.socket:

@@ -432,6 +432,8 @@ class RedisStreamingConfig(_Section):
     max_events_per_run: Annotated[int, Between(10, 100000)] = 1000
     connection_pool_size: Annotated[int, Between(1, 1000)] = 10
     key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "dockrion"
+    # How long a run outlives the instance executing it before it is declared orphaned.
+    lease_seconds: Annotated[int, Between(2, 300)] = 10
 
 
 class StreamingIdGenerator(_Section):

@@ -67,6 +67,7 @@ def test_redis_backend_gets_default_settings() -> None:
         "max_events_per_run": 1000,
         "connection_pool_size": 10,
         "key_prefix": "dockrion",
+        "lease_seconds": 10,
     }
 
 

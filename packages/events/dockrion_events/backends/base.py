@@ -99,5 +99,10 @@ class EventBackend(ABC):
         """True when the backend answers (used by readiness checks)."""
         return True
 
+    async def check(self) -> None:
+        """Raises `BackendConnectionError` with the reason when the backend does not answer."""
+        if not await self.ping():
+            raise BackendConnectionError(f"the {self.name} backend does not answer", self.name)
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; pending reads end."""
