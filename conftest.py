@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +27,10 @@ def free_port() -> int:
 class RedisServer:
     """A real redis-server on loopback, owned by the test session."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
         self.directory = directory
         self.port = free_port()
+        self.persistent = persistent  # an append-only file survives a restart
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,7 +50,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.directory),
             ],
@@ -95,3 +98,24 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Fresh redis-server instances for tests that stop and restart Redis."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; .ci/run must install it")
+        pytest.skip("redis-server is not installed")
+    servers: list[RedisServer] = []
+
+    def make(*, persistent: bool = False) -> RedisServer:
+        directory = tmp_path / f"redis-{len(servers)}"
+        directory.mkdir()
+        server = RedisServer(directory, persistent=persistent)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()

@@ -11,22 +11,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
+import shutil
+import socket
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from dockrion_events import EventBus, InMemoryBackend, RunManager
+from dockrion_events import EventBackend, EventBus, InMemoryBackend, RunManager
 
 
-async def ours_fanout(events: int, subscribers: int) -> float:
+async def ours_fanout(events: int, subscribers: int, redis_url: str | None = None) -> float:
     """Append `events` tokens (async emits) and deliver every one to each subscriber."""
-    runs = RunManager(EventBus(InMemoryBackend(max_events_per_run=events + 10)))
+    backend: EventBackend
+    if redis_url is None:
+        backend = InMemoryBackend(max_events_per_run=events + 10)
+    else:
+        from dockrion_events.backends.redis import RedisBackend
+
+        backend = RedisBackend(
+            redis_url, max_events_per_run=events + 10, key_prefix=f"bench-{time.perf_counter_ns()}"
+        )
+    runs = RunManager(EventBus(backend))
     run = await runs.create_run()
     context = runs.get_context(run.run_id)
     assert context is not None
@@ -47,8 +61,71 @@ async def ours_fanout(events: int, subscribers: int) -> float:
     await runs.set_result(run.run_id, {})
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
+    await backend.close()
     assert all(count == events + 2 for count in delivered), delivered
     return events * subscribers / elapsed
+
+
+async def raw_xadd(events: int, redis_url: str) -> float:
+    """The limit: the same JSON appended with XADD in pipelines of 64, no reads."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    key = f"bench-raw-{time.perf_counter_ns()}"
+    data = json.dumps(
+        {"type": "token", "content": "tok", "timestamp": datetime.now(UTC).isoformat()}
+    )
+    start = time.perf_counter()
+    for first in range(0, events, 64):
+        async with client.pipeline(transaction=False) as pipe:
+            for sequence in range(first, min(first + 64, events)):
+                pipe.xadd(key, {"t": "token", "d": data}, id=f"{sequence}-1")
+            await pipe.execute()
+    elapsed = time.perf_counter() - start
+    await client.delete(key)
+    await client.aclose()
+    return events / elapsed
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A throwaway redis-server on a free loopback port, if the machine has one."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as directory:
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                directory,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(300):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 async def baseline_fanout(events: int, subscribers: int) -> float:
@@ -169,6 +246,27 @@ def main() -> None:
         print(f"{name:58} {ours:12,.0f} {base:12,.0f} {ours / base:7.2f}   ({per:.2f} us each)")
     mib, per_event = asyncio.run(peak_memory(100_000))
     print(f"peak traced memory, one run of 100,000 events: {mib:.1f} MiB ({per_event:.0f} B/event)")
+    with redis_server() as url:
+        if url is None:
+            print("redis: skipped (no redis-server on this machine)")
+            return
+        count = max(1000, n // 4)
+        print()
+        print(f"Redis backend, {count} events, median of {r} (memory and raw XADD beside it)")
+        print(f"{'workload':58} {'redis':>12} {'memory':>12} {'raw XADD':>12}")
+        raw = median(r, functools.partial(raw_xadd, count, url))
+        for subs in (1, 100):
+            events = count if subs == 1 else count // 5
+            redis_rate = median(r, functools.partial(ours_fanout, events, subs, url))
+            memory_rate = median(r, functools.partial(ours_fanout, events, subs))
+            print(
+                f"{f'append+deliver, {subs} subscriber(s) [deliveries/s]':58} "
+                f"{redis_rate:12,.0f} {memory_rate:12,.0f} {raw:12,.0f}"
+            )
+        print(
+            f"(appended events/s through Redis with 1 subscriber vs raw XADD: "
+            f"{median(r, functools.partial(ours_fanout, count, 1, url)) / raw:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("dockrion.events")
+_INLINE_FLUSH = 512
 _RESERVED = frozenset({"id", "type", "run_id", "sequence", "timestamp"})
 _current: ContextVar[StreamContext | None] = ContextVar("dockrion_stream_context", default=None)
 
@@ -320,12 +321,13 @@ class StreamContext:
             )
 
     async def _emit(self, event_type: str, build: Callable[[int], BaseEvent]) -> BaseEvent:
-        event = self._stage(event_type, build, inline=True)
-        if not self._queue_mode:
+        """Queue the event; it is written as soon as the agent yields to the loop, together
+        with whatever else is ready (one append per batch, not per event). A producer that
+        never yields is flushed inline every `_INLINE_FLUSH` events."""
+        event = self._stage(event_type, build)
+        if not self._queue_mode and len(self._pending) >= _INLINE_FLUSH:
             await self._flush()
-            if self._failure is not None or (
-                self._cancel_reason is not None and self._closed_by == "cancelled"
-            ):
+            if self._failure is not None or self._cancel_reason is not None:
                 self._check_open(event_type)
         return event
 

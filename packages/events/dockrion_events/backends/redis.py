@@ -117,20 +117,40 @@ return 1
 """
 
 
+_TAIL_CACHE = 4096
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _records(entries: Any) -> list[EventRecord]:
+    """Stream entries (`<sequence>-1`, {t, d}) as records."""
+    return [
+        EventRecord(int(_text(entry_id).split("-")[0]), _text(fields[b"t"]), _text(fields[b"d"]))
+        for entry_id, fields in entries
+    ]
 
 
 class _Tail:
     """One blocking read of a run's log in this process, waking every local waiter."""
 
-    __slots__ = ("changed", "position", "task", "waiters")
+    __slots__ = ("changed", "position", "recent", "task", "waiters")
 
     def __init__(self, position: str) -> None:
         self.changed = asyncio.Event()
         self.position = position
         self.waiters = 0
         self.task: asyncio.Task[None] | None = None
+        # What the blocking read brought, contiguous: local readers take it from here
+        # instead of asking Redis again (one read per run per process, not per subscriber).
+        self.recent: list[EventRecord] = []
+
+    def cached_after(self, after: int) -> list[EventRecord]:
+        recent = self.recent
+        if not recent or not recent[0].sequence <= after + 1 <= recent[-1].sequence:
+            return []
+        return recent[after + 1 - recent[0].sequence :]
 
     def notify(self) -> None:
         changed, self.changed = self.changed, asyncio.Event()
@@ -397,6 +417,10 @@ class RedisBackend(EventBackend):
     ) -> tuple[list[EventRecord], bool]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            tail = self._tails.get(run_id)
+            records = tail.cached_after(after) if tail is not None else []
+            if records:
+                return records, records[-1].terminal
             records = await self._range(run_id, after)
             if not records:
                 # The log and the state are read apart: judge by the state, then re-read.
@@ -455,6 +479,9 @@ class RedisBackend(EventBackend):
                 if reply:
                     entries = reply[0][1]
                     tail.position = _text(entries[-1][0])
+                    tail.recent.extend(_records(entries))
+                    if len(tail.recent) > _TAIL_CACHE:
+                        del tail.recent[: len(tail.recent) - _TAIL_CACHE // 2]
                 tail.notify()
         finally:
             if self._tails.get(run_id) is tail and tail.waiters == 0:
