@@ -178,14 +178,18 @@ class RunManager:
             self._reaper = asyncio.create_task(self._reap(backend, interval))
 
     async def _reap(self, backend: LeasedBackend, interval: float) -> None:
+        # A run is declared orphaned only when its lease is missing on two sweeps in a row,
+        # so a live owner gets a whole interval to renew (e.g. just after a Redis restart).
+        suspects: set[str] = set()
         while True:
             await asyncio.sleep(interval)
             try:
-                orphans = await backend.orphaned_runs()
+                lapsed = set(await backend.orphaned_runs())
             except BackendError as exc:
                 log.warning("orphan sweep failed: %s", exc)
                 continue
-            for run_id in orphans:
+            orphans, suspects = lapsed & suspects, lapsed
+            for run_id in sorted(orphans):
                 with contextlib.suppress(RunFinishedError, RunNotFoundError):
                     await self._bus.finish(
                         run_id,

@@ -134,7 +134,7 @@ def test_redis_connections_do_not_grow_with_subscribers(
     assert with_30 <= 4 + 2, f"{with_30} Redis connections for 30 subscribers"
 
 
-def test_not_ready_while_redis_is_down_then_ready(tmp_path: Path) -> None:
+def test_not_ready_while_redis_is_down(tmp_path: Path) -> None:
     dead = "redis://127.0.0.1:1/0"
     dockfile = write_project(
         tmp_path, "echo", f"streaming:\n  backend: redis\n  redis: {{url: '{dead}'}}\n"
