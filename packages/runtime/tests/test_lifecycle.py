@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +11,7 @@ import httpx
 
 from dockrion_events import SseParser
 
-from .conftest import agent_module, write_project
+from .conftest import agent_module, start_server, write_project
 
 Serve = Callable[..., str]
 
@@ -40,45 +37,10 @@ def test_invoke_works_for_agents_that_emit(serve: Serve) -> None:
     assert response.json()["output"] == {"answer": "a b"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_sigterm_cancels_running_agents_with_reason_shutdown(tmp_path: Path) -> None:
     dockfile = write_project(tmp_path, "endless")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dockrion_runtime",
-            "serve",
-            str(dockfile),
-            "--port",
-            str(port),
-            "--grace-period",
-            "0.5",
-            "--log-level",
-            "info",
-            "--log-format",
-            "text",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("wb"),
-    )
+    server, url = start_server(dockfile, "--grace-period", "0.5")
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.1)
         run_id = httpx.post(f"{url}/runs", json={"query": "x"}).json()["run_id"]
         events = []
         signalled = False
@@ -103,36 +65,17 @@ def test_sigterm_cancels_running_agents_with_reason_shutdown(tmp_path: Path) -> 
 def test_reload_picks_up_a_changed_agent(tmp_path: Path) -> None:
     module = 'def handle(payload):\n    return {"version": 1}\n'
     dockfile = write_project(tmp_path, "handle", module=module)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dockrion_runtime",
-            "serve",
-            str(dockfile),
-            "--port",
-            str(port),
-            "--reload",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/invoke"
+    server, url = start_server(dockfile, "--reload")
 
     def version() -> int | None:
         try:
-            return int(httpx.post(url, json={"query": "x"}, timeout=5).json()["output"]["version"])
+            response = httpx.post(f"{url}/invoke", json={"query": "x"}, timeout=5)
+            return int(response.json()["output"]["version"])
         except (httpx.TransportError, KeyError, ValueError):
             return None
 
     try:
-        deadline = time.monotonic() + 60
-        while version() != 1:
-            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
-            time.sleep(0.2)
+        assert version() == 1
         agent_file = next(tmp_path.glob("agent_*.py"))
         agent_file.write_text(module.replace("1", "2"))
         deadline = time.monotonic() + 60
