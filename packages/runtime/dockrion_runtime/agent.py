@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import functools
 import importlib
 import inspect
 import sys
@@ -69,8 +72,10 @@ class Agent:
         wants_context: bool,
         target: str,
         stream: Callable[..., Any] | None = None,
+        executor: concurrent.futures.Executor | None = None,
     ) -> None:
         self._call = call
+        self._executor = executor
         self._stream = stream
         self._wants_context = wants_context
         self._is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
@@ -86,12 +91,20 @@ class Agent:
         with context_scope(context):
             if self._is_async:
                 return await self._call(*args)
-            # Sync agents run in a worker thread (asyncio.to_thread copies the contextvars,
-            # so get_current_context() works there too); the loop stays free.
-            result = await asyncio.to_thread(self._call, *args)
+            result = await self.in_thread(self._call, *args)
             if inspect.isawaitable(result):
                 return await result
             return result
+
+    async def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run sync agent code in a worker thread, with this task's contextvars (so
+        get_current_context() works there); the loop stays free. The runtime's pool is
+        large: each running sync agent holds a thread for its whole run."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(context.run, function, *args)
+        )
 
     async def _invoke_stream(self, payload: Any, context: StreamContext) -> Any:
         """Entrypoint runners with `astream`/`stream`: each chunk becomes an event; the
@@ -109,7 +122,7 @@ class Agent:
                 for chunk in produced:
                     _emit_chunk_sync(context, chunk, result)
 
-            await asyncio.to_thread(consume)
+            await self.in_thread(consume)
         if not result:
             raise InvalidOutputError(
                 f"{self.target}: stream() ended without a {{'type': 'result', 'data': ...}} chunk"
@@ -186,7 +199,9 @@ def _emit_chunk_sync(context: StreamContext, chunk: Any, result: list[Any]) -> N
         context.sync_emit(arguments["event_type"], arguments["data"])
 
 
-def load_agent(spec: DockSpec, base_dir: Path) -> Agent:
+def load_agent(
+    spec: DockSpec, base_dir: Path, executor: concurrent.futures.Executor | None = None
+) -> Agent:
     """Handler mode: the callable itself. Entrypoint mode: the factory's result, called once."""
     config = spec.agent
     target = config.target
@@ -194,7 +209,7 @@ def load_agent(spec: DockSpec, base_dir: Path) -> Agent:
     if config.mode == "handler":
         if not callable(loaded):
             raise AgentLoadError(f"{target!r} is a {type(loaded).__name__}, not a callable")
-        return Agent(loaded, wants_context=_wants_context(loaded), target=target)
+        return Agent(loaded, wants_context=_wants_context(loaded), target=target, executor=executor)
     try:
         runner = loaded()
     except Exception as exc:
@@ -211,4 +226,5 @@ def load_agent(spec: DockSpec, base_dir: Path) -> Agent:
         wants_context=_wants_context(method),
         target=target,
         stream=stream if callable(stream) else None,
+        executor=executor,
     )

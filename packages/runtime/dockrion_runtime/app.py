@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -58,6 +59,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("dockrion.runtime")
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_WORKER_THREADS = 512
 # A Pattern A log has one reader, which drops what it has read: this only bounds how far
 # an agent may run ahead of a slow client before that client is cut off.
 PATTERN_A_MAX_BACKLOG = 200_000
@@ -91,6 +93,12 @@ class Runtime:
         self._subscribers: dict[str, int] = {}
         self.metrics = RuntimeMetrics(self.name, self.version)
         self.shutting_down = False
+        # Each running sync agent holds a worker thread for its whole run, so the pool is
+        # sized for concurrent runs, not for CPU work (threads start lazily).
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=int(arguments.get("worker_threads", DEFAULT_WORKER_THREADS)),
+            thread_name_prefix="dockrion-agent",
+        )
 
     def stream_response(
         self,
@@ -189,7 +197,7 @@ class Runtime:
                     self.load_error = str(exc)
                     log.error("events backend not reachable: %s", exc)
                 self.runs.start_reaper()
-            self.agent = load_agent(self.spec, self.base_dir)
+            self.agent = load_agent(self.spec, self.base_dir, self.executor)
         except AgentLoadError as exc:
             self.load_error = str(exc)
             log.error("agent not loaded: %s", exc)
@@ -200,6 +208,7 @@ class Runtime:
         if self.runs is not None:
             await self.runs.close()
             await self.runs.bus.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     # --- public endpoints ----------------------------------------------------------------
 
