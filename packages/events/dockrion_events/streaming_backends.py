@@ -51,7 +51,7 @@ class LangGraphBackend:
 
     def _writer(self) -> Any:
         try:
-            from langgraph.config import get_stream_writer  # type: ignore[import-not-found]
+            from langgraph.config import get_stream_writer
         except ImportError:
             return None
         try:

@@ -13,10 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dockrion_events import StreamContext, context_scope
+from dockrion_events import EventsFilter, StreamContext, context_scope
 from dockrion_schema import DockSpec
 
-__all__ = ["Agent", "AgentLoadError", "InvalidOutputError", "import_target", "load_agent"]
+__all__ = [
+    "Agent",
+    "AgentLoadError",
+    "InvalidOutputError",
+    "emit_chunk",
+    "import_target",
+    "load_agent",
+]
 
 
 class AgentLoadError(Exception):
@@ -115,7 +122,7 @@ class Agent:
         produced = stream(payload)
         if hasattr(produced, "__aiter__"):
             async for chunk in produced:
-                await _emit_chunk(context, chunk, result)
+                await emit_chunk(context, chunk, result)
         else:
 
             def consume() -> None:
@@ -165,7 +172,8 @@ def _chunk_call(chunk: Any, result: list[Any]) -> tuple[str, dict[str, Any]] | N
     return None
 
 
-async def _emit_chunk(context: StreamContext, chunk: Any, result: list[Any]) -> None:
+async def emit_chunk(context: StreamContext, chunk: Any, result: list[Any]) -> None:
+    """Emit one streamed chunk as its event (`result` collects `{"type": "result"}` data)."""
     call = _chunk_call(chunk, result)
     if call is None:
         return
@@ -200,9 +208,13 @@ def _emit_chunk_sync(context: StreamContext, chunk: Any, result: list[Any]) -> N
 
 
 def load_agent(
-    spec: DockSpec, base_dir: Path, executor: concurrent.futures.Executor | None = None
+    spec: DockSpec,
+    base_dir: Path,
+    executor: concurrent.futures.Executor | None = None,
+    events_filter: EventsFilter | None = None,
 ) -> Agent:
-    """Handler mode: the callable itself. Entrypoint mode: the factory's result, called once."""
+    """Handler mode: the callable itself. Entrypoint mode: the factory's result, called once
+    (a compiled LangGraph graph with `framework: langgraph`)."""
     config = spec.agent
     target = config.target
     loaded = import_target(target, base_dir)
@@ -214,6 +226,10 @@ def load_agent(
         runner = loaded()
     except Exception as exc:
         raise AgentLoadError(f"factory {target!r} failed: {type(exc).__name__}: {exc}") from exc
+    if config.framework == "langgraph" and hasattr(runner, "astream"):
+        from .langgraph_adapter import LangGraphAgent
+
+        return LangGraphAgent(runner, target=target, events_filter=events_filter or EventsFilter())
     method = getattr(runner, "ainvoke", None) or getattr(runner, "invoke", None)
     if method is None or not callable(method):
         raise AgentLoadError(

@@ -197,7 +197,9 @@ class Runtime:
                     self.load_error = str(exc)
                     log.error("events backend not reachable: %s", exc)
                 self.runs.start_reaper()
-            self.agent = load_agent(self.spec, self.base_dir, self.executor)
+            self.agent = load_agent(
+                self.spec, self.base_dir, self.executor, events_filter=self.events_filter
+            )
         except AgentLoadError as exc:
             self.load_error = str(exc)
             log.error("agent not loaded: %s", exc)

@@ -152,14 +152,20 @@ def serve_app(app: Any) -> Iterator[str]:
 
 
 def write_project(
-    tmp_path: Path, handler: str, extra: str = "", module: str = AGENT, *, entrypoint: bool = False
+    tmp_path: Path,
+    handler: str,
+    extra: str = "",
+    module: str = AGENT,
+    *,
+    entrypoint: bool = False,
+    framework: str = "custom",
 ) -> Path:
     """A Dockfile and its agent module; `entrypoint=True` makes `handler` a factory."""
     name = f"agent_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(module))
     dockfile = tmp_path / "Dockfile.yaml"
     target = (
-        f'entrypoint: "{name}:{handler}", framework: custom'
+        f'entrypoint: "{name}:{handler}", framework: {framework}'
         if entrypoint
         else f'handler: "{name}:{handler}"'
     )
@@ -186,8 +192,11 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
         environ: dict[str, str] | None = None,
         *,
         entrypoint: bool = False,
+        framework: str = "custom",
     ) -> str:
-        dockfile = write_project(tmp_path, handler, extra, module, entrypoint=entrypoint)
+        dockfile = write_project(
+            tmp_path, handler, extra, module, entrypoint=entrypoint, framework=framework
+        )
         context = serve_app(create_app(dockfile, environ=environ))
         with_stack.append(context)
         return context.__enter__()
