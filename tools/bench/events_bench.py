@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import json
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
+
+from harness import redis_server
 
 from dockrion_events import EventBackend, EventBus, InMemoryBackend, RunManager
 
@@ -85,47 +82,6 @@ async def raw_xadd(events: int, redis_url: str) -> float:
     await client.delete(key)
     await client.aclose()
     return events / elapsed
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str | None]:
-    """A throwaway redis-server on a free loopback port, if the machine has one."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory() as directory:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                directory,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(300):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait(30)
 
 
 async def baseline_fanout(events: int, subscribers: int) -> float:

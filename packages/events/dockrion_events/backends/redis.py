@@ -49,9 +49,14 @@ from .base import EventBackend, TerminalEventFactory
 
 __all__ = ["RedisBackend"]
 
-_TERMINAL = (
-    "local function terminal(s) return s == 'COMPLETED' or s == 'FAILED' or s == 'CANCELLED' end\n"
-)
+# Every script that changes a run starts here: the run must exist and not have ended.
+_OPEN_RUN = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status == 'COMPLETED' or status == 'FAILED' or status == 'CANCELLED' then
+  return {'finished', status}
+end
+"""
 
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
@@ -60,11 +65,8 @@ return 'ok'
 """
 
 _START = (
-    _TERMINAL
+    _OPEN_RUN
     + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if terminal(status) then return {'finished', status} end
 if status == 'ACCEPTED' then
   redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1])
 end
@@ -73,11 +75,8 @@ return {'ok'}
 )
 
 _APPEND = (
-    _TERMINAL
+    _OPEN_RUN
     + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if terminal(status) then return {'finished', status} end
 local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
 local first = tonumber(ARGV[2])
 if nxt ~= first then return {'gap', tostring(nxt)} end
@@ -92,11 +91,8 @@ return {'ok'}
 )
 
 _FINISH = (
-    _TERMINAL
+    _OPEN_RUN
     + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if terminal(status) then return {'finished', status} end
 local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
 if nxt ~= tonumber(ARGV[1]) then return {'retry'} end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], nxt .. '-1', 't', ARGV[3], 'd', ARGV[4])
