@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
-from dockrion_schema import AuthConfig, JWTConfig
+from dockrion_schema import ApiKeysConfig, AuthConfig, JWTConfig
 
 __all__ = [
     "ApiKeyAuth",
@@ -24,6 +24,8 @@ __all__ = [
     "Authenticator",
     "Principal",
     "build_auth",
+    "principal_of",
+    "protect",
 ]
 
 
@@ -63,6 +65,12 @@ class Principal:
 
 
 ANONYMOUS = Principal(id=None)
+
+
+def principal_of(request: Request) -> Principal:
+    """Who is calling: set by `protect` before a protected handler runs."""
+    principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+    return principal
 
 
 class Authenticator:
@@ -178,9 +186,9 @@ class JwtAuth(Authenticator):
 
 
 def _api_keys(config: AuthConfig, environ: Mapping[str, str]) -> dict[str, str]:
-    settings = config.api_keys
-    env_var = settings.env_var if settings else "DOCKRION_API_KEY"
-    prefix = settings.prefix if settings else None
+    settings = config.api_keys or ApiKeysConfig()
+    env_var = settings.env_var
+    prefix = settings.prefix
     if prefix:
         stem = prefix.upper().rstrip("_") + "_"
         keys = {
@@ -208,11 +216,11 @@ def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authent
     if config is None or config.mode == "none":
         return Authenticator()
     if config.mode == "api_key":
-        settings = config.api_keys
+        settings = config.api_keys or ApiKeysConfig()
         return ApiKeyAuth(
             _api_keys(config, environ),
-            header=settings.header if settings else "X-API-Key",
-            allow_bearer=settings.allow_bearer if settings else True,
+            header=settings.header,
+            allow_bearer=settings.allow_bearer,
         )
     if config.mode == "jwt":
         if config.jwt is None:
@@ -224,3 +232,17 @@ def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authent
         f"auth mode {config.mode!r} is not available in this release yet; use 'api_key', "
         "'jwt' or 'none'"
     )
+
+
+def protect(
+    handler: Callable[[Request], Awaitable[Any]], auth: Authenticator
+) -> Callable[[Request], Awaitable[Any]]:
+    """`handler` behind authentication: the caller is identified before anything else of
+    the request is looked at (its body included)."""
+
+    async def endpoint(request: Request) -> Any:
+        request.state.principal = await auth.authenticate(request)
+        return await handler(request)
+
+    endpoint.__name__ = getattr(handler, "__name__", "endpoint")
+    return endpoint

@@ -16,8 +16,11 @@ from starlette.applications import Starlette
 from dockrion_schema import DockfileError, load_dockspec
 
 from ._version import __version__
-from .agent import AgentLoadError, load_agent
-from .app import Runtime, create_app
+from .agents import AgentLoadError
+from .app import create_app
+from .auth import AuthConfigError
+from .runtime import Runtime
+from .settings import SettingsError
 
 __all__ = ["GracefulServer", "main", "reload_app"]
 
@@ -101,20 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        load_agent(spec, path.parent)  # fail here, with the reason, rather than at first call
-    except AgentLoadError as error:
-        print(f"error: cannot load the agent: {error}", file=sys.stderr)
-        return 1
-
     host = args.host or spec.expose.host
     port = args.port if args.port is not None else spec.expose.port
-    from .auth import AuthConfigError
-
     try:
         app = create_app(path, env_file=args.env_file)
-    except AuthConfigError as error:
+    except (AuthConfigError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    runtime: Runtime = app.state.runtime
+    try:
+        # Fail here, with the reason, rather than at the first request.
+        runtime.load_agent()
+    except AgentLoadError as error:
+        print(f"error: cannot load the agent: {error}", file=sys.stderr)
         return 1
     url = f"http://{host}:{port}"
     print(f"Serving agent '{spec.agent.name}' at {url}")
@@ -150,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, log_config=None)
-    GracefulServer(config, app.state.runtime, args.grace_period).run()
+    GracefulServer(config, runtime, args.grace_period).run()
     return 0
 
 

@@ -1,10 +1,52 @@
-"""Errors the runtime returns: each has an HTTP status and a stable machine `code`."""
+"""Errors the runtime returns, and the one table that turns an error code into a status.
+
+Every refusal is an exception carrying a stable machine `code`: the runtime's own
+`RuntimeHTTPError`, the event layer's `EventsError` subclasses (each has `.code`), and
+`AuthFailed`. The handlers below turn them into responses, so endpoints raise and never
+build error responses by hand. A 5xx body never carries a traceback: the log has the
+details, under the request id that the body names.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-__all__ = ["RuntimeHTTPError", "error_body"]
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dockrion_events import BackendError, EventsError, EventsExpiredError
+
+from .auth import AuthFailed
+from .logs import current_request_id
+
+__all__ = ["EXCEPTION_HANDLERS", "STATUS_BY_CODE", "RuntimeHTTPError", "error_body", "status_for"]
+
+log = logging.getLogger("dockrion.runtime")
+
+STATUS_BY_CODE: dict[str, int] = {
+    "VALIDATION_ERROR": 400,
+    "AUTH_ERROR": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "EVENTS_EXPIRED": 410,
+    "PAYLOAD_TOO_LARGE": 413,
+    "TOO_MANY_SUBSCRIBERS": 429,
+    "RATE_LIMIT_EXCEEDED": 429,
+    "INTERNAL_ERROR": 500,
+    "INVALID_OUTPUT": 500,
+    "AGENT_EXECUTION_ERROR": 500,
+    "AGENT_NOT_READY": 503,
+    "BACKEND_UNAVAILABLE": 503,
+    "BACKEND_ERROR": 503,
+    "RUN_TIMEOUT": 504,
+}
+
+
+def status_for(code: str) -> int:
+    """The HTTP status of an error code; an unknown code is a server error."""
+    return STATUS_BY_CODE.get(code, 500)
 
 
 def error_body(message: str, code: str, details: Any = None) -> dict[str, Any]:
@@ -15,14 +57,55 @@ def error_body(message: str, code: str, details: Any = None) -> dict[str, Any]:
 
 
 class RuntimeHTTPError(Exception):
-    """An error with the response it becomes: `{"success": false, "error", "code"}`."""
+    """A refusal: `{"success": false, "error", "code"[, "details"]}` with the code's status."""
 
-    def __init__(self, status: int, message: str, code: str, details: Any = None) -> None:
+    def __init__(self, message: str, code: str, details: Any = None) -> None:
         super().__init__(message)
-        self.status = status
         self.message = message
         self.code = code
         self.details = details
 
+    @property
+    def status(self) -> int:
+        return status_for(self.code)
+
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.code, self.details)
+
+
+async def _runtime_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RuntimeHTTPError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _events_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EventsError)
+    if isinstance(exc, BackendError):
+        log.error("events backend error on %s %s: %s", request.method, request.url.path, exc)
+        body = error_body(f"Events backend unavailable: {exc}", "BACKEND_UNAVAILABLE")
+        return JSONResponse(body, status_code=status_for("BACKEND_UNAVAILABLE"))
+    body = error_body(exc.message, exc.code)
+    if isinstance(exc, EventsExpiredError):
+        body["first_available"] = exc.first_available
+    return JSONResponse(body, status_code=status_for(exc.code))
+
+
+async def _auth_failed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthFailed)
+    return JSONResponse(exc.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    request_id = current_request_id()
+    body = error_body(f"Internal server error (request id {request_id})", "INTERNAL_ERROR")
+    body["request_id"] = request_id
+    return JSONResponse(body, status_code=500)
+
+
+EXCEPTION_HANDLERS = {
+    RuntimeHTTPError: _runtime_error,
+    EventsError: _events_error,
+    AuthFailed: _auth_failed,
+    Exception: _unexpected_error,
+}

@@ -1,4 +1,4 @@
-"""Prometheus metrics, one registry per app (several apps may share a process, D16)."""
+"""Prometheus metrics, one registry per app (several apps may share a process)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,7 +46,8 @@ class RuntimeMetrics:
         )
         self.version = version
 
-    async def endpoint(self, request: Request) -> Response:
+    def exposition(self) -> Response:
+        """The Prometheus text exposition of this app's registry."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from dockrion_schema import ApiKeysConfig, DockSpec, IOSubSchema
 
-from dockrion_schema import DockSpec, IOSubSchema
+from .payload import io_json_schema
 
-__all__ = ["OpenApiEndpoints", "build_openapi", "docs_page", "model_prefix"]
-
-PUBLIC_PATHS = {"/", "/health", "/ready", "/info", "/schema", "/metrics"}
+__all__ = ["build_openapi", "docs_page", "model_prefix"]
 
 
 def model_prefix(agent_name: str) -> str:
@@ -27,19 +24,7 @@ def _io_schema(schema: IOSubSchema | None) -> dict[str, Any]:
             "additionalProperties": True,
             "description": "Any JSON object, passed to the agent whole",
         }
-    result: dict[str, Any] = {"type": schema.type}
-    if schema.description:
-        result["description"] = schema.description
-    if schema.properties:
-        result["properties"] = schema.properties
-    if schema.required:
-        result["required"] = schema.required
-    if schema.items:
-        result["items"] = schema.items
-    extra = schema.model_extra or {}
-    if "additionalProperties" in extra:
-        result["additionalProperties"] = extra["additionalProperties"]
-    return result
+    return io_json_schema(schema)
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -56,7 +41,10 @@ def _sse(description: str) -> dict[str, Any]:
     }
 
 
-def build_openapi(spec: DockSpec, routes: list[tuple[str, str]], version: str) -> dict[str, Any]:
+def build_openapi(
+    spec: DockSpec, routes: list[tuple[str, str, bool]], version: str
+) -> dict[str, Any]:
+    """The document for `routes`, each `(method, path, protected)`."""
     prefix = model_prefix(spec.agent.name)
     body = {
         "required": True,
@@ -170,20 +158,19 @@ def build_openapi(spec: DockSpec, routes: list[tuple[str, str]], version: str) -
     security: list[dict[str, list[str]]] = []
     auth = spec.auth
     if auth is not None and auth.mode == "api_key":
-        settings = auth.api_keys
-        header = settings.header if settings else "X-API-Key"
-        schemes["APIKeyHeader"] = {"type": "apiKey", "in": "header", "name": header}
+        settings = auth.api_keys or ApiKeysConfig()
+        schemes["APIKeyHeader"] = {"type": "apiKey", "in": "header", "name": settings.header}
         security.append({"APIKeyHeader": []})
-        if settings is None or settings.allow_bearer:
+        if settings.allow_bearer:
             schemes["BearerAuth"] = {"type": "http", "scheme": "bearer"}
             security.append({"BearerAuth": []})
     elif auth is not None and auth.mode == "jwt":
         schemes["BearerAuth"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         security.append({"BearerAuth": []})
     paths: dict[str, dict[str, Any]] = {}
-    for method, path in routes:
+    for method, path, protected in routes:
         operation = dict(operations[(method, path)])
-        if security and path not in PUBLIC_PATHS:
+        if security and protected:
             operation["security"] = security
             operation["responses"] = {**operation["responses"], "401": _error("Not authenticated")}
         paths.setdefault(path, {})[method.lower()] = operation
@@ -234,15 +221,3 @@ def docs_page(title: str) -> str:
 <script src="/docs/assets/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
 </body></html>"""
-
-
-class OpenApiEndpoints:
-    def __init__(self, document: dict[str, Any], title: str) -> None:
-        self.document = document
-        self.title = title
-
-    async def openapi(self, request: Request) -> Response:
-        return JSONResponse(self.document)
-
-    async def docs(self, request: Request) -> Response:
-        return HTMLResponse(docs_page(self.title))

@@ -71,7 +71,7 @@ class EventStreamResponse:
                 with anyio.move_on_after(self._timeout) as deadline:
                     ending = await self._pump(send)
                 if deadline.cancelled_caught:
-                    # The subscription ends; the run goes on and a reconnect resumes (D21).
+                    # The subscription ends; the run goes on and a reconnect resumes.
                     ending = encode_comment("timeout")
                 if ending:
                     await send({"type": "http.response.body", "body": ending, "more_body": True})
@@ -98,7 +98,7 @@ class EventStreamResponse:
                     if self._on_sent is not None:
                         self._on_sent(len(batch))
                 elif self._heartbeat_events:
-                    # Not stored, no `id:` line: resumption is never disturbed (D20).
+                    # Not stored, no `id:` line: resumption is never disturbed.
                     beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))
                     body = encode_frame("heartbeat", beat.to_json())
                 else:

@@ -14,7 +14,8 @@ from typing import Any
 
 from dockrion_events import EventsFilter, StreamContext, context_scope
 
-from .agent import Agent, emit_chunk
+from .base import Agent
+from .chunks import emit_chunk
 
 __all__ = ["LangGraphAgent"]
 

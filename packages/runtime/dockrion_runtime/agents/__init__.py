@@ -1,0 +1,8 @@
+"""The user's agent: loaded from the Dockfile (`loader`), called without blocking the loop
+(`base`), its streamed chunks turned into events (`chunks`), and framework adapters
+(`langgraph_agent`). Imports run one way: loader -> adapters -> base, chunks."""
+
+from .base import Agent, AgentLoadError, InvalidOutputError
+from .loader import import_target, load_agent
+
+__all__ = ["Agent", "AgentLoadError", "InvalidOutputError", "import_target", "load_agent"]

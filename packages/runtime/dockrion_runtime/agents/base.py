@@ -1,0 +1,98 @@
+"""A loaded agent, called without blocking the event loop: sync code runs in a worker
+thread (with the caller's contextvars), async code is awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from dockrion_events import StreamContext, context_scope
+
+from .chunks import emit_chunk, emit_chunk_sync
+
+__all__ = ["Agent", "AgentLoadError", "InvalidOutputError"]
+
+
+class AgentLoadError(Exception):
+    """The agent module or callable cannot be loaded; the message says which and why."""
+
+    code = "AGENT_LOAD_ERROR"
+
+
+class InvalidOutputError(Exception):
+    """The agent's output cannot be returned (for example, it is not JSON)."""
+
+    code = "INVALID_OUTPUT"
+
+
+class Agent:
+    """A loaded agent: `await agent.invoke(payload, context)` runs it to its output."""
+
+    def __init__(
+        self,
+        call: Callable[..., Any],
+        *,
+        wants_context: bool,
+        target: str,
+        stream: Callable[..., Any] | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        self._call = call
+        self._executor = executor
+        self._stream = stream
+        self._wants_context = wants_context
+        self._is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
+            getattr(call, "__call__", None)  # noqa: B004 - async callable objects
+        )
+        self.target = target
+
+    async def invoke(self, payload: Any, context: StreamContext | None) -> Any:
+        if self._stream is not None and context is not None:
+            with context_scope(context):
+                return await self._invoke_stream(payload, context)
+        args = (payload, context) if self._wants_context else (payload,)
+        with context_scope(context):
+            if self._is_async:
+                return await self._call(*args)
+            result = await self.in_thread(self._call, *args)
+            if inspect.isawaitable(result):
+                return await result
+            return result
+
+    async def in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run sync agent code in a worker thread, with this task's contextvars (so
+        get_current_context() works there); the loop stays free. The runtime's pool is
+        large: each running sync agent holds a thread for its whole run."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(context.run, function, *args)
+        )
+
+    async def _invoke_stream(self, payload: Any, context: StreamContext) -> Any:
+        """Entrypoint runners with `astream`/`stream`: each chunk becomes an event; the
+        output is the `{"type": "result", "data": ...}` chunk."""
+        stream = self._stream
+        assert stream is not None
+        result: list[Any] = []
+        produced = stream(payload)
+        if hasattr(produced, "__aiter__"):
+            async for chunk in produced:
+                await emit_chunk(context, chunk, result)
+        else:
+
+            def consume() -> None:
+                for chunk in produced:
+                    emit_chunk_sync(context, chunk, result)
+
+            await self.in_thread(consume)
+        if not result:
+            raise InvalidOutputError(
+                f"{self.target}: stream() ended without a {{'type': 'result', 'data': ...}} chunk"
+            )
+        return result[-1]

@@ -1,0 +1,98 @@
+"""Loading the Dockfile's agent: import the module relative to the Dockfile's folder, then
+the handler itself or the runner an entrypoint factory builds."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dockrion_events import EventsFilter
+from dockrion_schema import DockSpec
+
+from .base import Agent, AgentLoadError
+
+__all__ = ["import_target", "load_agent"]
+
+
+def import_target(target: str, base_dir: Path) -> Any:
+    """The object named by `module:attribute`, importing the module from `base_dir` first."""
+    module_name, _, attribute = target.partition(":")
+    folder = str(base_dir.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise AgentLoadError(
+            f"cannot import module {module_name!r} for {target!r} (looked in {folder} and "
+            f"sys.path): {exc}"
+        ) from exc
+    except Exception as exc:
+        raise AgentLoadError(
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise AgentLoadError(
+            f"module {module_name!r} has no attribute {attribute!r} (from {target!r})"
+        ) from None
+
+
+def _wants_context(function: Callable[..., Any]) -> bool:
+    """A handler takes the context when a parameter after the payload is named `context`
+    or annotated `StreamContext`."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    for parameter in parameters[1:]:
+        annotation = parameter.annotation
+        name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+        if parameter.name == "context" or "StreamContext" in str(name):
+            return True
+    return False
+
+
+def load_agent(
+    spec: DockSpec,
+    base_dir: Path,
+    executor: concurrent.futures.Executor | None = None,
+    events_filter: EventsFilter | None = None,
+) -> Agent:
+    """Handler mode: the callable itself. Entrypoint mode: the factory's result, called once
+    (a compiled LangGraph graph with `framework: langgraph`)."""
+    config = spec.agent
+    target = config.target
+    loaded = import_target(target, base_dir)
+    if config.mode == "handler":
+        if not callable(loaded):
+            raise AgentLoadError(f"{target!r} is a {type(loaded).__name__}, not a callable")
+        return Agent(loaded, wants_context=_wants_context(loaded), target=target, executor=executor)
+    try:
+        runner = loaded()
+    except Exception as exc:
+        raise AgentLoadError(f"factory {target!r} failed: {type(exc).__name__}: {exc}") from exc
+    if config.framework == "langgraph" and hasattr(runner, "astream"):
+        from .langgraph_agent import LangGraphAgent
+
+        return LangGraphAgent(runner, target=target, events_filter=events_filter or EventsFilter())
+    method = getattr(runner, "ainvoke", None) or getattr(runner, "invoke", None)
+    if method is None or not callable(method):
+        raise AgentLoadError(
+            f"factory {target!r} returned {type(runner).__name__}, which has no invoke() "
+            "or ainvoke() method"
+        )
+    stream = getattr(runner, "astream", None) or getattr(runner, "stream", None)
+    return Agent(
+        method,
+        wants_context=_wants_context(method),
+        target=target,
+        stream=stream if callable(stream) else None,
+        executor=executor,
+    )

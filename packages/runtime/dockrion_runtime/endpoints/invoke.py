@@ -1,0 +1,65 @@
+"""Pattern A: `POST /invoke` returns the agent's output as JSON; `POST /invoke/stream`
+streams the run's events as Server-Sent Events while the agent runs.
+
+Both run on a private one-run log (no shared backend): nothing else can read it, and a
+streaming client that goes away cancels the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..runtime import runtime_of
+from ..sse import EventStreamResponse
+
+__all__ = ["invoke", "invoke_stream"]
+
+log = logging.getLogger("dockrion.runtime")
+
+# The events of /invoke are not read by anyone: keep only a few.
+_INVOKE_BACKLOG = 16
+# A Pattern A log has one reader, which drops what it has read: this only bounds how far
+# an agent may run ahead of a slow client before that client is cut off.
+_STREAM_BACKLOG = 200_000
+
+
+async def invoke(request: Request) -> Response:
+    runtime = runtime_of(request)
+    agent = runtime.require_agent()
+    payload = await runtime.body.read(request)
+    supervisor = runtime.supervisor
+    started = time.perf_counter()
+    context, _ = await supervisor.private_context(keep=_INVOKE_BACKLOG)
+    output = await supervisor.invoke(agent, payload, context)
+    metadata: dict[str, Any] = supervisor.metadata(
+        latency_seconds=round(time.perf_counter() - started, 3)
+    )
+    problems = supervisor.check_output(output)
+    if problems:
+        log.warning("agent output does not match io_schema.output: %s", problems)
+        metadata["output_schema_errors"] = problems
+    return JSONResponse({"success": True, "output": output, "metadata": metadata})
+
+
+async def invoke_stream(request: Request) -> EventStreamResponse:
+    runtime = runtime_of(request)
+    agent = runtime.require_agent()
+    payload = await runtime.body.read(request)
+    supervisor = runtime.supervisor
+    context, bus = await supervisor.private_context(keep=_STREAM_BACKLOG, discard_consumed=True)
+    await context.emit_started()
+    task = supervisor.spawn(supervisor.execute(agent, payload, context))
+
+    def client_gone() -> None:
+        task.cancel()  # the supervisor then ends the log with `cancelled` and stops the agent
+
+    return runtime.event_stream(
+        bus.subscribe(context.run_id, heartbeat=runtime.settings.heartbeat_interval),
+        context.run_id,
+        on_disconnect=client_gone,
+    )

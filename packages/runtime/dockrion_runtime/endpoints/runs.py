@@ -1,0 +1,126 @@
+"""Pattern B, background runs: `POST /runs` starts one, `GET /runs/{run_id}` reads its
+state, `GET /runs/{run_id}/events` replays its log and follows it live (Server-Sent
+Events, resumable), `DELETE /runs/{run_id}` cancels it and stops the agent.
+
+A run belongs to the principal that created it; to anyone else it does not exist (404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dockrion_events import Run, RunFinishedError, validate_run_id
+
+from ..auth import principal_of
+from ..errors import RuntimeHTTPError
+from ..runtime import runtime_of
+from ..sse import EventStreamResponse
+
+__all__ = ["cancel_run", "create_run", "get_run", "run_events"]
+
+
+async def create_run(request: Request) -> Response:
+    runtime = runtime_of(request)
+    agent = runtime.require_agent()
+    runs = runtime.require_runs()
+    payload = await runtime.body.read(request)
+    requested = request.query_params.get("run_id")
+    run = await runs.create_run(requested, owner=principal_of(request).id)
+    context = runs.get_context(run.run_id)
+    assert context is not None
+    supervisor = runtime.supervisor
+    task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context))
+    context.on_cancel(lambda: _cancel(task))
+    return JSONResponse(
+        {
+            "run_id": run.run_id,
+            "status": run.status.value,
+            "events_url": f"/runs/{run.run_id}/events",
+            "created_at": run.created_at.isoformat(),
+        },
+        status_code=202,
+    )
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+
+
+async def _owned_run(request: Request) -> Run:
+    """The run named in the path, if it exists and belongs to the caller (else 404)."""
+    runs = runtime_of(request).require_runs()
+    run_id = request.path_params["run_id"]
+    validate_run_id(run_id)
+    run = await runs.get_run(run_id)
+    if run is None or run.owner != principal_of(request).id:
+        raise RuntimeHTTPError(f"Run '{run_id}' not found", "NOT_FOUND")
+    return run
+
+
+async def get_run(request: Request) -> Response:
+    run = await _owned_run(request)
+    return JSONResponse(run.to_response())
+
+
+async def cancel_run(request: Request) -> Response:
+    run = await _owned_run(request)
+    reason = request.query_params.get("reason") or "User requested cancellation"
+    try:
+        cancelled = await runtime_of(request).require_runs().cancel_run(run.run_id, reason)
+    except RunFinishedError as exc:
+        raise RuntimeHTTPError(
+            f"Run '{run.run_id}' already finished ({exc.status}); nothing to cancel",
+            "VALIDATION_ERROR",
+        ) from None
+    return JSONResponse({"run_id": cancelled.run_id, "status": cancelled.status.value})
+
+
+def _resume_from(request: Request) -> int:
+    """The first sequence to send: `Last-Event-ID: N` means "I have N" (resume after it) and
+    wins over `?from_sequence=N`, which is inclusive."""
+    start = _int_query(request, "from_sequence", 0, 0, None)
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id is not None and last_event_id.strip():
+        if not last_event_id.strip().isdigit():
+            raise RuntimeHTTPError(
+                "Last-Event-ID must be the sequence number of an event", "VALIDATION_ERROR"
+            )
+        start = int(last_event_id) + 1
+    return start
+
+
+async def run_events(request: Request) -> EventStreamResponse:
+    run = await _owned_run(request)
+    runtime = runtime_of(request)
+    runs = runtime.require_runs()
+    start = _resume_from(request)
+    timeout = _int_query(request, "timeout", runtime.settings.default_timeout, 1, 3600)
+    # Refuses (410, with the first sequence still kept) a cursor the log no longer holds.
+    await runs.bus.backend.read(run.run_id, start - 1, timeout=0)
+    release = runtime.subscribers.acquire(run.run_id)
+    return runtime.event_stream(
+        runs.bus.subscribe(run.run_id, start, heartbeat=runtime.settings.heartbeat_interval),
+        run.run_id,
+        on_close=release,
+        timeout=float(timeout),
+    )
+
+
+def _int_query(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise RuntimeHTTPError(
+            f"Query parameter '{name}' must be an integer {bounds}, got {raw!r}",
+            "VALIDATION_ERROR",
+        )
+    return value

@@ -1,0 +1,102 @@
+"""Service endpoints: `/`, `/health`, `/ready`, `/info`, `/schema`, `/metrics`, and the API
+description (`/openapi.json`, `/docs`). None of them needs authentication."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from .._version import __version__
+from ..openapi import docs_page
+from ..runtime import runtime_of
+
+__all__ = ["docs", "health", "info", "metrics", "openapi", "ready", "schema", "welcome"]
+
+
+async def welcome(request: Request) -> Response:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    rows = "".join(
+        f"<li><code>{method} {html.escape(path)}</code></li>" for method, path in runtime.listing
+    )
+    name = html.escape(settings.name)
+    return HTMLResponse(
+        f"<!doctype html><title>{name}</title><h1>{name}</h1>"
+        f"<p>{html.escape(settings.description)}</p><ul>{rows}</ul>"
+    )
+
+
+async def health(request: Request) -> Response:
+    settings = runtime_of(request).settings
+    return JSONResponse(
+        {
+            "status": "ok",
+            "service": f"runtime:{settings.name}",
+            "version": settings.version,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "agent": settings.name,
+            "framework": settings.framework,
+        }
+    )
+
+
+async def ready(request: Request) -> Response:
+    runtime = runtime_of(request)
+    reason = await runtime.not_ready_reason()
+    if reason is not None:
+        return JSONResponse(
+            {"success": False, "status": "not_ready", "error": reason, "code": "AGENT_NOT_READY"},
+            status_code=503,
+        )
+    return JSONResponse({"success": True, "status": "ready", "agent": runtime.settings.name})
+
+
+async def info(request: Request) -> Response:
+    settings = runtime_of(request).settings
+    agent = settings.spec.agent
+    metadata = settings.spec.metadata
+    return JSONResponse(
+        {
+            "success": True,
+            "agent": {
+                "name": agent.name,
+                "description": settings.description,
+                "framework": settings.framework,
+                "mode": agent.mode,
+                "target": agent.target,
+                agent.mode: agent.target,
+            },
+            "auth_enabled": settings.auth_mode != "none",
+            "version": settings.version,
+            "metadata": metadata.model_dump(mode="json") if metadata else None,
+            "runtime_version": __version__,
+        }
+    )
+
+
+async def schema(request: Request) -> Response:
+    settings = runtime_of(request).settings
+    io = settings.spec.io_schema
+    return JSONResponse(
+        {
+            "success": True,
+            "agent": settings.name,
+            "input_schema": io.input.model_dump(mode="json") if io.input else {},
+            "output_schema": io.output.model_dump(mode="json") if io.output else {},
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return runtime_of(request).metrics.exposition()
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(runtime_of(request).openapi)
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(docs_page(runtime_of(request).settings.name))

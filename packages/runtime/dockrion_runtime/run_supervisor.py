@@ -1,0 +1,194 @@
+"""The run supervisor: starts agents, bounds them in time, ends every run's log with exactly
+one terminal event, and drains running agents on shutdown.
+
+Every way a run can end lands here: the agent returns (`complete`), raises (`error` with a
+stable code), overruns `max_run_duration` (`error` RUN_TIMEOUT, and the agent is told to
+stop), or its task is cancelled (`cancelled`: a client that went away, a DELETE, or
+shutdown). Whichever comes first wins; the log accepts only one terminal event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from dockrion_events import (
+    EventBus,
+    InMemoryBackend,
+    Run,
+    RunCancelledError,
+    RunFinishedError,
+    RunManager,
+    StreamClosedError,
+    StreamContext,
+)
+
+from .agents import Agent, InvalidOutputError
+from .errors import RuntimeHTTPError
+from .payload import SchemaChecker
+from .settings import RuntimeSettings
+
+__all__ = ["RunSupervisor"]
+
+log = logging.getLogger("dockrion.runtime")
+
+_ENDED = (StreamClosedError, RunFinishedError)
+
+
+class RunSupervisor:
+    """Owns the tasks of running agents for one app."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        io = settings.spec.io_schema
+        self._output = SchemaChecker(io.output) if io.strict and io.output is not None else None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.shutting_down = False
+
+    # --- what an agent returns -------------------------------------------------------------
+
+    def check_output(self, output: Any) -> list[dict[str, Any]]:
+        """Problems of the output against a strict `io_schema.output` (returned as is, with
+        the problems reported beside it); raises when the output is not JSON at all."""
+        try:
+            json.dumps(output)
+        except (TypeError, ValueError) as exc:
+            raise RuntimeHTTPError(
+                f"Agent output is not JSON-serialisable: {exc}", "INVALID_OUTPUT"
+            ) from None
+        return self._output.problems(output) if self._output is not None else []
+
+    def metadata(self, **extra: Any) -> dict[str, Any]:
+        return {"agent": self.settings.name, "framework": self.settings.framework, **extra}
+
+    # --- private one-run logs -------------------------------------------------------------
+
+    async def private_context(
+        self, keep: int, discard_consumed: bool = False
+    ) -> tuple[StreamContext, EventBus]:
+        """A one-run log of our own (Pattern A and /invoke), and the bus to read it: no
+        shared backend involved."""
+        settings = self.settings
+        run_id = str(uuid.uuid4())
+        backend = InMemoryBackend(max_events_per_run=keep, discard_consumed=discard_consumed)
+        await backend.create_run(
+            Run(run_id=run_id, agent_name=settings.name, framework=settings.framework)
+        )
+        await backend.start_run(run_id)
+        bus = EventBus(backend)
+        context = StreamContext(
+            run_id,
+            bus,
+            agent_name=settings.name,
+            framework=settings.framework,
+            events_filter=settings.events_filter,
+        )
+        return context, bus
+
+    # --- running ---------------------------------------------------------------------------
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Start `work` as a tracked task (drained on shutdown)."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def invoke(self, agent: Agent, payload: Any, context: StreamContext) -> Any:
+        """`POST /invoke`: the agent's output, within `arguments.timeout_sec`."""
+        timeout = self.settings.invoke_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await agent.invoke(payload, context)
+        except TimeoutError:
+            context.cancel("timeout")  # a sync agent stops at its next emit
+            raise RuntimeHTTPError(
+                f"Agent invocation timed out after {timeout:g}s", "RUN_TIMEOUT"
+            ) from None
+        except Exception as exc:
+            log.exception("agent failed on /invoke")
+            raise RuntimeHTTPError(
+                f"Handler invocation failed: {type(exc).__name__}: {exc}",
+                "AGENT_EXECUTION_ERROR",
+            ) from None
+
+    async def execute(
+        self,
+        agent: Agent,
+        payload: Any,
+        context: StreamContext,
+        cancel_reason: str = "client disconnected",
+    ) -> None:
+        """Run the agent for one run and end its log with exactly one terminal event."""
+        started = time.perf_counter()
+        limit = self.settings.max_run_duration
+        try:
+            async with asyncio.timeout(limit):
+                output = await agent.invoke(payload, context)
+            problems = self.check_output(output)
+            metadata = self.metadata(**({"output_schema_errors": problems} if problems else {}))
+            await context.emit_complete(output, round(time.perf_counter() - started, 3), metadata)
+        except (RunCancelledError, *_ENDED):
+            return  # the run already ended (cancelled): nothing more to say
+        except TimeoutError:
+            with contextlib.suppress(*_ENDED):
+                await context.emit_error(
+                    f"Run exceeded max_run_duration of {limit:g}s", "RUN_TIMEOUT"
+                )
+            context.cancel("timeout")
+        except asyncio.CancelledError:
+            reason = "shutdown" if self.shutting_down else cancel_reason
+            with contextlib.suppress(*_ENDED):
+                await context.emit_cancelled(reason)
+            context.cancel(reason)
+            raise
+        except (RuntimeHTTPError, InvalidOutputError) as exc:
+            message = exc.message if isinstance(exc, RuntimeHTTPError) else str(exc)
+            with contextlib.suppress(*_ENDED):
+                await context.emit_error(message, exc.code)
+        except Exception as exc:
+            log.exception("agent failed on a stream")
+            with contextlib.suppress(*_ENDED):
+                await context.emit_error(
+                    f"Handler invocation failed: {type(exc).__name__}: {exc}",
+                    "AGENT_EXECUTION_ERROR",
+                )
+
+    async def execute_run(
+        self, runs: RunManager, agent: Agent, payload: Any, context: StreamContext
+    ) -> None:
+        """A background run: mark it running, execute, then let the manager forget it."""
+        try:
+            await runs.start_run(context.run_id)
+        except RunFinishedError:
+            return  # cancelled before it started
+        try:
+            await self.execute(agent, payload, context, cancel_reason="cancelled")
+        finally:
+            runs.forget(context.run_id)
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    async def drain(self, grace: float) -> None:
+        """Let running agents finish within `grace` s, then cancel the rest with reason
+        `shutdown` so every open stream gets its terminal event before closing."""
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            log.info("waiting up to %gs for %d running agent(s)", grace, len(pending))
+            _, pending_set = await asyncio.wait(pending, timeout=grace)
+            self.shutting_down = True
+            for task in pending_set:
+                task.cancel()
+            if pending_set:
+                await asyncio.wait(pending_set, timeout=5)
+
+    def cancel_all(self) -> None:
+        self.shutting_down = True
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,232 @@
+"""The runtime of one app: everything built once from the Dockfile (settings, auth,
+metrics, the agent's thread pool, the run supervisor), what the lifespan brings up (the
+agent, the events backend and its run manager), and how endpoints reach them."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.requests import Request
+
+from dockrion_events import (
+    BackendError,
+    EventBackend,
+    EventBus,
+    EventRecord,
+    InMemoryBackend,
+    RunManager,
+)
+
+from .agents import Agent, AgentLoadError, import_target, load_agent
+from .auth import Authenticator
+from .errors import RuntimeHTTPError
+from .metrics import RuntimeMetrics
+from .payload import BodyReader
+from .run_supervisor import RunSupervisor
+from .settings import RuntimeSettings
+from .sse import EventStreamResponse
+
+__all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
+
+log = logging.getLogger("dockrion.runtime")
+
+
+class SubscriberLimit:
+    """Counts this process's open subscriptions per run, within
+    `streaming.connection.max_subscribers_per_run`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+
+    def acquire(self, run_id: str) -> Callable[[], None]:
+        """Take a place for one subscriber (429 when the run has none left); returns the
+        function that gives it back."""
+        count = self._counts.get(run_id, 0)
+        if count >= self.limit:
+            raise RuntimeHTTPError(
+                f"Run '{run_id}' already has {count} subscribers (the limit is "
+                f"{self.limit}); try again later",
+                "TOO_MANY_SUBSCRIBERS",
+            )
+        self._counts[run_id] = count + 1
+
+        def release() -> None:
+            left = self._counts.get(run_id, 1) - 1
+            if left > 0:
+                self._counts[run_id] = left
+            else:
+                self._counts.pop(run_id, None)
+
+        return release
+
+
+class Runtime:
+    def __init__(self, settings: RuntimeSettings, auth: Authenticator) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.metrics = RuntimeMetrics(settings.name, settings.version)
+        self.body = BodyReader(settings.spec.io_schema.input, settings.max_body_bytes)
+        self.supervisor = RunSupervisor(settings)
+        self.subscribers = SubscriberLimit(settings.max_subscribers)
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.arguments.worker_threads, thread_name_prefix="dockrion-agent"
+        )
+        self.agent: Agent | None = None
+        self.runs: RunManager | None = None
+        self.load_error: str | None = None
+        # Filled in by the app from the route table: the welcome page's list of routes and
+        # the OpenAPI document.
+        self.listing: list[tuple[str, str]] = []
+        self.openapi: dict[str, Any] = {}
+
+    # --- what endpoints need ---------------------------------------------------------------
+
+    def require_agent(self) -> Agent:
+        if self.agent is None:
+            raise RuntimeHTTPError(
+                f"Agent not ready: {self.load_error or 'still loading'}", "AGENT_NOT_READY"
+            )
+        return self.agent
+
+    def require_runs(self) -> RunManager:
+        if self.runs is None:
+            raise RuntimeHTTPError(
+                f"Runs not ready: {self.load_error or 'starting'}", "AGENT_NOT_READY"
+            )
+        return self.runs
+
+    def event_stream(
+        self,
+        batches: AsyncIterator[list[EventRecord]],
+        run_id: str,
+        *,
+        on_disconnect: Callable[[], None] | None = None,
+        on_close: Callable[[], None] | None = None,
+        timeout: float | None = None,
+    ) -> EventStreamResponse:
+        """An SSE response of a run's events, counted in the metrics (open streams, events
+        sent), with heartbeat events when the filter lets them through."""
+        metrics = self.metrics
+        agent = self.settings.name
+        metrics.streams.labels(agent).inc()
+
+        def closed() -> None:
+            metrics.streams.labels(agent).dec()
+            if on_close is not None:
+                on_close()
+
+        return EventStreamResponse(
+            batches,
+            run_id=run_id,
+            heartbeat_events=self.settings.events_filter.allows_heartbeats,
+            on_disconnect=on_disconnect,
+            on_close=closed,
+            on_sent=metrics.events.labels(agent).inc,
+            timeout=timeout,
+        )
+
+    async def not_ready_reason(self) -> str | None:
+        """Why the app is not ready, or None. The backend is asked every time, so the app
+        is ready again as soon as the backend answers."""
+        if self.agent is None:
+            return self.load_error or "agent is still loading"
+        if self.runs is not None and not await self.runs.bus.backend.ping():
+            return f"the {self.runs.bus.backend.name} events backend does not answer"
+        return None
+
+    # --- start-up and shutdown -------------------------------------------------------------
+
+    def build_backend(self) -> EventBackend:
+        settings = self.settings
+        if settings.streaming.backend == "memory":
+            return InMemoryBackend()
+        redis = settings.redis
+        if "${" in redis.url:
+            raise AgentLoadError(
+                f"streaming.redis.url is {redis.url!r}: set REDIS_URL (or write the URL) so "
+                "the runtime knows where Redis is"
+            )
+        try:
+            from dockrion_events.backends.redis import RedisBackend
+        except ImportError:
+            raise AgentLoadError(
+                "streaming.backend redis needs the redis extra: "
+                "pip install 'dockrion-runtime[redis]'"
+            ) from None
+        return RedisBackend(
+            redis.url,
+            stream_ttl_seconds=redis.stream_ttl_seconds,
+            max_events_per_run=redis.max_events_per_run,
+            connection_pool_size=redis.connection_pool_size,
+            key_prefix=redis.key_prefix,
+        )
+
+    def build_run_manager(self, backend: EventBackend) -> RunManager:
+        settings = self.settings
+        generator = None
+        id_generator = settings.streaming.id_generator
+        if id_generator is not None and id_generator.type == "custom" and id_generator.handler:
+            loaded = import_target(id_generator.handler, settings.base_dir)
+            if not callable(loaded):
+                raise AgentLoadError(
+                    f"streaming.id_generator.handler {id_generator.handler!r} is not callable"
+                )
+            generator = loaded
+        return RunManager(
+            EventBus(backend),
+            allow_client_ids=settings.streaming.allow_client_ids,
+            agent_name=settings.name,
+            framework=settings.framework,
+            id_generator=generator,
+            events_filter=settings.events_filter,
+            lease_seconds=float(settings.redis.lease_seconds),
+        )
+
+    def load_agent(self) -> Agent:
+        """Import the agent (an entrypoint's factory runs here, once per process)."""
+        if self.agent is None:
+            settings = self.settings
+            self.agent = load_agent(
+                settings.spec, settings.base_dir, self.executor, settings.events_filter
+            )
+        return self.agent
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        settings = self.settings
+        try:
+            if settings.async_runs:
+                backend = self.build_backend()
+                self.runs = self.build_run_manager(backend)
+                try:
+                    await backend.check()
+                except BackendError as exc:
+                    # Not ready until the backend answers; /ready keeps asking.
+                    self.load_error = str(exc)
+                    log.error("events backend not reachable: %s", exc)
+                self.runs.start_reaper()
+            self.load_agent()
+        except AgentLoadError as exc:
+            self.load_error = str(exc)
+            log.error("agent not loaded: %s", exc)
+        yield
+        self.supervisor.cancel_all()
+        if self.runs is not None:
+            await self.runs.close()
+            await self.runs.bus.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def drain(self, grace: float) -> None:
+        """Shutdown: see `RunSupervisor.drain`."""
+        await self.supervisor.drain(grace)
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The runtime of the app serving `request`."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
