@@ -1,0 +1,281 @@
+"""Fast, in-process tests of the runtime's pieces: route table, settings, body checking,
+OpenAPI building, chunk mapping and error mapping. No server involved."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+from starlette.routing import Match, Route
+
+from dockrion_events import EventsExpiredError, InvalidRunIdError, RunExistsError
+from dockrion_runtime.agents.chunks import chunk_call
+from dockrion_runtime.auth import Authenticator
+from dockrion_runtime.errors import (
+    EXCEPTION_HANDLERS,
+    STATUS_BY_CODE,
+    RuntimeHTTPError,
+    status_for,
+)
+from dockrion_runtime.openapi import build_openapi
+from dockrion_runtime.payload import BodyReader, SchemaChecker
+from dockrion_runtime.routes import ROUTE_TABLE, served, starlette_routes
+from dockrion_runtime.settings import RuntimeSettings, SettingsError
+from dockrion_schema import DockSpec, IOSubSchema, StreamingEventsConfig
+
+
+def spec(**sections: Any) -> DockSpec:
+    document: dict[str, Any] = {
+        "version": "1.0",
+        "agent": {"name": "unit-agent", "handler": "agent:handle"},
+        "io_schema": {
+            "input": {
+                "type": "object",
+                "properties": {"query": {"type": "string"}},
+                "required": ["query"],
+            }
+        },
+        "expose": {"host": "127.0.0.1"},
+    }
+    document.update(sections)
+    return DockSpec.model_validate(document)
+
+
+def settings(**sections: Any) -> RuntimeSettings:
+    return RuntimeSettings.from_spec(spec(**sections), Path("."))
+
+
+# --- route table ---------------------------------------------------------------------------
+
+
+def test_route_table_has_one_row_per_method_and_path() -> None:
+    keys = [(endpoint.method, endpoint.path) for endpoint in ROUTE_TABLE]
+    assert len(keys) == len(set(keys))
+
+
+def test_every_invoke_and_runs_route_is_protected_and_service_routes_are_not() -> None:
+    for endpoint in ROUTE_TABLE:
+        family = endpoint.path.startswith(("/invoke", "/runs"))
+        assert endpoint.protected == family, endpoint.path
+
+
+def test_served_routes_follow_the_dockfile() -> None:
+    everything = {(e.method, e.path) for e in served(settings())}
+    assert ("POST", "/invoke") in everything
+    assert ("DELETE", "/runs/{run_id}") in everything
+    quiet = settings(expose={"rest": True, "streaming": "none"}, streaming={"async_runs": False})
+    paths = {e.path for e in served(quiet)}
+    assert "/invoke" in paths
+    assert not any(path.startswith(("/invoke/stream", "/runs")) for path in paths)
+    assert {"/health", "/ready", "/metrics"} <= paths
+
+
+def _scope(method: str, path: str) -> dict[str, Any]:
+    return {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+
+
+def test_starlette_picks_among_routes_of_one_path_by_method() -> None:
+    routes = [
+        r for r in starlette_routes(served(settings()), Authenticator()) if isinstance(r, Route)
+    ]
+    matches = {
+        route.name: route.matches(_scope("DELETE", "/runs/abc"))[0]
+        for route in routes
+        if route.path == "/runs/{run_id}"
+    }
+    assert matches == {"GET /runs/{run_id}": Match.PARTIAL, "DELETE /runs/{run_id}": Match.FULL}
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_settings_defaults_come_from_the_schema_models() -> None:
+    plain = settings()
+    schema_defaults = StreamingEventsConfig()
+    assert plain.heartbeat_interval == schema_defaults.heartbeat_interval
+    assert plain.max_run_duration == schema_defaults.max_run_duration
+    assert plain.invoke_timeout == 30
+    assert plain.max_body_bytes == 1024 * 1024
+    assert plain.api_keys.header == "X-API-Key"
+    assert plain.framework == "custom"
+    assert plain.version == "1.0.0"
+
+
+def test_settings_take_the_dockfile_values() -> None:
+    custom = settings(
+        arguments={"timeout_sec": 0, "max_body_bytes": 10, "model": "mine"},
+        streaming={"events": {"heartbeat_interval": 2}, "connection": {"default_timeout": 9}},
+    )
+    assert custom.invoke_timeout is None  # 0 disables the bound
+    assert custom.max_body_bytes == 10
+    assert custom.arguments.model_extra == {"model": "mine"}  # the agent's own keys pass
+    assert custom.heartbeat_interval == 2
+    assert custom.default_timeout == 9
+
+
+def test_a_runtime_argument_of_the_wrong_type_is_refused_with_its_name() -> None:
+    with pytest.raises(SettingsError, match=r"arguments\.max_body_bytes"):
+        settings(arguments={"max_body_bytes": "lots"})
+
+
+# --- body checking -------------------------------------------------------------------------
+
+QUERY = IOSubSchema.model_validate(
+    {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string"},
+            "mode": {"enum": ["fast", "slow"]},
+            "options": {"type": "object", "properties": {"n": {"type": "integer"}}},
+        },
+        "required": ["query"],
+        "additionalProperties": False,
+    }
+)
+
+
+def test_valid_payload_has_no_problems() -> None:
+    assert SchemaChecker(QUERY).problems({"query": "q", "mode": "fast"}) == []
+
+
+def test_problems_keep_the_documented_loc_and_messages() -> None:
+    problems = SchemaChecker(QUERY).problems({"mode": "other", "extra": 1, "options": {"n": "x"}})
+    assert {"loc": ["body", "query"], "msg": "field required"} in problems
+    assert {"loc": ["body", "mode"], "msg": 'must be one of "fast", "slow"'} in problems
+    assert {"loc": ["body", "extra"], "msg": "unexpected field"} in problems
+    assert {"loc": ["body", "options", "n"], "msg": "must be of type integer"} in problems
+
+
+def test_a_value_of_the_wrong_kind_is_one_problem_at_the_body() -> None:
+    assert SchemaChecker(QUERY).problems([1, 2]) == [
+        {"loc": ["body"], "msg": "must be of type object"}
+    ]
+
+
+def test_without_a_schema_any_object_passes_and_nothing_else() -> None:
+    checker = SchemaChecker(None)
+    assert checker.problems({"anything": [1]}) == []
+    assert checker.problems("text") == [{"loc": ["body"], "msg": "must be a JSON object"}]
+
+
+def _request(body: bytes, headers: dict[str, str] | None = None) -> Request:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return Request({"type": "http", "method": "POST", "headers": raw}, receive)
+
+
+def _read_error(reader: BodyReader, body: bytes) -> RuntimeHTTPError:
+    with pytest.raises(RuntimeHTTPError) as caught:
+        asyncio.run(reader.read(_request(body)))
+    return caught.value
+
+
+def test_body_reader_refusals_carry_status_and_code() -> None:
+    reader = BodyReader(QUERY, max_bytes=64)
+    assert asyncio.run(reader.read(_request(b'{"query": "hi"}'))) == {"query": "hi"}
+    too_large = _read_error(reader, b'{"query": "' + b"x" * 100 + b'"}')
+    assert (too_large.status, too_large.code) == (413, "PAYLOAD_TOO_LARGE")
+    malformed = _read_error(reader, b"{not json")
+    assert (malformed.status, malformed.code) == (400, "VALIDATION_ERROR")
+    empty = _read_error(reader, b"  ")
+    assert empty.details == [{"loc": ["body"], "msg": "body is empty"}]
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+
+
+def test_openapi_marks_only_protected_operations_as_secured() -> None:
+    document = build_openapi(
+        spec(auth={"mode": "api_key"}),
+        [("GET", "/health", False), ("POST", "/invoke", True)],
+        "1.0.0",
+    )
+    assert "security" not in document["paths"]["/health"]["get"]
+    invoke = document["paths"]["/invoke"]["post"]
+    assert invoke["security"] == [{"APIKeyHeader": []}, {"BearerAuth": []}]
+    assert "401" in invoke["responses"]
+    assert document["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+
+
+def test_openapi_input_schema_is_the_io_schema() -> None:
+    document = build_openapi(spec(), [("POST", "/invoke", True)], "2.0.0")
+    assert document["info"]["version"] == "2.0.0"
+    assert document["components"]["schemas"]["Unit_agentInput"]["required"] == ["query"]
+
+
+# --- chunks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chunk", "expected"),
+    [
+        ("Hel", ("token", {"content": "Hel"})),
+        (42, ("token", {"content": "42"})),
+        ({"type": "token", "content": "lo"}, ("token", {"content": "lo"})),
+        ({"type": "step", "node": "plan"}, ("step", {"node_name": "plan"})),
+        (
+            {"type": "progress", "step": "s", "progress": 0.5, "other": 1},
+            ("progress", {"step": "s", "progress": 0.5}),
+        ),
+        (
+            {"type": "custom", "event_type": "cite", "data": {"u": 1}},
+            ("custom", {"event_type": "cite", "data": {"u": 1}}),
+        ),
+        ({"type": "unknown"}, None),
+    ],
+)
+def test_chunks_map_to_events(chunk: Any, expected: Any) -> None:
+    assert chunk_call(chunk, []) == expected
+
+
+def test_result_chunk_is_collected_not_emitted() -> None:
+    result: list[Any] = []
+    assert chunk_call({"type": "result", "data": {"answer": 1}}, result) is None
+    assert result == [{"answer": 1}]
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_every_code_of_the_contract_has_its_status() -> None:
+    assert status_for("VALIDATION_ERROR") == 400
+    assert status_for("FORBIDDEN") == 403
+    assert status_for("TOO_MANY_SUBSCRIBERS") == 429
+    assert status_for("RUN_TIMEOUT") == 504
+    assert status_for("SOMETHING_NEW") == 500
+    assert all(400 <= status < 600 for status in STATUS_BY_CODE.values())
+
+
+def _handle(exc: Exception) -> tuple[int, dict[str, Any]]:
+    handler = next(h for kind, h in EXCEPTION_HANDLERS.items() if isinstance(exc, kind))
+    request = Request({"type": "http", "method": "GET", "path": "/x", "headers": []})
+    response = asyncio.run(handler(request, exc))
+    return response.status_code, json.loads(bytes(response.body))
+
+
+def test_events_errors_become_responses_by_their_code() -> None:
+    assert _handle(RunExistsError("r1")) == (
+        409,
+        {"success": False, "error": "Run 'r1' already exists", "code": "CONFLICT"},
+    )
+    assert _handle(InvalidRunIdError("bad id"))[0] == 400
+    status, body = _handle(EventsExpiredError("r1", 0, 5))
+    assert (status, body["code"], body["first_available"]) == (410, "EVENTS_EXPIRED", 5)
+
+
+def test_unexpected_errors_never_show_their_message() -> None:
+    status, body = _handle(ValueError("secret detail"))
+    assert status == 500 and body["code"] == "INTERNAL_ERROR"
+    assert "secret detail" not in json.dumps(body)
