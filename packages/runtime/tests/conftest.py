@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import harness
 import httpx
 import pytest
 import uvicorn
@@ -90,9 +91,7 @@ def next_id():
 
 def start_server(dockfile: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     """`dockrion-runtime serve` in its own process on a free port, once it is ready."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = harness.free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -123,7 +122,9 @@ def start_server(dockfile: Path, *args: str) -> tuple[subprocess.Popen[bytes], s
         time.sleep(0.1)
 
 
-def free_port() -> socket.socket:
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port, handed to uvicorn as is (no race
+    between picking the port and binding it)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -132,7 +133,7 @@ def free_port() -> socket.socket:
 
 @contextmanager
 def serve_app(app: Any) -> Iterator[str]:
-    sock = free_port()
+    sock = bound_socket()
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
