@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -107,6 +110,8 @@ def start_server(dockfile: Path, *args: str) -> tuple[subprocess.Popen[bytes], s
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # its own process group, so `kill_server` also stops the workers it forks
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -120,6 +125,13 @@ def start_server(dockfile: Path, *args: str) -> tuple[subprocess.Popen[bytes], s
             process.kill()
             raise RuntimeError(f"server for {dockfile} did not become ready")
         time.sleep(0.1)
+
+
+def kill_server(process: subprocess.Popen[bytes]) -> None:
+    """Kill a `start_server` process and every process it started (uvicorn workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
 
 
 def bound_socket() -> socket.socket:

@@ -16,7 +16,7 @@ import pytest
 
 from dockrion_events import SseMessage, SseParser, parse_sse
 
-from .conftest import start_server, write_project
+from .conftest import kill_server, start_server, write_project
 
 
 @pytest.fixture
@@ -34,9 +34,7 @@ def servers(dockfile: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(30)
+        kill_server(process)
 
 
 def launch(dockfile: Path, servers: list[subprocess.Popen[bytes]]) -> str:
