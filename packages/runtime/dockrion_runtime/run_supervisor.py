@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -30,6 +29,7 @@ from dockrion_events import (
 )
 
 from .agents import Agent, InvalidOutputError
+from .encoding import UnencodableError, to_jsonable
 from .errors import RuntimeHTTPError
 from .payload import SchemaChecker
 from .settings import RuntimeSettings
@@ -53,16 +53,19 @@ class RunSupervisor:
 
     # --- what an agent returns -------------------------------------------------------------
 
-    def check_output(self, output: Any) -> list[dict[str, Any]]:
-        """Problems of the output against a strict `io_schema.output` (returned as is, with
-        the problems reported beside it); raises when the output is not JSON at all."""
+    def check_output(self, output: Any) -> tuple[Any, list[dict[str, Any]]]:
+        """The output in its JSON form, and its problems against a strict
+        `io_schema.output` (the output is returned as is, with the problems reported beside
+        it); raises INVALID_OUTPUT, naming the type and where it sits, when a part of the
+        output has no JSON form."""
         try:
-            json.dumps(output)
-        except (TypeError, ValueError) as exc:
+            jsonable = to_jsonable(output)
+        except UnencodableError as exc:
             raise RuntimeHTTPError(
-                f"Agent output is not JSON-serialisable: {exc}", "INVALID_OUTPUT"
+                f"Agent output is not JSON-serialisable: {exc}", exc.code
             ) from None
-        return self._output.problems(output) if self._output is not None else []
+        problems = self._output.problems(jsonable) if self._output is not None else []
+        return jsonable, problems
 
     def metadata(self, **extra: Any) -> dict[str, Any]:
         return {"agent": self.settings.name, "framework": self.settings.framework, **extra}
@@ -105,7 +108,7 @@ class RunSupervisor:
         timeout = self.settings.invoke_timeout
         try:
             async with asyncio.timeout(timeout):
-                return await agent.invoke(payload, context)
+                return await agent.invoke(payload, context, streaming=False)
         except TimeoutError:
             context.cancel("timeout")  # a sync agent stops at its next emit
             raise RuntimeHTTPError(
@@ -131,7 +134,7 @@ class RunSupervisor:
         try:
             async with asyncio.timeout(limit):
                 output = await agent.invoke(payload, context)
-            problems = self.check_output(output)
+            output, problems = self.check_output(output)
             metadata = self.metadata(**({"output_schema_errors": problems} if problems else {}))
             await context.emit_complete(output, round(time.perf_counter() - started, 3), metadata)
         except (RunCancelledError, *_ENDED):

@@ -42,6 +42,16 @@ class NoResult:
         return {}
     def stream(self, payload):
         yield "x"
+        yield "y"
+
+class ChunksAdd:
+    # like a LangChain Runnable: chunks that merge with +, and both invoke and stream
+    def invoke(self, payload):
+        return {"from": "invoke", "query": payload["query"]}
+    def stream(self, payload):
+        from langchain_core.messages import AIMessageChunk
+        yield AIMessageChunk(content="Hel")
+        yield AIMessageChunk(content="lo")
 
 built = []
 
@@ -56,6 +66,7 @@ asynchronous = make(Async)
 streams = make(Streams)
 async_streams = make(AsyncStreams)
 no_result = make(NoResult)
+chunks_add = make(ChunksAdd)
 
 def not_a_runner():
     return 42
@@ -112,11 +123,24 @@ def test_async_stream_chunks(serve: Serve) -> None:
     assert events[-1]["output"] == {"answer": "a"}
 
 
-def test_stream_without_result_is_an_error(serve: Serve) -> None:
+def test_stream_without_result_chunk_outputs_the_accumulated_text(serve: Serve) -> None:
     url = serve_entry(serve, "no_result")
     events = stream_types(url)
-    assert [e["type"] for e in events] == ["started", "token", "error"]
-    assert events[-1]["code"] == "INVALID_OUTPUT"
+    assert [e["type"] for e in events] == ["started", "token", "token", "complete"]
+    assert events[-1]["output"] == "xy"
+
+
+def test_runner_with_invoke_and_stream_uses_invoke_on_invoke(serve: Serve) -> None:
+    url = serve_entry(serve, "chunks_add")
+    answer = httpx.post(f"{url}/invoke", json={"query": "q"})
+    assert answer.status_code == 200
+    assert answer.json()["output"] == {"from": "invoke", "query": "q"}
+    events = stream_types(url)
+    assert [e["type"] for e in events] == ["started", "token", "token", "complete"]
+    # message chunks merge the way LangChain merges them, in langchain-core's dict form
+    output = events[-1]["output"]
+    assert output["content"] == "Hello"
+    assert output["type"] == "AIMessageChunk"
 
 
 def test_factory_result_without_invoke(serve: Serve) -> None:

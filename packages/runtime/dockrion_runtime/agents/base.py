@@ -15,7 +15,7 @@ from dockrion_events import StreamContext, context_scope
 
 from .chunks import emit_chunk, emit_chunk_sync
 
-__all__ = ["Agent", "AgentLoadError", "InvalidOutputError"]
+__all__ = ["Agent", "AgentLoadError", "InvalidOutputError", "accumulate"]
 
 
 class AgentLoadError(Exception):
@@ -51,8 +51,13 @@ class Agent:
         )
         self.target = target
 
-    async def invoke(self, payload: Any, context: StreamContext | None) -> Any:
-        if self._stream is not None and context is not None:
+    async def invoke(
+        self, payload: Any, context: StreamContext | None, *, streaming: bool = True
+    ) -> Any:
+        """Run the agent to its output. A runner that can stream is streamed when
+        `streaming` (its chunks become events); `/invoke`, where nobody reads the events,
+        calls its `invoke`/`ainvoke` instead."""
+        if self._stream is not None and context is not None and streaming:
             with context_scope(context):
                 return await self._invoke_stream(payload, context)
         args = (payload, context) if self._wants_context else (payload,)
@@ -75,24 +80,51 @@ class Agent:
         )
 
     async def _invoke_stream(self, payload: Any, context: StreamContext) -> Any:
-        """Entrypoint runners with `astream`/`stream`: each chunk becomes an event; the
-        output is the `{"type": "result", "data": ...}` chunk."""
+        """Entrypoint runners with `astream`/`stream`: each chunk becomes an event. The
+        output is the data of the last `{"type": "result", "data": ...}` chunk; without
+        one, the streamed chunks accumulated (see `accumulate`)."""
         stream = self._stream
         assert stream is not None
         result: list[Any] = []
+        chunks: list[Any] = []
         produced = stream(payload)
         if hasattr(produced, "__aiter__"):
             async for chunk in produced:
+                chunks.append(chunk)
                 await emit_chunk(context, chunk, result)
         else:
 
             def consume() -> None:
                 for chunk in produced:
+                    chunks.append(chunk)
                     emit_chunk_sync(context, chunk, result)
 
             await self.in_thread(consume)
-        if not result:
-            raise InvalidOutputError(
-                f"{self.target}: stream() ended without a {{'type': 'result', 'data': ...}} chunk"
-            )
-        return result[-1]
+        if result:
+            return result[-1]
+        return accumulate(chunks)
+
+
+def accumulate(chunks: list[Any]) -> Any:
+    """The output of a stream that sent no result chunk, the way LangChain accumulates
+    streamed chunks: strings and token chunks are concatenated, chunks that support `+`
+    (LangChain message chunks) are added together, otherwise the last chunk is the output
+    (None for an empty stream)."""
+    parts = [
+        chunk.get("content", "")
+        if isinstance(chunk, dict) and chunk.get("type") == "token"
+        else chunk
+        for chunk in chunks
+        if not (isinstance(chunk, dict) and chunk.get("type") not in (None, "token"))
+    ]
+    if not parts:
+        return chunks[-1] if chunks else None
+    if all(isinstance(part, str) for part in parts):
+        return "".join(parts)
+    total = parts[0]
+    try:
+        for part in parts[1:]:
+            total = total + part
+    except TypeError:
+        return parts[-1]
+    return total

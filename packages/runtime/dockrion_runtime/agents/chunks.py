@@ -1,8 +1,9 @@
 """Chunks that an entrypoint runner streams (`stream`/`astream`), turned into events.
 
-A string is a token; a dict names its event by `type` (`token`, `progress`, `checkpoint`,
-`step`, `custom`); `{"type": "result", "data": ...}` carries the run's output and is
-collected rather than emitted; anything else is a token of its `str()`.
+A string is a token, and so is the text of a LangChain message chunk; a dict names its
+event by `type` (`token`, `progress`, `checkpoint`, `step`, `custom`);
+`{"type": "result", "data": ...}` carries the run's output and is collected rather than
+emitted; anything else is a token of its `str()`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def chunk_call(chunk: Any, result: list[Any]) -> tuple[str, dict[str, Any]] | No
     if isinstance(chunk, str):
         return "token", {"content": chunk}
     if not isinstance(chunk, dict):
+        content = getattr(chunk, "content", None)  # a LangChain message chunk
+        if isinstance(content, str):
+            return ("token", {"content": content}) if content else None
         return "token", {"content": str(chunk)}
     kind = chunk.get("type")
     if kind == "result":

@@ -27,9 +27,12 @@ class LangGraphAgent(Agent):
         modes = [mode for mode in events_filter.get_langgraph_stream_modes() if mode != "values"]
         self._modes = [*modes, "values"]
 
-    async def invoke(self, payload: Any, context: StreamContext | None) -> Any:
-        if context is None:
-            return await self._graph.ainvoke(payload)
+    async def invoke(
+        self, payload: Any, context: StreamContext | None, *, streaming: bool = True
+    ) -> Any:
+        if context is None or not streaming:
+            with context_scope(context):
+                return await self._graph.ainvoke(payload)
         final: Any = None
         state: dict[str, Any] = dict(payload) if isinstance(payload, dict) else {}
         last_step = time.perf_counter()

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from ..encoding import FastJSONResponse
 from ..runtime import runtime_of
 from ..sse import EventStreamResponse
 
@@ -39,11 +40,11 @@ async def invoke(request: Request) -> Response:
     metadata: dict[str, Any] = supervisor.metadata(
         latency_seconds=round(time.perf_counter() - started, 3)
     )
-    problems = supervisor.check_output(output)
+    output, problems = supervisor.check_output(output)
     if problems:
         log.warning("agent output does not match io_schema.output: %s", problems)
         metadata["output_schema_errors"] = problems
-    return JSONResponse({"success": True, "output": output, "metadata": metadata})
+    return FastJSONResponse({"success": True, "output": output, "metadata": metadata})
 
 
 async def invoke_stream(request: Request) -> EventStreamResponse:
