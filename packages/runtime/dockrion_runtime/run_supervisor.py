@@ -28,7 +28,7 @@ from dockrion_events import (
     StreamContext,
 )
 
-from .agents import Agent, InvalidOutputError
+from .agents import Agent, AgentResult, InvalidOutputError, RunOptions
 from .encoding import UnencodableError, to_jsonable
 from .errors import RuntimeHTTPError
 from .payload import SchemaChecker
@@ -103,12 +103,20 @@ class RunSupervisor:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def invoke(self, agent: Agent, payload: Any, context: StreamContext) -> Any:
+    async def invoke(
+        self,
+        agent: Agent,
+        payload: Any,
+        context: StreamContext,
+        options: RunOptions | None = None,
+    ) -> AgentResult:
         """`POST /invoke`: the agent's output, within `arguments.timeout_sec`."""
         timeout = self.settings.invoke_timeout
         try:
             async with asyncio.timeout(timeout):
-                return await agent.invoke(payload, context, streaming=False)
+                return _result(
+                    await agent.invoke(payload, context, streaming=False, options=options)
+                )
         except TimeoutError:
             context.cancel("timeout")  # a sync agent stops at its next emit
             raise RuntimeHTTPError(
@@ -127,15 +135,18 @@ class RunSupervisor:
         payload: Any,
         context: StreamContext,
         cancel_reason: str = "client disconnected",
+        options: RunOptions | None = None,
     ) -> None:
         """Run the agent for one run and end its log with exactly one terminal event."""
         started = time.perf_counter()
         limit = self.settings.max_run_duration
         try:
             async with asyncio.timeout(limit):
-                output = await agent.invoke(payload, context)
-            output, problems = self.check_output(output)
-            metadata = self.metadata(**({"output_schema_errors": problems} if problems else {}))
+                result = _result(await agent.invoke(payload, context, options=options))
+            output, problems = self.check_output(result.output)
+            metadata = self.metadata(**result.metadata)
+            if problems:
+                metadata["output_schema_errors"] = problems
             await context.emit_complete(output, round(time.perf_counter() - started, 3), metadata)
         except (RunCancelledError, *_ENDED):
             return  # the run already ended (cancelled): nothing more to say
@@ -164,7 +175,12 @@ class RunSupervisor:
                 )
 
     async def execute_run(
-        self, runs: RunManager, agent: Agent, payload: Any, context: StreamContext
+        self,
+        runs: RunManager,
+        agent: Agent,
+        payload: Any,
+        context: StreamContext,
+        options: RunOptions | None = None,
     ) -> None:
         """A background run: mark it running, execute, then let the manager forget it."""
         try:
@@ -172,7 +188,7 @@ class RunSupervisor:
         except RunFinishedError:
             return  # cancelled before it started
         try:
-            await self.execute(agent, payload, context, cancel_reason="cancelled")
+            await self.execute(agent, payload, context, cancel_reason="cancelled", options=options)
         finally:
             runs.forget(context.run_id)
 
@@ -195,3 +211,7 @@ class RunSupervisor:
         self.shutting_down = True
         for task in list(self._tasks):
             task.cancel()
+
+
+def _result(returned: Any) -> AgentResult:
+    return returned if isinstance(returned, AgentResult) else AgentResult(returned)

@@ -2,7 +2,15 @@
 (`base`), its streamed chunks turned into events (`chunks`), and framework adapters
 (`langgraph_agent`). Imports run one way: loader -> adapters -> base, chunks."""
 
-from .base import Agent, AgentLoadError, InvalidOutputError
+from .base import Agent, AgentLoadError, AgentResult, InvalidOutputError, RunOptions
 from .loader import import_target, load_agent
 
-__all__ = ["Agent", "AgentLoadError", "InvalidOutputError", "import_target", "load_agent"]
+__all__ = [
+    "Agent",
+    "AgentLoadError",
+    "AgentResult",
+    "InvalidOutputError",
+    "RunOptions",
+    "import_target",
+    "load_agent",
+]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -15,7 +16,14 @@ from dockrion_events import StreamContext, context_scope
 
 from .chunks import emit_chunk, emit_chunk_sync
 
-__all__ = ["Agent", "AgentLoadError", "InvalidOutputError", "accumulate"]
+__all__ = [
+    "Agent",
+    "AgentLoadError",
+    "AgentResult",
+    "InvalidOutputError",
+    "RunOptions",
+    "accumulate",
+]
 
 
 class AgentLoadError(Exception):
@@ -28,6 +36,25 @@ class InvalidOutputError(Exception):
     """The agent's output cannot be returned (for example, it is not JSON)."""
 
     code = "INVALID_OUTPUT"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a run continues a conversation: the thread it belongs to and, when it resumes an
+    interrupted run, the value to resume with."""
+
+    thread_id: str | None = None
+    resume: Any = None
+    resuming: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class AgentResult:
+    """What a framework adapter returns: the output, and metadata for the run (token usage,
+    whether it stopped at an interrupt)."""
+
+    output: Any
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Agent:
@@ -51,8 +78,18 @@ class Agent:
         )
         self.target = target
 
+    def thread_refusal(self) -> str | None:
+        """Why this agent cannot continue a thread (`?thread_id=`), or None. A handler gets
+        the thread id in its context and keeps its own memory."""
+        return None
+
     async def invoke(
-        self, payload: Any, context: StreamContext | None, *, streaming: bool = True
+        self,
+        payload: Any,
+        context: StreamContext | None,
+        *,
+        streaming: bool = True,
+        options: RunOptions | None = None,
     ) -> Any:
         """Run the agent to its output. A runner that can stream is streamed when
         `streaming` (its chunks become events); `/invoke`, where nobody reads the events,

@@ -14,7 +14,7 @@ from typing import Any
 
 from dockrion_events import EventsFilter, StreamContext, context_scope
 
-from .base import Agent
+from .base import Agent, RunOptions
 from .chunks import emit_chunk
 
 __all__ = ["LangGraphAgent"]
@@ -28,7 +28,12 @@ class LangGraphAgent(Agent):
         self._modes = [*modes, "values"]
 
     async def invoke(
-        self, payload: Any, context: StreamContext | None, *, streaming: bool = True
+        self,
+        payload: Any,
+        context: StreamContext | None,
+        *,
+        streaming: bool = True,
+        options: RunOptions | None = None,
     ) -> Any:
         if context is None or not streaming:
             with context_scope(context):

@@ -36,11 +36,11 @@ async def invoke(request: Request) -> Response:
     supervisor = runtime.supervisor
     started = time.perf_counter()
     context, _ = await supervisor.private_context(keep=_INVOKE_BACKLOG)
-    output = await supervisor.invoke(agent, payload, context)
+    result = await supervisor.invoke(agent, payload, context)
     metadata: dict[str, Any] = supervisor.metadata(
-        latency_seconds=round(time.perf_counter() - started, 3)
+        **result.metadata, latency_seconds=round(time.perf_counter() - started, 3)
     )
-    output, problems = supervisor.check_output(output)
+    output, problems = supervisor.check_output(result.output)
     if problems:
         log.warning("agent output does not match io_schema.output: %s", problems)
         metadata["output_schema_errors"] = problems
