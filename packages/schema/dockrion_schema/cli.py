@@ -1,6 +1,7 @@
 """`dockrion-schema`: validate Dockfiles in CI, print the JSON Schema for editors.
 
-Exit status: 0 every file valid, 1 some file invalid, 2 usage error.
+Exit status: 0 every file valid, 1 some file invalid, 2 usage error. Validation needs no
+deployment environment: an unset `${VAR}` is a warning unless `--require-env` is given.
 """
 
 from __future__ import annotations
@@ -40,8 +41,16 @@ def describe(spec: DockSpec) -> str:
 def _text(report: DockfileReport) -> str:
     lines = [str(issue) for issue in report.errors]
     lines += [f"{issue} [warning]" for issue in report.warnings]
+    waiting = (
+        f"not checked until their variables are set: {', '.join(report.unchecked)}"
+        if report.unchecked
+        else ""
+    )
     if report.ok and report.spec is not None:
-        lines.append(f"{report.source}: valid: {describe(report.spec)}")
+        summary = describe(report.spec) + (f"; {waiting}" if waiting else "")
+        lines.append(f"{report.source}: valid: {summary}")
+    elif report.ok:
+        lines.append(f"{report.source}: valid ({waiting})")
     else:
         count = len(report.errors)
         lines.append(f"{report.source}: invalid ({count} error{'s' if count != 1 else ''})")
@@ -53,8 +62,9 @@ def _json(report: DockfileReport) -> dict[str, object]:
         "file": report.source,
         "valid": report.ok,
         "summary": describe(report.spec) if report.ok and report.spec else None,
-        "errors": [issue.to_dict() for issue in report.errors],
-        "warnings": [issue.to_dict() for issue in report.warnings],
+        "errors": [{"severity": "error", **issue.to_dict()} for issue in report.errors],
+        "warnings": [{"severity": "warning", **issue.to_dict()} for issue in report.warnings],
+        "unchecked": report.unchecked,
     }
 
 
@@ -69,7 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--format", choices=("text", "json"), default="text")
     validate.add_argument("--env-file", help="extra env file for ${VAR} substitution")
     validate.add_argument(
-        "--strict", action="store_true", help="treat warnings (unknown fields) as errors"
+        "--require-env",
+        action="store_true",
+        help="fail when a ${VAR} is not set, as serving does (default: a warning naming the "
+        "variable and the field; the value is checked once the variable is set)",
+    )
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat every warning (unknown fields, unset variables) as an error",
     )
     schema = commands.add_parser("json-schema", help="print the Dockfile JSON Schema")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
@@ -86,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    reports = [check_dockfile(path, env_file=args.env_file) for path in args.paths]
+    reports = [
+        check_dockfile(path, env_file=args.env_file, require_env=args.require_env)
+        for path in args.paths
+    ]
     failed = any(not r.ok or (args.strict and r.warnings) for r in reports)
     if args.format == "json":
         payload = {"valid": not failed, "files": [_json(report) for report in reports]}

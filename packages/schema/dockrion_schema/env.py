@@ -9,15 +9,29 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path as FsPath
 from typing import Any
 
-import yaml
-
 from .errors import DockfileIssue
-from .yaml_source import Path, SourceMap, format_path
+from .yaml_source import (
+    Path,
+    SourceMap,
+    YamlSourceError,
+    decode,
+    format_path,
+    read_limited,
+    read_yaml,
+)
 
-__all__ = ["load_env_files", "parse_dotenv", "resolve_environment", "substitute"]
+__all__ = [
+    "MISSING_ENV_VAR",
+    "EnvFileError",
+    "load_env_files",
+    "parse_dotenv",
+    "resolve_environment",
+    "substitute",
+]
 
 # `$${` is an escaped literal `${`; otherwise `${NAME}` or `${NAME:-default}`.
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}:]*)(:-([^}]*))?\}")
@@ -55,22 +69,17 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
 
 
 def _parse_yaml_env(text: str, source: str) -> dict[str, str]:
+    # The Dockfile's reader: plain-data tags only, the same size, depth and alias limits.
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise EnvFileError(
-            DockfileIssue(
-                f"YAML syntax error: {getattr(exc, 'problem', exc)}",
-                line=mark.line + 1 if mark else None,
-                column=mark.column + 1 if mark else None,
-                source=source,
-            )
-        ) from None
+        data, _ = read_yaml(text, source, what="env file", allow_empty=True)
+    except YamlSourceError as exc:
+        raise EnvFileError(exc.issue) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise EnvFileError(DockfileIssue("must be a mapping of NAME: value", source=source))
+        raise EnvFileError(
+            DockfileIssue("must be a mapping of NAME: value", line=1, column=1, source=source)
+        )
     values: dict[str, str] = {}
     nested = data.get("secrets")
     for mapping in (data, nested if isinstance(nested, dict) else {}):
@@ -82,10 +91,18 @@ def _parse_yaml_env(text: str, source: str) -> dict[str, str]:
 
 
 def _read_env_file(path: FsPath) -> dict[str, str]:
-    text = path.read_text(encoding="utf-8")
+    source = str(path)
+    try:
+        text = decode(read_limited(path, source, what="env file"), source, what="env file")
+    except YamlSourceError as exc:
+        raise EnvFileError(exc.issue) from None
+    except OSError as exc:
+        raise EnvFileError(
+            DockfileIssue(f"cannot read env file: {exc.strerror or exc}", source=source)
+        ) from None
     if path.suffix in (".yaml", ".yml"):
-        return _parse_yaml_env(text, str(path))
-    return parse_dotenv(text, str(path))
+        return _parse_yaml_env(text, source)
+    return parse_dotenv(text, source)
 
 
 def load_env_files(
@@ -119,21 +136,56 @@ def resolve_environment(
 
 
 def substitute(
-    data: Any, env: Mapping[str, str], source_map: SourceMap, path: Path = ()
-) -> tuple[Any, list[DockfileIssue]]:
-    """Replace `${VAR}` in every string value (keys untouched); collect every problem."""
+    data: Any,
+    env: Mapping[str, str],
+    source_map: SourceMap,
+    path: Path = (),
+    *,
+    implied: Mapping[Path, str] | None = None,
+    require_env: bool = True,
+) -> tuple[Any, list[DockfileIssue], list[Path]]:
+    """Replace `${VAR}` in every string value (keys untouched); collect every problem.
+
+    Returns the data, the issues (an unset variable has code `MISSING_ENV_VAR`) and the
+    paths of values left unresolved because a variable is unset. `implied` maps the paths
+    of values the user did not write (defaults such as the Redis URL) to the field name
+    the message should suggest writing. `require_env` only changes the wording: an unset
+    variable is then something to fix now, otherwise a value that is not checked yet.
+    """
     issues: list[DockfileIssue] = []
+    unresolved: list[Path] = []
+    implied = implied or {}
 
     def visit(value: Any, where: Path) -> Any:
         if isinstance(value, str):
-            return _expand(value, env, where, source_map, issues) if "$" in value else value
+            if "$" not in value:
+                return value
+            before = len(issues)
+            expanded = _expand(value, env, where, source_map, issues, implied.get(where))
+            if any(issue.code == MISSING_ENV_VAR for issue in issues[before:]):
+                unresolved.append(where)
+                if not require_env:
+                    issues[before:] = [_as_unchecked(issue) for issue in issues[before:]]
+            return expanded
         if isinstance(value, dict):
             return {key: visit(item, (*where, key)) for key, item in value.items()}
         if isinstance(value, list):
             return [visit(item, (*where, index)) for index, item in enumerate(value)]
         return value
 
-    return visit(data, path), issues
+    return visit(data, path), issues, unresolved
+
+
+MISSING_ENV_VAR = "MISSING_ENV_VAR"
+
+
+def _as_unchecked(issue: DockfileIssue) -> DockfileIssue:
+    if issue.code != MISSING_ENV_VAR:
+        return issue
+    variable, _, fix = issue.message.partition("; ")
+    return replace(
+        issue, message=f"{variable}: this value is not checked, and serving needs it ({fix})"
+    )
 
 
 def _expand(
@@ -142,8 +194,9 @@ def _expand(
     where: Path,
     source_map: SourceMap,
     issues: list[DockfileIssue],
+    implied_field: str | None = None,
 ) -> str:
-    def replace(match: re.Match[str]) -> str:
+    def replace_token(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
             return "${"
         name, has_default, default = match.group(1), match.group(2), match.group(3)
@@ -156,18 +209,20 @@ def _expand(
             return env[name]
         if has_default is not None:
             return default or ""
-        issues.append(
-            _located(
-                f"environment variable {name!r} is not set; set it, put it in .env, or give a "
-                f"default with ${{{name}:-default}}",
-                where,
-                source_map,
-                code="MISSING_ENV_VAR",
+        if implied_field is not None:
+            message = (
+                f"environment variable {name!r} is not set (the default of {implied_field} is "
+                f"{text}); set it, put it in .env, or write {implied_field}"
             )
-        )
+        else:
+            message = (
+                f"environment variable {name!r} is not set; set it, put it in .env, or give a "
+                f"default with ${{{name}:-default}}"
+            )
+        issues.append(_located(message, where, source_map, code=MISSING_ENV_VAR))
         return match.group(0)
 
-    return _TOKEN.sub(replace, text)
+    return _TOKEN.sub(replace_token, text)
 
 
 def _located(

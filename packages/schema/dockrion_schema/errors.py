@@ -40,7 +40,9 @@ class DockfileIssue:
     """One problem (or warning) in a Dockfile, located in the YAML source when known.
 
     `path` is the dotted field path (`streaming.events.heartbeat_interval`, `auth.roles[0]`),
-    empty for problems with the file as a whole. `line` and `column` are 1-based.
+    empty for problems with the file as a whole. `line` and `column` are 1-based. `excerpt`
+    is the text of that line, shown under the message with a caret at the column (set for
+    YAML syntax errors, where the position alone is hard to read).
     """
 
     message: str
@@ -50,6 +52,7 @@ class DockfileIssue:
     source: str = "<string>"
     code: str = "VALIDATION_ERROR"
     extra: dict[str, Any] = field(default_factory=dict)
+    excerpt: str = ""
 
     def location(self) -> str:
         if self.line is None:
@@ -58,7 +61,12 @@ class DockfileIssue:
 
     def __str__(self) -> str:
         where = self.location()
-        return f"{where} {self.path}: {self.message}" if self.path else f"{where} {self.message}"
+        text = f"{where} {self.path}: {self.message}" if self.path else f"{where} {self.message}"
+        if self.excerpt and self.column:
+            # Keep tabs so the caret lines up under the same character in any terminal.
+            pad = "".join(c if c == "\t" else " " for c in self.excerpt[: self.column - 1])
+            text += f"\n    {self.excerpt}\n    {pad}^"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

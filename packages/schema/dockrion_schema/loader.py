@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import typing
@@ -15,9 +16,17 @@ import pydantic
 from pydantic import BaseModel
 
 from .dockfile_v1 import DockSpec, ExposeConfig
-from .env import EnvFileError, resolve_environment, substitute
+from .env import MISSING_ENV_VAR, EnvFileError, resolve_environment, substitute
 from .errors import DockfileError, DockfileIssue, DockfileWarning
-from .yaml_source import Path, SourceMap, YamlSourceError, decode, format_path, read_yaml
+from .yaml_source import (
+    Path,
+    SourceMap,
+    YamlSourceError,
+    decode,
+    format_path,
+    read_limited,
+    read_yaml,
+)
 
 __all__ = [
     "DockfileReport",
@@ -30,20 +39,29 @@ __all__ = [
 
 @dataclass(slots=True)
 class DockfileReport:
-    """Everything known about one Dockfile: the spec when valid, every error and warning."""
+    """Everything known about one Dockfile: the spec when valid, every error and warning.
+
+    `unchecked` lists the fields whose values wait for an unset `${VAR}` (only when checked
+    with `require_env=False`): they are reported as warnings, and `spec` holds their
+    `${VAR}` text as written (or is `None` when a required field could not be built).
+    """
 
     source: str
     spec: DockSpec | None = None
     errors: list[DockfileIssue] = field(default_factory=list)
     warnings: list[DockfileIssue] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.spec is not None and not self.errors
+        return not self.errors and (self.spec is not None or bool(self.unchecked))
 
     def raise_for_errors(self) -> DockSpec:
-        if self.spec is None or self.errors:
+        if self.errors:
             raise DockfileError(self.errors, self.warnings)
+        if self.spec is None:
+            missing = [w for w in self.warnings if w.code == MISSING_ENV_VAR]
+            raise DockfileError(missing or [DockfileIssue("no Dockfile", source=self.source)])
         for warning in self.warnings:
             warnings.warn(str(warning), DockfileWarning, stacklevel=3)
         return self.spec
@@ -54,12 +72,20 @@ def check_dockfile(
     *,
     env_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    require_env: bool = True,
 ) -> DockfileReport:
-    """Read, substitute and validate a Dockfile; never raises for a bad file."""
+    """Read, substitute and validate a Dockfile; never raises for a bad file.
+
+    With `require_env=False` (what `dockrion-schema validate` does by default, for CI
+    without the deployment environment) an unset `${VAR}` is a warning naming the variable
+    and the field; the value is checked only once it is known.
+    """
     file = FsPath(path)
     source = str(path)
     try:
-        raw = file.read_bytes()
+        raw = read_limited(file, source)
+    except YamlSourceError as exc:
+        return DockfileReport(source, errors=[exc.issue])
     except FileNotFoundError:
         return DockfileReport(
             source, errors=[DockfileIssue("file not found", source=source, code="FILE_NOT_FOUND")]
@@ -89,7 +115,12 @@ def check_dockfile(
     except YamlSourceError as exc:
         return DockfileReport(source, errors=[exc.issue])
     return check_dockfile_text(
-        text, source, environ=environ, base_dir=file.parent, env_file=env_file
+        text,
+        source,
+        environ=environ,
+        base_dir=file.parent,
+        env_file=env_file,
+        require_env=require_env,
     )
 
 
@@ -100,6 +131,7 @@ def check_dockfile_text(
     environ: Mapping[str, str] | None = None,
     base_dir: FsPath | None = None,
     env_file: str | os.PathLike[str] | None = None,
+    require_env: bool = True,
 ) -> DockfileReport:
     """Like `check_dockfile` for text already in memory; env files are read from `base_dir`."""
     report = DockfileReport(source)
@@ -125,21 +157,37 @@ def check_dockfile_text(
     except EnvFileError as exc:
         report.errors.append(exc.issue)
         return report
-    _default_redis_url(data)
-    data, env_issues = substitute(data, env, source_map)
-    report.errors.extend(env_issues)
+    implied = _default_redis_url(data, source_map)
+    data, env_issues, unresolved = substitute(
+        data, env, source_map, implied=implied, require_env=require_env
+    )
+    missing = [issue for issue in env_issues if issue.code == MISSING_ENV_VAR]
+    report.errors.extend(issue for issue in env_issues if issue.code != MISSING_ENV_VAR)
+    (report.errors if require_env else report.warnings).extend(missing)
+    waiting = [format_path(path) for path in unresolved]
     try:
         spec = DockSpec.model_validate(data)
     except pydantic.ValidationError as exc:
         reported = {issue.path for issue in env_issues}
-        report.errors.extend(
+        found = [
             issue
             for issue in _issues_from_pydantic(exc, data, source_map)
             if issue.path not in reported
-        )
+        ]
+        if require_env:
+            report.errors.extend(found)
+        else:
+            # A value that waits for a variable cannot be judged by its `${VAR}` text.
+            blocked = [issue for issue in found if _within(issue.path, waiting)]
+            report.errors.extend(issue for issue in found if issue not in blocked)
+            report.unchecked = waiting
+            if not report.errors:
+                report.spec = _without(data, unresolved)
     else:
         if not report.errors:
             report.spec = spec
+            if not require_env:
+                report.unchecked = waiting
     report.warnings.extend(_unknown_fields(DockSpec, data, (), source_map))
     report.errors.sort(key=lambda issue: (issue.line or 0, issue.column or 0))
     return report
@@ -167,7 +215,7 @@ def parse_dockspec(
     return check_dockfile_text(text, source, environ=environ).raise_for_errors()
 
 
-def _default_redis_url(data: dict[str, Any]) -> None:
+def _default_redis_url(data: dict[str, Any], source_map: SourceMap) -> dict[Path, str]:
     # The documented default `${REDIS_URL}` must be expanded like any written value.
     streaming = data.get("streaming")
     if isinstance(streaming, dict) and streaming.get("backend") == "redis":
@@ -176,6 +224,33 @@ def _default_redis_url(data: dict[str, Any]) -> None:
             streaming["redis"] = {"url": "${REDIS_URL}"}
         elif isinstance(redis, dict) and "url" not in redis:
             redis["url"] = "${REDIS_URL}"
+        else:
+            return {}
+        # Point at `backend: redis`, the line that brings the default in.
+        where = source_map.values.get(("streaming", "backend"))
+        if where is not None:
+            source_map.values[("streaming", "redis", "url")] = where
+        return {("streaming", "redis", "url"): "streaming.redis.url"}
+    return {}
+
+
+def _within(path: str, prefixes: list[str]) -> bool:
+    return any(
+        path == prefix or path.startswith((prefix + ".", prefix + "[")) for prefix in prefixes
+    )
+
+
+def _without(data: dict[str, Any], paths: list[Path]) -> DockSpec | None:
+    """The spec with the unresolved values left to their defaults, if that validates."""
+    trimmed = copy.deepcopy(data)
+    for path in paths:
+        parent: Any = _value_at(trimmed, path[:-1])
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    try:
+        return DockSpec.model_validate(trimmed)
+    except pydantic.ValidationError:
+        return None  # a required field waits for its variable: nothing to build yet
 
 
 # --- pydantic errors -> located issues ---------------------------------------------------

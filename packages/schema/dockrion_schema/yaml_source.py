@@ -1,14 +1,20 @@
 """Safe YAML reading that remembers where every value came from.
 
-PyYAML's safe loader silently keeps the last of two duplicate keys, expands aliases without
-limit and forgets positions. This module composes the node tree with PyYAML, then builds
-plain Python data itself: it rejects duplicate keys, bounds alias expansion and nesting, and
-records the line and column of every key and value so errors can point at them.
+One reader for the Dockfile and for every YAML env file. PyYAML's safe loader silently
+keeps the last of two duplicate keys, expands aliases without limit, recurses once per
+nesting level and forgets positions. This module composes the node tree with PyYAML (with a
+depth bound checked while composing), then builds plain Python data itself: it accepts only
+the plain-data tags (strings, numbers, booleans, null, timestamps, lists, mappings), rejects
+duplicate keys, bounds size, alias expansion and nesting, and records the line and column of
+every key and value so errors can point at them.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path as FsPath
 from typing import Any
 
 import yaml
@@ -16,14 +22,34 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import DockfileIssue
 
-__all__ = ["MAX_FILE_BYTES", "Path", "SourceMap", "YamlSourceError", "format_path", "read_yaml"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "Path",
+    "SourceMap",
+    "YamlSourceError",
+    "decode",
+    "format_path",
+    "read_limited",
+    "read_yaml",
+]
 
+# Limits for a Dockfile and for each env file; a real Dockfile is a few kilobytes.
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 
 Path = tuple[str | int, ...]
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_CORE = "tag:yaml.org,2002:"
+_MERGE_TAG = _CORE + "merge"
+_SCALAR_TAGS = {_CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp")}
+_PLAIN_DATA = "strings, numbers, booleans, null, lists and mappings"
+_EXCERPT_TAIL = 60
+
+SYNTAX_ERROR = "YAML_SYNTAX_ERROR"
+TAG_NOT_ALLOWED = "YAML_TAG_NOT_ALLOWED"
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 
 
 def format_path(path: Path) -> str:
@@ -63,21 +89,72 @@ class SourceMap:
         return None
 
 
-def _issue(message: str, source: str, mark: Any = None, line: int | None = None) -> DockfileIssue:
+def _issue(
+    message: str,
+    source: str,
+    mark: Any = None,
+    line: int | None = None,
+    code: str = "VALIDATION_ERROR",
+    text: str | None = None,
+) -> DockfileIssue:
     if mark is not None:
-        return DockfileIssue(message, line=mark.line + 1, column=mark.column + 1, source=source)
-    return DockfileIssue(message, line=line, column=1 if line else None, source=source)
+        return DockfileIssue(
+            message,
+            line=mark.line + 1,
+            column=mark.column + 1,
+            source=source,
+            code=code,
+            excerpt=_excerpt(text, mark.line, mark.column) if text is not None else "",
+        )
+    return DockfileIssue(message, line=line, column=1 if line else None, source=source, code=code)
 
 
-def decode(raw: bytes, source: str) -> str:
+def _excerpt(text: str, line: int, column: int) -> str:
+    lines = text.splitlines()
+    if line >= len(lines):
+        return ""
+    excerpt = lines[line]
+    if len(excerpt) > column + _EXCERPT_TAIL:
+        excerpt = excerpt[: column + _EXCERPT_TAIL] + " ..."
+    return excerpt
+
+
+def _article(what: str) -> str:
+    return f"an {what}" if what[0] in "aeiou" else f"a {what}"
+
+
+def _too_big(size: int | None, source: str, what: str) -> YamlSourceError:
+    size_text = f"{size} bytes" if size is not None else "too big"
+    return YamlSourceError(
+        _issue(
+            f"file is {size_text}, over the {MAX_FILE_BYTES} byte limit for {_article(what)}",
+            source,
+            code=LIMIT_EXCEEDED,
+        )
+    )
+
+
+def read_limited(path: str | os.PathLike[str], source: str, what: str = "Dockfile") -> bytes:
+    """The bytes of a file, refusing (without reading it all) one over `MAX_FILE_BYTES`.
+
+    `OSError` (missing, unreadable, a directory) is left to the caller to word.
+    """
+    file = FsPath(path)
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise _too_big(size, source, what)
+    with file.open("rb") as handle:
+        # A file can grow after the stat, and a device or pipe reports no size at all.
+        raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise _too_big(None, source, what)
+    return raw
+
+
+def decode(raw: bytes, source: str, what: str = "Dockfile") -> str:
     """UTF-8 (with or without BOM) to text, or a located error."""
     if len(raw) > MAX_FILE_BYTES:
-        raise YamlSourceError(
-            _issue(
-                f"file is {len(raw)} bytes, over the {MAX_FILE_BYTES} byte limit for a Dockfile",
-                source,
-            )
-        )
+        raise _too_big(len(raw), source, what)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -92,84 +169,261 @@ def decode(raw: bytes, source: str) -> str:
         raise YamlSourceError(issue) from None
 
 
-def read_yaml(text: str, source: str = "<string>") -> tuple[Any, SourceMap]:
-    """Parse one YAML document into plain data plus a `SourceMap`."""
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's composer recurses once per nesting level: stop it at `MAX_DEPTH`."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.text = text
+        self.source = source
+        self.depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        self.depth += 1
+        try:
+            # The root is depth 1 here and depth 0 for the builder: the same bound in both.
+            if self.depth > MAX_DEPTH + 1:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise YamlSourceError(
+                    _issue(
+                        f"nesting deeper than {MAX_DEPTH} levels",
+                        self.source,
+                        mark,
+                        code=LIMIT_EXCEEDED,
+                        text=self.text,
+                    )
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def read_yaml(
+    text: str, source: str = "<string>", *, what: str = "Dockfile", allow_empty: bool = False
+) -> tuple[Any, SourceMap]:
+    """Parse one YAML document into plain data plus a `SourceMap`.
+
+    `what` names the kind of file in messages; with `allow_empty` an empty document is
+    `None` instead of an error.
+    """
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
-        raise YamlSourceError(
-            _issue(f"file is over the {MAX_FILE_BYTES} byte limit for a Dockfile", source)
-        )
+        raise _too_big(None, source, what)
     if not text.strip() or all(
         not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
     ):
+        if allow_empty:
+            return None, SourceMap(source)
         raise YamlSourceError(
             _issue(
                 "file is empty; a Dockfile needs at least version, agent, io_schema and expose",
                 source,
             )
         )
+    loader = _BoundedLoader(text, source)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise YamlSourceError(_syntax_issue(exc, text, source)) from None
+        raise YamlSourceError(_syntax_issue(exc, text, source, what)) from None
     except RecursionError:
-        raise YamlSourceError(_issue("nesting is too deep", source)) from None
+        raise YamlSourceError(
+            _issue(f"nesting deeper than {MAX_DEPTH} levels", source, code=LIMIT_EXCEEDED)
+        ) from None
     except yaml.YAMLError as exc:
-        raise YamlSourceError(_issue(f"YAML error: {exc}", source)) from None
+        raise YamlSourceError(_issue(f"YAML error: {exc}", source, code=SYNTAX_ERROR)) from None
+    finally:
+        loader.dispose()
     if node is None:
+        if allow_empty:
+            return None, SourceMap(source)
         raise YamlSourceError(_issue("file is empty", source))
-    builder = _Builder(source)
+    builder = _Builder(source, text, what)
     data = builder.build(node, ())
     return data, builder.map
 
 
-def _syntax_issue(exc: yaml.MarkedYAMLError, text: str, source: str) -> DockfileIssue:
-    mark = exc.problem_mark or exc.context_mark
+# --- syntax errors: located where the mistake is ------------------------------------------
+
+_FOUND = re.compile(r"but (?:got|found) (.+)$")
+_CLOSERS = {"flow sequence": ("[", "]", "list"), "flow mapping": ("{", "}", "mapping")}
+
+
+_TOKENS = {
+    "<stream end>": "the end of the file",
+    "<block mapping start>": "a more indented block of keys",
+    "<block sequence start>": "a more indented list",
+    "<block end>": "the end of the block",
+    "<scalar>": "another value",
+    "?": "a key",
+    "-": "a list item",
+}
+
+
+def _found(problem: str) -> str:
+    match = _FOUND.search(problem)
+    if match is None:
+        return problem
+    token = match.group(1).strip("'")
+    return _TOKENS.get(token, repr(token))
+
+
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError, text: str, source: str, what: str) -> DockfileIssue:
     problem = exc.problem or "invalid YAML"
-    if mark is not None:
-        lines = text.splitlines()
-        line_text = lines[mark.line] if mark.line < len(lines) else ""
-        indent = line_text[: len(line_text) - len(line_text.lstrip())]
-        if "\t" in indent or "'\\t'" in problem:
-            column = line_text.find("\t") + 1
-            return DockfileIssue(
-                "tab character in indentation; YAML indents with spaces only",
-                line=mark.line + 1,
-                column=column if column > 0 else mark.column + 1,
-                source=source,
+    context = exc.context or ""
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    lines = text.splitlines()
+
+    def located(message: str, mark: Any) -> DockfileIssue:
+        return _issue(f"YAML syntax error: {message}", source, mark, code=SYNTAX_ERROR, text=text)
+
+    if problem_mark is not None and ("'\\t'" in problem or _tab_in_indent(lines, problem_mark)):
+        line_text = lines[problem_mark.line] if problem_mark.line < len(lines) else ""
+        column = line_text.find("\t")
+        return DockfileIssue(
+            "tab character in indentation; YAML indents with spaces only",
+            line=problem_mark.line + 1,
+            column=column + 1 if column >= 0 else problem_mark.column + 1,
+            source=source,
+            code=SYNTAX_ERROR,
+            excerpt=_excerpt(text, problem_mark.line, 0),
+        )
+    # A construct with a closing delimiter is reported where it opens: that is where the
+    # mistake is, while the parser only notices it later (often at the end of the file).
+    for kind, (opener, closer, noun) in _CLOSERS.items():
+        if context == f"while parsing a {kind}" and context_mark is not None:
+            return located(
+                f"'{opener}' is never closed: the {noun} that starts here needs a '{closer}' "
+                f"(at {_at(problem_mark)} expected ',' or '{closer}', found "
+                f"{_found(problem)})",
+                context_mark,
             )
-    context = f" ({exc.context})" if exc.context else ""
-    return _issue(f"YAML syntax error: {problem}{context}", source, mark)
+    if "quoted scalar" in context and context_mark is not None and "end of stream" in problem:
+        quote = _text_at(lines, context_mark) or "quote"
+        return located(
+            f"{quote} is never closed: the string that starts here runs to the end of the file",
+            context_mark,
+        )
+    if "quoted scalar" in context and context_mark is not None and "document separator" in problem:
+        quote = _text_at(lines, context_mark) or "quote"
+        return located(
+            f"{quote} is never closed: the string that starts here runs into '---' at "
+            f"{_at(problem_mark)}",
+            context_mark,
+        )
+    if problem == "mapping values are not allowed here":
+        return located(
+            "a ':' here starts a mapping where none is allowed: is this line indented too far, "
+            "or does a plain value contain ': '? (then quote the value)",
+            problem_mark,
+        )
+    if context.startswith("while parsing a block") and problem_mark is not None:
+        return located(
+            f"bad indentation or a stray value: expected a key at the indentation of the "
+            f"mapping or list above, found {_found(problem)}",
+            problem_mark,
+        )
+    if context == "expected a single document in the stream":
+        return located(
+            f"{_article(what)} is a single YAML document; a second one starts here", problem_mark
+        )
+    if problem == "second occurrence" and context_mark is not None:
+        return located(
+            f"{context.split(';')[0].removeprefix('found ')} (first at {_at(context_mark)})",
+            problem_mark,
+        )
+    where = " (" + context + (f" at {_at(context_mark)}" if context_mark else "") + ")"
+    return located(problem + (where if context else ""), problem_mark or context_mark)
+
+
+def _text_at(lines: list[str], mark: Any) -> str:
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    char = line[mark.column : mark.column + 1]
+    return {"'": "single quote (')", '"': 'double quote (")'}.get(char, "")
+
+
+def _tab_in_indent(lines: list[str], mark: Any) -> bool:
+    line_text = lines[mark.line] if mark.line < len(lines) else ""
+    return "\t" in line_text[: len(line_text) - len(line_text.lstrip())]
+
+
+# --- node tree -> plain data ---------------------------------------------------------------
+
+
+def _show_tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
 
 
 class _Builder:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, text: str = "", what: str = "Dockfile") -> None:
         self.map = SourceMap(source)
         self.count = 0
+        self.text = text
+        self.what = what
         self._constructor = yaml.SafeLoader("")
+
+    def error(self, message: str, node: Node, code: str = "VALIDATION_ERROR") -> YamlSourceError:
+        return YamlSourceError(
+            _issue(message, self.map.source, node.start_mark, code=code, text=self.text)
+        )
+
+    def check_tag(self, node: Node) -> None:
+        tag = node.tag
+        if isinstance(node, ScalarNode):
+            allowed = tag in _SCALAR_TAGS or tag == _MERGE_TAG
+        elif isinstance(node, SequenceNode):
+            allowed = tag == _CORE + "seq"
+        else:
+            allowed = tag == _CORE + "map"
+        if allowed:
+            return
+        shown = _show_tag(tag)
+        if tag.startswith(_CORE + "python/"):
+            reason = f"Python objects are never built from {_article(self.what)}"
+        elif tag.startswith(_CORE):
+            reason = f"{_article(self.what)} holds only {_PLAIN_DATA}"
+        else:
+            reason = f"unknown tag; {_article(self.what)} holds only {_PLAIN_DATA}"
+        raise self.error(
+            f"tag {shown!r} is not allowed: {reason}; remove the tag (quote the value to keep "
+            "it as text)",
+            node,
+            TAG_NOT_ALLOWED,
+        )
+
+    def scalar(self, node: ScalarNode) -> Any:
+        if node.tag == _MERGE_TAG:
+            return node.value  # a plain `<<` outside key position is just text
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError, yaml.YAMLError) as exc:
+            # For instance an integer past Python's digit limit, or the date 2024-13-45.
+            kind = _show_tag(node.tag).removeprefix("!!")
+            reason = str(exc).split(";")[0]
+            raise self.error(f"cannot read {node.value[:40]!r} as {kind}: {reason}", node) from None
 
     def build(self, node: Node, path: Path, depth: int = 0) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise YamlSourceError(
-                _issue(
-                    f"document expands to more than {MAX_NODES} values "
-                    "(an alias expansion bomb?); refusing to load it",
-                    self.map.source,
-                    node.start_mark,
-                )
+            raise self.error(
+                f"document expands to more than {MAX_NODES} values "
+                "(an alias expansion bomb?); refusing to load it",
+                node,
+                LIMIT_EXCEEDED,
             )
         if depth > MAX_DEPTH:
-            raise YamlSourceError(
-                _issue(f"nesting deeper than {MAX_DEPTH} levels", self.map.source, node.start_mark)
-            )
+            raise self.error(f"nesting deeper than {MAX_DEPTH} levels", node, LIMIT_EXCEEDED)
+        self.check_tag(node)
         self.map.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, ScalarNode):
-            return self._constructor.construct_object(node, deep=True)
+            return self.scalar(node)
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
-        raise YamlSourceError(_issue("unsupported YAML node", self.map.source, node.start_mark))
+        raise self.error("unsupported YAML node", node)
 
     def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -180,28 +434,21 @@ class _Builder:
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for source in sources:
                     if not isinstance(source, MappingNode):
-                        raise YamlSourceError(
-                            _issue("'<<' merges only mappings", self.map.source, source.start_mark)
-                        )
+                        raise self.error("'<<' merges only mappings", source)
+                    self.check_tag(source)
                     merged.append(source)
                 continue
             if not isinstance(key_node, ScalarNode):
-                raise YamlSourceError(
-                    _issue(
-                        "mapping keys must be plain strings", self.map.source, key_node.start_mark
-                    )
-                )
+                raise self.error("mapping keys must be plain strings", key_node)
+            self.check_tag(key_node)
             # Keys are names: keep their text (`on`, `yes`, `1.0` stay strings).
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in first_seen:
-                raise YamlSourceError(
-                    _issue(
-                        f"duplicate key {key!r} (first defined at line {first_seen[key]}); "
-                        "YAML would silently keep only the last one",
-                        self.map.source,
-                        key_node.start_mark,
-                    )
+                raise self.error(
+                    f"duplicate key {key!r} (first defined at line {first_seen[key]}); "
+                    "YAML would silently keep only the last one",
+                    key_node,
                 )
             first_seen[key] = line
             child = (*path, key)

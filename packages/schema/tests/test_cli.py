@@ -66,6 +66,7 @@ def test_json_format_for_ci_annotations() -> None:
     [entry] = payload["files"]
     assert entry["errors"] == [
         {
+            "severity": "error",
             "file": str(path),
             "line": 6,
             "column": 32,

@@ -42,14 +42,14 @@ def test_root_that_is_not_a_mapping(tmp_path: Path) -> None:
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, 'version: "1.0"\nagent: {name: demo\nio_schema: {}\n')
     [message] = messages(path)
-    assert message.startswith(f"{path}:3:10 YAML syntax error: expected ',' or '}}'")
+    assert message.startswith(f"{path}:2:8 YAML syntax error: '{{' is never closed")
 
 
 def test_duplicate_keys_are_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD + "expose: {port: 9000}\n")
     assert messages(path) == [
         f"{path}:5:1 duplicate key 'expose' (first defined at line 4); "
-        "YAML would silently keep only the last one"
+        "YAML would silently keep only the last one\n    expose: {port: 9000}\n    ^"
     ]
 
 
@@ -57,7 +57,7 @@ def test_nested_duplicate_keys_are_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("expose: {}", "expose:\n  port: 1\n  port: 2"))
     assert messages(path) == [
         f"{path}:6:3 duplicate key 'port' (first defined at line 5); "
-        "YAML would silently keep only the last one"
+        "YAML would silently keep only the last one\n      port: 2\n      ^"
     ]
 
 
@@ -75,6 +75,7 @@ def test_tab_indentation(tmp_path: Path) -> None:
     path = write(tmp_path, 'version: "1.0"\nagent:\n\tname: demo\n')
     assert messages(path) == [
         f"{path}:3:1 tab character in indentation; YAML indents with spaces only"
+        "\n    \tname: demo\n    ^"
     ]
 
 
