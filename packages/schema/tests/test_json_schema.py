@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
+import dockrion_schema
 from dockrion_schema import check_dockfile_text, generate_json_schema, write_json_schema
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -44,3 +45,11 @@ def test_write_json_schema(tmp_path: Path) -> None:
     text = target.read_text(encoding="utf-8")
     assert text.endswith("}\n")
     assert json.loads(text)["title"] == "Dockfile"
+
+
+def test_shipped_schema_file_is_up_to_date() -> None:
+    shipped = Path(dockrion_schema.__file__).parent / "dockfile-v1.schema.json"
+    assert json.loads(shipped.read_text(encoding="utf-8")) == generate_json_schema(), (
+        "regenerate it: dockrion-schema json-schema -o "
+        "packages/schema/dockrion_schema/dockfile-v1.schema.json"
+    )
