@@ -82,6 +82,10 @@ def load_agent(
         from .langgraph_agent import LangGraphAgent
 
         return LangGraphAgent(runner, target=target, events_filter=events_filter or EventsFilter())
+    if config.framework == "langchain" and hasattr(runner, "astream_events"):
+        from .langchain_agent import LangChainAgent
+
+        return LangChainAgent(runner, target=target)
     method = getattr(runner, "ainvoke", None) or getattr(runner, "invoke", None)
     if method is None or not callable(method):
         raise AgentLoadError(

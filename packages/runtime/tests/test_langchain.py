@@ -1,0 +1,33 @@
+"""LangChain runnables (`framework: langchain`): real langchain-core, no mocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dockrion_events import parse_sse
+from dockrion_runtime import create_app
+
+from .conftest import serve_app
+
+pytest.importorskip("langchain_core")
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langchain-chain" / "Dockfile.yaml"
+ANSWER = "In short: qubits is worth a closer look."
+
+
+def test_a_chain_answers_on_invoke_and_streams_its_model_tokens() -> None:
+    with serve_app(create_app(EXAMPLE)) as url:
+        answer = httpx.post(f"{url}/invoke", json={"question": "qubits"}, timeout=60)
+        raw = httpx.post(f"{url}/invoke/stream", json={"question": "qubits"}, timeout=60).content
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["output"] == ANSWER
+    events = [json.loads(m.data) for m in parse_sse(raw)]
+    types = [e["type"] for e in events]
+    assert types[0] == "started" and types[-1] == "complete"
+    tokens = [e["content"] for e in events if e["type"] == "token"]
+    assert len(tokens) > 1  # streamed from inside the chain, word by word
+    assert "".join(tokens) == ANSWER == events[-1]["output"]
