@@ -1,0 +1,307 @@
+"""Build the three distributions and smoke-test them as a user receives them.
+
+    python3 tools/release_smoke.py [--dist DIR] [--keep]
+
+Builds a wheel and an sdist of each package (`hatch build`) unless `--dist` names a
+directory that already holds them, checks their metadata, installs the three wheels from
+those files alone into a fresh virtual environment (dependencies come from the package
+index, no dev extras), then, in that environment only:
+
+- `dockrion-schema validate` on the quickstart Dockfile, and on the shortest Redis Dockfile
+  with no environment (valid with a warning; refused with `--require-env`);
+- `import dockrion_events` does not import the server's dependencies (starlette);
+- `dockrion-runtime serve` the quickstart on a free loopback port, stream `/invoke/stream`
+  and check that the stream ends with the terminal `complete` event.
+
+Everything happens in a temporary directory; nothing is written to the repository.
+Exit status 0 when every step passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from email.parser import Parser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"schema": "dockrion_schema", "events": "dockrion_events", "runtime": "dockrion_runtime"}
+SHORTEST_REDIS = (
+    'version: "1.0"\nagent: {name: demo, handler: "app:handle"}\nio_schema: {}\n'
+    "expose: {}\nstreaming: {backend: redis}\n"
+)
+# Loopback only: never route the smoke requests through an HTTP proxy from the environment.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+START_TIMEOUT = 60.0
+STREAM_TIMEOUT = 30.0
+
+
+class SmokeError(Exception):
+    """A step failed; the message says which and why."""
+
+
+def step(title: str) -> None:
+    print(f"-- {title}", flush=True)
+
+
+def run(
+    args: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    expect: int | None = 0,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if expect is not None and result.returncode != expect:
+        raise SmokeError(
+            f"{' '.join(map(str, args))} exited {result.returncode}, expected {expect}\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    return result
+
+
+def build(dist: Path) -> None:
+    hatch = shutil.which("hatch")
+    if hatch is None:
+        raise SmokeError("hatch is not installed: pip install 'hatch>=1.16'")
+    for name in PACKAGES:
+        run([hatch, "build", "-t", "wheel", "-t", "sdist", dist], cwd=ROOT / "packages" / name)
+
+
+def built_files(dist: Path) -> dict[str, tuple[Path, Path]]:
+    """Wheel and sdist of each package, by distribution name."""
+    found: dict[str, tuple[Path, Path]] = {}
+    for module in PACKAGES.values():
+        wheels = sorted(dist.glob(f"{module}-*.whl"))
+        sdists = sorted(dist.glob(f"{module}-*.tar.gz"))
+        if len(wheels) != 1 or len(sdists) != 1:
+            raise SmokeError(
+                f"expected one wheel and one sdist of {module} in {dist}, "
+                f"found {[p.name for p in wheels + sdists]}"
+            )
+        found[module] = (wheels[0], sdists[0])
+    return found
+
+
+def check_metadata(files: dict[str, tuple[Path, Path]]) -> str:
+    """Same version everywhere, a readme, and sibling pins on exactly that version."""
+    versions: dict[str, str] = {}
+    for module, (wheel, _sdist) in files.items():
+        with zipfile.ZipFile(wheel) as archive:
+            [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            metadata = Parser().parsestr(archive.read(name).decode())
+            if module == "dockrion_schema" and not any(
+                n.endswith("dockrion_schema/dockfile-v1.schema.json") for n in archive.namelist()
+            ):
+                raise SmokeError(f"{wheel.name} lacks the Dockfile JSON Schema")
+        for field in ("Name", "Version", "Summary", "License-Expression", "Requires-Python"):
+            if not metadata.get(field):
+                raise SmokeError(f"{wheel.name}: metadata field {field} is missing")
+        if "text/markdown" not in (metadata.get("Description-Content-Type") or ""):
+            raise SmokeError(f"{wheel.name}: no Markdown readme in the metadata")
+        versions[module] = metadata["Version"]
+        for requirement in metadata.get_all("Requires-Dist") or []:
+            if requirement.startswith("dockrion-") and f"=={metadata['Version']}" not in (
+                requirement
+            ):
+                raise SmokeError(f"{wheel.name}: {requirement!r} is not pinned to this release")
+    if len(set(versions.values())) != 1:
+        raise SmokeError(f"the packages disagree on the version: {versions}")
+    return next(iter(versions.values()))
+
+
+def install(venv: Path, files: dict[str, tuple[Path, Path]]) -> Path:
+    run([sys.executable, "-m", "venv", venv])
+    python = venv / "bin" / "python"
+    wheels = [wheel for wheel, _ in files.values()]
+    # The wheel files are named, so the three packages cannot come from the index.
+    run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *wheels])
+    for module, (wheel, _) in files.items():
+        # pip records where each distribution came from: it must be the built file.
+        code = (
+            "import importlib.metadata as m, json, sys; "
+            f"d = m.distribution({module.replace('_', '-')!r}); "
+            "print(json.loads(d.read_text('direct_url.json') or '{}').get('url', ''))"
+        )
+        origin = run([python, "-c", code]).stdout.strip()
+        if origin != wheel.resolve().as_uri():
+            raise SmokeError(f"{module} was installed from {origin or 'the index'}, not {wheel}")
+    return python
+
+
+def clean_env(venv: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.pop("REDIS_URL", None)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def validate(venv: Path, work: Path, env: dict[str, str]) -> None:
+    cli = venv / "bin" / "dockrion-schema"
+    run([cli, "validate", work / "quickstart" / "Dockfile.yaml"], env=env)
+    redis = work / "redis" / "Dockfile.yaml"
+    redis.parent.mkdir()
+    redis.write_text(SHORTEST_REDIS)
+    result = run([cli, "validate", "--format", "json", redis], env=env)
+    [entry] = json.loads(result.stdout)["files"]
+    if [w["path"] for w in entry["warnings"]] != ["streaming.redis.url"]:
+        raise SmokeError(f"expected a REDIS_URL warning, got {entry}")
+    run([cli, "validate", "--require-env", redis], env=env, expect=1)
+
+
+def events_stay_light(python: Path, env: dict[str, str], work: Path) -> None:
+    code = "import dockrion_events, sys; assert 'starlette' not in sys.modules"
+    run([python, "-c", code], env=env, cwd=work)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_up(url: str, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            output = server.stdout.read() if server.stdout else ""
+            raise SmokeError(f"serve exited {server.returncode} before answering:\n{output}")
+        try:
+            with HTTP.open(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    raise SmokeError(f"serve did not answer {url}/health within {START_TIMEOUT:.0f} s")
+
+
+def stream_to_completion(url: str) -> list[str]:
+    """The event types of one streamed invocation, in order."""
+    request = urllib.request.Request(
+        f"{url}/invoke/stream",
+        data=json.dumps({"query": "hello from the release smoke test", "delay": 0}).encode(),
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        method="POST",
+    )
+    types: list[str] = []
+    with HTTP.open(request, timeout=STREAM_TIMEOUT) as response:
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.startswith("text/event-stream"):
+            raise SmokeError(f"/invoke/stream answered {content_type!r}, not an event stream")
+        for raw in response:
+            line = raw.decode("utf-8").rstrip("\r\n")
+            if line.startswith("event:"):
+                types.append(line.removeprefix("event:").strip())
+    return types
+
+
+def serve_and_stream(venv: Path, work: Path, env: dict[str, str]) -> list[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            str(venv / "bin" / "dockrion-runtime"),
+            "serve",
+            "Dockfile.yaml",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-format",
+            "text",
+            "--log-level",
+            "warning",
+        ],
+        cwd=work / "quickstart",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_up(url, server)
+        types = stream_to_completion(url)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    if not types or types[-1] != "complete":
+        raise SmokeError(f"the stream did not end with 'complete': {types}")
+    return types
+
+
+def smoke(dist: Path | None, work: Path) -> None:
+    started = time.monotonic()
+    if dist is None:
+        dist = work / "dist"
+        step(f"build wheels and sdists into {dist}")
+        build(dist)
+    files = built_files(dist)
+    version = check_metadata(files)
+    step(f"metadata of {len(files) * 2} files agrees on version {version}")
+    venv = work / "venv"
+    step("install the three wheels into a fresh virtual environment")
+    python = install(venv, files)
+    env = clean_env(venv)
+    shutil.copytree(
+        ROOT / "examples" / "quickstart",
+        work / "quickstart",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    step("dockrion-schema validate")
+    validate(venv, work, env)
+    step("import dockrion_events without the server's dependencies")
+    events_stay_light(python, env, work)
+    step("dockrion-runtime serve the quickstart and stream /invoke/stream")
+    types = serve_and_stream(venv, work, env)
+    print(f"   {len(types)} events, last {types[-1]!r}")
+    print(f"release smoke test passed in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dist", type=Path, help="test these built files instead of building")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    print("== release smoke test (built wheels in a fresh virtualenv)", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="dockrion-smoke-"))
+    try:
+        smoke(args.dist.resolve() if args.dist else None, work)
+    except (SmokeError, subprocess.TimeoutExpired, OSError) as error:
+        print(f"release smoke test FAILED: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
