@@ -39,7 +39,15 @@ PERMISSIONS = (
     "read_logs",
     "read_docs",
 )
-CONFIGURABLE_EVENTS = ("token", "step", "progress", "checkpoint", "heartbeat")
+CONFIGURABLE_EVENTS = (
+    "token",
+    "step",
+    "progress",
+    "checkpoint",
+    "heartbeat",
+    "tool_call",
+    "tool_result",
+)
 MANDATORY_EVENTS = ("started", "complete", "error", "cancelled")
 EVENT_PRESETS = ("minimal", "chat", "debug", "all")
 

@@ -145,8 +145,8 @@ def test_events_allowed_grammar() -> None:
     ]
     assert errors(base + "[tokens]\n") == [
         "Dockfile.yaml:7:14 streaming.events.allowed: unknown event type 'tokens'; valid: token, "
-        "step, progress, checkpoint, heartbeat, started, complete, error, cancelled (always "
-        "on), custom, custom:<name>"
+        "step, progress, checkpoint, heartbeat, tool_call, tool_result, started, complete, "
+        "error, cancelled (always on), custom, custom:<name>"
     ]
     assert errors(base + "[token, started, custom, custom:fraud_check]\n") == []
 
