@@ -256,12 +256,31 @@ class IOSchema(_Section):
 # --- expose ----------------------------------------------------------------------------
 
 
+class ServerLimits(_Section):
+    """What one client may hold of the server: time to send a request head, idle time
+    between requests, open connections, size of a request head."""
+
+    # Seconds from connecting (or the first byte of the next request on a kept-alive
+    # connection) until the request line and headers are complete; then the connection is
+    # closed. Stops clients that send headers byte by byte from holding connections.
+    header_timeout: Annotated[int, Between(1, 300)] = 10
+    # Idle seconds a connection is kept open between requests.
+    keep_alive_timeout: Annotated[int, Between(1, 300)] = 5
+    # Open connections (SSE streams included); past it new requests get 503.
+    max_connections: Annotated[int, Between(1, 1_000_000)] = 4096
+    # Largest request line plus headers, in bytes; past it the request gets 400.
+    max_header_bytes: Annotated[int, Between(1024, 1_048_576)] = 16384
+
+
 class ExposeConfig(_Section):
     rest: bool = True
     streaming: Literal["sse", "websocket", "none"] = "sse"
     port: Annotated[int, Between(1, 65535)] = 8080
     host: str = "0.0.0.0"  # noqa: S104 - a server inside a container listens on every interface
     cors: dict[str, list[str]] | None = None
+    limits: ServerLimits | None = None
+    # Headers added to every response, over the runtime's secure defaults; null drops one.
+    security_headers: dict[str, str | None] | None = None
 
     model_config = ConfigDict(
         extra="allow",
@@ -444,6 +463,14 @@ class RedisStreamingConfig(_Section):
     lease_seconds: Annotated[int, Between(2, 300)] = 10
 
 
+class MemoryStreamingConfig(_Section):
+    # How long a finished run (state and events) stays readable after it ended.
+    retention_seconds: Annotated[int, Between(1, 604800)] = 3600
+    # Runs kept at once; past it the run that finished first is forgotten first.
+    max_runs: Annotated[int, Between(1, 1_000_000)] = 10_000
+    max_events_per_run: Annotated[int, Between(10, 100000)] = 10_000
+
+
 class StreamingIdGenerator(_Section):
     type: Literal["uuid", "custom"] = "uuid"
     handler: Annotated[str | None, AfterValidator(_target("run-id generator"))] = None
@@ -500,6 +527,7 @@ class StreamingConfig(_Section):
     async_runs: bool = True
     backend: Literal["memory", "redis"] = "memory"
     redis: RedisStreamingConfig | None = None
+    memory: MemoryStreamingConfig | None = None
     id_generator: StreamingIdGenerator | None = None
     allow_client_ids: bool = True
     events: StreamingEventsConfig | None = None
@@ -582,6 +610,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     IOSchema,
     IOSubSchema,
     ExposeConfig,
+    ServerLimits,
     AuthConfig,
     ApiKeysConfig,
     JWTConfig,
@@ -595,6 +624,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     SecretDefinition,
     StreamingConfig,
     RedisStreamingConfig,
+    MemoryStreamingConfig,
     StreamingIdGenerator,
     StreamingEventsConfig,
     StreamingConnectionConfig,

@@ -37,11 +37,14 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "port": 8080,
         "host": "0.0.0.0",
         "cors": None,
+        "limits": None,
+        "security_headers": None,
     }
     assert dumped["streaming"] == {
         "async_runs": True,
         "backend": "memory",
         "redis": None,
+        "memory": None,
         "id_generator": None,
         "allow_client_ids": True,
         "events": None,
@@ -138,3 +141,24 @@ def test_public_api_is_exactly_all() -> None:
         "yaml_source",
     }
     assert public - modules == set(dockrion_schema.__all__) - {"__version__"}
+
+
+def test_server_limits_and_memory_retention_defaults_and_ranges() -> None:
+    spec = spec_with(expose={"limits": {}}, streaming={"memory": {}})
+    assert spec.expose.limits is not None and spec.streaming is not None
+    assert spec.expose.limits.model_dump() == {
+        "header_timeout": 10,
+        "keep_alive_timeout": 5,
+        "max_connections": 4096,
+        "max_header_bytes": 16384,
+    }
+    assert spec.streaming.memory is not None
+    assert spec.streaming.memory.model_dump() == {
+        "retention_seconds": 3600,
+        "max_runs": 10_000,
+        "max_events_per_run": 10_000,
+    }
+    with pytest.raises(Exception, match="must be between 1 and 300"):
+        spec_with(expose={"limits": {"header_timeout": 0}})
+    with pytest.raises(Exception, match="must be between 1 and 1000000"):
+        spec_with(streaming={"memory": {"max_runs": 0}})
