@@ -1,19 +1,22 @@
 """Runs and their logs in this process's memory: zero set-up, one process.
 
 Memory is bounded: each log keeps at most about `max_events_per_run` events (the oldest go
-first) and a finished run is forgotten `ttl_seconds` after it ended.
+first), a finished run is forgotten `ttl_seconds` after it ended, and at most `max_runs`
+runs are kept: a new run makes room by forgetting the run that finished first. Runs still
+going are never forgotten; when all `max_runs` are going, a new one is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import (
+    BackendError,
     BackendPublishError,
     EventsExpiredError,
     RunExistsError,
@@ -60,15 +63,21 @@ class InMemoryBackend(EventBackend):
         max_events_per_run: int = 10_000,
         ttl_seconds: float = 3600.0,
         *,
+        max_runs: int | None = None,
         discard_consumed: bool = False,
     ) -> None:
         if max_events_per_run < 1:
             raise ValueError("max_events_per_run must be at least 1")
+        if max_runs is not None and max_runs < 1:
+            raise ValueError("max_runs must be at least 1")
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
+        self.max_runs = max_runs
         self._discard_consumed = discard_consumed
         self._runs: dict[str, _RunLog] = {}
-        self._expiry: list[tuple[float, str]] = []
+        # Finished runs in the order they finished, with the time each one expires. The
+        # retention is the same for every run, so this is also the order of expiry.
+        self._finished: OrderedDict[str, float] = OrderedDict()
         self._closed = False
 
     # --- run state ---------------------------------------------------------------------
@@ -77,6 +86,15 @@ class InMemoryBackend(EventBackend):
         self._sweep()
         if run.run_id in self._runs:
             raise RunExistsError(run.run_id)
+        if self.max_runs is not None and len(self._runs) >= self.max_runs:
+            if not self._finished:
+                raise BackendError(
+                    f"all {self.max_runs} runs the memory backend may keep are still going "
+                    "(streaming.memory.max_runs); try again when one has finished",
+                    self.name,
+                )
+            oldest, _ = self._finished.popitem(last=False)
+            self._forget(oldest)
         self._runs[run.run_id] = _RunLog(run.model_copy())
 
     async def get_run(self, run_id: str) -> Run | None:
@@ -107,9 +125,8 @@ class InMemoryBackend(EventBackend):
         return log.run.model_copy()
 
     async def delete_run(self, run_id: str) -> None:
-        log = self._runs.pop(run_id, None)
-        if log is not None:
-            log.notify()
+        self._finished.pop(run_id, None)
+        self._forget(run_id)
 
     # --- the log -----------------------------------------------------------------------
 
@@ -155,7 +172,7 @@ class InMemoryBackend(EventBackend):
         run.error = error
         run.last_sequence = record.sequence
         self._trim(log)
-        heapq.heappush(self._expiry, (time.monotonic() + self.ttl_seconds, run_id))
+        self._finished[run_id] = time.monotonic() + self.ttl_seconds
         log.notify()
         return run.model_copy(), record
 
@@ -201,12 +218,18 @@ class InMemoryBackend(EventBackend):
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        while self._expiry and self._expiry[0][0] <= now:
-            _, run_id = heapq.heappop(self._expiry)
-            log = self._runs.get(run_id)
-            if log is not None and log.run.terminal:
-                del self._runs[run_id]
-                log.notify()
+        finished = self._finished
+        while finished:
+            run_id, expires = next(iter(finished.items()))
+            if expires > now:
+                break
+            del finished[run_id]
+            self._forget(run_id)
+
+    def _forget(self, run_id: str) -> None:
+        log = self._runs.pop(run_id, None)
+        if log is not None:
+            log.notify()
 
     def run_count(self) -> int:
         return len(self._runs)

@@ -1,0 +1,80 @@
+"""The memory backend's retention: finished runs expire, and the number of stored runs is
+capped by forgetting the run that finished first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dockrion_events import BackendError, EventBus, InMemoryBackend, RunManager
+
+
+def test_the_cap_forgets_the_run_that_finished_first(run_async: Any) -> None:
+    async def scenario() -> None:
+        backend = InMemoryBackend(max_runs=3)
+        runs = RunManager(EventBus(backend))
+        first = await runs.create_run("first")
+        second = await runs.create_run("second")
+        running = await runs.create_run("running")
+        # finished in the order second, first: second is the oldest finished run
+        await runs.cancel_run(second.run_id)
+        await runs.cancel_run(first.run_id)
+        await runs.create_run("fourth")
+        assert await runs.get_run("second") is None
+        assert await runs.get_run("first") is not None
+        assert await runs.get_run(running.run_id) is not None
+        await runs.create_run("fifth")
+        assert await runs.get_run("first") is None
+        assert backend.run_count() == 3
+
+    run_async(scenario())
+
+
+def test_runs_still_going_are_never_evicted(run_async: Any) -> None:
+    async def scenario() -> None:
+        backend = InMemoryBackend(max_runs=2)
+        runs = RunManager(EventBus(backend))
+        await runs.create_run("a")
+        await runs.create_run("b")
+        with pytest.raises(BackendError, match=r"all 2 runs .* are still going"):
+            await runs.create_run("c")
+        assert {r.run_id for r in await runs.list_runs()} == {"a", "b"}
+        await runs.cancel_run("a")
+        await runs.create_run("c")  # room again: "a" finished and is forgotten
+        assert await runs.get_run("a") is None
+
+    run_async(scenario())
+
+
+def test_retention_forgets_finished_runs_and_keeps_running_ones(run_async: Any) -> None:
+    async def scenario() -> None:
+        backend = InMemoryBackend(ttl_seconds=0.0)
+        runs = RunManager(EventBus(backend))
+        live = await runs.create_run()
+        done = await runs.create_run()
+        await runs.cancel_run(done.run_id)
+        assert await runs.get_run(done.run_id) is None
+        assert await runs.get_run(live.run_id) is not None
+
+    run_async(scenario())
+
+
+def test_a_deleted_run_leaves_no_trace_in_the_eviction_order(run_async: Any) -> None:
+    async def scenario() -> None:
+        backend = InMemoryBackend(max_runs=2)
+        runs = RunManager(EventBus(backend))
+        await runs.create_run("a")
+        await runs.cancel_run("a")
+        await backend.delete_run("a")
+        await runs.create_run("a")  # the id is free again and the new run is going
+        await runs.create_run("b")
+        with pytest.raises(BackendError):
+            await runs.create_run("c")
+
+    run_async(scenario())
+
+
+def test_max_runs_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_runs"):
+        InMemoryBackend(max_runs=0)
