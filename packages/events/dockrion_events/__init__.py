@@ -6,22 +6,21 @@
 ...     context.sync_emit_progress("search", 0.5)
 ...     return {"answer": "Hello"}
 
-Importing this package never imports Starlette, uvicorn or redis.
+The names here are the public API: what agent code emits with, and what a server needs to
+keep run logs and stream them. The rest (event classes, sinks, run-id helpers) is in the
+submodules. Importing this package never imports Starlette, uvicorn or redis.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from .backends.base import EventBackend
 from .backends.memory import InMemoryBackend
-from .bus import EventBus, create_event_bus
-from .context import (
-    EventSink,
-    StreamContext,
-    context_scope,
-    get_current_context,
-    set_current_context,
-)
+from .bus import EventBus
+from .context import StreamContext
+from .current_context import context_scope, get_current_context
 from .errors import (
     BackendConnectionError,
     BackendError,
@@ -34,64 +33,31 @@ from .errors import (
     RunNotFoundError,
     StreamClosedError,
 )
-from .filter import PRESETS, EventsFilter
-from .models import (
-    TERMINAL_EVENT_TYPES,
-    BaseEvent,
-    CancelledEvent,
-    CheckpointEvent,
-    CompleteEvent,
-    ErrorEvent,
-    HeartbeatEvent,
-    ProgressEvent,
-    StartedEvent,
-    StepEvent,
-    StreamEvent,
-    TokenEvent,
-    create_event,
-    is_terminal_event,
-    parse_event,
-)
+from .filter import EventsFilter
+from .models import BaseEvent, HeartbeatEvent
 from .record import EventRecord
 from .run_manager import RunManager
-from .runs import (
-    RUN_ID_PATTERN,
-    Run,
-    RunCreateResponse,
-    RunStatus,
-    generate_run_id,
-    validate_run_id,
-)
+from .runs import Run, RunStatus, validate_run_id
 from .sse import SseMessage, SseParser, encode_comment, encode_frame, parse_sse
-from .streaming_backends import LangGraphBackend, QueueBackend, StreamingBackend
+
+if TYPE_CHECKING:
+    from .backends.redis import RedisBackend as RedisBackend
 
 __all__ = [
-    "PRESETS",
-    "RUN_ID_PATTERN",
-    "TERMINAL_EVENT_TYPES",
     "BackendConnectionError",
     "BackendError",
     "BaseEvent",
-    "CancelledEvent",
-    "CheckpointEvent",
-    "CompleteEvent",
-    "ErrorEvent",
     "EventBackend",
     "EventBus",
     "EventRecord",
-    "EventSink",
     "EventsError",
     "EventsExpiredError",
     "EventsFilter",
     "HeartbeatEvent",
     "InMemoryBackend",
     "InvalidRunIdError",
-    "LangGraphBackend",
-    "ProgressEvent",
-    "QueueBackend",
     "Run",
     "RunCancelledError",
-    "RunCreateResponse",
     "RunExistsError",
     "RunFinishedError",
     "RunManager",
@@ -99,32 +65,22 @@ __all__ = [
     "RunStatus",
     "SseMessage",
     "SseParser",
-    "StartedEvent",
-    "StepEvent",
     "StreamClosedError",
     "StreamContext",
-    "StreamEvent",
-    "StreamingBackend",
-    "TokenEvent",
     "__version__",
     "context_scope",
-    "create_event",
-    "create_event_bus",
     "encode_comment",
     "encode_frame",
-    "generate_run_id",
     "get_current_context",
-    "is_terminal_event",
-    "parse_event",
     "parse_sse",
-    "set_current_context",
     "validate_run_id",
 ]
 
 
 def __getattr__(name: str) -> object:
     # RedisBackend needs the `redis` extra: it is imported only when asked for, so agent code
-    # importing this package never loads redis.
+    # importing this package never loads redis (and it is left out of `__all__`, so a star
+    # import does not load it either).
     if name == "RedisBackend":
         from .backends.redis import RedisBackend
 

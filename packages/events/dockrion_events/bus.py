@@ -10,7 +10,7 @@ from .models import BaseEvent
 from .record import EventRecord
 from .runs import Run, RunStatus
 
-__all__ = ["EventBus", "create_event_bus"]
+__all__ = ["EventBus"]
 
 
 class EventBus:
@@ -72,12 +72,3 @@ class EventBus:
 
     async def close(self) -> None:
         await self._backend.close()
-
-
-async def create_event_bus(backend_type: str = "memory", **options: Any) -> EventBus:
-    """`memory` (options: `max_events_per_run`, `ttl_seconds`) or `redis`."""
-    if backend_type == "memory":
-        from .backends.memory import InMemoryBackend
-
-        return EventBus(InMemoryBackend(**options))
-    raise ValueError(f"unknown events backend {backend_type!r}; choose 'memory' or 'redis'")

@@ -15,23 +15,9 @@ from .context import StreamContext
 from .errors import BackendError, InvalidRunIdError, RunFinishedError, RunNotFoundError
 from .filter import EventsFilter
 from .models import CancelledEvent, ErrorEvent
-from .runs import (
-    RUN_ID_PATTERN,
-    Run,
-    RunCreateResponse,
-    RunStatus,
-    generate_run_id,
-    validate_run_id,
-)
+from .runs import Run, RunStatus, generate_run_id, validate_run_id
 
-__all__ = [
-    "RUN_ID_PATTERN",
-    "LeasedBackend",
-    "RunCreateResponse",
-    "RunManager",
-    "generate_run_id",
-    "validate_run_id",
-]
+__all__ = ["LeasedBackend", "RunManager"]
 
 
 log = logging.getLogger("dockrion.events")

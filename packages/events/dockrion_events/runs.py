@@ -15,7 +15,6 @@ from .errors import InvalidRunIdError
 __all__ = [
     "RUN_ID_PATTERN",
     "Run",
-    "RunCreateResponse",
     "RunStatus",
     "generate_run_id",
     "validate_run_id",
@@ -92,10 +91,3 @@ class Run(BaseModel):
             "metadata": self.metadata,
             "last_sequence": self.last_sequence,
         }
-
-
-class RunCreateResponse(BaseModel):
-    run_id: str
-    status: str = RunStatus.ACCEPTED.value
-    events_url: str
-    created_at: str

@@ -1,4 +1,4 @@
-"""EventsFilter: presets per spec/decisions.md D4, lists and custom names per D5."""
+"""EventsFilter: the presets (minimal, chat, debug, all), lists of types, custom names."""
 
 from __future__ import annotations
 

@@ -7,17 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dockrion_events import (
-    BaseEvent,
+from dockrion_events import BaseEvent, SseParser, encode_comment, parse_sse
+from dockrion_events.models import (
     CompleteEvent,
     ProgressEvent,
-    SseParser,
     TokenEvent,
     create_event,
-    encode_comment,
     is_terminal_event,
     parse_event,
-    parse_sse,
 )
 
 STAMP = datetime(2025, 1, 15, 10, 30, 5, tzinfo=UTC)

@@ -1,16 +1,44 @@
-"""Queue-mode plug-ins: where a queue-mode context sends events instead of its own queue."""
+"""Sinks: where a `StreamContext` delivers the events it numbered.
+
+Two kinds. A run-log sink (`RunLogSink`, which `EventBus` is) receives batches of
+serialized records and the terminal event, and stores them in a backend. A streaming sink
+(`StreamingSink`) receives each event object on the emitting thread, as it is emitted: a
+queue-mode context collects its events in a `QueueSink`, and may first offer each one to a
+streaming sink such as `LangGraphSink`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .models import BaseEvent
+from .record import EventRecord
+from .runs import Run, RunStatus
 
-__all__ = ["LangGraphBackend", "QueueBackend", "StreamingBackend"]
+__all__ = ["LangGraphSink", "QueueSink", "RunLogSink", "StreamingSink"]
+
+
+class RunLogSink(Protocol):
+    """A run's log, written in batches: an `EventBus` (or anything with these two methods)."""
+
+    async def append(self, run_id: str, records: Sequence[EventRecord]) -> None: ...
+
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        build: Callable[[int], BaseEvent],
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> tuple[Run, EventRecord]: ...
 
 
 @runtime_checkable
-class StreamingBackend(Protocol):
+class StreamingSink(Protocol):
+    """Receives each event of a queue-mode context as it is emitted."""
+
     @property
     def name(self) -> str: ...
 
@@ -21,8 +49,8 @@ class StreamingBackend(Protocol):
     def is_available(self) -> bool: ...
 
 
-class QueueBackend:
-    """Collects events in a list."""
+class QueueSink:
+    """Collects events in a list, in emit order."""
 
     name = "queue"
 
@@ -44,7 +72,7 @@ class QueueBackend:
         return len(self._events)
 
 
-class LangGraphBackend:
+class LangGraphSink:
     """Writes `(event_type, fields)` to the stream writer of the LangGraph run in progress."""
 
     name = "langgraph"

@@ -1,0 +1,333 @@
+"""The machinery behind `StreamContext`: number each event, hold it, hand it to a sink.
+
+Sequence numbers are assigned when an event is emitted, under one lock, so the log order is
+the emit order whatever thread emits. `BatchStage` (a run log) hands events from worker
+threads to the event loop in batches: the first event of a batch schedules one wake-up, the
+following ones just join it. A producer that gets far ahead of the loop waits (bounded
+memory); one whose run was cancelled gets `RunCancelledError` from its next emit, so the
+agent stops. `DirectStage` (queue mode) delivers each event at once, on the emitting thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from ._builders import Build
+from .errors import BackendConnectionError, RunCancelledError, RunFinishedError, StreamClosedError
+from .models import BaseEvent
+from .record import EventRecord
+from .runs import RunStatus
+from .sinks import QueueSink, RunLogSink, StreamingSink
+
+__all__ = ["INLINE_FLUSH", "Backoff", "BatchStage", "DirectStage", "Stage"]
+
+log = logging.getLogger("dockrion.events")
+
+# An async producer that never yields to the loop is flushed inline every this many events.
+INLINE_FLUSH = 512
+
+
+class Backoff:
+    """How long to wait before retrying an unreachable backend: 50 ms, doubling up to 2 s,
+    back to nothing after a success."""
+
+    FIRST = 0.05
+    LAST = 2.0
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+
+    @property
+    def failing(self) -> bool:
+        return self.delay > 0.0
+
+    def next(self) -> float:
+        self.delay = min(self.LAST, max(self.FIRST, self.delay * 2))
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+class Stage(ABC):
+    """Numbering and the open / ended / cancelled state of one run's stream of events."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.lock = threading.Lock()
+        self.drained = threading.Condition(self.lock)
+        self.next_sequence = 0
+        self.closed_by: str | None = None  # the terminal event type, or "cancelled"
+        self.cancel_reason: str | None = None
+        self.failure: BaseException | None = None  # raised by the producer's next emit
+        self._cancel_callbacks: list[Callable[[], None]] = []
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional
+        """The loop that owns the sink; called on that loop's thread."""
+
+    def cancel(self, reason: str | None = None) -> None:
+        callbacks: list[Callable[[], None]] = []
+        with self.lock:
+            if self.cancel_reason is None:
+                self.cancel_reason = reason or "cancelled"
+                self.closed_by = self.closed_by or "cancelled"
+                callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+            self.drained.notify_all()
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        with self.lock:
+            if self.cancel_reason is None:
+                self._cancel_callbacks.append(callback)
+                return
+        callback()
+
+    def check_open(self, event_type: str) -> None:
+        """Raise what stops the producer: a sink failure, a cancellation, or an ended run."""
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+        if self.cancel_reason is not None:
+            raise RunCancelledError(
+                f"run '{self.run_id}' was cancelled ({self.cancel_reason}); stop the agent"
+            )
+        if self.closed_by is not None:
+            raise StreamClosedError(
+                f"run '{self.run_id}' already ended with '{self.closed_by}'; "
+                f"cannot emit '{event_type}' after the terminal event"
+            )
+
+    def close(self, event_type: str) -> None:
+        """Mark the stream ended by `event_type`; raises if it already ended."""
+        with self.lock:
+            self.check_open(event_type)
+            self.closed_by = event_type
+            self.drained.notify_all()
+
+    @abstractmethod
+    def stage(self, event_type: str, build: Build) -> BaseEvent:
+        """Number and hand over one non-terminal event; safe from any thread."""
+
+    @abstractmethod
+    async def emit(self, event_type: str, build: Build) -> BaseEvent:
+        """`stage` for async code on the loop."""
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Wait until every event staged so far is with the sink."""
+
+    @abstractmethod
+    async def finish(
+        self,
+        status: RunStatus,
+        event_type: str,
+        build: Build,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> BaseEvent:
+        """Flush, then end the stream with the terminal event `build(next sequence)`."""
+
+
+class DirectStage(Stage):
+    """Queue mode: each event goes to `forward` if it takes it, otherwise to `queue`."""
+
+    def __init__(self, run_id: str, forward: StreamingSink | None = None) -> None:
+        super().__init__(run_id)
+        self.forward = forward
+        self.queue = QueueSink()
+
+    def stage(self, event_type: str, build: Build) -> BaseEvent:
+        with self.lock:
+            self.check_open(event_type)
+            event = build(self.next_sequence)
+            if self.forward is None or not _offer(self.forward, event):
+                self.queue.emit(event)
+            self.next_sequence += 1
+        return event
+
+    async def emit(self, event_type: str, build: Build) -> BaseEvent:
+        return self.stage(event_type, build)
+
+    async def flush(self) -> None:
+        return None
+
+    async def finish(
+        self,
+        status: RunStatus,
+        event_type: str,
+        build: Build,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> BaseEvent:
+        self.close(event_type)
+        # The terminal event stays with the context, for the stream producer to drain.
+        event = build(self.next_sequence)
+        self.queue.emit(event)
+        return event
+
+
+class BatchStage(Stage):
+    """A run log: events are serialized when emitted and appended in batches by the loop."""
+
+    def __init__(
+        self, run_id: str, sink: RunLogSink, *, max_pending: int, finish_patience: float
+    ) -> None:
+        super().__init__(run_id)
+        self.sink = sink
+        self.max_pending = max_pending
+        self.finish_patience = finish_patience
+        self.backoff = Backoff()
+        self.pending: list[EventRecord] = []
+        self._wakeup_scheduled = False
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._flush_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    # --- staging (any thread) ----------------------------------------------------------
+
+    def stage(self, event_type: str, build: Build) -> BaseEvent:
+        wake = False
+        with self.lock:
+            self.check_open(event_type)
+            # Only other threads wait for room: the loop cannot wait for itself to flush.
+            if threading.get_ident() != self._loop_thread:
+                while len(self.pending) >= self.max_pending and self.closed_by is None:
+                    self.drained.wait(0.5)
+                self.check_open(event_type)
+            event = build(self.next_sequence)
+            self.pending.append(EventRecord.from_event(event))
+            self.next_sequence += 1
+            if not self._wakeup_scheduled:
+                self._wakeup_scheduled = wake = True
+        if wake:
+            self._wake()
+        return event
+
+    async def emit(self, event_type: str, build: Build) -> BaseEvent:
+        """Stage the event; it is written as soon as the agent yields to the loop, together
+        with whatever else is ready (one append per batch, not per event)."""
+        event = self.stage(event_type, build)
+        if len(self.pending) >= INLINE_FLUSH:
+            await self.flush()
+            if self.failure is not None or self.cancel_reason is not None:
+                self.check_open(event_type)
+        return event
+
+    def _wake(self) -> None:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError(
+                "StreamContext is not bound to an event loop; create it inside the loop or "
+                "call bind_loop() first"
+            )
+        if threading.get_ident() == self._loop_thread:
+            loop.call_soon(self._start_flush)
+        else:
+            loop.call_soon_threadsafe(self._start_flush)
+
+    # --- flushing (the loop) -----------------------------------------------------------
+
+    def _start_flush(self) -> None:
+        task = asyncio.ensure_future(self.flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        if self._flush_lock is None:
+            self._flush_lock = asyncio.Lock()
+        async with self._flush_lock:
+            with self.lock:
+                batch, self.pending = self.pending, []
+                self._wakeup_scheduled = False
+                self.drained.notify_all()
+            if not batch:
+                return
+            try:
+                await self.sink.append(self.run_id, batch)
+            except RunFinishedError as exc:
+                self.cancel(f"run already {exc.status}")
+            except BackendConnectionError as exc:
+                # Keep the events (in order) and try again later; the bounded buffer makes a
+                # producer wait rather than grow memory while the backend is away.
+                with self.lock:
+                    self.pending[:0] = batch
+                self._retry_later(exc)
+            except Exception as exc:
+                self.failure = exc
+            else:
+                self.backoff.reset()
+
+    def _retry_later(self, exc: BaseException) -> None:
+        if not self.backoff.failing:
+            log.warning("run %s: backend unavailable, buffering events: %s", self.run_id, exc)
+        delay = self.backoff.next()
+        if self._loop is not None:
+            self._loop.call_later(delay, self._start_flush)
+
+    async def _flush_all(self) -> None:
+        """Flush, waiting out a backend outage for up to `finish_patience` seconds."""
+        deadline = time.monotonic() + self.finish_patience
+        await self.flush()
+        while self.pending and time.monotonic() < deadline:
+            await asyncio.sleep(max(self.backoff.delay, Backoff.FIRST))
+            await self.flush()
+        if self.pending:
+            raise BackendConnectionError(
+                f"run '{self.run_id}': {len(self.pending)} events could not be stored "
+                f"within {self.finish_patience:g}s",
+                "unknown",
+            )
+
+    async def finish(
+        self,
+        status: RunStatus,
+        event_type: str,
+        build: Build,
+        *,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+    ) -> BaseEvent:
+        await self._flush_all()
+        self.close(event_type)
+        built: list[BaseEvent] = []
+
+        def keep(sequence: int) -> BaseEvent:
+            built.append(build(sequence))
+            return built[-1]
+
+        deadline = time.monotonic() + self.finish_patience
+        while True:
+            try:
+                await self.sink.finish(self.run_id, status, keep, output=output, error=error)
+            except RunFinishedError as exc:
+                self.cancel(f"run already {exc.status}")
+                raise
+            except BackendConnectionError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("run %s: cannot store '%s' yet: %s", self.run_id, event_type, exc)
+                await asyncio.sleep(self.backoff.next())
+                continue
+            return built[-1]
+
+
+def _offer(sink: StreamingSink, event: BaseEvent) -> bool:
+    """Hand `event` to a streaming sink; a sink that raises counts as unavailable."""
+    try:
+        return bool(sink.emit(event))
+    except Exception:
+        return False
