@@ -37,3 +37,18 @@ def test_keys_share_a_hash_tag_and_expire_after_the_run(run_async: Any, redis_se
     assert 0 < ttls["layout:{order-7}:log"] <= 120
     # the lease is gone with the run; the shared index is pruned lazily when listing
     assert ttls["layout:runs"] == -1
+
+
+def test_key_names_and_entry_decoding_without_a_server() -> None:
+    from dockrion_events.backends.redis_layout import Keys, decode_entries, sequence_of
+
+    keys = Keys("p")
+    assert [keys.state("r"), keys.log("r"), keys.lease("r")] == [
+        "p:{r}:state",
+        "p:{r}:log",
+        "p:{r}:lease",
+    ]
+    assert (keys.runs, keys.running) == ("p:runs", "p:running")
+    assert sequence_of(b"12-1") == 12
+    [record] = decode_entries([(b"3-1", {b"t": b"token", b"d": b'{"sequence":3}'})])
+    assert (record.sequence, record.type, record.data) == (3, "token", '{"sequence":3}')

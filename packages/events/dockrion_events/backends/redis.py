@@ -1,17 +1,9 @@
 """Runs and their logs in Redis, so any number of runtime processes share every run.
 
-Layout, every key of a run under one hash tag so it works on Redis Cluster:
-
-    <prefix>:{<run_id>}:state   hash   the run record, its status and `next` sequence
-    <prefix>:{<run_id>}:log     stream entry id `<sequence>-1`, fields t (type), d (JSON)
-    <prefix>:{<run_id>}:lease   string the instance running the agent (renewed, expiring)
-    <prefix>:runs               zset   run ids by creation time (listing)
-    <prefix>:running            set    ids of RUNNING runs (orphan detection)
-
-Appends and terminal transitions are Lua scripts touching one run's keys only, so they are
-atomic: a terminal event is appended exactly once, and the status changes with it. Reading
-is `XRANGE` after the cursor; waiting for more is one `XREAD BLOCK` per run per process,
-fanned out in-process to every local subscriber of that run.
+The key layout and the Lua scripts are in `redis_layout.py`: appends and terminal
+transitions are atomic scripts over one run's keys. Reading is `XRANGE` after the cursor;
+waiting for more is one `XREAD BLOCK` per run per process (`redis_tail.py`), fanned out
+in-process to every local subscriber of that run.
 """
 
 from __future__ import annotations
@@ -46,111 +38,10 @@ from ..errors import (
 from ..record import EventRecord
 from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory
+from .redis_layout import SCRIPTS, Keys, decode_entries, sequence_of, text
+from .redis_tail import Tail
 
 __all__ = ["RedisBackend"]
-
-# Every script that changes a run starts here: the run must exist and not have ended.
-_OPEN_RUN = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'missing'} end
-if status == 'COMPLETED' or status == 'FAILED' or status == 'CANCELLED' then
-  return {'finished', status}
-end
-"""
-
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
-redis.call('HSET', KEYS[1], 'run', ARGV[1], 'status', 'ACCEPTED', 'next', 0)
-return 'ok'
-"""
-
-_START = (
-    _OPEN_RUN
-    + """
-if status == 'ACCEPTED' then
-  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1])
-end
-return {'ok'}
-"""
-)
-
-_APPEND = (
-    _OPEN_RUN
-    + """
-local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
-local first = tonumber(ARGV[2])
-if nxt ~= first then return {'gap', tostring(nxt)} end
-local count = (#ARGV - 2) / 2
-for i = 0, count - 1 do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (first + i) .. '-1',
-             't', ARGV[3 + 2 * i], 'd', ARGV[4 + 2 * i])
-end
-redis.call('HSET', KEYS[1], 'next', first + count)
-return {'ok'}
-"""
-)
-
-_FINISH = (
-    _OPEN_RUN
-    + """
-local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
-if nxt ~= tonumber(ARGV[1]) then return {'retry'} end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], nxt .. '-1', 't', ARGV[3], 'd', ARGV[4])
-redis.call('HSET', KEYS[1], 'status', ARGV[5], 'completed_at', ARGV[6], 'output', ARGV[7],
-           'error', ARGV[8], 'next', nxt + 1)
-redis.call('EXPIRE', KEYS[1], ARGV[9])
-redis.call('EXPIRE', KEYS[2], ARGV[9])
-redis.call('DEL', KEYS[3])
-return {'ok'}
-"""
-)
-
-_RENEW = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-
-
-_TAIL_CACHE = 4096
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _records(entries: Any) -> list[EventRecord]:
-    """Stream entries (`<sequence>-1`, {t, d}) as records."""
-    return [
-        EventRecord(int(_text(entry_id).split("-")[0]), _text(fields[b"t"]), _text(fields[b"d"]))
-        for entry_id, fields in entries
-    ]
-
-
-class _Tail:
-    """One blocking read of a run's log in this process, waking every local waiter."""
-
-    __slots__ = ("changed", "position", "recent", "task", "waiters")
-
-    def __init__(self, position: str) -> None:
-        self.changed = asyncio.Event()
-        self.position = position
-        self.waiters = 0
-        self.task: asyncio.Task[None] | None = None
-        # What the blocking read brought, contiguous: local readers take it from here
-        # instead of asking Redis again (one read per run per process, not per subscriber).
-        self.recent: list[EventRecord] = []
-
-    def cached_after(self, after: int) -> list[EventRecord]:
-        recent = self.recent
-        if not recent or not recent[0].sequence <= after + 1 <= recent[-1].sequence:
-            return []
-        return recent[after + 1 - recent[0].sequence :]
-
-    def notify(self) -> None:
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
 
 
 class RedisBackend(EventBackend):
@@ -183,30 +74,11 @@ class RedisBackend(EventBackend):
         self._client: Any = aioredis.Redis(connection_pool=self._pool)
         # Blocking reads hold their connection: they get their own pool, one per tailed run.
         self._blocking: Any = aioredis.Redis.from_url(url)
+        self._keys = Keys(key_prefix)
         self._scripts = {
-            name: self._client.register_script(source)
-            for name, source in (
-                ("create", _CREATE),
-                ("start", _START),
-                ("append", _APPEND),
-                ("finish", _FINISH),
-                ("renew", _RENEW),
-            )
+            name: self._client.register_script(source) for name, source in SCRIPTS.items()
         }
-        self._tails: dict[str, _Tail] = {}
-
-    # --- keys ----------------------------------------------------------------------------
-
-    def _key(self, run_id: str, part: str) -> str:
-        return f"{self.key_prefix}:{{{run_id}}}:{part}"
-
-    @property
-    def _runs_key(self) -> str:
-        return f"{self.key_prefix}:runs"
-
-    @property
-    def _running_key(self) -> str:
-        return f"{self.key_prefix}:running"
+        self._tails: dict[str, Tail] = {}
 
     # --- errors --------------------------------------------------------------------------
 
@@ -246,18 +118,18 @@ class RedisBackend(EventBackend):
         )
         with self._errors("creating a run"):
             result = await self._scripts["create"](
-                keys=[self._key(run.run_id, "state")], args=[json.dumps(static)]
+                keys=[self._keys.state(run.run_id)], args=[json.dumps(static)]
             )
-            if _text(result) == "exists":
+            if text(result) == "exists":
                 raise RunExistsError(run.run_id)
-            await self._client.zadd(self._runs_key, {run.run_id: run.created_at.timestamp()})
+            await self._client.zadd(self._keys.runs, {run.run_id: run.created_at.timestamp()})
 
     def _run_from(self, fields: dict[bytes, bytes]) -> Run:
         data: dict[str, Any] = json.loads(fields[b"run"])
-        data["status"] = _text(fields[b"status"])
+        data["status"] = text(fields[b"status"])
         for name in ("started_at", "completed_at"):
             if fields.get(name.encode()):
-                data[name] = _text(fields[name.encode()])
+                data[name] = text(fields[name.encode()])
         for name in ("output", "error"):
             if fields.get(name.encode()):
                 data[name] = json.loads(fields[name.encode()])
@@ -266,7 +138,7 @@ class RedisBackend(EventBackend):
 
     async def get_run(self, run_id: str) -> Run | None:
         with self._errors("reading a run"):
-            fields = await self._client.hgetall(self._key(run_id, "state"))
+            fields = await self._client.hgetall(self._keys.state(run_id))
         return self._run_from(fields) if fields else None
 
     async def list_runs(
@@ -277,17 +149,17 @@ class RedisBackend(EventBackend):
         page = max(limit, 100)
         with self._errors("listing runs"):
             while len(runs) < limit:
-                ids = await self._client.zrevrange(self._runs_key, start, start + page - 1)
+                ids = await self._client.zrevrange(self._keys.runs, start, start + page - 1)
                 if not ids:
                     break
                 start += page
                 async with self._client.pipeline(transaction=False) as pipe:
                     for run_id in ids:
-                        pipe.hgetall(self._key(_text(run_id), "state"))
+                        pipe.hgetall(self._keys.state(text(run_id)))
                     states = await pipe.execute()
                 gone = [run_id for run_id, fields in zip(ids, states, strict=True) if not fields]
                 if gone:
-                    await self._client.zrem(self._runs_key, *gone)  # expired runs
+                    await self._client.zrem(self._keys.runs, *gone)  # expired runs
                 for fields in states:
                     if not fields:
                         continue
@@ -301,13 +173,13 @@ class RedisBackend(EventBackend):
     async def start_run(self, run_id: str) -> Run:
         now = datetime.now(UTC).isoformat()
         with self._errors("starting a run"):
-            result = await self._scripts["start"](keys=[self._key(run_id, "state")], args=[now])
-            outcome = [_text(item) for item in result]
+            result = await self._scripts["start"](keys=[self._keys.state(run_id)], args=[now])
+            outcome = [text(item) for item in result]
             if outcome[0] == "missing":
                 raise RunNotFoundError(run_id)
             if outcome[0] == "finished":
                 raise RunFinishedError(run_id, outcome[1])
-            await self._client.sadd(self._running_key, run_id)
+            await self._client.sadd(self._keys.running, run_id)
         run = await self.get_run(run_id)
         if run is None:
             raise RunNotFoundError(run_id)
@@ -316,10 +188,10 @@ class RedisBackend(EventBackend):
     async def delete_run(self, run_id: str) -> None:
         with self._errors("deleting a run"):
             await self._client.delete(
-                self._key(run_id, "state"), self._key(run_id, "log"), self._key(run_id, "lease")
+                self._keys.state(run_id), self._keys.log(run_id), self._keys.lease(run_id)
             )
-            await self._client.zrem(self._runs_key, run_id)
-            await self._client.srem(self._running_key, run_id)
+            await self._client.zrem(self._keys.runs, run_id)
+            await self._client.srem(self._keys.running, run_id)
 
     # --- the log -------------------------------------------------------------------------
 
@@ -335,9 +207,9 @@ class RedisBackend(EventBackend):
             args += [record.type, record.data]
         with self._errors("appending events"):
             result = await self._scripts["append"](
-                keys=[self._key(run_id, "state"), self._key(run_id, "log")], args=args
+                keys=[self._keys.state(run_id), self._keys.log(run_id)], args=args
             )
-        outcome = [_text(item) for item in result]
+        outcome = [text(item) for item in result]
         if outcome[0] == "missing":
             raise RunNotFoundError(run_id)
         if outcome[0] == "finished":
@@ -359,19 +231,19 @@ class RedisBackend(EventBackend):
     ) -> tuple[Run, EventRecord]:
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, got {status}")
-        state = self._key(run_id, "state")
+        state = self._keys.state(run_id)
         while True:  # optimistic: retried when the producer appended meanwhile
             with self._errors("finishing a run"):
                 fields = await self._client.hmget(state, ["status", "next"])
             if fields[0] is None:
                 raise RunNotFoundError(run_id)
-            if RunStatus(_text(fields[0])).terminal:
-                raise RunFinishedError(run_id, _text(fields[0]))
+            if RunStatus(text(fields[0])).terminal:
+                raise RunFinishedError(run_id, text(fields[0]))
             sequence = int(fields[1])
             record = EventRecord.from_event(build(sequence))
             with self._errors("finishing a run"):
                 result = await self._scripts["finish"](
-                    keys=[state, self._key(run_id, "log"), self._key(run_id, "lease")],
+                    keys=[state, self._keys.log(run_id), self._keys.lease(run_id)],
                     args=[
                         sequence,
                         self.max_events_per_run,
@@ -384,7 +256,7 @@ class RedisBackend(EventBackend):
                         self.stream_ttl_seconds,
                     ],
                 )
-            outcome = [_text(item) for item in result]
+            outcome = [text(item) for item in result]
             if outcome[0] == "retry":
                 continue
             if outcome[0] == "missing":
@@ -392,7 +264,7 @@ class RedisBackend(EventBackend):
             if outcome[0] == "finished":
                 raise RunFinishedError(run_id, outcome[1])
             with self._errors("finishing a run"):
-                await self._client.srem(self._running_key, run_id)
+                await self._client.srem(self._keys.running, run_id)
             run = await self.get_run(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
@@ -400,13 +272,8 @@ class RedisBackend(EventBackend):
 
     async def _range(self, run_id: str, after: int) -> list[EventRecord]:
         with self._errors("reading events"):
-            entries = await self._client.xrange(self._key(run_id, "log"), min=f"{after + 1}-0")
-        return [
-            EventRecord(
-                int(_text(entry_id).split("-")[0]), _text(fields[b"t"]), _text(fields[b"d"])
-            )
-            for entry_id, fields in entries
-        ]
+            entries = await self._client.xrange(self._keys.log(run_id), min=f"{after + 1}-0")
+        return decode_entries(entries)
 
     async def read(
         self, run_id: str, after: int, timeout: float | None = None
@@ -421,9 +288,7 @@ class RedisBackend(EventBackend):
             if not records:
                 # The log and the state are read apart: judge by the state, then re-read.
                 with self._errors("reading a run"):
-                    fields = await self._client.hmget(
-                        self._key(run_id, "state"), ["status", "next"]
-                    )
+                    fields = await self._client.hmget(self._keys.state(run_id), ["status", "next"])
                 if fields[0] is None:
                     raise RunNotFoundError(run_id)
                 next_sequence = int(fields[1])
@@ -432,7 +297,7 @@ class RedisBackend(EventBackend):
                     if not records:  # retention passed them all
                         first = await self._first_sequence(run_id, next_sequence)
                         raise EventsExpiredError(run_id, after + 1, first)
-                elif RunStatus(_text(fields[0])).terminal:
+                elif RunStatus(text(fields[0])).terminal:
                     return [], True
             if records:
                 if records[0].sequence != after + 1:
@@ -445,13 +310,13 @@ class RedisBackend(EventBackend):
 
     async def _first_sequence(self, run_id: str, next_sequence: int) -> int:
         with self._errors("reading events"):
-            entries = await self._client.xrange(self._key(run_id, "log"), count=1)
-        return int(_text(entries[0][0]).split("-")[0]) if entries else next_sequence
+            entries = await self._client.xrange(self._keys.log(run_id), count=1)
+        return sequence_of(entries[0][0]) if entries else next_sequence
 
     async def _wait_for_more(self, run_id: str, after: int, timeout: float | None) -> None:
         tail = self._tails.get(run_id)
         if tail is None:
-            tail = self._tails[run_id] = _Tail(f"{after}-1" if after >= 0 else "0-0")
+            tail = self._tails[run_id] = Tail(f"{after}-1" if after >= 0 else "0-0")
         tail.waiters += 1
         if tail.task is None or tail.task.done():
             tail.task = asyncio.create_task(self._follow(run_id, tail))
@@ -461,24 +326,10 @@ class RedisBackend(EventBackend):
         finally:
             tail.waiters -= 1
 
-    async def _follow(self, run_id: str, tail: _Tail) -> None:
+    async def _follow(self, run_id: str, tail: Tail) -> None:
         """The one blocking read of this run's log in this process."""
-        key = self._key(run_id, "log")
         try:
-            while tail.waiters > 0:
-                try:
-                    reply = await self._blocking.xread({key: tail.position}, block=self._block_ms)
-                except (RedisError, OSError):
-                    tail.notify()  # waiters re-read and see the connection error themselves
-                    await asyncio.sleep(0.5)
-                    continue
-                if reply:
-                    entries = reply[0][1]
-                    tail.position = _text(entries[-1][0])
-                    tail.recent.extend(_records(entries))
-                    if len(tail.recent) > _TAIL_CACHE:
-                        del tail.recent[: len(tail.recent) - _TAIL_CACHE // 2]
-                tail.notify()
+            await tail.follow(self._blocking, self._keys.log(run_id), self._block_ms)
         finally:
             if self._tails.get(run_id) is tail and tail.waiters == 0:
                 del self._tails[run_id]
@@ -489,29 +340,27 @@ class RedisBackend(EventBackend):
         """Claim or extend the lease of a run; False when another holder has it."""
         with self._errors("renewing a lease"):
             return bool(
-                await self._scripts["renew"](
-                    keys=[self._key(run_id, "lease")], args=[holder, ttl_ms]
-                )
+                await self._scripts["renew"](keys=[self._keys.lease(run_id)], args=[holder, ttl_ms])
             )
 
     async def orphaned_runs(self) -> list[str]:
         """RUNNING runs whose lease has lapsed: their instance died."""
         with self._errors("looking for orphaned runs"):
-            running = [_text(run_id) for run_id in await self._client.smembers(self._running_key)]
+            running = [text(run_id) for run_id in await self._client.smembers(self._keys.running)]
             if not running:
                 return []
             async with self._client.pipeline(transaction=False) as pipe:
                 for run_id in running:
-                    pipe.exists(self._key(run_id, "lease"))
-                    pipe.hget(self._key(run_id, "state"), "status")
+                    pipe.exists(self._keys.lease(run_id))
+                    pipe.hget(self._keys.state(run_id), "status")
                 replies = await pipe.execute()
         orphans: list[str] = []
         for index, run_id in enumerate(running):
             has_lease, status = replies[2 * index], replies[2 * index + 1]
-            if status is None or RunStatus(_text(status)).terminal:
+            if status is None or RunStatus(text(status)).terminal:
                 with self._errors("looking for orphaned runs"):
-                    await self._client.srem(self._running_key, run_id)
-            elif not has_lease and _text(status) == RunStatus.RUNNING.value:
+                    await self._client.srem(self._keys.running, run_id)
+            elif not has_lease and text(status) == RunStatus.RUNNING.value:
                 orphans.append(run_id)
         return orphans
 

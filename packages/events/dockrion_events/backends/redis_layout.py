@@ -1,0 +1,131 @@
+"""How a run is laid out in Redis: key names, the Lua scripts that change a run, and how
+stream entries decode back into records.
+
+Every key of a run sits under one hash tag, so the layout works on Redis Cluster:
+
+    <prefix>:{<run_id>}:state   hash   the run record, its status and `next` sequence
+    <prefix>:{<run_id>}:log     stream entry id `<sequence>-1`, fields t (type), d (JSON)
+    <prefix>:{<run_id>}:lease   string the instance running the agent (renewed, expiring)
+    <prefix>:runs               zset   run ids by creation time (listing)
+    <prefix>:running            set    ids of RUNNING runs (orphan detection)
+
+Appends and terminal transitions are Lua scripts touching one run's keys only, so they are
+atomic: a terminal event is appended exactly once, and the status changes with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..record import EventRecord
+
+__all__ = ["SCRIPTS", "Keys", "decode_entries", "sequence_of", "text"]
+
+
+class Keys:
+    """The key names under one prefix."""
+
+    __slots__ = ("prefix", "running", "runs")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.runs = f"{prefix}:runs"
+        self.running = f"{prefix}:running"
+
+    def state(self, run_id: str) -> str:
+        return f"{self.prefix}:{{{run_id}}}:state"
+
+    def log(self, run_id: str) -> str:
+        return f"{self.prefix}:{{{run_id}}}:log"
+
+    def lease(self, run_id: str) -> str:
+        return f"{self.prefix}:{{{run_id}}}:lease"
+
+
+# Every script that changes a run starts here: the run must exist and not have ended.
+_OPEN_RUN = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing'} end
+if status == 'COMPLETED' or status == 'FAILED' or status == 'CANCELLED' then
+  return {'finished', status}
+end
+"""
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+redis.call('HSET', KEYS[1], 'run', ARGV[1], 'status', 'ACCEPTED', 'next', 0)
+return 'ok'
+"""
+
+_START = (
+    _OPEN_RUN
+    + """
+if status == 'ACCEPTED' then
+  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1])
+end
+return {'ok'}
+"""
+)
+
+_APPEND = (
+    _OPEN_RUN
+    + """
+local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
+local first = tonumber(ARGV[2])
+if nxt ~= first then return {'gap', tostring(nxt)} end
+local count = (#ARGV - 2) / 2
+for i = 0, count - 1 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (first + i) .. '-1',
+             't', ARGV[3 + 2 * i], 'd', ARGV[4 + 2 * i])
+end
+redis.call('HSET', KEYS[1], 'next', first + count)
+return {'ok'}
+"""
+)
+
+_FINISH = (
+    _OPEN_RUN
+    + """
+local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
+if nxt ~= tonumber(ARGV[1]) then return {'retry'} end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], nxt .. '-1', 't', ARGV[3], 'd', ARGV[4])
+redis.call('HSET', KEYS[1], 'status', ARGV[5], 'completed_at', ARGV[6], 'output', ARGV[7],
+           'error', ARGV[8], 'next', nxt + 1)
+redis.call('EXPIRE', KEYS[1], ARGV[9])
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('DEL', KEYS[3])
+return {'ok'}
+"""
+)
+
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+SCRIPTS = {
+    "create": _CREATE,
+    "start": _START,
+    "append": _APPEND,
+    "finish": _FINISH,
+    "renew": _RENEW,
+}
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def sequence_of(entry_id: Any) -> int:
+    """The sequence of a log entry: its id is `<sequence>-1`."""
+    return int(text(entry_id).split("-")[0])
+
+
+def decode_entries(entries: Any) -> list[EventRecord]:
+    """Stream entries (`<sequence>-1`, {t, d}) as records."""
+    return [
+        EventRecord(sequence_of(entry_id), text(fields[b"t"]), text(fields[b"d"]))
+        for entry_id, fields in entries
+    ]
