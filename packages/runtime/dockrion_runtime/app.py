@@ -1,10 +1,11 @@
 """`create_app(spec_or_path)`: the Starlette application serving a Dockfile's agent.
 
 The request path, in the order a request meets it: middleware (`logs` request ids,
-CORS, `metrics`) -> the route table (`routes`) -> authentication for protected routes
-(`auth`) -> an endpoint (`endpoints/`) -> the body checked (`payload`) -> the agent run by
-the supervisor (`run_supervisor`, `agents/`) -> its events in a run log (`dockrion_events`)
--> Server-Sent Events back (`sse`). Errors become responses in `errors`.
+`security` headers and CORS, `metrics`) -> the route table (`routes`) -> authentication
+for protected routes (`auth`) -> an endpoint (`endpoints/`) -> the body checked
+(`payload`) -> the agent run by the supervisor (`run_supervisor`, `agents/`) -> its
+events in a run log (`dockrion_events`) -> Server-Sent Events back (`sse`). Errors become
+responses in `errors`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .metrics import MetricsMiddleware
 from .openapi import build_openapi
 from .routes import served, starlette_routes
 from .runtime import Runtime
+from .security import SecurityHeadersMiddleware, cors_options, security_headers
 from .settings import RuntimeSettings
 
 __all__ = ["create_app"]
@@ -64,17 +66,10 @@ def create_app(
     )
     routes = starlette_routes(endpoints, auth)
 
-    cors = settings.cors
     middleware = [
         Middleware(RequestIdMiddleware),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=cors.get("origins", ["*"]),
-            allow_methods=cors.get("methods", ["*"]),
-            allow_headers=["*"],
-            allow_credentials=True,
-            expose_headers=["X-Request-ID"],
-        ),
+        Middleware(SecurityHeadersMiddleware, headers=security_headers(settings.security_headers)),
+        Middleware(CORSMiddleware, **cors_options(settings.cors)),
         Middleware(
             MetricsMiddleware,
             metrics=runtime.metrics,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
@@ -20,6 +21,7 @@ from .agents import AgentLoadError
 from .app import create_app
 from .auth import AuthConfigError
 from .runtime import Runtime
+from .server import ServerOptions, uvicorn_options
 from .settings import SettingsError
 
 __all__ = ["GracefulServer", "main", "reload_app"]
@@ -50,6 +52,27 @@ def _parser() -> argparse.ArgumentParser:
         "cancelled with reason 'shutdown' (default 30)",
     )
     serve.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="time a client has to send a request line and headers (default: "
+        "expose.limits.header_timeout, 10)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="idle time a connection stays open between requests (default: "
+        "expose.limits.keep_alive_timeout, 5)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="open connections, streams included; past it requests get 503 (default: "
+        "expose.limits.max_connections, 4096)",
+    )
+    serve.add_argument(
         "--log-format",
         choices=("json", "text"),
         default="json",
@@ -76,7 +99,17 @@ class GracefulServer(uvicorn.Server):
 
 def reload_app() -> Starlette:
     """The app factory `serve --reload` hands to uvicorn's reloader."""
-    return create_app(os.environ["DOCKRION_DOCKFILE"], env_file=os.environ.get("DOCKRION_ENV_FILE"))
+    app = create_app(os.environ["DOCKRION_DOCKFILE"], env_file=os.environ.get("DOCKRION_ENV_FILE"))
+    # Each worker process serves with the limits of the Dockfile and the command line.
+    overrides = json.loads(os.environ.get("DOCKRION_SERVER_OPTIONS", "{}"))
+    uvicorn_options(ServerOptions.from_limits(app.state.runtime.settings.limits, **overrides))
+    return app
+
+
+def _positive(value: float | None, flag: str) -> str | None:
+    if value is not None and value <= 0:
+        return f"error: {flag} must be positive, got {value:g}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    overrides = {
+        "header_timeout": args.header_timeout,
+        "keep_alive_timeout": args.keep_alive_timeout,
+        "max_connections": args.max_connections,
+    }
+    for name, value in overrides.items():
+        problem = _positive(value, "--" + name.replace("_", "-"))
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
     host = args.host or spec.expose.host
     port = args.port if args.port is not None else spec.expose.port
     try:
@@ -112,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     runtime: Runtime = app.state.runtime
+    server_options = uvicorn_options(
+        ServerOptions.from_limits(runtime.settings.limits, **overrides)
+    )
     try:
         # Fail here, with the reason, rather than at the first request.
         runtime.load_agent()
@@ -132,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["DOCKRION_DOCKFILE"] = str(path.resolve())
         if args.env_file:
             os.environ["DOCKRION_ENV_FILE"] = str(Path(args.env_file).resolve())
+        os.environ["DOCKRION_SERVER_OPTIONS"] = json.dumps(
+            {name: value for name, value in overrides.items() if value is not None}
+        )
         reload_options: dict[str, object] = (
             {
                 "reload": True,
@@ -148,10 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=port,
             log_level=args.log_level,
             log_config=None,
+            **server_options,
             **reload_options,  # type: ignore[arg-type]
         )
         return 0
-    config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, log_config=None)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=args.log_level, log_config=None, **server_options
+    )
     GracefulServer(config, runtime, args.grace_period).run()
     return 0
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from dockrion_events import BackendError, EventsError, EventsExpiredError
 
@@ -26,18 +28,23 @@ log = logging.getLogger("dockrion.runtime")
 
 STATUS_BY_CODE: dict[str, int] = {
     "VALIDATION_ERROR": 400,
+    "BAD_REQUEST": 400,
     "AUTH_ERROR": 401,
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "REQUEST_TIMEOUT": 408,
     "CONFLICT": 409,
     "EVENTS_EXPIRED": 410,
     "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
     "TOO_MANY_SUBSCRIBERS": 429,
     "RATE_LIMIT_EXCEEDED": 429,
     "INTERNAL_ERROR": 500,
     "INVALID_OUTPUT": 500,
     "AGENT_EXECUTION_ERROR": 500,
     "AGENT_NOT_READY": 503,
+    "SERVER_BUSY": 503,
     "BACKEND_UNAVAILABLE": 503,
     "BACKEND_ERROR": 503,
     "RUN_TIMEOUT": 504,
@@ -95,6 +102,38 @@ async def _auth_failed(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
+# What Starlette itself refuses (no route, wrong method), in the same body as ours.
+_CODE_BY_STATUS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (one route per method and path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _CODE_BY_STATUS.get(exc.status_code, "HTTP_ERROR")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        message = f"No route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"Method {request.method} is not allowed here; allowed: {', '.join(allowed)}"
+    else:
+        message = str(exc.detail)
+    return JSONResponse(
+        error_body(message, code), status_code=exc.status_code, headers=headers or None
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     request_id = current_request_id()
@@ -104,6 +143,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 
 EXCEPTION_HANDLERS = {
+    HTTPException: _http_exception,
     RuntimeHTTPError: _runtime_error,
     EventsError: _events_error,
     AuthFailed: _auth_failed,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockrion_events.runs import RUN_ID_PATTERN
 from dockrion_schema import ApiKeysConfig, DockSpec, IOSubSchema
 
+from .endpoints.runs import MAX_CLIENT_RUN_ID, MAX_SEQUENCE
 from .payload import io_json_schema
 
 __all__ = ["build_openapi", "docs_page", "model_prefix"]
@@ -36,9 +38,47 @@ def _error(description: str) -> dict[str, Any]:
 
 def _sse(description: str) -> dict[str, Any]:
     return {
-        "description": description,
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "description": description
+        + ". Server-Sent Events: a `retry:` line first, then one frame per stored event "
+        "(`id: <sequence>`, `event: <type>`, `data: <the event as JSON>`), `: keep-alive` "
+        "comments while idle, and the stream closes after the terminal event "
+        "(complete, error or cancelled).",
+        "content": {"text/event-stream": {"schema": _SSE_EVENT}},
     }
+
+
+# One Server-Sent Event as a client's parser sees it (the schema applies to each event).
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "The event's sequence; absent on heartbeat events",
+        },
+        "event": {"type": "string", "description": "The event type, equal to data.type"},
+        "data": {"type": "string", "description": "The event as compact JSON"},
+        "retry": {"type": "integer", "description": "Reconnection delay (ms), first event"},
+    },
+}
+
+
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+    }
+
+
+# Every endpoint that reads a JSON body refuses it the same ways.
+_BODY_ERRORS = {
+    "400": _error("Invalid JSON or input that does not match the input schema"),
+    "408": _error("Body not received within arguments.body_timeout_sec"),
+    "413": _error("Body over arguments.max_body_bytes"),
+    "415": _error("Content-Type is not JSON in UTF-8"),
+}
+_RUN_ID_SCHEMA = {"type": "string", "pattern": RUN_ID_PATTERN.pattern, "maxLength": 128}
 
 
 def build_openapi(
@@ -53,24 +93,44 @@ def build_openapi(
             "application/json": {"schema": {"$ref": f"#/components/schemas/{prefix}Input"}}
         },
     }
-    run_id = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    run_id = {
+        "name": "run_id",
+        "in": "path",
+        "required": True,
+        "schema": _RUN_ID_SCHEMA,
+        "description": "The run id `POST /runs` returned",
+    }
+    authenticated = spec.auth is not None and spec.auth.mode != "none"
+    client_id_length = MAX_CLIENT_RUN_ID if authenticated else 128
+    bad_run_id = _error("Not a valid run id")
     operations: dict[tuple[str, str], dict[str, Any]] = {
-        ("GET", "/health"): {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}},
+        ("GET", "/health"): {
+            "summary": "Liveness",
+            "responses": {"200": _json("Alive")},
+        },
         ("GET", "/ready"): {
             "summary": "Readiness",
-            "responses": {"200": {"description": "Ready"}, "503": _error("Agent not loaded")},
+            "responses": {
+                "200": _json("Ready"),
+                "503": _json("Agent not loaded or events backend not answering"),
+            },
         },
         ("GET", "/info"): {
             "summary": "Agent information",
-            "responses": {"200": {"description": "Info"}},
+            "responses": {"200": _json("Info")},
         },
         ("GET", "/schema"): {
             "summary": "Input and output schemas",
-            "responses": {"200": {"description": "Schemas"}},
+            "responses": {"200": _json("Schemas")},
         },
         ("GET", "/metrics"): {
             "summary": "Prometheus metrics",
-            "responses": {"200": {"description": "Text exposition"}},
+            "responses": {
+                "200": {
+                    "description": "Text exposition",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
         },
         ("POST", "/invoke"): {
             "summary": "Run the agent and return its output",
@@ -84,9 +144,9 @@ def build_openapi(
                         }
                     },
                 },
-                "400": _error("Invalid input"),
-                "413": _error("Body too large"),
+                **_BODY_ERRORS,
                 "500": _error("Agent error"),
+                "503": _error("Agent not ready"),
                 "504": _error("Timed out"),
             },
         },
@@ -94,8 +154,9 @@ def build_openapi(
             "summary": "Run the agent and stream its events (Server-Sent Events)",
             "requestBody": body,
             "responses": {
-                "200": _sse("started, the agent's events, then complete|error"),
-                "400": _error("Invalid input"),
+                "200": _sse("started, the agent's events, then complete, error or cancelled"),
+                **_BODY_ERRORS,
+                "503": _error("Agent not ready"),
             },
         },
         ("POST", "/runs"): {
@@ -105,21 +166,41 @@ def build_openapi(
                     "name": "run_id",
                     "in": "query",
                     "required": False,
-                    "schema": {"type": "string"},
-                    "description": "Client-chosen id",
+                    "schema": {**_RUN_ID_SCHEMA, "minLength": 1, "maxLength": client_id_length},
+                    "description": "Client-chosen id (when streaming.allow_client_ids). When "
+                    "callers authenticate, the run's id is this id followed by a tag of the "
+                    "caller, so ids chosen by different callers never meet.",
                 }
             ],
             "requestBody": body,
             "responses": {
-                "202": {"description": "Accepted"},
-                "400": _error("Invalid input"),
-                "409": _error("Run id taken"),
+                "202": _json(
+                    "Accepted",
+                    {
+                        "type": "object",
+                        "required": ["run_id", "status", "events_url", "created_at"],
+                        "properties": {
+                            "run_id": _RUN_ID_SCHEMA,
+                            "status": {"type": "string"},
+                            "events_url": {"type": "string"},
+                            "created_at": {"type": "string"},
+                        },
+                    },
+                ),
+                **_BODY_ERRORS,
+                "400": _error("Invalid input or run id, or client run ids not allowed"),
+                "409": _error("The caller already has a run with this id"),
+                "503": _error("Agent not ready, or the events backend cannot take a run"),
             },
         },
         ("GET", "/runs/{run_id}"): {
             "summary": "Status and result of a run",
             "parameters": [run_id],
-            "responses": {"200": {"description": "The run"}, "404": _error("Unknown run")},
+            "responses": {
+                "200": _json("The run"),
+                "400": bad_run_id,
+                "404": _error("No run of the caller has this id"),
+            },
         },
         ("GET", "/runs/{run_id}/events"): {
             "summary": "The run's events: replay, then live (Server-Sent Events)",
@@ -128,29 +209,37 @@ def build_openapi(
                 {
                     "name": "from_sequence",
                     "in": "query",
-                    "schema": {"type": "integer", "minimum": 0},
+                    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE},
+                    "description": "First sequence to send (inclusive)",
                 },
                 {
                     "name": "timeout",
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
+                    "description": "Seconds before the subscription ends (the run goes on)",
                 },
-                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                    "description": "The last sequence received; wins over from_sequence",
+                },
             ],
             "responses": {
                 "200": _sse("Stored events from the cursor, then live ones"),
-                "404": _error("Unknown run"),
-                "410": _error("Events expired"),
-                "429": _error("Too many subscribers"),
+                "400": _error("Invalid run id, query parameter or Last-Event-ID"),
+                "404": _error("No run of the caller has this id"),
+                "410": _error("Events before the first one still kept were asked for"),
+                "429": _error("Too many subscribers on this run"),
             },
         },
         ("DELETE", "/runs/{run_id}"): {
             "summary": "Cancel a run (stops the agent)",
             "parameters": [run_id, {"name": "reason", "in": "query", "schema": {"type": "string"}}],
             "responses": {
-                "200": {"description": "Cancelled"},
-                "400": _error("Already finished"),
-                "404": _error("Unknown run"),
+                "200": _json("Cancelled"),
+                "400": _error("Invalid run id, or the run already finished"),
+                "404": _error("No run of the caller has this id"),
             },
         },
     }

@@ -24,6 +24,7 @@ from dockrion_events import (
     RunCancelledError,
     RunFinishedError,
     RunManager,
+    RunNotFoundError,
     StreamClosedError,
     StreamContext,
 )
@@ -38,7 +39,9 @@ __all__ = ["RunSupervisor"]
 
 log = logging.getLogger("dockrion.runtime")
 
-_ENDED = (StreamClosedError, RunFinishedError)
+# The run is over as far as its log is concerned: ended, or gone from the backend (a Redis
+# restarted without persistence forgets runs).
+_ENDED = (StreamClosedError, RunFinishedError, RunNotFoundError)
 
 
 class RunSupervisor:
@@ -101,6 +104,7 @@ class RunSupervisor:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_report_failure)
         return task
 
     async def invoke(
@@ -185,8 +189,9 @@ class RunSupervisor:
         """A background run: mark it running, execute, then let the manager forget it."""
         try:
             await runs.start_run(context.run_id)
-        except RunFinishedError:
-            return  # cancelled before it started
+        except (RunFinishedError, RunNotFoundError):
+            runs.forget(context.run_id)
+            return  # cancelled before it started, or the backend lost the run
         try:
             await self.execute(agent, payload, context, cancel_reason="cancelled", options=options)
         finally:
@@ -211,6 +216,12 @@ class RunSupervisor:
         self.shutting_down = True
         for task in list(self._tasks):
             task.cancel()
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """Log what a run's task raised, so no failure goes unseen (or unretrieved)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("a run's task failed", exc_info=exc)
 
 
 def _result(returned: Any) -> AgentResult:

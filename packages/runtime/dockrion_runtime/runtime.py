@@ -70,7 +70,13 @@ class Runtime:
         self.settings = settings
         self.auth = auth
         self.metrics = RuntimeMetrics(settings.name, settings.version)
-        self.body = BodyReader(settings.spec.io_schema.input, settings.max_body_bytes)
+        arguments = settings.arguments
+        self.body = BodyReader(
+            settings.spec.io_schema.input,
+            arguments.max_body_bytes,
+            max_depth=arguments.max_json_depth,
+            timeout=arguments.body_timeout_sec,
+        )
         self.supervisor = RunSupervisor(settings)
         self.subscribers = SubscriberLimit(settings.max_subscribers)
         self.executor = concurrent.futures.ThreadPoolExecutor(
@@ -144,7 +150,12 @@ class Runtime:
     def build_backend(self) -> EventBackend:
         settings = self.settings
         if settings.streaming.backend == "memory":
-            return InMemoryBackend()
+            memory = settings.memory
+            return InMemoryBackend(
+                max_events_per_run=memory.max_events_per_run,
+                ttl_seconds=float(memory.retention_seconds),
+                max_runs=memory.max_runs,
+            )
         redis = settings.redis
         if "${" in redis.url:
             raise AgentLoadError(

@@ -18,7 +18,9 @@ from dockrion_events import EventsFilter
 from dockrion_schema import (
     ApiKeysConfig,
     DockSpec,
+    MemoryStreamingConfig,
     RedisStreamingConfig,
+    ServerLimits,
     StreamingConfig,
     StreamingConnectionConfig,
     StreamingEventsConfig,
@@ -45,6 +47,12 @@ class RuntimeArguments(BaseModel):
         default=30.0, description="bound on POST /invoke in seconds; 0 or less disables it"
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="largest request body")
+    max_json_depth: int = Field(
+        default=64, ge=1, le=200, description="deepest nesting of arrays and objects in a body"
+    )
+    body_timeout_sec: float = Field(
+        default=30.0, gt=0, le=3600, description="time to receive a whole request body"
+    )
     # Each running sync agent holds a worker thread for its whole run, so the pool is sized
     # for concurrent runs, not for CPU work (threads start lazily).
     worker_threads: int = Field(default=512, ge=1, le=100_000)
@@ -148,6 +156,18 @@ class RuntimeSettings:
     @property
     def redis(self) -> RedisStreamingConfig:
         return self.streaming.redis or RedisStreamingConfig()
+
+    @property
+    def memory(self) -> MemoryStreamingConfig:
+        return self.streaming.memory or MemoryStreamingConfig()
+
+    @property
+    def limits(self) -> ServerLimits:
+        return self.spec.expose.limits or ServerLimits()
+
+    @property
+    def security_headers(self) -> dict[str, str | None]:
+        return dict(self.spec.expose.security_headers or {})
 
     @property
     def api_keys(self) -> ApiKeysConfig:

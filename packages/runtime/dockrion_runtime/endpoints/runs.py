@@ -3,23 +3,47 @@ state, `GET /runs/{run_id}/events` replays its log and follows it live (Server-S
 Events, resumable), `DELETE /runs/{run_id}` cancels it and stops the agent.
 
 A run belongs to the principal that created it; to anyone else it does not exist (404).
+A run id a client chooses (`?run_id=`) lives in the caller's own namespace: when callers
+authenticate, the run's id is the chosen id followed by a tag of the caller
+(`order-42-1f2e3d4c5b6a`), so the answer never depends on what other callers created and
+nobody can learn, by choosing ids, which runs exist. Without authentication there is one
+caller and the id is used as given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockrion_events import Run, RunFinishedError, validate_run_id
+from dockrion_events import InvalidRunIdError, Run, RunFinishedError, validate_run_id
 
 from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..sse import EventStreamResponse
 
-__all__ = ["cancel_run", "create_run", "get_run", "run_events"]
+__all__ = [
+    "MAX_CLIENT_RUN_ID",
+    "MAX_SEQUENCE",
+    "cancel_run",
+    "create_run",
+    "get_run",
+    "run_events",
+    "scoped_run_id",
+]
+
+_TAG_LENGTH = 12
+# Run ids are at most 128 characters; an authenticated caller's tag takes 13 of them.
+MAX_CLIENT_RUN_ID = 128 - _TAG_LENGTH - 1
+
+# A sequence number, as a client may send it back: a non-negative integer below 10**18.
+_MAX_SEQUENCE_DIGITS = 18
+MAX_SEQUENCE = 10**_MAX_SEQUENCE_DIGITS - 1
+_SEQUENCE = re.compile(rf"[0-9]{{1,{_MAX_SEQUENCE_DIGITS}}}")
 
 
 async def create_run(request: Request) -> Response:
@@ -27,8 +51,11 @@ async def create_run(request: Request) -> Response:
     agent = runtime.require_agent()
     runs = runtime.require_runs()
     payload = await runtime.body.read(request)
+    owner = principal_of(request).id
     requested = request.query_params.get("run_id")
-    run = await runs.create_run(requested, owner=principal_of(request).id)
+    if requested is not None:
+        requested = scoped_run_id(validate_run_id(requested), owner)
+    run = await runs.create_run(requested, owner=owner)
     context = runs.get_context(run.run_id)
     assert context is not None
     supervisor = runtime.supervisor
@@ -43,6 +70,20 @@ async def create_run(request: Request) -> Response:
         },
         status_code=202,
     )
+
+
+def scoped_run_id(requested: str, owner: str | None) -> str:
+    """The id of a run whose caller chose `requested`: as given for the anonymous caller,
+    else followed by a tag of the owner, so that different callers never share an id."""
+    if owner is None:
+        return requested
+    tag = hashlib.sha256(owner.encode()).hexdigest()[:_TAG_LENGTH]
+    if len(requested) > MAX_CLIENT_RUN_ID:
+        raise InvalidRunIdError(
+            f"Run id must be {MAX_CLIENT_RUN_ID} characters or less when callers authenticate "
+            f"(a {_TAG_LENGTH + 1}-character tag of the caller is added)"
+        )
+    return f"{requested}-{tag}"
 
 
 def _cancel(task: asyncio.Task[None]) -> None:
@@ -83,10 +124,13 @@ def _resume_from(request: Request) -> int:
     wins over `?from_sequence=N`, which is inclusive."""
     start = _int_query(request, "from_sequence", 0, 0, None)
     last_event_id = request.headers.get("last-event-id")
-    if last_event_id is not None and last_event_id.strip():
-        if not last_event_id.strip().isdigit():
+    if last_event_id is not None:
+        # ASCII digits only: str.isdigit() also admits "²" and other digits int() refuses.
+        if not _SEQUENCE.fullmatch(last_event_id):
             raise RuntimeHTTPError(
-                "Last-Event-ID must be the sequence number of an event", "VALIDATION_ERROR"
+                "Last-Event-ID must be the sequence number of an event (at most "
+                f"{_MAX_SEQUENCE_DIGITS} ASCII digits)",
+                "VALIDATION_ERROR",
             )
         start = int(last_event_id) + 1
     return start
@@ -111,16 +155,13 @@ async def run_events(request: Request) -> EventStreamResponse:
 
 def _int_query(request: Request, name: str, default: int, low: int, high: int | None) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    value = int(raw) if _SEQUENCE.fullmatch(raw) else low - 1
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise RuntimeHTTPError(
-            f"Query parameter '{name}' must be an integer {bounds}, got {raw!r}",
+            f"Query parameter '{name}' must be an integer {bounds}, got {raw[:40]!r}",
             "VALIDATION_ERROR",
         )
     return value

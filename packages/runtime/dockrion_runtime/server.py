@@ -1,0 +1,146 @@
+"""The HTTP server's own limits: how long a client may take to send a request head, how
+long an idle connection stays open, how many connections are open at once, how large a
+request head may be.
+
+uvicorn bounds idle time between requests (`timeout_keep_alive`) and the size of a request
+head (`h11_max_incomplete_event_size`), but nothing bounds the time a client takes to send
+its request head: a client sending headers a byte at a time (slowloris) holds its
+connection, and a file descriptor, for ever. `GuardedH11Protocol` adds that deadline,
+answers requests past the connection cap with 503, and gives the few requests that the
+protocol itself refuses (408, 400, 503) the same JSON error body as every other refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from dockrion_schema import ServerLimits
+
+from .errors import error_body
+
+__all__ = ["GuardedH11Protocol", "ServerOptions", "uvicorn_options"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    header_timeout: float
+    keep_alive_timeout: float
+    max_connections: int
+    max_header_bytes: int
+
+    @classmethod
+    def from_limits(cls, limits: ServerLimits, **overrides: Any) -> ServerOptions:
+        values: dict[str, Any] = {
+            "header_timeout": float(limits.header_timeout),
+            "keep_alive_timeout": float(limits.keep_alive_timeout),
+            "max_connections": limits.max_connections,
+            "max_header_bytes": limits.max_header_bytes,
+        }
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+# One server per process: the protocol, which uvicorn builds per connection from a class,
+# reads the options of the app this process serves.
+_options = ServerOptions.from_limits(ServerLimits())
+
+
+def uvicorn_options(options: ServerOptions) -> dict[str, Any]:
+    """The uvicorn settings for `options` (and the protocol that enforces the rest)."""
+    global _options
+    _options = options
+    return {
+        "http": "dockrion_runtime.server:GuardedH11Protocol",
+        "timeout_keep_alive": options.keep_alive_timeout,
+        "h11_max_incomplete_event_size": options.max_header_bytes,
+    }
+
+
+def _raw_response(status: int, reason: str, message: str, code: str) -> bytes:
+    body = json.dumps(error_body(message, code)).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
+    body = json.dumps(
+        error_body(
+            f"The server is at its limit of {_options.max_connections} open connections; "
+            "try again later",
+            "SERVER_BUSY",
+        )
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                (b"retry-after", b"1"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a request-head deadline and a connection cap."""
+
+    _header_timer: asyncio.TimerHandle | None = None
+    _cycle_before: object = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > _options.max_connections:
+            self.app = _over_capacity
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm_header_timer()  # the first byte of the next request on this connection
+        super().data_received(data)
+        if self._header_timer is not None and self.cycle is not self._cycle_before:
+            self._cancel_header_timer()  # a request head arrived whole
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        self._cancel_header_timer()
+        too_large = len(self.conn.trailing_data[0]) > _options.max_header_bytes
+        message = (
+            f"The request line and headers are over the {_options.max_header_bytes} byte limit"
+            if too_large
+            else "Malformed HTTP request"
+        )
+        self.transport.write(_raw_response(400, "Bad Request", message, "BAD_REQUEST"))
+        self.transport.close()
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._cycle_before = self.cycle
+        self._header_timer = self.loop.call_later(_options.header_timeout, self._header_timeout)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self.cycle is not self._cycle_before:
+            return
+        message = f"Request line and headers not received within {_options.header_timeout:g}s"
+        self.transport.write(_raw_response(408, "Request Timeout", message, "REQUEST_TIMEOUT"))
+        self.transport.close()
