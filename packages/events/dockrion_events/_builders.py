@@ -20,6 +20,8 @@ from .models import (
     StartedEvent,
     StepEvent,
     TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
     new_event_id,
 )
 
@@ -45,9 +47,13 @@ def checkpoint(run_id: str, name: str, data: dict[str, Any] | None) -> Build:
     return lambda seq: CheckpointEvent(run_id=run_id, sequence=seq, name=name, data=data or {})
 
 
-def token(run_id: str, content: str, finish_reason: str | None) -> Build:
+def token(
+    run_id: str, content: str, finish_reason: str | None, node_name: str | None = None
+) -> Build:
     if not isinstance(content, str):
         raise TypeError(f"token content must be a string, got {type(content).__name__}")
+    # The node that produced a token is named only when known (framework adapters).
+    extra: dict[str, Any] = {"node_name": node_name} if node_name is not None else {}
     # The hottest path: fields are already checked, so skip pydantic's validation.
     return lambda seq: TokenEvent.model_construct(
         id=new_event_id(),
@@ -57,6 +63,39 @@ def token(run_id: str, content: str, finish_reason: str | None) -> Build:
         timestamp=datetime.now(UTC),
         content=content,
         finish_reason=finish_reason,
+        **extra,
+    )
+
+
+def tool_call(
+    run_id: str, name: str, arguments: Any, call_id: str | None, node_name: str | None
+) -> Build:
+    return lambda seq: ToolCallEvent(
+        run_id=run_id,
+        sequence=seq,
+        name=name,
+        arguments=arguments,
+        call_id=call_id,
+        node_name=node_name,
+    )
+
+
+def tool_result(
+    run_id: str,
+    call_id: str | None,
+    name: str | None,
+    content: Any,
+    is_error: bool,
+    node_name: str | None,
+) -> Build:
+    return lambda seq: ToolResultEvent(
+        run_id=run_id,
+        sequence=seq,
+        call_id=call_id,
+        name=name,
+        content=content,
+        is_error=is_error,
+        node_name=node_name,
     )
 
 

@@ -56,6 +56,7 @@ class StreamContext:
                 run_id, bus, max_pending=max_pending, finish_patience=finish_patience
             )
         self._run_id = run_id
+        self._thread_id: str | None = None
         self._bus = bus
         self._agent_name = agent_name
         self._framework = framework
@@ -70,6 +71,15 @@ class StreamContext:
     @property
     def run_id(self) -> str:
         return self._run_id
+
+    @property
+    def thread_id(self) -> str | None:
+        """The conversation this run continues (`?thread_id=`), or None."""
+        return self._thread_id
+
+    @thread_id.setter
+    def thread_id(self, value: str | None) -> None:
+        self._thread_id = value
 
     @property
     def sink(self) -> RunLogSink | None:
@@ -147,10 +157,42 @@ class StreamContext:
             return None
         return await self._stage.emit("checkpoint", builders.checkpoint(self._run_id, name, data))
 
-    async def emit_token(self, content: str, finish_reason: str | None = None) -> BaseEvent | None:
+    async def emit_token(
+        self, content: str, finish_reason: str | None = None, *, node_name: str | None = None
+    ) -> BaseEvent | None:
         if not self._allowed("token"):
             return None
-        return await self._stage.emit("token", builders.token(self._run_id, content, finish_reason))
+        build = builders.token(self._run_id, content, finish_reason, node_name)
+        return await self._stage.emit("token", build)
+
+    async def emit_tool_call(
+        self,
+        name: str,
+        arguments: Any = None,
+        call_id: str | None = None,
+        *,
+        node_name: str | None = None,
+    ) -> BaseEvent | None:
+        """The model asked for tool `name` with `arguments` (the call's id when it has one)."""
+        if not self._allowed("tool_call"):
+            return None
+        build = builders.tool_call(self._run_id, name, arguments or {}, call_id, node_name)
+        return await self._stage.emit("tool_call", build)
+
+    async def emit_tool_result(
+        self,
+        call_id: str | None,
+        name: str | None = None,
+        content: Any = None,
+        *,
+        is_error: bool = False,
+        node_name: str | None = None,
+    ) -> BaseEvent | None:
+        """Tool `name` answered the call `call_id` with `content`."""
+        if not self._allowed("tool_result"):
+            return None
+        build = builders.tool_result(self._run_id, call_id, name, content, is_error, node_name)
+        return await self._stage.emit("tool_result", build)
 
     async def emit_step(
         self,
@@ -222,10 +264,42 @@ class StreamContext:
         self._stage.stage("checkpoint", builders.checkpoint(self._run_id, name, data))
         return True
 
-    def sync_emit_token(self, content: str, finish_reason: str | None = None) -> bool:
+    def sync_emit_token(
+        self, content: str, finish_reason: str | None = None, *, node_name: str | None = None
+    ) -> bool:
         if not self._allowed("token"):
             return False
-        self._stage.stage("token", builders.token(self._run_id, content, finish_reason))
+        build = builders.token(self._run_id, content, finish_reason, node_name)
+        self._stage.stage("token", build)
+        return True
+
+    def sync_emit_tool_call(
+        self,
+        name: str,
+        arguments: Any = None,
+        call_id: str | None = None,
+        *,
+        node_name: str | None = None,
+    ) -> bool:
+        if not self._allowed("tool_call"):
+            return False
+        build = builders.tool_call(self._run_id, name, arguments or {}, call_id, node_name)
+        self._stage.stage("tool_call", build)
+        return True
+
+    def sync_emit_tool_result(
+        self,
+        call_id: str | None,
+        name: str | None = None,
+        content: Any = None,
+        *,
+        is_error: bool = False,
+        node_name: str | None = None,
+    ) -> bool:
+        if not self._allowed("tool_result"):
+            return False
+        build = builders.tool_result(self._run_id, call_id, name, content, is_error, node_name)
+        self._stage.stage("tool_result", build)
         return True
 
     def sync_emit_step(

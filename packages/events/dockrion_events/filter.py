@@ -1,7 +1,8 @@
 """Which events a stream carries: presets, explicit lists and custom names.
 
 Presets: `minimal` = mandatory only; `chat` = `token`; `debug` = `token`, `step`, `progress`,
-`checkpoint`, `heartbeat`; `all` (or no config) = every built-in type and every custom event.
+`checkpoint`, `heartbeat`, `tool_call`, `tool_result`; `all` (or no config) = every built-in
+type and every custom event.
 `started`, `complete`, `error` and `cancelled` always pass.
 """
 
@@ -18,7 +19,9 @@ CUSTOM_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PRESETS: dict[str, frozenset[str]] = {
     "minimal": frozenset(),
     "chat": frozenset({"token"}),
-    "debug": frozenset({"token", "step", "progress", "checkpoint", "heartbeat"}),
+    "debug": frozenset(
+        {"token", "step", "progress", "checkpoint", "heartbeat", "tool_call", "tool_result"}
+    ),
     "all": frozenset(CONFIGURABLE_EVENT_TYPES | {"custom"}),
 }
 

@@ -23,6 +23,8 @@ __all__ = [
     "StepEvent",
     "StreamEvent",
     "TokenEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
     "create_event",
     "is_terminal_event",
     "new_event_id",
@@ -31,7 +33,9 @@ __all__ = [
 
 TERMINAL_EVENT_TYPES = frozenset({"complete", "error", "cancelled"})
 MANDATORY_EVENT_TYPES = frozenset({"started", "complete", "error", "cancelled"})
-CONFIGURABLE_EVENT_TYPES = frozenset({"token", "step", "progress", "checkpoint", "heartbeat"})
+CONFIGURABLE_EVENT_TYPES = frozenset(
+    {"token", "step", "progress", "checkpoint", "heartbeat", "tool_call", "tool_result"}
+)
 
 
 def new_event_id() -> str:
@@ -107,6 +111,27 @@ class StepEvent(BaseEvent):
     output_keys: list[str] = Field(default_factory=list)
 
 
+class ToolCallEvent(BaseEvent):
+    """The model asked for a tool: its name, arguments and the call's id."""
+
+    type: Literal["tool_call"] = "tool_call"
+    name: str
+    arguments: Any = Field(default_factory=dict)
+    call_id: str | None = None
+    node_name: str | None = None
+
+
+class ToolResultEvent(BaseEvent):
+    """A tool answered the call `call_id`."""
+
+    type: Literal["tool_result"] = "tool_result"
+    call_id: str | None = None
+    name: str | None = None
+    content: Any = None
+    is_error: bool = False
+    node_name: str | None = None
+
+
 class HeartbeatEvent(BaseEvent):
     type: Literal["heartbeat"] = "heartbeat"
 
@@ -136,6 +161,8 @@ StreamEvent = (
     | CheckpointEvent
     | TokenEvent
     | StepEvent
+    | ToolCallEvent
+    | ToolResultEvent
     | HeartbeatEvent
     | CompleteEvent
     | ErrorEvent
@@ -151,6 +178,8 @@ EVENT_CLASSES: dict[str, type[BaseEvent]] = {
         CheckpointEvent,
         TokenEvent,
         StepEvent,
+        ToolCallEvent,
+        ToolResultEvent,
         HeartbeatEvent,
         CompleteEvent,
         ErrorEvent,

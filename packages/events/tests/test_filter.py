@@ -14,8 +14,15 @@ MANDATORY = {"started", "complete", "error", "cancelled"}
     [
         ("minimal", set()),
         ("chat", {"token"}),
-        ("debug", {"token", "step", "progress", "checkpoint", "heartbeat"}),
-        ("all", {"token", "step", "progress", "checkpoint", "heartbeat", "custom"}),
+        (
+            "debug",
+            {"token", "step", "progress", "checkpoint", "heartbeat", "tool_call", "tool_result"},
+        ),
+        (
+            "all",
+            {"token", "step", "progress", "checkpoint", "heartbeat", "tool_call", "tool_result"}
+            | {"custom"},
+        ),
     ],
 )
 def test_presets(preset: str, extra: set[str]) -> None:

@@ -244,3 +244,38 @@ def test_context_needs_a_bus_unless_queue_mode() -> None:
     events = queued.drain_queued_events()
     assert [(e.type, e.sequence) for e in events] == [("token", 0), ("progress", 1)]
     assert queued.queue_size() == 0
+
+
+def test_tool_calls_and_results_are_events_of_their_own() -> None:
+    asyncio.run(_tool_events())
+
+
+async def _tool_events() -> None:
+    from dockrion_events import EventBus, EventsFilter, InMemoryBackend, Run
+
+    backend = InMemoryBackend()
+    await backend.create_run(Run(run_id="tools"))
+    await backend.start_run("tools")
+    bus = EventBus(backend)
+    context = StreamContext("tools", bus, events_filter=EventsFilter("debug"))
+    await context.emit_tool_call("search", {"q": "x"}, "call-1", node_name="agent")
+    await context.emit_tool_result("call-1", "search", "found", node_name="tools")
+    await context.emit_token("done", node_name="agent")
+    chat = StreamContext("tools", bus, events_filter=EventsFilter("chat"))
+    assert await chat.emit_tool_call("search") is None  # the chat preset leaves them out
+    await context.flush()
+    events = [e.to_dict() for e in await bus.get_events("tools")]
+    call, result, token = events
+    assert (call["type"], call["name"], call["arguments"], call["call_id"]) == (
+        "tool_call",
+        "search",
+        {"q": "x"},
+        "call-1",
+    )
+    assert (result["type"], result["call_id"], result["content"], result["is_error"]) == (
+        "tool_result",
+        "call-1",
+        "found",
+        False,
+    )
+    assert (token["content"], token["node_name"]) == ("done", "agent")
