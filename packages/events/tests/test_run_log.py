@@ -324,3 +324,14 @@ def test_importing_events_does_not_import_web_or_redis_libraries() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_thread_belongs_to_its_first_claimant(run_async: Any, make_backend: Make) -> None:
+    async def scenario() -> None:
+        backend = make_backend()
+        assert await backend.claim_thread("t-1", "alice", 60) == "alice"
+        assert await backend.claim_thread("t-1", "alice", 60) == "alice"  # renewed
+        assert await backend.claim_thread("t-1", "bob", 60) == "alice"  # refused
+        assert await backend.claim_thread("t-2", "bob", 60) == "bob"
+
+    run_async(scenario())

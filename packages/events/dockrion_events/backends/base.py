@@ -95,6 +95,14 @@ class EventBackend(ABC):
     @abstractmethod
     async def delete_run(self, run_id: str) -> None: ...
 
+    @abstractmethod
+    async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
+        """Make `owner` the owner of the conversation `thread_id` unless someone already is;
+        returns the owner after the call (compare it with `owner`). Each claim keeps the
+        thread's ownership for another `ttl_seconds`. Atomic across every instance that
+        shares the backend.
+        """
+
     async def ping(self) -> bool:
         """True when the backend answers (used by readiness checks)."""
         return True

@@ -29,6 +29,9 @@ from .base import EventBackend, TerminalEventFactory
 
 __all__ = ["InMemoryBackend"]
 
+# Thread ownerships kept before expired ones are swept (each claim renews its own).
+_MAX_THREADS = 100_000
+
 
 class _RunLog:
     __slots__ = ("_changed", "events", "first", "run")
@@ -70,6 +73,7 @@ class InMemoryBackend(EventBackend):
             raise ValueError("max_events_per_run must be at least 1")
         if max_runs is not None and max_runs < 1:
             raise ValueError("max_runs must be at least 1")
+        self._threads: dict[str, tuple[str, float]] = {}  # thread id -> (owner, expiry)
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
         self.max_runs = max_runs
@@ -238,3 +242,14 @@ class InMemoryBackend(EventBackend):
         self._closed = True
         for log in self._runs.values():
             log.notify()
+
+    async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
+        now = time.monotonic()
+        current = self._threads.get(thread_id)
+        if current is not None and current[1] > now and current[0] != owner:
+            return current[0]
+        self._threads[thread_id] = (owner, now + ttl_seconds)
+        if len(self._threads) > _MAX_THREADS:
+            for stale in [key for key, (_, expiry) in self._threads.items() if expiry <= now]:
+                del self._threads[stale]
+        return owner

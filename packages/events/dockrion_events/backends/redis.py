@@ -109,6 +109,19 @@ class RedisBackend(EventBackend):
         with self._errors("connecting"):
             await self._client.ping()
 
+    # --- conversation threads --------------------------------------------------------------
+
+    async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
+        key = self._keys.thread(thread_id)
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        with self._errors("claiming a thread"):
+            # SET NX GET: sets when absent, and returns the owner that was there before.
+            previous = await self._client.set(key, owner, nx=True, px=ttl_ms, get=True)
+            if previous is None or _text(previous) == owner:
+                await self._client.pexpire(key, ttl_ms)
+                return owner
+            return _text(previous)
+
     # --- run state -----------------------------------------------------------------------
 
     async def create_run(self, run: Run) -> None:
@@ -373,3 +386,7 @@ class RedisBackend(EventBackend):
         await self._client.aclose()
         await self._pool.disconnect()
         await self._blocking.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -41,6 +41,10 @@ class Keys:
     def lease(self, run_id: str) -> str:
         return f"{self.prefix}:{{{run_id}}}:lease"
 
+    def thread(self, thread_id: str) -> str:
+        """Who owns a conversation thread: a key of its own (its own hash tag)."""
+        return f"{self.prefix}:thread:{{{thread_id}}}"
+
 
 # Every script that changes a run starts here: the run must exist and not have ended.
 _OPEN_RUN = """
