@@ -10,6 +10,7 @@ from dockrion_schema import ApiKeysConfig, DockSpec, IOSubSchema
 
 from .endpoints.runs import MAX_CLIENT_RUN_ID, MAX_SEQUENCE
 from .payload import io_json_schema
+from .threads import THREAD_ID_PATTERN
 
 __all__ = ["build_openapi", "docs_page", "model_prefix"]
 
@@ -103,6 +104,18 @@ def build_openapi(
     authenticated = spec.auth is not None and spec.auth.mode != "none"
     client_id_length = MAX_CLIENT_RUN_ID if authenticated else 128
     bad_run_id = _error("Not a valid run id")
+    thread = {
+        "name": "thread_id",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": THREAD_ID_PATTERN.pattern, "maxLength": 128},
+        "description": "Continue this conversation thread (the agent's own memory, e.g. a "
+        "LangGraph checkpointer). A thread belongs to the caller that used it first.",
+    }
+    thread_errors = {
+        "400": _error("Invalid input or thread id, or an agent that keeps no threads"),
+        "404": _error("The thread belongs to another caller"),
+    }
     operations: dict[tuple[str, str], dict[str, Any]] = {
         ("GET", "/health"): {
             "summary": "Liveness",
@@ -134,6 +147,7 @@ def build_openapi(
         },
         ("POST", "/invoke"): {
             "summary": "Run the agent and return its output",
+            "parameters": [thread],
             "requestBody": body,
             "responses": {
                 "200": {
@@ -145,6 +159,7 @@ def build_openapi(
                     },
                 },
                 **_BODY_ERRORS,
+                **thread_errors,
                 "500": _error("Agent error"),
                 "503": _error("Agent not ready"),
                 "504": _error("Timed out"),
@@ -152,10 +167,12 @@ def build_openapi(
         },
         ("POST", "/invoke/stream"): {
             "summary": "Run the agent and stream its events (Server-Sent Events)",
+            "parameters": [thread],
             "requestBody": body,
             "responses": {
                 "200": _sse("started, the agent's events, then complete, error or cancelled"),
                 **_BODY_ERRORS,
+                **thread_errors,
                 "503": _error("Agent not ready"),
             },
         },
@@ -170,7 +187,8 @@ def build_openapi(
                     "description": "Client-chosen id (when streaming.allow_client_ids). When "
                     "callers authenticate, the run's id is this id followed by a tag of the "
                     "caller, so ids chosen by different callers never meet.",
-                }
+                },
+                thread,
             ],
             "requestBody": body,
             "responses": {
@@ -188,7 +206,8 @@ def build_openapi(
                     },
                 ),
                 **_BODY_ERRORS,
-                "400": _error("Invalid input or run id, or client run ids not allowed"),
+                "400": _error("Invalid input, run id or thread id, or client run ids not allowed"),
+                "404": _error("The thread belongs to another caller"),
                 "409": _error("The caller already has a run with this id"),
                 "503": _error("Agent not ready, or the events backend cannot take a run"),
             },
@@ -231,6 +250,23 @@ def build_openapi(
                 "404": _error("No run of the caller has this id"),
                 "410": _error("Events before the first one still kept were asked for"),
                 "429": _error("Too many subscribers on this run"),
+            },
+        },
+        ("POST", "/runs/{run_id}/resume"): {
+            "summary": "Resume a run that stopped at an interrupt: a new run on its thread",
+            "parameters": [run_id],
+            "requestBody": {
+                "required": True,
+                "description": "The value the interrupt waits for (any JSON)",
+                "content": {"application/json": {"schema": {}}},
+            },
+            "responses": {
+                "202": _json("Accepted: the new run"),
+                **_BODY_ERRORS,
+                "400": _error("Invalid run id or body"),
+                "404": _error("No run of the caller has this id"),
+                "409": _error("The run is not waiting at an interrupt"),
+                "503": _error("Agent not ready, or the events backend cannot take a run"),
             },
         },
         ("DELETE", "/runs/{run_id}"): {

@@ -173,7 +173,9 @@ class BodyReader:
             f"Request body is over the {self.max_bytes} byte limit", "PAYLOAD_TOO_LARGE"
         )
 
-    async def read(self, request: Request) -> Any:
+    async def read(self, request: Request, *, check: bool = True) -> Any:
+        """The body's JSON, checked against the input schema unless `check` is false (a
+        body that is not the agent's input, such as a resume value)."""
         problem = _media_type_problem(request.headers.get("content-type"))
         if problem is not None:
             raise RuntimeHTTPError(problem, "UNSUPPORTED_MEDIA_TYPE")
@@ -199,7 +201,7 @@ class BodyReader:
                 [{"loc": ["body"], "msg": "body is empty"}],
             )
         payload = self.parse(bytes(body))
-        problems = self.checker.problems(payload)
+        problems = self.checker.problems(payload) if check else []
         if problems:
             raise RuntimeHTTPError("Input validation failed", "VALIDATION_ERROR", problems)
         return payload

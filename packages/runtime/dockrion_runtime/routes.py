@@ -69,6 +69,7 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/runs/{run_id}", runs.get_run, protected=True, enabled=_runs),
     Endpoint("GET", "/runs/{run_id}/events", runs.run_events, protected=True, enabled=_runs),
     Endpoint("DELETE", "/runs/{run_id}", runs.cancel_run, protected=True, enabled=_runs),
+    Endpoint("POST", "/runs/{run_id}/resume", runs.resume_run, protected=True, enabled=_runs),
 )
 
 

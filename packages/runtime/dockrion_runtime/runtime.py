@@ -29,6 +29,7 @@ from .payload import BodyReader
 from .run_supervisor import RunSupervisor
 from .settings import RuntimeSettings
 from .sse import EventStreamResponse
+from .threads import ThreadRegistry
 
 __all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
 
@@ -79,6 +80,7 @@ class Runtime:
         )
         self.supervisor = RunSupervisor(settings)
         self.subscribers = SubscriberLimit(settings.max_subscribers)
+        self.threads = ThreadRegistry()
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.arguments.worker_threads, thread_name_prefix="dockrion-agent"
         )
@@ -214,6 +216,7 @@ class Runtime:
             if settings.async_runs:
                 backend = self.build_backend()
                 self.runs = self.build_run_manager(backend)
+                self.threads.backend = backend  # threads shared wherever runs are
                 try:
                     await backend.check()
                 except BackendError as exc:

@@ -77,6 +77,39 @@ def never(state: State) -> dict:
     return {"answer": "should not run"}
 
 
+async def maybe_slow(state: State) -> dict:
+    if state["query"] == "slow":
+        ran.append("slow")
+        await asyncio.sleep(30)
+    return {"answer": "fast " + state["query"]}
+
+
+def build_threaded():
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = StateGraph(State)
+    graph.add_node("plan", plan)
+    graph.add_node("work", maybe_slow)
+    graph.add_edge(START, "plan")
+    graph.add_edge("plan", "work")
+    graph.add_edge("work", END)
+    return graph.compile(checkpointer=InMemorySaver())
+
+
+def build_nested():
+    inner = StateGraph(State)
+    inner.add_node("write", write)
+    inner.add_edge(START, "write")
+    inner.add_edge("write", END)
+    outer = StateGraph(State)
+    outer.add_node("plan", plan)
+    outer.add_node("team", inner.compile())
+    outer.add_edge(START, "plan")
+    outer.add_edge("plan", "team")
+    outer.add_edge("team", END)
+    return outer.compile()
+
+
 def build_slow():
     graph = StateGraph(State)
     graph.add_node("plan", plan)
@@ -176,3 +209,33 @@ def test_the_langgraph_chat_example_streams() -> None:
         == events[-1]["output"]["answer"]
         == "You asked: what is a qubit?. Here is a short answer."
     )
+
+
+def test_subgraphs_stream_their_tokens_and_steps(serve: Serve) -> None:
+    url = serve_graph(serve, "build_nested")
+    events = stream(url)
+    tokens = [e for e in events if e["type"] == "token"]
+    assert "".join(t["content"] for t in tokens) == "Quantum bits are neat"
+    assert {t["node_name"] for t in tokens} == {"write"}
+    steps = [e["node_name"] for e in events if e["type"] == "step"]
+    assert steps == ["plan", "team/write", "team"]
+    assert events[-1]["output"]["answer"] == "Quantum bits are neat"
+
+
+def test_a_cancelled_run_leaves_its_thread_usable(serve: Serve) -> None:
+    url = serve_graph(serve, "build_threaded")
+    thread = {"thread_id": "chat-7"}
+    run_id = httpx.post(
+        f"{url}/runs", json={"query": "slow", "question": "q"}, params=thread
+    ).json()["run_id"]
+    with httpx.stream("GET", f"{url}/runs/{run_id}/events", timeout=60) as response:
+        parser = SseParser()
+        for chunk in response.iter_bytes():
+            if any(m.event == "step" for m in parser.feed(chunk)):
+                break  # `plan` is done; `work` sleeps
+    assert httpx.delete(f"{url}/runs/{run_id}").status_code == 200
+    after = httpx.post(
+        f"{url}/invoke", json={"query": "again", "question": "q"}, params=thread, timeout=60
+    )
+    assert after.status_code == 200, after.text
+    assert after.json()["output"]["answer"] == "fast again"

@@ -25,6 +25,7 @@ def test_openapi_is_built_from_io_schema(serve: Serve) -> None:
         "/runs",
         "/runs/{run_id}",
         "/runs/{run_id}/events",
+        "/runs/{run_id}/resume",
     }
     assert set(document["paths"]["/runs/{run_id}"]) == {"get", "delete"}
     invoke = document["paths"]["/invoke"]["post"]

@@ -57,6 +57,9 @@ def rich(payload, context):
 class Opaque:
     pass
 
+def ids(payload, context):
+    return {"run_id": context.run_id, "thread_id": context.thread_id}
+
 def opaque(payload):
     return {"items": [1, {"deep": Opaque()}]}
 """
@@ -114,3 +117,16 @@ def test_an_output_without_json_form_names_its_type_and_place(serve: Serve) -> N
     assert body["code"] == "INVALID_OUTPUT"
     assert "output.items[1].deep" in body["error"]
     assert "Opaque" in body["error"]
+
+
+def test_agent_code_reads_its_run_and_thread_ids(serve: Serve) -> None:
+    url = serve("ids", module=AGENT)
+    answer = httpx.post(f"{url}/invoke", json={"query": "q"}, params={"thread_id": "t-1"})
+    assert answer.json()["output"]["thread_id"] == "t-1"
+    assert answer.json()["output"]["run_id"]
+    run_id = httpx.post(f"{url}/runs", json={"query": "q"}).json()["run_id"]
+    deadline = time.monotonic() + 60
+    while (run := httpx.get(f"{url}/runs/{run_id}").json())["status"] != "COMPLETED":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run["output"] == {"run_id": run_id, "thread_id": None}

@@ -78,6 +78,8 @@ class Agent:
         )
         self.target = target
 
+    needs_thread = False  # True for agents that cannot run without a thread
+
     def thread_refusal(self) -> str | None:
         """Why this agent cannot continue a thread (`?thread_id=`), or None. A handler gets
         the thread id in its context and keeps its own memory."""

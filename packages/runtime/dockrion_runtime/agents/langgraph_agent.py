@@ -1,10 +1,19 @@
 """LangGraph graphs (`framework: langgraph`), streamed natively through our events.
 
-The graph runs with `astream`, asking only for the stream modes the event filter lets
-through (plus `values`, for the final state): LLM tokens (messages) become `token`, a node
-finishing (updates) becomes `step`, what nodes write with LangGraph's stream writer
-(custom) becomes `progress`, `checkpoint` or `custom:<name>`, and the last state is the
-output. Node code may also emit through `get_current_context()`.
+The graph runs with `astream(..., subgraphs=True)`. What it streams becomes:
+- `token`: text a chat model generates (LangGraph's `messages` mode), with the node that
+  produced it. Messages that nodes return (tool results, human or hand-written AI
+  messages) are not tokens.
+- `tool_call` / `tool_result`: each tool call an AI message asks for (name, arguments,
+  call id) and each tool message answering one (call id, name, content), once each, from
+  the nodes' updates.
+- `step`: a node finished (nodes of subgraphs are named `parent/child`).
+- `progress`, `checkpoint`, `custom:<name>`: what nodes write with LangGraph's stream
+  writer.
+- the output: the last state of the root graph. When the graph stopped at `interrupt()`,
+  the output carries LangGraph's own `__interrupt__` list (id and value of each), the run
+  completes, and `POST /runs/{run_id}/resume` continues the thread.
+Token usage that models report is summed into the run's metadata (`usage`).
 """
 
 from __future__ import annotations
@@ -14,8 +23,9 @@ from typing import Any
 
 from dockrion_events import EventsFilter, StreamContext, context_scope
 
-from .base import Agent, RunOptions
+from .base import Agent, AgentResult, RunOptions
 from .chunks import emit_chunk
+from .text import message_text
 
 __all__ = ["LangGraphAgent"]
 
@@ -24,8 +34,37 @@ class LangGraphAgent(Agent):
     def __init__(self, graph: Any, *, target: str, events_filter: EventsFilter) -> None:
         super().__init__(graph.ainvoke, wants_context=False, target=target)
         self._graph = graph
-        modes = [mode for mode in events_filter.get_langgraph_stream_modes() if mode != "values"]
-        self._modes = [*modes, "values"]
+        modes = ["messages"] if events_filter.allows_tokens else []
+        allowed = events_filter
+        if allowed.allows_progress or allowed.allows_checkpoints or allowed.allows_any_custom:
+            modes.append("custom")
+        # updates: steps, tool calls and results, usage, interrupts; values: the output
+        self._modes = [*modes, "updates", "values"]
+
+    @property
+    def needs_thread(self) -> bool:  # type: ignore[override]
+        """A graph with a checkpointer refuses to run without a thread id."""
+        return getattr(self._graph, "checkpointer", None) not in (None, False)
+
+    def thread_refusal(self) -> str | None:
+        if not self.needs_thread:
+            return (
+                f"{self.target} was compiled without a checkpointer, so it keeps no threads: "
+                "compile it with one (graph.compile(checkpointer=...)) to use thread_id"
+            )
+        return None
+
+    def _config(self, options: RunOptions | None) -> dict[str, Any] | None:
+        if options is None or options.thread_id is None:
+            return None
+        return {"configurable": {"thread_id": options.thread_id}}
+
+    def _input(self, payload: Any, options: RunOptions | None) -> Any:
+        if options is not None and options.resuming:
+            from langgraph.types import Command
+
+            return Command(resume=options.resume)
+        return payload
 
     async def invoke(
         self,
@@ -35,42 +74,143 @@ class LangGraphAgent(Agent):
         streaming: bool = True,
         options: RunOptions | None = None,
     ) -> Any:
+        graph_input, config = self._input(payload, options), self._config(options)
         if context is None or not streaming:
             with context_scope(context):
-                return await self._graph.ainvoke(payload)
-        final: Any = None
-        state: dict[str, Any] = dict(payload) if isinstance(payload, dict) else {}
-        last_step = time.perf_counter()
+                output = await self._graph.ainvoke(graph_input, config)
+            return AgentResult(output, _interrupt_metadata(output))
+        translator = _Translator(context, payload)
         with context_scope(context):
-            async for mode, chunk in self._graph.astream(payload, stream_mode=self._modes):
-                if mode == "messages":
-                    message = chunk[0]
-                    content = getattr(message, "content", "")
-                    if isinstance(content, str) and content:
-                        await context.emit_token(content)
-                elif mode == "updates":
-                    now = time.perf_counter()
-                    for node, update in (chunk or {}).items():
-                        if node.startswith("__"):
-                            continue  # LangGraph's own bookkeeping (interrupts)
-                        output_keys = sorted(update) if isinstance(update, dict) else []
-                        await context.emit_step(
-                            node,
-                            duration_ms=round((now - last_step) * 1000),
-                            input_keys=sorted(state),
-                            output_keys=output_keys,
-                        )
-                        if isinstance(update, dict):
-                            state.update(update)
-                    last_step = now
-                elif mode == "custom":
-                    if isinstance(chunk, tuple) and len(chunk) == 2:  # dockrion's LangGraphBackend
-                        kind, fields = chunk
-                        chunk = {"type": kind, **fields} if isinstance(fields, dict) else chunk
-                    await emit_chunk(context, _custom_chunk(chunk), [])
-                elif mode == "values":
-                    final = chunk
-        return final
+            async for namespace, mode, chunk in self._graph.astream(
+                graph_input, config, stream_mode=self._modes, subgraphs=True
+            ):
+                await translator.feed(namespace, mode, chunk)
+        return translator.result()
+
+
+class _Translator:
+    """LangGraph's stream parts -> our events, for one run."""
+
+    def __init__(self, context: StreamContext, payload: Any) -> None:
+        self.context = context
+        self.state: dict[str, Any] = dict(payload) if isinstance(payload, dict) else {}
+        self.final: Any = None
+        self.interrupts: list[Any] = []
+        self.last_step = time.perf_counter()
+        self.seen_calls: set[str] = set()
+        self.seen_results: set[str] = set()
+        self.seen_messages: set[str] = set()
+        self.usage: dict[str, int] = {}
+
+    async def feed(self, namespace: tuple[str, ...], mode: str, chunk: Any) -> None:
+        if mode == "messages":
+            await self._message(chunk)
+        elif mode == "updates":
+            await self._updates(namespace, chunk or {})
+        elif mode == "custom":
+            await self._custom(chunk)
+        elif mode == "values" and not namespace:
+            self.final = chunk
+
+    async def _message(self, chunk: Any) -> None:
+        message, metadata = chunk
+        if getattr(message, "type", None) not in ("ai", "AIMessageChunk"):
+            return  # tool, human and system messages are not model output
+        # A chat model's output carries its LangSmith model metadata; an AI message that a
+        # node returns (written by hand) does not.
+        if type(message).__name__ != "AIMessageChunk" and "ls_model_type" not in metadata:
+            return
+        text = message_text(getattr(message, "content", ""))
+        if text:
+            await self.context.emit_token(text, node_name=metadata.get("langgraph_node"))
+
+    async def _updates(self, namespace: tuple[str, ...], updates: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        parents = [part.partition(":")[0] for part in namespace]
+        for node, update in updates.items():
+            if node == "__interrupt__":
+                if not namespace:
+                    self.interrupts.extend(update)
+                continue
+            if node.startswith("__"):
+                continue  # LangGraph's own bookkeeping
+            name = "/".join([*parents, node])
+            for message in _messages(update):
+                await self._message_in_update(message, name)
+            output_keys = sorted(update) if isinstance(update, dict) else []
+            await self.context.emit_step(
+                name,
+                duration_ms=round((now - self.last_step) * 1000),
+                input_keys=sorted(self.state),
+                output_keys=output_keys,
+            )
+            if not namespace and isinstance(update, dict):
+                self.state.update(update)
+        self.last_step = now
+
+    async def _message_in_update(self, message: Any, node: str) -> None:
+        kind = getattr(message, "type", None)
+        if kind == "ai":
+            for call in getattr(message, "tool_calls", None) or []:
+                call_id = str(call.get("id") or "")
+                if call_id and call_id in self.seen_calls:
+                    continue
+                self.seen_calls.add(call_id)
+                await self.context.emit_tool_call(
+                    call.get("name", ""), call.get("args", {}), call_id or None, node_name=node
+                )
+            message_id = getattr(message, "id", None)
+            usage = getattr(message, "usage_metadata", None)
+            if usage and message_id not in self.seen_messages:
+                for key in ("input_tokens", "output_tokens", "total_tokens"):
+                    self.usage[key] = self.usage.get(key, 0) + int(usage.get(key, 0) or 0)
+            if message_id:
+                self.seen_messages.add(message_id)
+        elif kind == "tool":
+            call_id = str(getattr(message, "tool_call_id", "") or "")
+            if call_id in self.seen_results:
+                return
+            self.seen_results.add(call_id)
+            await self.context.emit_tool_result(
+                call_id,
+                getattr(message, "name", None),
+                getattr(message, "content", ""),
+                is_error=getattr(message, "status", "success") == "error",
+                node_name=node,
+            )
+
+    async def _custom(self, chunk: Any) -> None:
+        if isinstance(chunk, tuple) and len(chunk) == 2:  # (kind, fields) from LangGraphSink
+            kind, fields = chunk
+            chunk = {"type": kind, **fields} if isinstance(fields, dict) else chunk
+        await emit_chunk(self.context, _custom_chunk(chunk), [])
+
+    def result(self) -> AgentResult:
+        output = self.final
+        if self.interrupts:
+            output = {
+                **(output if isinstance(output, dict) else {}),
+                "__interrupt__": self.interrupts,
+            }
+        metadata = _interrupt_metadata(output)
+        if self.usage:
+            metadata["usage"] = self.usage
+        return AgentResult(output, metadata)
+
+
+def _interrupt_metadata(output: Any) -> dict[str, Any]:
+    if isinstance(output, dict) and output.get("__interrupt__"):
+        return {"interrupted": True}
+    return {}
+
+
+def _messages(update: Any) -> list[Any]:
+    if not isinstance(update, dict):
+        return []
+    messages = update.get("messages")
+    if messages is None:
+        return []
+    return list(messages) if isinstance(messages, list | tuple) else [messages]
 
 
 def _custom_chunk(chunk: Any) -> Any:

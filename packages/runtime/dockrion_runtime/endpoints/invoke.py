@@ -36,7 +36,9 @@ async def invoke(request: Request) -> Response:
     supervisor = runtime.supervisor
     started = time.perf_counter()
     context, _ = await supervisor.private_context(keep=_INVOKE_BACKLOG)
-    result = await supervisor.invoke(agent, payload, context)
+    options = await runtime.threads.options(request, agent)
+    context.thread_id = options.thread_id if options else None
+    result = await supervisor.invoke(agent, payload, context, options)
     metadata: dict[str, Any] = supervisor.metadata(
         **result.metadata, latency_seconds=round(time.perf_counter() - started, 3)
     )
@@ -53,8 +55,10 @@ async def invoke_stream(request: Request) -> EventStreamResponse:
     payload = await runtime.body.read(request)
     supervisor = runtime.supervisor
     context, bus = await supervisor.private_context(keep=_STREAM_BACKLOG, discard_consumed=True)
+    options = await runtime.threads.options(request, agent)
+    context.thread_id = options.thread_id if options else None
     await context.emit_started()
-    task = supervisor.spawn(supervisor.execute(agent, payload, context))
+    task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
 
     def client_gone() -> None:
         task.cancel()  # the supervisor then ends the log with `cancelled` and stops the agent

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dockrion_events import InvalidRunIdError, Run, RunFinishedError, validate_run_id
 
+from ..agents import RunOptions
 from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
@@ -32,6 +34,7 @@ __all__ = [
     "cancel_run",
     "create_run",
     "get_run",
+    "resume_run",
     "run_events",
     "scoped_run_id",
 ]
@@ -49,17 +52,58 @@ _SEQUENCE = re.compile(rf"[0-9]{{1,{_MAX_SEQUENCE_DIGITS}}}")
 async def create_run(request: Request) -> Response:
     runtime = runtime_of(request)
     agent = runtime.require_agent()
-    runs = runtime.require_runs()
+    runtime.require_runs()
     payload = await runtime.body.read(request)
     owner = principal_of(request).id
     requested = request.query_params.get("run_id")
     if requested is not None:
         requested = scoped_run_id(validate_run_id(requested), owner)
-    run = await runs.create_run(requested, owner=owner)
+    options = await runtime.threads.options(request, agent)
+    return await _start(request, payload, requested, options)
+
+
+async def resume_run(request: Request) -> Response:
+    """`POST /runs/{run_id}/resume`: the body is the value the interrupted run waits for;
+    a new run continues the same thread from the interrupt."""
+    run = await _owned_run(request)
+    runtime = runtime_of(request)
+    agent = runtime.require_agent()
+    value = await runtime.body.read(request, check=False)
+    output = run.output if isinstance(run.output, dict) else {}
+    thread_id = run.metadata.get("thread_id")
+    if not output.get("__interrupt__") or not thread_id:
+        raise RuntimeHTTPError(
+            f"Run '{run.run_id}' is not waiting at an interrupt ({run.status.value}); only a "
+            "run that stopped at interrupt() can be resumed",
+            "CONFLICT",
+        )
+    options = await runtime.threads.claim(request, agent, thread_id)
+    resume = RunOptions(thread_id=options.thread_id, resume=value, resuming=True)
+    return await _start(request, None, None, resume, resumed_from=run.run_id)
+
+
+async def _start(
+    request: Request,
+    payload: Any,
+    requested: str | None,
+    options: RunOptions | None,
+    resumed_from: str | None = None,
+) -> Response:
+    """Create a run, start its agent in the background, answer 202."""
+    runtime = runtime_of(request)
+    agent = runtime.require_agent()
+    runs = runtime.require_runs()
+    metadata: dict[str, Any] = {}
+    if options is not None and options.thread_id is not None:
+        metadata["thread_id"] = options.thread_id
+    if resumed_from is not None:
+        metadata["resumed_from"] = resumed_from
+    run = await runs.create_run(requested, owner=principal_of(request).id, metadata=metadata)
     context = runs.get_context(run.run_id)
     assert context is not None
+    context.thread_id = options.thread_id if options else None
     supervisor = runtime.supervisor
-    task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context))
+    task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context, options))
     context.on_cancel(lambda: _cancel(task))
     return JSONResponse(
         {

@@ -1,0 +1,61 @@
+"""Conversation threads (`?thread_id=`): which caller a thread belongs to.
+
+A thread belongs to the caller that used it first; to anyone else it does not exist (404),
+on every instance when the backend is Redis. Ownership is kept for 30 days after the last
+run on the thread; the conversation itself lives in the agent's own memory (a LangGraph
+checkpointer, for example), which the runtime never reads.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.requests import Request
+
+from dockrion_events import EventBackend, InMemoryBackend
+
+from .agents import Agent, RunOptions
+from .auth import principal_of
+from .errors import RuntimeHTTPError
+
+__all__ = ["THREAD_ID_PATTERN", "THREAD_OWNERSHIP_SECONDS", "ThreadRegistry"]
+
+THREAD_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+THREAD_OWNERSHIP_SECONDS = 30 * 24 * 3600
+
+
+class ThreadRegistry:
+    """Claims threads for callers in the events backend (a process-local one when the
+    runtime serves no background runs)."""
+
+    def __init__(self) -> None:
+        self.backend: EventBackend = InMemoryBackend()
+
+    async def claim(self, request: Request, agent: Agent, thread_id: str) -> RunOptions:
+        """Options for a run on `thread_id` by this request's caller; 400 for a bad id or an
+        agent that keeps no threads, 404 for another caller's thread."""
+        if not THREAD_ID_PATTERN.match(thread_id):
+            raise RuntimeHTTPError(
+                f"Invalid thread id {thread_id[:40]!r}: use 1 to 128 letters, digits, '_', "
+                "'.', ':' or '-', starting with a letter or digit",
+                "VALIDATION_ERROR",
+            )
+        refusal = agent.thread_refusal()
+        if refusal is not None:
+            raise RuntimeHTTPError(refusal, "VALIDATION_ERROR")
+        owner = principal_of(request).id or ""
+        if await self.backend.claim_thread(thread_id, owner, THREAD_OWNERSHIP_SECONDS) != owner:
+            raise RuntimeHTTPError(f"Thread '{thread_id}' not found", "NOT_FOUND")
+        return RunOptions(thread_id=thread_id)
+
+    async def options(self, request: Request, agent: Agent) -> RunOptions | None:
+        """The thread of a new run: `?thread_id=` when given; otherwise a new thread of its
+        own when the agent cannot run without one (a graph with a checkpointer), so that an
+        interrupted run can be resumed; otherwise None."""
+        thread_id = request.query_params.get("thread_id")
+        if thread_id is None:
+            if not agent.needs_thread:
+                return None
+            thread_id = f"run-{uuid.uuid4().hex}"
+        return await self.claim(request, agent, thread_id)
