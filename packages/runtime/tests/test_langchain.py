@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,3 +32,28 @@ def test_a_chain_answers_on_invoke_and_streams_its_model_tokens() -> None:
     tokens = [e["content"] for e in events if e["type"] == "token"]
     assert len(tokens) > 1  # streamed from inside the chain, word by word
     assert "".join(tokens) == ANSWER == events[-1]["output"]
+
+
+TOOLS = """
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+
+@tool
+def shout(text: str) -> str:
+    \"\"\"Upper-case the text.\"\"\"
+    return text.upper()
+
+def build():
+    return RunnableLambda(lambda body: {"text": body["query"]}) | shout
+"""
+
+
+def test_tools_inside_a_runnable_are_events(serve: Callable[..., str]) -> None:
+    url = serve("build", module=TOOLS, entrypoint=True, framework="langchain")
+    raw = httpx.post(f"{url}/invoke/stream", json={"query": "hi"}, timeout=60).content
+    events = [json.loads(m.data) for m in parse_sse(raw)]
+    call = next(e for e in events if e["type"] == "tool_call")
+    result = next(e for e in events if e["type"] == "tool_result")
+    assert (call["name"], call["arguments"]) == ("shout", {"text": "hi"})
+    assert (result["call_id"], result["content"]) == (call["call_id"], "HI")
+    assert events[-1]["output"] == "HI"

@@ -1,7 +1,8 @@
 """LangChain runnables (`framework: langchain`): a chat model, an LCEL chain, an agent
 executor. `/invoke` awaits `ainvoke`; a stream follows `astream_events`, so the tokens of
 chat models called anywhere inside the runnable reach the client as they are generated,
-and the output is the runnable's own result."""
+tools it runs are `tool_call`/`tool_result` events, and the output is the runnable's own
+result."""
 
 from __future__ import annotations
 
@@ -41,6 +42,15 @@ class LangChainAgent(Agent):
                     text = message_text(getattr(event["data"].get("chunk"), "content", ""))
                     if text:
                         await context.emit_token(text)
+                elif kind == "on_tool_start":
+                    data = event["data"]
+                    await context.emit_tool_call(
+                        event["name"], data.get("input"), event.get("run_id")
+                    )
+                elif kind == "on_tool_end":
+                    result = event["data"].get("output")
+                    content = getattr(result, "content", result)
+                    await context.emit_tool_result(event.get("run_id"), event["name"], content)
                 elif kind.endswith("_end") and not event.get("parent_ids"):
                     output = event["data"].get("output")  # the runnable itself finished
         return output
