@@ -14,6 +14,7 @@
 from ._version import __version__
 from .dockfile_v1 import (
     AgentConfig,
+    AgUiConfig,
     ApiKeysConfig,
     AuthConfig,
     BuildConfig,
@@ -55,6 +56,7 @@ from .loader import (
 from .serialize import from_dict, to_dict, to_yaml_string
 
 __all__ = [
+    "AgUiConfig",
     "AgentConfig",
     "ApiKeysConfig",
     "AuthConfig",

@@ -272,6 +272,16 @@ class ServerLimits(_Section):
     max_header_bytes: Annotated[int, Between(1024, 1_048_576)] = 16384
 
 
+class AgUiConfig(_Section):
+    """`POST /ag-ui`: the agent served over the AG-UI protocol to agent front ends
+    (needs `dockrion-runtime[ag-ui]` and background runs, `streaming.async_runs`)."""
+
+    enabled: bool = False
+    # Handler agents (framework custom): the body field that receives the text of the last
+    # user message; a LangGraph graph gets the messages themselves.
+    message_field: Annotated[str, Field(min_length=1, max_length=64)] = "message"
+
+
 class ExposeConfig(_Section):
     rest: bool = True
     streaming: Literal["sse", "websocket", "none"] = "sse"
@@ -281,6 +291,7 @@ class ExposeConfig(_Section):
     limits: ServerLimits | None = None
     # Headers added to every response, over the runtime's secure defaults; null drops one.
     security_headers: dict[str, str | None] | None = None
+    ag_ui: AgUiConfig | None = None
 
     model_config = ConfigDict(
         extra="allow",
@@ -611,6 +622,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     IOSubSchema,
     ExposeConfig,
     ServerLimits,
+    AgUiConfig,
     AuthConfig,
     ApiKeysConfig,
     JWTConfig,

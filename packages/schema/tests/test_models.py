@@ -39,6 +39,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "cors": None,
         "limits": None,
         "security_headers": None,
+        "ag_ui": None,
     }
     assert dumped["streaming"] == {
         "async_runs": True,
