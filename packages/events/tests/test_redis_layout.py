@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from dockrion_events import EventBus, RunManager
+from dockrion_events.backends.redis_layout import text
 
 
 def test_keys_share_a_hash_tag_and_expire_after_the_run(run_async: Any, redis_server: Any) -> None:
@@ -32,11 +35,67 @@ def test_keys_share_a_hash_tag_and_expire_after_the_run(run_async: Any, redis_se
 
     keys, ttls = run_async(scenario())
     assert keys == ["layout:runs", "layout:{order-7}:log", "layout:{order-7}:state"]
-    assert ttls["while running"] == -1  # no expiry while the run is alive
+    # a live run's keys expire too, a retention after its last sign of life
+    assert 0 < ttls["while running"] <= 120
     assert 0 < ttls["layout:{order-7}:state"] <= 120
     assert 0 < ttls["layout:{order-7}:log"] <= 120
-    # the lease is gone with the run; the shared index is pruned lazily when listing
-    assert ttls["layout:runs"] == -1
+    # the lease is gone with the run; the index expires a little after its newest entry
+    assert 120 < ttls["layout:runs"] <= 120 + 30 + 1
+
+
+def test_every_key_and_index_entry_is_gone_after_the_retention(
+    run_async: Any, redis_server: Any
+) -> None:
+    """Bounded memory: runs that ended, runs left ACCEPTED and runs whose instance vanished
+    mid-run all leave nothing behind once their retention has passed, the shared index and
+    running set included; under continued traffic the index drops the old entries."""
+    from dockrion_events.backends.redis import RedisBackend
+
+    async def scenario() -> None:
+        backend = RedisBackend(redis_server.url, stream_ttl_seconds=1, key_prefix="bounded")
+        runs = RunManager(EventBus(backend), lease_seconds=2)
+        client = backend._client
+        try:
+
+            async def one(index: int) -> None:
+                run = await runs.create_run(f"r{index}")
+                if index % 10 == 0:
+                    return  # never started
+                await runs.start_run(run.run_id)
+                context = runs.get_context(run.run_id)
+                assert context is not None
+                await context.emit_token("x")
+                if index % 10 == 1:
+                    await context.emit_progress("vanished", 0.5)  # left RUNNING
+                    runs.forget(run.run_id)
+                    return
+                await runs.set_result(run.run_id, {"i": index})
+
+            await asyncio.gather(*(one(index) for index in range(200)))
+            assert await client.exists("bounded:runs", "bounded:running") == 2
+            assert len(await client.keys("bounded:*")) > 400
+            await runs.close()  # the lease guards stop: the RUNNING runs' instance is gone
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if not await client.keys("bounded:*"):
+                    break
+                await asyncio.sleep(0.2)
+            assert await client.keys("bounded:*") == []
+
+            # Continued traffic: the entry of a run whose retention passed is trimmed.
+            old = await runs.create_run("old")
+            while time.monotonic() < deadline + 15:
+                await runs.create_run()
+                members = {text(m) for m in await client.zrange("bounded:runs", 0, -1)}
+                if old.run_id not in members:
+                    break
+                await asyncio.sleep(0.2)
+            assert old.run_id not in members and len(members) > 1
+        finally:
+            await runs.close()
+            await backend.close()
+
+    run_async(scenario())
 
 
 def test_key_names_and_entry_decoding_without_a_server() -> None:

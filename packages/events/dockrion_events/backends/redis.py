@@ -79,6 +79,11 @@ class RedisBackend(EventBackend):
             name: self._client.register_script(source) for name, source in SCRIPTS.items()
         }
         self._tails: dict[str, Tail] = {}
+        # When this process last wrote each run it holds the lease of into the shared index
+        # (monotonic seconds): lease renewals refresh the index at most this often, and the
+        # index keeps an entry this much longer than the run's own retention.
+        self._indexed: dict[str, float] = {}
+        self._index_refresh = max(1.0, stream_ttl_seconds / 4)
 
     # --- errors --------------------------------------------------------------------------
 
@@ -131,11 +136,36 @@ class RedisBackend(EventBackend):
         )
         with self._errors("creating a run"):
             result = await self._scripts["create"](
-                keys=[self._keys.state(run.run_id)], args=[json.dumps(static)]
+                keys=[self._keys.state(run.run_id)],
+                args=[json.dumps(static), self.stream_ttl_seconds],
             )
             if text(result) == "exists":
                 raise RunExistsError(run.run_id)
-            await self._client.zadd(self._keys.runs, {run.run_id: run.created_at.timestamp()})
+            await self._touch_shared(run.run_id)
+
+    async def _touch_shared(self, run_id: str, *, running: bool | None = None) -> None:
+        """Mark the run active now in the index (and add it to, or drop it from, the running
+        set); trim index entries older than the retention; push back the expiry of both.
+
+        The index and the running set hash to slots of their own on a cluster, so this is a
+        pipeline of single-key commands, never a script or transaction with the run's keys.
+        """
+        now = time.time()
+        keep = self.stream_ttl_seconds + self._index_refresh
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._keys.runs, {run_id: now})
+            pipe.zremrangebyscore(self._keys.runs, "-inf", f"({now - keep}")
+            pipe.expire(self._keys.runs, int(keep) + 1)
+            if running is True:
+                pipe.sadd(self._keys.running, run_id)
+            elif running is False:
+                pipe.srem(self._keys.running, run_id)
+            pipe.expire(self._keys.running, int(keep) + 1)
+            await pipe.execute()
+        if running is False:
+            self._indexed.pop(run_id, None)
+        else:
+            self._indexed[run_id] = time.monotonic()
 
     def _run_from(self, fields: dict[bytes, bytes]) -> Run:
         data: dict[str, Any] = json.loads(fields[b"run"])
@@ -181,18 +211,23 @@ class RedisBackend(EventBackend):
                         owner is None or run.owner == owner
                     ):
                         runs.append(run)
+        # The index is ordered by last activity: the `limit` most recently active runs,
+        # newest first by creation.
+        runs.sort(key=lambda run: run.created_at, reverse=True)
         return runs[:limit]
 
     async def start_run(self, run_id: str) -> Run:
         now = datetime.now(UTC).isoformat()
         with self._errors("starting a run"):
-            result = await self._scripts["start"](keys=[self._keys.state(run_id)], args=[now])
+            result = await self._scripts["start"](
+                keys=[self._keys.state(run_id)], args=[now, self.stream_ttl_seconds]
+            )
             outcome = [text(item) for item in result]
             if outcome[0] == "missing":
                 raise RunNotFoundError(run_id)
             if outcome[0] == "finished":
                 raise RunFinishedError(run_id, outcome[1])
-            await self._client.sadd(self._keys.running, run_id)
+            await self._touch_shared(run_id, running=True)
         run = await self.get_run(run_id)
         if run is None:
             raise RunNotFoundError(run_id)
@@ -205,13 +240,14 @@ class RedisBackend(EventBackend):
             )
             await self._client.zrem(self._keys.runs, run_id)
             await self._client.srem(self._keys.running, run_id)
+        self._indexed.pop(run_id, None)
 
     # --- the log -------------------------------------------------------------------------
 
     async def append(self, run_id: str, records: Sequence[EventRecord]) -> None:
         if not records:
             return
-        args: list[Any] = [self.max_events_per_run, records[0].sequence]
+        args: list[Any] = [self.max_events_per_run, records[0].sequence, self.stream_ttl_seconds]
         for offset, record in enumerate(records):
             if record.sequence != records[0].sequence + offset or record.terminal:
                 raise BackendPublishError(
@@ -277,7 +313,7 @@ class RedisBackend(EventBackend):
             if outcome[0] == "finished":
                 raise RunFinishedError(run_id, outcome[1])
             with self._errors("finishing a run"):
-                await self._client.srem(self._keys.running, run_id)
+                await self._touch_shared(run_id, running=False)
             run = await self.get_run(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
@@ -351,10 +387,22 @@ class RedisBackend(EventBackend):
 
     async def renew_lease(self, run_id: str, holder: str, ttl_ms: int) -> bool:
         """Claim or extend the lease of a run; False when another holder has it."""
+        keys = [self._keys.lease(run_id), self._keys.state(run_id), self._keys.log(run_id)]
         with self._errors("renewing a lease"):
-            return bool(
-                await self._scripts["renew"](keys=[self._keys.lease(run_id)], args=[holder, ttl_ms])
+            held = bool(
+                await self._scripts["renew"](
+                    keys=keys, args=[holder, ttl_ms, self.stream_ttl_seconds]
+                )
             )
+            # A long run stays in the index and the running set while its lease is renewed
+            # (runs started here: an ended run has left `_indexed` and is not re-added).
+            last = self._indexed.get(run_id)
+            if held and last is not None and time.monotonic() - last > self._index_refresh:
+                if len(self._indexed) > 10_000:  # runs whose guard stopped without an end here
+                    stale = time.monotonic() - 2 * self._index_refresh
+                    self._indexed = {k: v for k, v in self._indexed.items() if v > stale}
+                await self._touch_shared(run_id, running=True)
+        return held
 
     async def orphaned_runs(self) -> list[str]:
         """RUNNING runs whose lease has lapsed: their instance died."""

@@ -6,11 +6,21 @@ Every key of a run sits under one hash tag, so the layout works on Redis Cluster
     <prefix>:{<run_id>}:state   hash   the run record, its status and `next` sequence
     <prefix>:{<run_id>}:log     stream entry id `<sequence>-1`, fields t (type), d (JSON)
     <prefix>:{<run_id>}:lease   string the instance running the agent (renewed, expiring)
-    <prefix>:runs               zset   run ids by creation time (listing)
+    <prefix>:runs               zset   run ids by last activity, seconds (listing)
     <prefix>:running            set    ids of RUNNING runs (orphan detection)
 
 Appends and terminal transitions are Lua scripts touching one run's keys only, so they are
-atomic: a terminal event is appended exactly once, and the status changes with it.
+atomic: a terminal event is appended exactly once, and the status changes with it. No
+script or transaction touches two runs, or a run and the two shared keys (which hash to
+slots of their own on a cluster): the shared keys are written by separate commands.
+
+Memory is bounded by the retention (`ttl`, the `stream_ttl_seconds` setting). Every key of
+a run expires `ttl` seconds after the run's last sign of life: its creation and start, each
+append and lease renewal (which refresh the expiry), its end. The lease expires by itself.
+The index entries carry their last activity as score and are trimmed once older than the
+retention; the index and the running set themselves expire `ttl` seconds after the last
+write, and the running set loses a run when it ends (or when the orphan sweep finds its
+keys gone).
 """
 
 from __future__ import annotations
@@ -58,6 +68,7 @@ end
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
 redis.call('HSET', KEYS[1], 'run', ARGV[1], 'status', 'ACCEPTED', 'next', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 'ok'
 """
 
@@ -67,6 +78,7 @@ _START = (
 if status == 'ACCEPTED' then
   redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1])
 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {'ok'}
 """
 )
@@ -77,12 +89,14 @@ _APPEND = (
 local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
 local first = tonumber(ARGV[2])
 if nxt ~= first then return {'gap', tostring(nxt)} end
-local count = (#ARGV - 2) / 2
+local count = (#ARGV - 3) / 2
 for i = 0, count - 1 do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (first + i) .. '-1',
-             't', ARGV[3 + 2 * i], 'd', ARGV[4 + 2 * i])
+             't', ARGV[4 + 2 * i], 'd', ARGV[5 + 2 * i])
 end
 redis.call('HSET', KEYS[1], 'next', first + count)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {'ok'}
 """
 )
@@ -106,6 +120,8 @@ _RENEW = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
 return 1
 """
 
