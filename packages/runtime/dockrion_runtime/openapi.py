@@ -82,6 +82,74 @@ _BODY_ERRORS = {
 _RUN_ID_SCHEMA = {"type": "string", "pattern": RUN_ID_PATTERN.pattern, "maxLength": 128}
 
 
+def _ag_ui_operations(run_id: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    stream = {
+        "description": "AG-UI events as Server-Sent Events: each `data:` line one AG-UI "
+        "event (JSON), each with `id: <sequence>` or `id: <sequence>.<n>` for resuming",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    return {
+        ("POST", "/ag-ui"): {
+            "summary": "Run the agent for an AG-UI front end (RunAgentInput in, AG-UI out)",
+            "requestBody": {
+                "required": True,
+                "description": "AG-UI RunAgentInput (threadId, runId, messages, ...)",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["threadId", "runId", "messages"],
+                            "properties": {
+                                "threadId": {"type": "string"},
+                                "runId": {"type": "string"},
+                                "messages": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": stream,
+                **_BODY_ERRORS,
+                "404": _error("The thread belongs to another caller"),
+                "503": _error("Agent not ready, or the ag-ui extra is not installed"),
+            },
+        },
+        ("GET", "/ag-ui/runs/{run_id}"): {
+            "summary": "A run as AG-UI events: replay, then live; resumes from Last-Event-ID",
+            "parameters": [
+                run_id,
+                {
+                    "name": "from_sequence",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE},
+                    "description": "First stored event to send AG-UI events of (inclusive)",
+                },
+                {
+                    "name": "timeout",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
+                    "description": "Seconds before the subscription ends (the run goes on)",
+                },
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]{1,6})?$"},
+                    "description": "The last id received; wins over from_sequence",
+                },
+            ],
+            "responses": {
+                "200": stream,
+                "400": _error("Invalid run id, query parameter or Last-Event-ID"),
+                "404": _error("No run of the caller has this id"),
+                "410": _error("The run's first events are no longer kept"),
+                "429": _error("Too many subscribers on this run"),
+                "503": _error("The ag-ui extra is not installed"),
+            },
+        },
+    }
+
+
 def build_openapi(
     spec: DockSpec, routes: list[tuple[str, str, bool]], version: str
 ) -> dict[str, Any]:
@@ -269,6 +337,7 @@ def build_openapi(
                 "503": _error("Agent not ready, or the events backend cannot take a run"),
             },
         },
+        **_ag_ui_operations(run_id),
         ("DELETE", "/runs/{run_id}"): {
             "summary": "Cancel a run (stops the agent)",
             "parameters": [run_id, {"name": "reason", "in": "query", "schema": {"type": "string"}}],
@@ -279,6 +348,18 @@ def build_openapi(
             },
         },
     }
+    ag_ui = spec.expose.ag_ui
+    if ag_ui is not None and ag_ui.enabled:
+        events = operations[("GET", "/runs/{run_id}/events")]
+        events["parameters"] = [
+            *events["parameters"],
+            {
+                "name": "format",
+                "in": "query",
+                "schema": {"type": "string", "enum": ["ag-ui"]},
+                "description": "ag-ui: the run as AG-UI events, as GET /ag-ui/runs/{run_id}",
+            },
+        ]
     schemes: dict[str, Any] = {}
     security: list[dict[str, list[str]]] = []
     auth = spec.auth

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Authenticator, protect
-from .endpoints import invoke, runs, service
+from .endpoints import ag_ui, invoke, runs, service
 from .settings import RuntimeSettings
 
 __all__ = ["ROUTE_TABLE", "Endpoint", "served", "starlette_routes"]
@@ -40,6 +40,10 @@ def _sse(settings: RuntimeSettings) -> bool:
 
 def _runs(settings: RuntimeSettings) -> bool:
     return settings.async_runs
+
+
+def _ag_ui(settings: RuntimeSettings) -> bool:
+    return settings.ag_ui.enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,9 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/runs/{run_id}/events", runs.run_events, protected=True, enabled=_runs),
     Endpoint("DELETE", "/runs/{run_id}", runs.cancel_run, protected=True, enabled=_runs),
     Endpoint("POST", "/runs/{run_id}/resume", runs.resume_run, protected=True, enabled=_runs),
+    # AG-UI: agent front ends, on background runs
+    Endpoint("POST", "/ag-ui", ag_ui.run_agent, protected=True, enabled=_ag_ui),
+    Endpoint("GET", "/ag-ui/runs/{run_id}", ag_ui.replay_run, protected=True, enabled=_ag_ui),
 )
 
 

@@ -116,9 +116,12 @@ class Runtime:
         on_disconnect: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
         timeout: float | None = None,
+        heartbeat_events: bool | None = None,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> EventStreamResponse:
         """An SSE response of a run's events, counted in the metrics (open streams, events
-        sent), with heartbeat events when the filter lets them through."""
+        sent), with heartbeat events when the filter lets them through (and
+        `heartbeat_events` is not False: a wire format without them gets comments)."""
         metrics = self.metrics
         agent = self.settings.name
         metrics.streams.labels(agent).inc()
@@ -131,11 +134,13 @@ class Runtime:
         return EventStreamResponse(
             batches,
             run_id=run_id,
-            heartbeat_events=self.settings.events_filter.allows_heartbeats,
+            heartbeat_events=self.settings.events_filter.allows_heartbeats
+            and heartbeat_events is not False,
             on_disconnect=on_disconnect,
             on_close=closed,
             on_sent=metrics.events.labels(agent).inc,
             timeout=timeout,
+            extra_headers=extra_headers,
         )
 
     async def not_ready_reason(self) -> str | None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dockrion_events import EventsFilter
 from dockrion_schema import (
+    AgUiConfig,
     ApiKeysConfig,
     DockSpec,
     MemoryStreamingConfig,
@@ -152,6 +153,10 @@ class RuntimeSettings:
     @property
     def async_runs(self) -> bool:
         return self.streaming.async_runs
+
+    @property
+    def ag_ui(self) -> AgUiConfig:
+        return self.spec.expose.ag_ui or AgUiConfig()
 
     @property
     def redis(self) -> RedisStreamingConfig:

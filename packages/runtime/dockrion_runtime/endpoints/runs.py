@@ -34,9 +34,11 @@ __all__ = [
     "cancel_run",
     "create_run",
     "get_run",
+    "owned_run",
     "resume_run",
     "run_events",
     "scoped_run_id",
+    "start_run",
 ]
 
 _TAG_LENGTH = 12
@@ -65,7 +67,7 @@ async def create_run(request: Request) -> Response:
 async def resume_run(request: Request) -> Response:
     """`POST /runs/{run_id}/resume`: the body is the value the interrupted run waits for;
     a new run continues the same thread from the interrupt."""
-    run = await _owned_run(request)
+    run = await owned_run(request)
     runtime = runtime_of(request)
     agent = runtime.require_agent()
     value = await runtime.body.read(request, check=False)
@@ -82,6 +84,31 @@ async def resume_run(request: Request) -> Response:
     return await _start(request, None, None, resume, resumed_from=run.run_id)
 
 
+async def start_run(
+    request: Request,
+    payload: Any,
+    requested: str | None,
+    options: RunOptions | None,
+    metadata: dict[str, Any] | None = None,
+) -> Run:
+    """Create a run owned by the caller (its thread id and `metadata` recorded) and start
+    its agent in the background."""
+    runtime = runtime_of(request)
+    agent = runtime.require_agent()
+    runs = runtime.require_runs()
+    metadata = dict(metadata or {})
+    if options is not None and options.thread_id is not None:
+        metadata["thread_id"] = options.thread_id
+    run = await runs.create_run(requested, owner=principal_of(request).id, metadata=metadata)
+    context = runs.get_context(run.run_id)
+    assert context is not None
+    context.thread_id = options.thread_id if options else None
+    supervisor = runtime.supervisor
+    task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context, options))
+    context.on_cancel(lambda: _cancel(task))
+    return run
+
+
 async def _start(
     request: Request,
     payload: Any,
@@ -90,21 +117,8 @@ async def _start(
     resumed_from: str | None = None,
 ) -> Response:
     """Create a run, start its agent in the background, answer 202."""
-    runtime = runtime_of(request)
-    agent = runtime.require_agent()
-    runs = runtime.require_runs()
-    metadata: dict[str, Any] = {}
-    if options is not None and options.thread_id is not None:
-        metadata["thread_id"] = options.thread_id
-    if resumed_from is not None:
-        metadata["resumed_from"] = resumed_from
-    run = await runs.create_run(requested, owner=principal_of(request).id, metadata=metadata)
-    context = runs.get_context(run.run_id)
-    assert context is not None
-    context.thread_id = options.thread_id if options else None
-    supervisor = runtime.supervisor
-    task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context, options))
-    context.on_cancel(lambda: _cancel(task))
+    metadata = {"resumed_from": resumed_from} if resumed_from is not None else None
+    run = await start_run(request, payload, requested, options, metadata)
     return JSONResponse(
         {
             "run_id": run.run_id,
@@ -134,7 +148,7 @@ def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
 
 
-async def _owned_run(request: Request) -> Run:
+async def owned_run(request: Request) -> Run:
     """The run named in the path, if it exists and belongs to the caller (else 404)."""
     runs = runtime_of(request).require_runs()
     run_id = request.path_params["run_id"]
@@ -146,12 +160,12 @@ async def _owned_run(request: Request) -> Run:
 
 
 async def get_run(request: Request) -> Response:
-    run = await _owned_run(request)
+    run = await owned_run(request)
     return JSONResponse(run.to_response())
 
 
 async def cancel_run(request: Request) -> Response:
-    run = await _owned_run(request)
+    run = await owned_run(request)
     reason = request.query_params.get("reason") or "User requested cancellation"
     try:
         cancelled = await runtime_of(request).require_runs().cancel_run(run.run_id, reason)
@@ -181,7 +195,12 @@ def _resume_from(request: Request) -> int:
 
 
 async def run_events(request: Request) -> EventStreamResponse:
-    run = await _owned_run(request)
+    ag_ui = runtime_of(request).settings.ag_ui.enabled
+    if ag_ui and request.query_params.get("format") == "ag-ui":
+        from .ag_ui import replay_run  # imported on use: it imports this module
+
+        return await replay_run(request)
+    run = await owned_run(request)
     runtime = runtime_of(request)
     runs = runtime.require_runs()
     start = _resume_from(request)

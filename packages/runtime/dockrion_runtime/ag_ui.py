@@ -1,0 +1,451 @@
+"""AG-UI: a run's events as the AG-UI protocol's events, and AG-UI input as an agent's.
+
+`AgUiTranslator` turns the stored events of one run, in order, into AG-UI events built
+with the `ag-ui-protocol` package's models (`docs/ag-ui.md` has the table). The translation
+is a pure function of the log, so replaying the log from its start always yields the same
+AG-UI events: that is what makes an AG-UI stream resumable. Each AG-UI event is written
+with an SSE `id:` naming where it came from: `<sequence>` for the last AG-UI event made
+from a stored event, `<sequence>.<n>` for the ones before it (n from 0). A client that
+sends back the last id it saw gets exactly the events after it.
+
+Importing this module needs the `ag-ui` extra (`pip install 'dockrion-runtime[ag-ui]'`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from ag_ui.core import (
+    AssistantMessage,
+    BaseEvent,
+    CustomEvent,
+    DeveloperMessage,
+    Interrupt,
+    RunAgentInput,
+    RunErrorEvent,
+    RunFinishedCancelledOutcome,
+    RunFinishedEvent,
+    RunFinishedInterruptOutcome,
+    RunStartedEvent,
+    StateSnapshotEvent,
+    StepFinishedEvent,
+    StepStartedEvent,
+    SystemMessage,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    TextPart,
+    TokenUsage,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+    ToolMessage,
+    UserMessage,
+)
+from ag_ui.encoder import EventEncoder
+
+from dockrion_events import EventRecord
+
+__all__ = [
+    "AgUiCursor",
+    "AgUiTranslator",
+    "ag_ui_batches",
+    "graph_input",
+    "handler_input",
+    "last_user_text",
+    "resume_value",
+]
+
+# Fields every stored event carries; what is left is the event's own data.
+_BASE_FIELDS = ("id", "type", "run_id", "sequence", "timestamp")
+_CURSOR = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,6}))?")
+
+
+@dataclass(frozen=True, slots=True)
+class AgUiCursor:
+    """Where a client is in an AG-UI stream: everything up to stored event `sequence` (all
+    of its AG-UI events when `index` is None, else its first `index + 1`)."""
+
+    sequence: int
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> AgUiCursor | None:
+        """`"7"` or `"7.1"` (an AG-UI stream's `id:`); None when `text` is neither."""
+        match = _CURSOR.fullmatch(text)
+        if match is None:
+            return None
+        index = match.group(2)
+        return cls(int(match.group(1)), None if index is None else int(index))
+
+    def has(self, sequence: int, index: int) -> bool:
+        """Whether the client already has AG-UI event `index` made from `sequence`."""
+        if sequence != self.sequence:
+            return sequence < self.sequence
+        return self.index is None or index <= self.index
+
+
+class AgUiTranslator:
+    """The AG-UI events of one run, fed its stored events in order."""
+
+    def __init__(self, *, thread_id: str, run_id: str, dockrion_run_id: str, framework: str):
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self.dockrion_run_id = dockrion_run_id
+        self.framework = framework
+        self._text: tuple[str, str | None] | None = None  # open message id and its node
+        self._turn_message: str | None = None  # the assistant message of this node turn
+        self._step: str | None = None
+        self._pending_calls: list[str] = []
+
+    def feed(self, record: EventRecord) -> list[BaseEvent]:
+        data = json.loads(record.data)
+        kind = record.type
+        fields = {key: value for key, value in data.items() if key not in _BASE_FIELDS}
+        out: list[BaseEvent] = []
+        sequence = record.sequence
+        if kind == "started":
+            out.append(
+                RunStartedEvent(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    metadata={
+                        "dockrion": {
+                            "run_id": self.dockrion_run_id,
+                            "resume_url": f"/ag-ui/runs/{self.dockrion_run_id}",
+                        }
+                    },
+                )
+            )
+        elif kind == "token":
+            self._token(str(fields.get("content") or ""), fields.get("node_name"), sequence, out)
+        elif kind == "tool_call":
+            self._tool_call(fields, sequence, out)
+        elif kind == "tool_result":
+            self._tool_result(fields, sequence, out)
+        elif kind == "step":
+            self._close_text(out)
+            self._end_step(str(fields.get("node_name") or "step"), out)
+        elif kind == "progress":
+            out.append(CustomEvent(name="progress", value=fields))
+        elif kind == "checkpoint":
+            out.append(CustomEvent(name="checkpoint", value=fields))
+        elif kind.startswith("custom:"):
+            out.append(CustomEvent(name=kind.removeprefix("custom:"), value=fields))
+        elif kind == "complete":
+            self._finish(out)
+            self._complete(fields, out)
+        elif kind == "error":
+            self._finish(out)
+            message = str(fields.get("error") or "the run failed")
+            out.append(RunErrorEvent(message=message, code=fields.get("code")))
+        elif kind == "cancelled":
+            self._finish(out)
+            out.append(
+                RunFinishedEvent(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    outcome=RunFinishedCancelledOutcome(),
+                    metadata={"reason": fields.get("reason")},
+                )
+            )
+        return out
+
+    # --- text, tool calls, steps ------------------------------------------------------------
+
+    def _token(self, text: str, node: Any, sequence: int, out: list[BaseEvent]) -> None:
+        if not text:
+            return
+        node_name = str(node) if node else None
+        if self._text is not None and self._text[1] != node_name:
+            self._close_text(out)
+        if node_name is not None:
+            self._enter_step(node_name, out)
+        if self._text is None:
+            message_id = self._message_id(sequence)
+            self._text = (message_id, node_name)
+            self._turn_message = message_id
+            out.append(TextMessageStartEvent(message_id=message_id, role="assistant"))
+        out.append(TextMessageContentEvent(message_id=self._text[0], delta=text))
+
+    def _tool_call(self, fields: dict[str, Any], sequence: int, out: list[BaseEvent]) -> None:
+        self._close_text(out)
+        node = fields.get("node_name")
+        if node:
+            self._enter_step(str(node), out)
+        if self._turn_message is None:
+            self._turn_message = self._message_id(sequence)
+        call_id = str(fields.get("call_id") or f"call-{self.dockrion_run_id}-{sequence}")
+        arguments = fields.get("arguments")
+        self._pending_calls.append(call_id)
+        out.append(
+            ToolCallStartEvent(
+                tool_call_id=call_id,
+                tool_call_name=str(fields.get("name") or ""),
+                parent_message_id=self._turn_message,
+            )
+        )
+        delta = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+        out.append(ToolCallArgsEvent(tool_call_id=call_id, delta=delta))
+        out.append(ToolCallEndEvent(tool_call_id=call_id))
+
+    def _tool_result(self, fields: dict[str, Any], sequence: int, out: list[BaseEvent]) -> None:
+        self._close_text(out)
+        node = fields.get("node_name")
+        if node:
+            self._enter_step(str(node), out)
+        call_id = str(fields.get("call_id") or "")
+        if call_id in self._pending_calls:
+            self._pending_calls.remove(call_id)
+        content = fields.get("content")
+        out.append(
+            ToolCallResultEvent(
+                message_id=self._message_id(sequence),
+                tool_call_id=call_id,
+                content=content if isinstance(content, str) else json.dumps(content),
+                role="tool",
+                metadata={"is_error": True} if fields.get("is_error") else None,
+            )
+        )
+
+    def _enter_step(self, name: str, out: list[BaseEvent]) -> None:
+        if self._step == name:
+            return
+        if self._step is not None:
+            self._close_text(out)
+            out.append(StepFinishedEvent(step_name=self._step))
+            self._turn_message = None
+        self._step = name
+        out.append(StepStartedEvent(step_name=name))
+
+    def _end_step(self, name: str, out: list[BaseEvent]) -> None:
+        """A node finished: its step closes (opened now when nothing it did came first)."""
+        self._enter_step(name, out)
+        out.append(StepFinishedEvent(step_name=name))
+        self._step = None
+        self._turn_message = None
+
+    def _close_text(self, out: list[BaseEvent]) -> None:
+        if self._text is not None:
+            out.append(TextMessageEndEvent(message_id=self._text[0]))
+            self._text = None
+
+    def _finish(self, out: list[BaseEvent]) -> None:
+        self._close_text(out)
+        if self._step is not None:
+            out.append(StepFinishedEvent(step_name=self._step))
+            self._step = None
+
+    def _message_id(self, sequence: int) -> str:
+        return f"msg-{self.dockrion_run_id}-{sequence}"
+
+    # --- the end ----------------------------------------------------------------------------
+
+    def _complete(self, fields: dict[str, Any], out: list[BaseEvent]) -> None:
+        output = fields.get("output")
+        metadata = fields.get("metadata") or {}
+        state = output if isinstance(output, dict) else None
+        if self.framework == "langgraph" and state is not None:
+            # The graph's state without its messages (they are the text and tool events).
+            snapshot = {
+                key: value
+                for key, value in state.items()
+                if key not in ("messages", "__interrupt__")
+            }
+            out.append(StateSnapshotEvent(snapshot=snapshot))
+        usage = _usage(metadata.get("usage"))
+        interrupts = state.get("__interrupt__") if state is not None else None
+        if interrupts:
+            for item in interrupts:
+                value = item.get("value") if isinstance(item, dict) else item
+                out.append(CustomEvent(name="on_interrupt", value=value))
+            out.append(
+                RunFinishedEvent(
+                    thread_id=self.thread_id,
+                    run_id=self.run_id,
+                    outcome=RunFinishedInterruptOutcome(
+                        interrupts=[self._interrupt(item, i) for i, item in enumerate(interrupts)]
+                    ),
+                    usage=usage,
+                )
+            )
+            return
+        # A graph's output is its state: the snapshot above and the streamed messages.
+        result = None if self.framework == "langgraph" else output
+        out.append(
+            RunFinishedEvent(
+                thread_id=self.thread_id, run_id=self.run_id, result=result, usage=usage
+            )
+        )
+
+    def _interrupt(self, item: Any, index: int) -> Interrupt:
+        """One of LangGraph's `__interrupt__` entries (`id`, `value`) as AG-UI's."""
+        entry = item if isinstance(item, dict) else {"value": item}
+        value = entry.get("value")
+        message = value if isinstance(value, str) else None
+        if isinstance(value, dict):
+            text = value.get("question") or value.get("message")
+            message = text if isinstance(text, str) else None
+        schema = entry.get("response_schema")
+        return Interrupt(
+            id=str(entry.get("id") or f"interrupt-{self.dockrion_run_id}-{index}"),
+            reason="interrupt",
+            message=message,
+            # A run stopped inside a tool (an approval) leaves that one call unanswered.
+            tool_call_id=self._pending_calls[0] if len(self._pending_calls) == 1 else None,
+            response_schema=schema if isinstance(schema, dict) else None,
+            metadata={"value": value},
+        )
+
+
+def _usage(usage: Any) -> list[TokenUsage] | None:
+    if not isinstance(usage, dict):
+        return None
+    return [
+        TokenUsage(
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=usage.get("output_tokens"),
+            total_tokens=usage.get("total_tokens"),
+        )
+    ]
+
+
+async def ag_ui_batches(
+    batches: AsyncIterator[list[EventRecord]],
+    translator: AgUiTranslator,
+    after: AgUiCursor | None,
+) -> AsyncIterator[list[EventRecord]]:
+    """A run's stored events from its start -> AG-UI SSE frames (as records whose `frame` is
+    the AG-UI event, encoded by the package's `EventEncoder`, after its `id:` line), leaving
+    out those the client has (`after`). An empty batch (the log is idle) passes through."""
+    encoder = EventEncoder()
+    try:
+        async for batch in batches:
+            frames: list[EventRecord] = []
+            for record in batch:
+                events = translator.feed(record)
+                last = len(events) - 1
+                for index, event in enumerate(events):
+                    if after is not None and after.has(record.sequence, index):
+                        continue
+                    event_id = f"{record.sequence}" + (f".{index}" if index < last else "")
+                    encoded = encoder.encode(event)
+                    frames.append(
+                        EventRecord(
+                            record.sequence,
+                            event.type.value,
+                            encoded.removeprefix("data: ").rstrip("\n"),
+                            frame=f"id: {event_id}\n{encoded}".encode(),
+                        )
+                    )
+            if frames or not batch:
+                yield frames
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
+
+
+# --- AG-UI input -> the agent's input -------------------------------------------------------
+
+
+def _text(content: Any) -> str:
+    """A message's content as text: a string as is, the text parts of a list joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.text for part in content if isinstance(part, TextPart))
+    return ""
+
+
+def _langchain_message(message: Any) -> dict[str, Any] | None:
+    """An AG-UI message in the dict form LangChain turns into its messages (None for kinds
+    a model never reads: activity and reasoning messages)."""
+    if isinstance(message, UserMessage):
+        content = message.content
+        if isinstance(content, list) and not all(isinstance(p, TextPart) for p in content):
+            parts: Any = [part.model_dump(by_alias=True) for part in content]
+        else:
+            parts = _text(content)
+        return {"role": "user", "content": parts, "id": message.id}
+    if isinstance(message, AssistantMessage):
+        result: dict[str, Any] = {
+            "role": "assistant",
+            "content": message.content or "",
+            "id": message.id,
+        }
+        if message.tool_calls:
+            result["tool_calls"] = [
+                {"id": call.id, "name": call.function.name, "args": _arguments(call)}
+                for call in message.tool_calls
+            ]
+        return result
+    if isinstance(message, ToolMessage):
+        return {
+            "role": "tool",
+            "content": _text(message.content),
+            "tool_call_id": message.tool_call_id,
+            "id": message.id,
+        }
+    if isinstance(message, SystemMessage | DeveloperMessage):
+        return {"role": "system", "content": message.content, "id": message.id}
+    return None
+
+
+def _arguments(call: Any) -> Any:
+    try:
+        return json.loads(call.function.arguments or "{}")
+    except ValueError:
+        return {"arguments": call.function.arguments}
+
+
+def graph_input(run_input: RunAgentInput, *, keeps_threads: bool) -> dict[str, Any]:
+    """A LangGraph graph's input: `state` (an object) with `messages` in LangChain's dict
+    form. A graph that keeps threads already holds the earlier turns in its checkpointer,
+    so it gets only the new turn: the messages after the last assistant message."""
+    messages = list(run_input.messages)
+    if keeps_threads:
+        last = max(
+            (i for i, m in enumerate(messages) if isinstance(m, AssistantMessage)), default=-1
+        )
+        messages = messages[last + 1 :]
+    state = run_input.state if isinstance(run_input.state, dict) else {}
+    converted = [m for m in map(_langchain_message, messages) if m is not None]
+    return {**state, "messages": converted}
+
+
+def last_user_text(run_input: RunAgentInput) -> str | None:
+    for message in reversed(run_input.messages):
+        if isinstance(message, UserMessage):
+            return _text(message.content)
+    return None
+
+
+def handler_input(run_input: RunAgentInput, message_field: str) -> dict[str, Any]:
+    """A handler's input: `forwardedProps` (an object), with the text of the last user
+    message in `message_field` (left out when there is no user message)."""
+    props = run_input.forwarded_props if isinstance(run_input.forwarded_props, dict) else {}
+    payload = dict(props)
+    text = last_user_text(run_input)
+    if text is not None:
+        payload[message_field] = text
+    return payload
+
+
+def resume_value(run_input: RunAgentInput) -> tuple[bool, Any]:
+    """Whether the input resumes an interrupted graph, and with what value: AG-UI's `resume`
+    entries (one entry: its payload; several: payloads by interrupt id), else LangGraph's
+    AG-UI convention `forwardedProps.command.resume`."""
+    if run_input.resume:
+        entries = run_input.resume
+        if len(entries) == 1:
+            return True, entries[0].payload
+        return True, {entry.interrupt_id: entry.payload for entry in entries}
+    props = run_input.forwarded_props
+    command = props.get("command") if isinstance(props, dict) else None
+    if isinstance(command, dict) and "resume" in command:
+        return True, command["resume"]
+    return False, None
