@@ -7,6 +7,7 @@ protected endpoint."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+import dockrion_runtime
 from dockrion_events import parse_sse
 from dockrion_runtime import create_app
 
@@ -357,3 +359,15 @@ def test_handler_agent_gets_the_last_user_message_and_forwarded_props(
 def test_ag_ui_is_off_unless_the_dockfile_enables_it(serve: Callable[..., str]) -> None:
     base = serve("answer", module=HANDLER)
     assert httpx.post(f"{base}/ag-ui", json=run_input("t", user("hi"))).status_code == 404
+
+
+def test_missing_extra_is_a_clear_request_error(
+    serve: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = serve("answer", "expose:\n  host: 127.0.0.1\n  ag_ui: {enabled: true}\n", HANDLER)
+    # as if `dockrion-runtime[ag-ui]` were not installed: the import fails
+    monkeypatch.setitem(sys.modules, "dockrion_runtime.ag_ui", None)
+    monkeypatch.delattr(dockrion_runtime, "ag_ui", raising=False)
+    refused = httpx.post(f"{base}/ag-ui", json=run_input("t", user("hi")))
+    assert refused.status_code == 503
+    assert "pip install 'dockrion-runtime[ag-ui]'" in refused.json()["error"]
