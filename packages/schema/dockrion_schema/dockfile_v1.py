@@ -336,6 +336,8 @@ class ApiKeysConfig(_Section):
     allow_bearer: bool = True
     enabled: bool = True
     rotation_days: Annotated[int | None, AfterValidator(_positive)] = 30
+    # key id -> names of roles in auth.roles; a key not listed has the role "default".
+    roles: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class JWTClaimsConfig(_Section):
@@ -361,6 +363,8 @@ class JWTConfig(_Section):
     algorithms: list[JWTAlgorithm] = Field(default_factory=lambda: list[JWTAlgorithm](["RS256"]))
     leeway_seconds: Annotated[int, Between(0, 300)] = 30
     claims: JWTClaimsConfig | None = None
+    # A token without `exp` never expires; accepting one is an explicit choice.
+    require_exp: bool = True
 
 
 class OAuth2Config(_Section):
@@ -389,6 +393,20 @@ class AuthConfig(_Section):
     rate_limits: dict[str, Annotated[str, AfterValidator(normalize_rate_limit)]] = Field(
         default_factory=dict
     )
+
+    @model_validator(mode="after")
+    def _key_roles_exist(self) -> AuthConfig:
+        key_roles = self.api_keys.roles if self.api_keys else {}
+        defined = {role.name for role in self.roles}
+        unknown = sorted(
+            {name for names in key_roles.values() for name in names if name not in defined}
+        )
+        if unknown:
+            raise ValueError(
+                f"auth.api_keys.roles names roles that auth.roles does not define: "
+                f"{', '.join(unknown)}; define them under auth.roles (name, permissions)"
+            )
+        return self
 
 
 # --- policies --------------------------------------------------------------------------
@@ -561,6 +579,9 @@ class Observability(_Section):
     metrics: dict[str, bool] = Field(
         default_factory=lambda: {"latency": True, "tokens": True, "cost": True}
     )
+    # Callers see an agent's exception message only when this is switched on; by default
+    # they get its type, a stable code and the request id, and the message goes to the log.
+    verbose_errors: bool = False
 
 
 class BuildIncludeConfig(_Section):

@@ -163,3 +163,19 @@ def test_server_limits_and_memory_retention_defaults_and_ranges() -> None:
         spec_with(expose={"limits": {"header_timeout": 0}})
     with pytest.raises(Exception, match="must be between 1 and 1000000"):
         spec_with(streaming={"memory": {"max_runs": 0}})
+
+
+def test_api_key_roles_must_name_defined_roles() -> None:
+    roles = [{"name": "reader", "permissions": ["read_docs"]}]
+    spec = spec_with(auth={"roles": roles, "api_keys": {"roles": {"alice": ["reader"]}}})
+    assert spec.auth is not None and spec.auth.api_keys is not None
+    assert spec.auth.api_keys.roles == {"alice": ["reader"]}
+    with pytest.raises(DockfileError, match="does not define: writer"):
+        from_dict({**BASE, "auth": {"roles": roles, "api_keys": {"roles": {"a": ["writer"]}}}})
+
+
+def test_security_switches_default_to_the_safe_side() -> None:
+    spec = spec_with(auth={"mode": "jwt", "jwt": {"public_key_env": "K"}}, observability={})
+    assert spec.auth is not None and spec.auth.jwt is not None
+    assert spec.auth.jwt.require_exp is True
+    assert spec.observability is not None and spec.observability.verbose_errors is False
