@@ -23,7 +23,7 @@ from starlette.routing import Route
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
 from .auth import build_auth
-from .errors import EXCEPTION_HANDLERS
+from .errors import EXCEPTION_HANDLERS, UnexpectedErrorMiddleware
 from .logs import RequestIdMiddleware
 from .metrics import MetricsMiddleware
 from .openapi import build_openapi
@@ -75,6 +75,7 @@ def create_app(
             metrics=runtime.metrics,
             routes=[route for route in routes if isinstance(route, Route)],
         ),
+        Middleware(UnexpectedErrorMiddleware),
     ]
     app = Starlette(
         routes=routes,

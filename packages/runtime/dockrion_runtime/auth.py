@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,7 +171,16 @@ class JwtAuth(Authenticator):
                 audience=config.audience,
                 issuer=config.issuer,
                 leeway=config.leeway_seconds,
-                options={"verify_aud": config.audience is not None},
+                options={
+                    "verify_aud": config.audience is not None,
+                    # exp, nbf and iat (not in the future) are checked whenever present,
+                    # within the leeway; a token without exp never expires, so it is
+                    # refused unless the Dockfile says otherwise.
+                    "verify_exp": True,
+                    "verify_nbf": True,
+                    "verify_iat": True,
+                    "require": ["exp"] if config.require_exp else [],
+                },
             )
         except jwt.ExpiredSignatureError:
             raise AuthFailed(
@@ -185,21 +195,27 @@ class JwtAuth(Authenticator):
         return Principal(id=f"jwt:{subject}", method="jwt", claims=claims)
 
 
+_KEY_ID = re.compile(r"[A-Z0-9][A-Z0-9_]*")
+
+
 def _api_keys(config: AuthConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """key id -> key. With `prefix: team`, exactly `TEAM_API_KEY` (key id `default`) and
+    `TEAM_API_KEY_<ID>` (key id `<id>` in lower case) are keys; no other variable is, so
+    an unrelated `TEAM_OTHER` never becomes a way in."""
     settings = config.api_keys or ApiKeysConfig()
     env_var = settings.env_var
     prefix = settings.prefix
     if prefix:
-        stem = prefix.upper().rstrip("_") + "_"
+        single = prefix.upper().rstrip("_") + "_API_KEY"
         keys = {
-            name[len(stem) :].lower() or "default": value
+            name[len(single) + 1 :].lower() if name != single else "default": value
             for name, value in environ.items()
-            if name.startswith(stem) and value
+            if value and (name == single or _named_key(name, single))
         }
         if not keys:
             raise AuthConfigError(
-                f"auth.api_keys.prefix is {prefix!r} but no environment variable starting "
-                f"with {stem} holds a key (e.g. {stem}API_KEY=...)"
+                f"auth.api_keys.prefix is {prefix!r} but neither {single} nor any "
+                f"{single}_<ID> variable holds a key (e.g. {single}_ALICE=...)"
             )
         return keys
     key = environ.get(env_var, "")
@@ -209,6 +225,10 @@ def _api_keys(config: AuthConfig, environ: Mapping[str, str]) -> dict[str, str]:
             "(or auth.api_keys.env_var / prefix in the Dockfile)"
         )
     return {"default": key}
+
+
+def _named_key(name: str, single: str) -> bool:
+    return name.startswith(single + "_") and _KEY_ID.fullmatch(name[len(single) + 1 :]) is not None
 
 
 def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authenticator:

@@ -16,13 +16,22 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockrion_events import BackendError, EventsError, EventsExpiredError
 
 from .auth import AuthFailed
 from .logs import current_request_id
 
-__all__ = ["EXCEPTION_HANDLERS", "STATUS_BY_CODE", "RuntimeHTTPError", "error_body", "status_for"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "STATUS_BY_CODE",
+    "RuntimeHTTPError",
+    "UnexpectedErrorMiddleware",
+    "agent_failure",
+    "error_body",
+    "status_for",
+]
 
 log = logging.getLogger("dockrion.runtime")
 
@@ -80,9 +89,27 @@ class RuntimeHTTPError(Exception):
         return error_body(self.message, self.code, self.details)
 
 
+def agent_failure(exc: BaseException, *, verbose: bool) -> RuntimeHTTPError:
+    """What a caller learns when the agent raised: the exception's type, a stable code and
+    the request id under which the log holds the message. The message itself reaches the
+    caller only when `verbose` (an explicit opt-in): it may carry anything the agent saw."""
+    request_id = current_request_id()
+    kind = type(exc).__name__
+    if verbose:
+        message = f"Handler invocation failed: {kind}: {exc}"
+    else:
+        message = f"Agent raised {kind}; the server log has the details (request id {request_id})"
+    return RuntimeHTTPError(
+        message, "AGENT_EXECUTION_ERROR", {"error_type": kind, "request_id": request_id}
+    )
+
+
 async def _runtime_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RuntimeHTTPError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    body = exc.body()
+    if exc.status >= 500:
+        body["request_id"] = current_request_id()
+    return JSONResponse(body, status_code=exc.status)
 
 
 async def _events_error(request: Request, exc: Exception) -> Response:
@@ -134,12 +161,45 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+def _internal_error() -> JSONResponse:
     request_id = current_request_id()
     body = error_body(f"Internal server error (request id {request_id})", "INTERNAL_ERROR")
     body["request_id"] = request_id
     return JSONResponse(body, status_code=500)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _internal_error()
+
+
+class UnexpectedErrorMiddleware:
+    """The innermost middleware: an exception no handler took becomes the 500 here, while
+    the request id is still set and inside the middleware that adds `X-Request-ID` and the
+    security headers (Starlette's own last-resort handler runs outside all of them)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise  # too late for an error body: the server closes the connection
+            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            await _internal_error()(scope, receive, send)
 
 
 EXCEPTION_HANDLERS = {

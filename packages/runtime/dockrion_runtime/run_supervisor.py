@@ -31,7 +31,7 @@ from dockrion_events import (
 
 from .agents import Agent, AgentResult, InvalidOutputError, RunOptions
 from .encoding import UnencodableError, to_jsonable
-from .errors import RuntimeHTTPError
+from .errors import RuntimeHTTPError, agent_failure
 from .payload import SchemaChecker
 from .settings import RuntimeSettings
 
@@ -128,10 +128,7 @@ class RunSupervisor:
             ) from None
         except Exception as exc:
             log.exception("agent failed on /invoke")
-            raise RuntimeHTTPError(
-                f"Handler invocation failed: {type(exc).__name__}: {exc}",
-                "AGENT_EXECUTION_ERROR",
-            ) from None
+            raise agent_failure(exc, verbose=self.settings.verbose_errors) from None
 
     async def execute(
         self,
@@ -171,12 +168,10 @@ class RunSupervisor:
             with contextlib.suppress(*_ENDED):
                 await context.emit_error(message, exc.code)
         except Exception as exc:
-            log.exception("agent failed on a stream")
+            log.exception("agent failed on run %s", context.run_id)
+            failure = agent_failure(exc, verbose=self.settings.verbose_errors)
             with contextlib.suppress(*_ENDED):
-                await context.emit_error(
-                    f"Handler invocation failed: {type(exc).__name__}: {exc}",
-                    "AGENT_EXECUTION_ERROR",
-                )
+                await context.emit_error(failure.message, failure.code, failure.details)
 
     async def execute_run(
         self,

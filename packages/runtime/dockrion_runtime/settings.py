@@ -180,6 +180,12 @@ class RuntimeSettings:
         return (auth.api_keys if auth else None) or ApiKeysConfig()
 
     @property
+    def verbose_errors(self) -> bool:
+        """Whether callers see an agent's exception message (else its type and a code)."""
+        observability = self.spec.observability
+        return bool(observability and observability.verbose_errors)
+
+    @property
     def auth_mode(self) -> str:
         return self.spec.auth.mode if self.spec.auth else "none"
 

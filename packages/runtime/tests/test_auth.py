@@ -78,7 +78,7 @@ def test_runs_belong_to_the_key_that_created_them(serve: Serve) -> None:
     url = serve(
         "echo",
         "auth:\n  api_keys: {prefix: prod}\n",
-        environ={"PROD_ALICE": "key-alice", "PROD_BOB": "key-bob"},
+        environ={"PROD_API_KEY_ALICE": "key-alice", "PROD_API_KEY_BOB": "key-bob"},
     )
     alice, bob = {"X-API-Key": "key-alice"}, {"X-API-Key": "key-bob"}
     run_id = httpx.post(f"{url}/runs", json={"query": "secret plans"}, headers=alice).json()[
@@ -137,3 +137,29 @@ def test_key_from_the_env_file_beside_the_dockfile(serve: Serve, tmp_path: Path)
         httpx.post(f"{url}/invoke", json={"query": "x"}, headers={"X-API-Key": KEY}).status_code
         == 200
     )
+
+
+def test_prefix_accepts_only_the_documented_variable_names(serve: Serve) -> None:
+    url = serve(
+        "no_context",
+        "auth:\n  api_keys: {prefix: team}\n",
+        environ={
+            "TEAM_API_KEY": "key-default",
+            "TEAM_API_KEY_ALICE": "key-alice",
+            "TEAM_OTHER": "not-a-key",
+            "TEAM_API_KEYRING": "not-a-key-either",
+            "TEAM_API_KEY_": "nor-this",
+        },
+    )
+    for key in ("key-default", "key-alice"):
+        ok = httpx.post(f"{url}/invoke", json={"query": "x"}, headers={"X-API-Key": key})
+        assert ok.status_code == 200, key
+    for value in ("not-a-key", "not-a-key-either", "nor-this"):
+        refused = httpx.post(f"{url}/invoke", json={"query": "x"}, headers={"X-API-Key": value})
+        assert refused.status_code == 401, value
+
+
+def test_prefix_without_a_documented_variable_is_a_start_up_error(tmp_path: Path) -> None:
+    dockfile = write_project(tmp_path, "echo", "auth:\n  api_keys: {prefix: team}\n")
+    with pytest.raises(AuthConfigError, match="TEAM_API_KEY"):
+        create_app(dockfile, environ={"TEAM_OTHER": "x"})

@@ -80,10 +80,14 @@ def test_agent_errors_have_codes(serve: Serve) -> None:
     url = serve("boom")
     response = httpx.post(f"{url}/invoke", json={"query": "x"})
     assert response.status_code == 500
+    request_id = response.headers["x-request-id"]
     assert response.json() == {
         "success": False,
-        "error": "Handler invocation failed: ValueError: the agent broke",
+        "error": f"Agent raised ValueError; the server log has the details (request id "
+        f"{request_id})",
         "code": "AGENT_EXECUTION_ERROR",
+        "details": {"error_type": "ValueError", "request_id": request_id},
+        "request_id": request_id,
     }
     _, events, types = stream(url, {"query": "x"})
     assert types == ["started", "error"]

@@ -71,6 +71,32 @@ def test_good_expired_wrong_audience_and_missing(serve: Serve) -> None:
     assert call(url, token(iat=None)).status_code == 200  # iat is not required
 
 
+def test_exp_is_required_nbf_and_iat_are_honoured(serve: Serve) -> None:
+    url = serve("no_context", HS, environ={"JWT_SECRET": SECRET})
+    no_exp = call(url, token(exp=None))
+    assert (no_exp.status_code, no_exp.json()["detail"]["error"]) == (401, "TOKEN_INVALID")
+    assert '"exp"' in no_exp.json()["detail"]["message"]
+    future = int(time.time()) + 600
+    not_yet = call(url, token(nbf=future))
+    assert (not_yet.status_code, not_yet.json()["detail"]["error"]) == (401, "TOKEN_INVALID")
+    assert "nbf" in not_yet.json()["detail"]["message"]
+    issued_later = call(url, token(iat=future))
+    assert issued_later.status_code == 401
+    assert "iat" in issued_later.json()["detail"]["message"]
+    assert call(url, token(nbf=int(time.time()) + 10)).status_code == 200  # within leeway
+    assert call(url, token(iat=int(time.time()) - 60)).status_code == 200
+
+
+def test_tokens_without_exp_are_an_explicit_choice(serve: Serve) -> None:
+    url = serve(
+        "no_context",
+        HS.replace("leeway_seconds: 30", "leeway_seconds: 0\n    require_exp: false"),
+        environ={"JWT_SECRET": SECRET},
+    )
+    assert call(url, token(exp=None)).status_code == 200
+    assert call(url, token(exp=int(time.time()) - 5)).status_code == 401  # no leeway
+
+
 def test_runs_belong_to_the_token_subject(serve: Serve) -> None:
     url = serve("echo", HS, environ={"JWT_SECRET": SECRET})
     alice = {"Authorization": f"Bearer {token('alice')}"}
