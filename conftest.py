@@ -1,7 +1,8 @@
 """Fixtures shared by every package's tests.
 
 `redis_server`: a real `redis-server` on a free loopback port for the test session (never a
-fake). Under CI a missing redis-server fails the run instead of skipping, so the Redis tests
+fake); `redis_cluster`: a real three-master Redis Cluster on loopback for the session. Under
+CI a missing redis-server or redis-cli fails the run instead of skipping, so the Redis tests
 always execute there.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import RedisServer
+from harness import RedisCluster, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +48,17 @@ def make_redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server/redis-cli are not installed; .ci/run must install them")
+        pytest.skip("redis-server or redis-cli is not installed")
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,9 +1,11 @@
 """What the benchmarks and the test fixtures share: free loopback ports and real,
-throwaway redis-server processes (tests import this module through pytest's `pythonpath`)."""
+throwaway redis-server processes, alone or as a cluster (tests import this module through
+pytest's `pythonpath`)."""
 
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import socket
 import subprocess
@@ -12,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["RedisServer", "free_port", "redis_server"]
+__all__ = ["RedisCluster", "RedisServer", "free_port", "redis_server"]
 
 
 def free_port() -> int:
@@ -21,14 +23,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (the port + 10000) is free too."""
+    for _ in range(200):
+        port = random.randint(20000, 40000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 class RedisServer:
     """A real redis-server on loopback, owned by whoever started it (a test session or
-    a benchmark run); `persistent` keeps an append-only file that survives a restart."""
+    a benchmark run); `persistent` keeps an append-only file that survives a restart;
+    `extra` arguments are appended to the command line (e.g. cluster mode)."""
 
-    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        persistent: bool = False,
+        port: int | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.directory = directory
-        self.port = free_port()
+        self.port = port or free_port()
         self.persistent = persistent  # an append-only file survives a restart
+        self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,6 +82,7 @@ class RedisServer:
                 "always",
                 "--dir",
                 str(self.directory),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -84,6 +114,61 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
+
+
+class RedisCluster:
+    """A real Redis Cluster of `masters` redis-server processes on loopback (no replicas),
+    created with `redis-cli --cluster create`; `url` names one node (clients discover the
+    rest)."""
+
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.nodes: list[RedisServer] = []
+        for index in range(masters):
+            node_dir = directory / f"node-{index}"
+            node_dir.mkdir()
+            self.nodes.append(
+                RedisServer(
+                    node_dir,
+                    port=free_cluster_port(),
+                    extra=("--cluster-enabled", "yes", "--cluster-node-timeout", "2000"),
+                )
+            )
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> None:
+        cli = shutil.which("redis-cli")
+        assert cli is not None
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    [cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout
+                for node in self.nodes
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not come up")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 @contextlib.contextmanager

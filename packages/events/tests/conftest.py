@@ -12,7 +12,8 @@ import pytest
 
 from dockrion_events import EventBackend, InMemoryBackend
 
-BACKENDS = ["memory", "redis"]
+# "redis-cluster": the Redis backend on a real three-master Redis Cluster.
+BACKENDS = ["memory", "redis", "redis-cluster"]
 
 
 @pytest.fixture
@@ -35,13 +36,15 @@ def make_backend(
         else:
             from dockrion_events.backends.redis import RedisBackend
 
-            server = request.getfixturevalue("redis_server")
+            cluster = kind == "redis-cluster"
+            server = request.getfixturevalue("redis_cluster" if cluster else "redis_server")
             ttl = options.pop("ttl_seconds", 3600)
             backend = RedisBackend(
                 server.url,
                 stream_ttl_seconds=max(1, int(ttl)),
                 key_prefix=f"test-{uuid.uuid4().hex[:8]}",
                 block_ms=200,
+                cluster=cluster,
                 **options,
             )
         created_backends.append(backend)

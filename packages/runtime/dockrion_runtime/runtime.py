@@ -182,6 +182,7 @@ class Runtime:
             max_events_per_run=redis.max_events_per_run,
             connection_pool_size=redis.connection_pool_size,
             key_prefix=redis.key_prefix,
+            cluster=redis.cluster,
         )
 
     def build_run_manager(self, backend: EventBackend) -> RunManager:

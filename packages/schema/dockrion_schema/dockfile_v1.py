@@ -490,6 +490,9 @@ class RedisStreamingConfig(_Section):
     key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "dockrion"
     # How long a run outlives the instance executing it before it is declared orphaned.
     lease_seconds: Annotated[int, Between(2, 300)] = 10
+    # `url` names a node of a Redis Cluster (the client discovers the others); each run's
+    # keys share one hash tag, so every run lives on one node.
+    cluster: bool = False
 
 
 class MemoryStreamingConfig(_Section):

@@ -72,6 +72,7 @@ def test_redis_backend_gets_default_settings() -> None:
         "connection_pool_size": 10,
         "key_prefix": "dockrion",
         "lease_seconds": 10,
+        "cluster": False,
     }
 
 

@@ -4,6 +4,10 @@ The key layout and the Lua scripts are in `redis_layout.py`: appends and termina
 transitions are atomic scripts over one run's keys. Reading is `XRANGE` after the cursor;
 waiting for more is one `XREAD BLOCK` per run per process (`redis_tail.py`), fanned out
 in-process to every local subscriber of that run.
+
+One Redis server, or a Redis Cluster (`cluster=True`, through redis-py's cluster client):
+every key of a run shares the run's hash tag, so each script and each blocking read stays
+on one node, and nothing else spans keys of different slots in one command.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -44,8 +49,24 @@ from .redis_tail import Tail
 __all__ = ["RedisBackend"]
 
 
+class _ClusterClient(RedisCluster):
+    """redis-py's cluster client, each command waiting for the client's initialization
+    (discovering the nodes): with redis-py 8.1, commands that start together on a client not
+    yet initialized can fail with an AttributeError from a connection without its stream."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 class RedisBackend(EventBackend):
-    """`EventBackend` on Redis (7+). Requires the `redis` extra."""
+    """`EventBackend` on Redis (7+), one server or a cluster. Requires the `redis` extra.
+
+    With `cluster=True`, `url` names any node of a Redis Cluster (the others are
+    discovered) and `connection_pool_size` bounds connections per node (at least 100:
+    redis-py's cluster client fails a command instead of waiting when they are all busy).
+    """
 
     name = "redis"
 
@@ -58,22 +79,35 @@ class RedisBackend(EventBackend):
         *,
         key_prefix: str = "dockrion",
         block_ms: int = 2000,
+        cluster: bool = False,
     ) -> None:
         self.url = url
         self.stream_ttl_seconds = stream_ttl_seconds
         self.max_events_per_run = max_events_per_run
         self.key_prefix = key_prefix
         self._block_ms = block_ms
-        # A blocking pool: when every connection is busy, a command waits for one (up to
-        # 10 s) instead of failing, so the pool size bounds connections, not throughput.
-        self._pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=connection_pool_size, timeout=10
-        )
+        self.cluster = cluster
         # redis-py types replies as unions over protocol versions; we read RESP2 replies and
         # convert them where they are used, so the clients are typed loosely on purpose.
-        self._client: Any = aioredis.Redis(connection_pool=self._pool)
-        # Blocking reads hold their connection: they get their own pool, one per tailed run.
-        self._blocking: Any = aioredis.Redis.from_url(url)
+        self._client: Any
+        self._blocking: Any
+        self._pool: Any = None
+        if cluster:
+            self._client = _ClusterClient.from_url(
+                url, max_connections=max(connection_pool_size, 100)
+            )
+            # Blocking reads hold their connection: a client of their own, one connection
+            # per tailed run on the node holding the run.
+            self._blocking = _ClusterClient.from_url(url, max_connections=2**31)
+        else:
+            # A blocking pool: when every connection is busy, a command waits for one (up to
+            # 10 s) instead of failing, so the pool size bounds connections, not throughput.
+            self._pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=connection_pool_size, timeout=10
+            )
+            self._client = aioredis.Redis(connection_pool=self._pool)
+            # Blocking reads hold their connection: their own pool, one per tailed run.
+            self._blocking = aioredis.Redis.from_url(url)
         self._keys = Keys(key_prefix)
         self._scripts = {
             name: self._client.register_script(source) for name, source in SCRIPTS.items()
@@ -91,7 +125,7 @@ class RedisBackend(EventBackend):
     def _errors(self, doing: str) -> Any:
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
             raise BackendConnectionError(
                 f"Redis at {self._safe_url()} is unreachable while {doing}: {exc}", self.name
             ) from exc
@@ -106,7 +140,7 @@ class RedisBackend(EventBackend):
     async def ping(self) -> bool:
         try:
             return bool(await self._client.ping())
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return False
 
     async def check(self) -> None:
@@ -432,7 +466,8 @@ class RedisBackend(EventBackend):
             tail.notify()
         self._tails.clear()
         await self._client.aclose()
-        await self._pool.disconnect()
+        if self._pool is not None:
+            await self._pool.disconnect()
         await self._blocking.aclose()
 
 
