@@ -29,6 +29,7 @@ from .metrics import MetricsMiddleware
 from .openapi import build_openapi
 from .routes import served, starlette_routes
 from .runtime import Runtime
+from .secret_env import apply_secrets, check_secrets
 from .security import SecurityHeadersMiddleware, cors_options, security_headers
 from .settings import RuntimeSettings
 
@@ -45,7 +46,9 @@ def create_app(
 ) -> Starlette:
     """A Starlette app serving the Dockfile's agent. A path loads the Dockfile (env files
     beside it included) and resolves the agent module relative to its folder. Raises
-    `AuthConfigError` when the auth section cannot work (for example a missing key)."""
+    `AuthConfigError` when the auth section cannot work (for example a missing key). With
+    required secrets missing the app serves, but is not ready and never loads the agent
+    (`runtime.missing_secrets` names them; `serve` refuses to start instead)."""
     if isinstance(spec_or_path, DockSpec):
         spec, base_dir = spec_or_path, Path.cwd()
     else:
@@ -53,10 +56,15 @@ def create_app(
         spec = load_dockspec(path, env_file=env_file, environ=environ)
         base_dir = path.parent
     settings = RuntimeSettings.from_spec(spec, base_dir)
-    # Keys may sit in the env files beside the Dockfile too; the shell still wins.
-    auth = build_auth(spec.auth, resolve_environment(base_dir, env_file, environ))
+    # Keys and secrets may sit in the env files beside the Dockfile too; the shell wins.
+    env = resolve_environment(base_dir, env_file, environ)
+    auth = build_auth(spec.auth, env)
     _warn_unenforced(spec)
+    secrets = check_secrets(spec.secrets, env)
+    # Agent code reads the process environment; an explicit `environ` stays the caller's.
+    apply_secrets(secrets, os.environ if environ is None else dict(env))
     runtime = Runtime(settings, auth)
+    runtime.missing_secrets = secrets.missing
 
     endpoints = served(settings)
     listed = [endpoint for endpoint in endpoints if endpoint.listed]

@@ -155,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     runtime: Runtime = app.state.runtime
+    if runtime.missing_secrets:
+        missing = ", ".join(runtime.missing_secrets)
+        print(
+            f"error: MISSING_SECRET: missing required secrets: {missing}; set them in the "
+            "environment or an env file beside the Dockfile (or give them a default)",
+            file=sys.stderr,
+        )
+        return 1
     server_options = uvicorn_options(
         ServerOptions.from_limits(runtime.settings.limits, **overrides)
     )

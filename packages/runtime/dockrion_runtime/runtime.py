@@ -27,6 +27,7 @@ from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
 from .payload import BodyReader
 from .run_supervisor import RunSupervisor
+from .secret_env import MissingSecretError
 from .settings import RuntimeSettings
 from .sse import EventStreamResponse
 from .threads import ThreadRegistry
@@ -87,6 +88,8 @@ class Runtime:
         self.agent: Agent | None = None
         self.runs: RunManager | None = None
         self.load_error: str | None = None
+        # Required secrets that are unset: the agent is never loaded without them.
+        self.missing_secrets: list[str] = []
         # Filled in by the app from the route table: the welcome page's list of routes and
         # the OpenAPI document.
         self.listing: list[tuple[str, str]] = []
@@ -208,6 +211,8 @@ class Runtime:
 
     def load_agent(self) -> Agent:
         """Import the agent (an entrypoint's factory runs here, once per process)."""
+        if self.missing_secrets:
+            raise AgentLoadError(str(MissingSecretError(self.missing_secrets)))
         if self.agent is None:
             settings = self.settings
             self.agent = load_agent(

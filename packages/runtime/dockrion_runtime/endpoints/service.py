@@ -47,10 +47,15 @@ async def ready(request: Request) -> Response:
     runtime = runtime_of(request)
     reason = await runtime.not_ready_reason()
     if reason is not None:
-        return JSONResponse(
-            {"success": False, "status": "not_ready", "error": reason, "code": "AGENT_NOT_READY"},
-            status_code=503,
-        )
+        body: dict[str, object] = {
+            "success": False,
+            "status": "not_ready",
+            "error": reason,
+            "code": "MISSING_SECRET" if runtime.missing_secrets else "AGENT_NOT_READY",
+        }
+        if runtime.missing_secrets:
+            body["missing_secrets"] = runtime.missing_secrets
+        return JSONResponse(body, status_code=503)
     return JSONResponse({"success": True, "status": "ready", "agent": runtime.settings.name})
 
 
