@@ -1,19 +1,24 @@
-"""Runtime processes past one machine's Redis: `streaming.redis.cluster` on a real
-three-master Redis Cluster."""
+"""Runtime processes past one machine: `streaming.redis.cluster` on a real three-master
+Redis Cluster; two instances behind nginx (docs/deploy/nginx.conf) with one killed
+mid-stream."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import harness
 import httpx
 import pytest
 
-from dockrion_events import parse_sse
+from dockrion_events import SseMessage, SseParser, parse_sse
 
 from .conftest import kill_server, start_server, write_project
 
@@ -65,3 +70,123 @@ def test_three_instances_on_a_redis_cluster(
     ) as response:
         replay = list(parse_sse(b"".join(response.iter_bytes())))
     assert [(m.id, m.data) for m in replay] == [(m.id, m.data) for m in messages[2:]]
+
+
+NGINX_CONF = Path(__file__).resolve().parents[3] / "docs" / "deploy" / "nginx.conf"
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
+    """`nginx(a, b)`: docs/deploy/nginx.conf on a free loopback port in front of two
+    instances, B as backup (so A serves every request until it dies: the stream is cut
+    deterministically); returns nginx's URL."""
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed; .ci/run must install it")
+        pytest.skip("nginx is not installed")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(a: str, b: str) -> str:
+        port = harness.free_port()
+        conf = NGINX_CONF.read_text()
+        conf = conf.replace("server 127.0.0.1:8081", f"server {a.removeprefix('http://')}")
+        conf = conf.replace(
+            "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
+            f"server {b.removeprefix('http://')} backup;",
+        )
+        conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        conf = conf.replace("worker_processes auto;", "worker_processes 1;")
+        prefix = tmp_path / "nginx"
+        (prefix / "logs").mkdir(parents=True)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        paths = "".join(
+            f"    {name}_temp_path {prefix / name};\n"
+            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        conf = conf.replace("http {\n", "http {\n" + paths + "    access_log off;\n", 1)
+        (prefix / "nginx.conf").write_text(
+            f"{user}pid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'};\n" + conf
+        )
+        process = subprocess.Popen(
+            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def test_through_nginx_a_killed_instance_loses_no_event(
+    tmp_path: Path,
+    redis_server: Any,
+    servers: list[subprocess.Popen[bytes]],
+    nginx: Callable[[str, str], str],
+) -> None:
+    """A run streamed through nginx; the instance running the agent and serving the stream
+    is killed with SIGKILL; the client resumes through nginx (Last-Event-ID), now served by
+    the other instance, and gets every event exactly once, then RUN_ORPHANED."""
+    dockfile = write_project(
+        tmp_path,
+        "endless_marker",
+        "streaming:\n  backend: redis\n"
+        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, "
+        f"key_prefix: n{uuid.uuid4().hex[:8]}}}\n",
+    )
+    a, b = launch(dockfile, servers), launch(dockfile, servers)
+    proxy = nginx(a, b)
+    run_id = httpx.post(f"{proxy}/runs", json={"query": "x", "marker": str(tmp_path / "m")}).json()[
+        "run_id"
+    ]
+    ids: list[int] = []
+    last: SseMessage | None = None
+    connections = 0
+    killed_at = 0.0
+    deadline = time.monotonic() + 60
+    while (last is None or last.event not in ("complete", "error", "cancelled")) and (
+        time.monotonic() < deadline
+    ):
+        connections += 1
+        headers = {"Last-Event-ID": str(ids[-1])} if ids else {}
+        try:
+            with httpx.stream(
+                "GET", f"{proxy}/runs/{run_id}/events", headers=headers, timeout=30
+            ) as response:
+                assert response.status_code == 200
+                assert response.headers["content-type"].startswith("text/event-stream")
+                parser = SseParser()
+                for chunk in response.iter_bytes():
+                    for message in parser.feed(chunk):
+                        if message.id is not None:
+                            ids.append(int(message.id))
+                            last = message
+                    if connections == 1 and len(ids) >= 20:
+                        servers[0].send_signal(signal.SIGKILL)  # A: agent and stream
+                        servers[0].wait(30)
+                        killed_at = time.monotonic()
+        except httpx.HTTPError:
+            pass  # the cut: resume
+    print(f"death to RUN_ORPHANED: {time.monotonic() - killed_at:.1f} s, {connections} connections")
+    assert connections >= 2, "the stream was never cut"
+    assert ids == list(range(len(ids))), "an event was lost or repeated"
+    assert last is not None and last.event == "error"
+    assert last.json()["code"] == "RUN_ORPHANED"
+    status = httpx.get(f"{proxy}/runs/{run_id}").json()
+    assert status["status"] == "FAILED" and status["error"]["code"] == "RUN_ORPHANED"
