@@ -59,7 +59,7 @@ def test_route_table_has_one_row_per_method_and_path() -> None:
 
 def test_every_invoke_and_runs_route_is_protected_and_service_routes_are_not() -> None:
     for endpoint in ROUTE_TABLE:
-        family = endpoint.path.startswith(("/invoke", "/runs"))
+        family = endpoint.path.startswith(("/invoke", "/runs", "/ag-ui"))
         assert endpoint.protected == family, endpoint.path
 
 
@@ -67,6 +67,11 @@ def test_served_routes_follow_the_dockfile() -> None:
     everything = {(e.method, e.path) for e in served(settings())}
     assert ("POST", "/invoke") in everything
     assert ("DELETE", "/runs/{run_id}") in everything
+    assert ("POST", "/ag-ui") not in everything  # AG-UI is opt-in
+    ag_ui = settings(expose={"host": "127.0.0.1", "ag_ui": {"enabled": True}})
+    assert {("POST", "/ag-ui"), ("GET", "/ag-ui/runs/{run_id}")} <= {
+        (e.method, e.path) for e in served(ag_ui)
+    }
     quiet = settings(expose={"rest": True, "streaming": "none"}, streaming={"async_runs": False})
     paths = {e.path for e in served(quiet)}
     assert "/invoke" in paths
