@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._version import __version__
+from .auth_context import AuthContext
 from .backends.base import EventBackend
 from .backends.memory import InMemoryBackend
 from .bus import EventBus
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from .backends.redis import RedisBackend as RedisBackend
 
 __all__ = [
+    "AuthContext",
     "BackendConnectionError",
     "BackendError",
     "BaseEvent",

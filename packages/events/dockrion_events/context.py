@@ -12,16 +12,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from . import _builders as builders
 from ._staging import BatchStage, DirectStage, Stage
+from .auth_context import AuthContext
 from .filter import EventsFilter
 from .models import MANDATORY_EVENT_TYPES, BaseEvent
 from .runs import RunStatus
 from .sinks import RunLogSink, StreamingSink
 
-__all__ = ["StreamContext"]
+__all__ = ["StreamContext", "TokenFilter"]
+
+
+class TokenFilter(Protocol):
+    """Rewrites streamed token text before it is logged (a server's redaction): `feed`
+    returns the text that may go out now and may hold some back; `flush` returns what is
+    held, and is called once before the terminal event. Called from any thread."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
 
 
 class StreamContext:
@@ -57,6 +68,9 @@ class StreamContext:
             )
         self._run_id = run_id
         self._thread_id: str | None = None
+        self._auth = AuthContext()
+        self._tool_check: Callable[[str], bool] | None = None
+        self._token_filter: TokenFilter | None = None
         self._bus = bus
         self._agent_name = agent_name
         self._framework = framework
@@ -80,6 +94,43 @@ class StreamContext:
     @thread_id.setter
     def thread_id(self, value: str | None) -> None:
         self._thread_id = value
+
+    @property
+    def auth(self) -> AuthContext:
+        """Who started this run (anonymous when the server does not authenticate)."""
+        return self._auth
+
+    @auth.setter
+    def auth(self, value: AuthContext) -> None:
+        self._auth = value
+
+    def is_tool_allowed(self, name: str) -> bool:
+        """Whether the deployment's tool policy lets this run call tool `name` (every tool
+        is allowed when the server sets no policy)."""
+        return self._tool_check is None or self._tool_check(name)
+
+    @property
+    def tool_check(self) -> Callable[[str], bool] | None:
+        return self._tool_check
+
+    @tool_check.setter
+    def tool_check(self, value: Callable[[str], bool] | None) -> None:
+        self._tool_check = value
+
+    @property
+    def token_filter(self) -> TokenFilter | None:
+        return self._token_filter
+
+    @token_filter.setter
+    def token_filter(self, value: TokenFilter | None) -> None:
+        self._token_filter = value
+
+    async def _flush_tokens(self) -> None:
+        # Before `complete` or `error` only: a cancelled run drops what the filter holds.
+        if self._token_filter is not None and not self.closed:
+            held = self._token_filter.flush()
+            if held and self._allowed("token"):
+                await self._stage.emit("token", builders.token(self._run_id, held, None, None))
 
     @property
     def sink(self) -> RunLogSink | None:
@@ -162,6 +213,10 @@ class StreamContext:
     ) -> BaseEvent | None:
         if not self._allowed("token"):
             return None
+        if self._token_filter is not None:
+            content = self._token_filter.feed(content)
+            if not content and finish_reason is None:
+                return None  # held back until more text (or the end) shows what it is
         build = builders.token(self._run_id, content, finish_reason, node_name)
         return await self._stage.emit("token", build)
 
@@ -226,6 +281,7 @@ class StreamContext:
         latency_seconds: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> BaseEvent:
+        await self._flush_tokens()
         return await self._stage.finish(
             RunStatus.COMPLETED,
             "complete",
@@ -236,6 +292,7 @@ class StreamContext:
     async def emit_error(
         self, error: str, code: str = "INTERNAL_ERROR", details: dict[str, Any] | None = None
     ) -> BaseEvent:
+        await self._flush_tokens()
         return await self._stage.finish(
             RunStatus.FAILED,
             "error",
@@ -269,6 +326,10 @@ class StreamContext:
     ) -> bool:
         if not self._allowed("token"):
             return False
+        if self._token_filter is not None:
+            content = self._token_filter.feed(content)
+            if not content and finish_reason is None:
+                return True  # held back until more text (or the end) shows what it is
         build = builders.token(self._run_id, content, finish_reason, node_name)
         self._stage.stage("token", build)
         return True

@@ -12,6 +12,7 @@ import dockrion_events
 EXPECTED = {
     # agent code
     "StreamContext",
+    "AuthContext",
     "get_current_context",
     "context_scope",
     "EventsFilter",

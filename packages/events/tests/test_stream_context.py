@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -279,3 +280,52 @@ async def _tool_events() -> None:
         False,
     )
     assert (token["content"], token["node_name"]) == ("done", "agent")
+
+
+class _HoldLastChar:
+    """Holds back the last character of each feed; upper-cases what it releases."""
+
+    def __init__(self) -> None:
+        self.held = ""
+
+    def feed(self, text: str) -> str:
+        text, self.held = (self.held + text)[:-1], (self.held + text)[-1:]
+        return text.upper()
+
+    def flush(self) -> str:
+        held, self.held = self.held, ""
+        return held.upper()
+
+
+def test_token_filter_rewrites_holds_and_flushes_before_complete(run_async: Any) -> None:
+    async def scenario() -> list[EventRecord]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        context.token_filter = _HoldLastChar()
+        await context.emit_token("a")  # all held: no event
+        context.sync_emit_token("bc")
+        await context.emit_complete({"done": True})
+        return await collect(manager, run_id)
+
+    records = run_async(scenario())
+    tokens = [json.loads(r.data)["content"] for r in records if r.type == "token"]
+    assert tokens == ["AB", "C"]
+    assert records[-1].type == "complete"
+
+
+def test_auth_and_tool_policy_defaults(run_async: Any) -> None:
+    from dockrion_events import AuthContext
+
+    async def scenario() -> None:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        assert context.auth == AuthContext() and not context.auth.authenticated
+        assert context.is_tool_allowed("anything")
+        context.auth = AuthContext(method="jwt", principal_id="jwt:alice", roles=("admin",))
+        context.tool_check = {"search"}.__contains__
+        assert context.auth.has_role("admin") and context.auth.authenticated
+        assert context.is_tool_allowed("search") and not context.is_tool_allowed("shell")
+
+    run_async(scenario())
