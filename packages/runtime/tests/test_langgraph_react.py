@@ -33,7 +33,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         + "auth:\n  mode: api_key\n  api_keys: {prefix: team}\n"
     )
     (folder / "react.py").write_text((EXAMPLE / "react.py").read_text())
-    environ = {"TEAM_ALICE": ALICE["X-API-Key"], "TEAM_BOB": BOB["X-API-Key"]}
+    environ = {"TEAM_API_KEY_ALICE": ALICE["X-API-Key"], "TEAM_API_KEY_BOB": BOB["X-API-Key"]}
     with serve_app(create_app(dockfile, environ=environ)) as base:
         yield base
 
