@@ -22,12 +22,12 @@ from starlette.routing import Route
 
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
-from .auth import build_auth
+from .auth import Access, build_auth
 from .errors import EXCEPTION_HANDLERS, UnexpectedErrorMiddleware
 from .logs import RequestIdMiddleware
 from .metrics import MetricsMiddleware
 from .openapi import build_openapi
-from .routes import served, starlette_routes
+from .routes import needs_auth, served, starlette_routes
 from .runtime import Runtime
 from .secret_env import apply_secrets, check_secrets
 from .security import SecurityHeadersMiddleware, cors_options, security_headers
@@ -63,16 +63,18 @@ def create_app(
     secrets = check_secrets(spec.secrets, env)
     # Agent code reads the process environment; an explicit `environ` stays the caller's.
     apply_secrets(secrets, os.environ if environ is None else dict(env))
+    access = Access(spec.auth)
     runtime = Runtime(settings, auth)
+    runtime.access = access
     runtime.missing_secrets = secrets.missing
 
     endpoints = served(settings)
     listed = [endpoint for endpoint in endpoints if endpoint.listed]
     runtime.listing = [(endpoint.method, endpoint.path) for endpoint in listed]
     runtime.openapi = build_openapi(
-        spec, [(e.method, e.path, e.protected) for e in listed], settings.version
+        spec, [(e.method, e.path, needs_auth(e, access)) for e in listed], settings.version
     )
-    routes = starlette_routes(endpoints, auth)
+    routes = starlette_routes(endpoints, auth, access)
 
     middleware = [
         Middleware(RequestIdMiddleware),
@@ -101,8 +103,6 @@ def _warn_unenforced(spec: DockSpec) -> None:
     unenforced: list[str] = []
     if spec.policies is not None:
         unenforced.append("policies")
-    if spec.auth is not None and spec.auth.roles:
-        unenforced.append("auth.roles")
     if spec.auth is not None and spec.auth.rate_limits:
         unenforced.append("auth.rate_limits")
     if spec.observability is not None and spec.observability.langfuse:

@@ -1,8 +1,10 @@
-"""Who is calling: API keys (constant-time comparison), JWTs (PyJWT, the `jwt` extra), or no
-authentication.
+"""Who is calling and what they may do: API keys (constant-time comparison), JWTs (PyJWT,
+the `jwt` extra), OAuth 2 token introspection, or no authentication; then the roles and
+permissions of `auth.roles`.
 
 Keys are read once, when the app is built; a missing key is a start-up error, never a 500
-per request. Keys and tokens are never logged.
+per request. Keys and tokens are never logged, and never reach agent code: agents get an
+`AuthContext` built from the principal.
 """
 
 from __future__ import annotations
@@ -11,23 +13,38 @@ import asyncio
 import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.requests import Request
 
-from dockrion_schema import ApiKeysConfig, AuthConfig, JWTConfig
+from dockrion_events import AuthContext
+from dockrion_schema import ApiKeysConfig, AuthConfig, JWTClaimsConfig, JWTConfig
 
 __all__ = [
+    "PERMISSIONS",
+    "Access",
     "ApiKeyAuth",
     "AuthConfigError",
     "AuthFailed",
     "Authenticator",
     "Principal",
+    "Refused",
     "build_auth",
     "principal_of",
     "protect",
 ]
+
+# Every permission a role may grant, in the Dockfile's order.
+PERMISSIONS: tuple[str, ...] = (
+    "deploy",
+    "rollback",
+    "invoke",
+    "view_metrics",
+    "key_manage",
+    "read_logs",
+    "read_docs",
+)
 
 
 class AuthConfigError(Exception):
@@ -55,14 +72,110 @@ class AuthFailed(Exception):
         }
 
 
+class Refused(Exception):
+    """A known caller refused (403 FORBIDDEN, 429 RATE_LIMIT_EXCEEDED). The body holds both
+    shapes clients know: the runtime's `{"success", "error", "code"}` and the auth errors'
+    `{"detail": {"message", "code", "error", "details"}}`."""
+
+    def __init__(
+        self,
+        message: str,
+        code: str,
+        error: str,
+        details: dict[str, object],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.error = error
+        self.details = details
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, object]:
+        return {
+            "success": False,
+            "error": self.message,
+            "code": self.code,
+            "details": self.details,
+            "detail": {
+                "message": self.message,
+                "code": self.code,
+                "error": self.error,
+                "details": self.details,
+            },
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. `id` decides run ownership."""
+    """An authenticated caller. `id` decides run ownership; `permissions` are the ones in
+    effect (every permission when no roles are configured)."""
 
     id: str | None
     method: str = "none"
     key_id: str | None = None
     claims: dict[str, object] = field(default_factory=dict)
+    user_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    roles: tuple[str, ...] = ()
+    permissions: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    tenant_id: str | None = None
+    client_id: str | None = None
+
+    def context(self) -> AuthContext:
+        """What agent code sees of the caller (no key, no token)."""
+        return AuthContext(
+            method=self.method,
+            principal_id=self.id,
+            key_id=self.key_id,
+            user_id=self.user_id,
+            email=self.email,
+            name=self.name,
+            roles=self.roles,
+            permissions=self.permissions,
+            scopes=self.scopes,
+            tenant_id=self.tenant_id,
+            client_id=self.client_id,
+            claims=dict(self.claims),
+        )
+
+
+class Access:
+    """`auth.roles`: which permissions each role grants, and the check each endpoint makes.
+
+    With no roles configured (or no authentication) nothing is enforced and every caller
+    has every permission, as before roles existed."""
+
+    def __init__(self, config: AuthConfig | None) -> None:
+        roles = config.roles if config is not None and config.mode != "none" else []
+        self.roles: dict[str, tuple[str, ...]] = {
+            role.name: tuple(role.permissions) for role in roles
+        }
+        self.enforced = bool(self.roles)
+
+    def resolve(self, principal: Principal) -> Principal:
+        """The principal with the permissions its roles grant (plus any a verified token
+        grants itself, when they name known permissions)."""
+        if not self.enforced:
+            return replace(principal, permissions=PERMISSIONS)
+        granted = {p for role in principal.roles for p in self.roles.get(role, ())}
+        granted |= set(principal.permissions) & set(PERMISSIONS)
+        return replace(principal, permissions=tuple(p for p in PERMISSIONS if p in granted))
+
+    def require(self, principal: Principal, permission: str | None) -> None:
+        if permission is None or permission in principal.permissions:
+            return
+        roles = ", ".join(principal.roles) or "none"
+        raise Refused(
+            f"This endpoint needs the '{permission}' permission, which the caller's roles "
+            f"({roles}) do not grant",
+            "FORBIDDEN",
+            "INSUFFICIENT_PERMISSIONS",
+            {"required_permissions": [permission], "roles": list(principal.roles)},
+        )
 
 
 ANONYMOUS = Principal(id=None)
@@ -84,11 +197,19 @@ class Authenticator:
 class ApiKeyAuth(Authenticator):
     scheme = "api_key"
 
-    def __init__(self, keys: Mapping[str, str], header: str, allow_bearer: bool) -> None:
+    def __init__(
+        self,
+        keys: Mapping[str, str],
+        header: str,
+        allow_bearer: bool,
+        roles: Mapping[str, list[str]] | None = None,
+    ) -> None:
         # key_id -> key bytes; compared with every key so timing reveals nothing.
         self._keys = [(key_id, key.encode()) for key_id, key in keys.items()]
         self.header = header
         self.allow_bearer = allow_bearer
+        # A key not named in `api_keys.roles` has the role "default".
+        self._roles = {key_id: tuple(names) for key_id, names in (roles or {}).items()}
 
     async def authenticate(self, request: Request) -> Principal:
         supplied = request.headers.get(self.header, "").strip()
@@ -108,7 +229,12 @@ class ApiKeyAuth(Authenticator):
                 matched = key_id
         if matched is None:
             raise AuthFailed("Invalid API key", "INVALID_CREDENTIALS")
-        return Principal(id=f"api_key:{matched}", method="api_key", key_id=matched)
+        return Principal(
+            id=f"api_key:{matched}",
+            method="api_key",
+            key_id=matched,
+            roles=self._roles.get(matched, ("default",)),
+        )
 
 
 def claim(claims: dict[str, Any], path: str | None) -> Any:
@@ -188,11 +314,50 @@ class JwtAuth(Authenticator):
             ) from None
         except (jwt.PyJWTError, ValueError) as exc:
             raise AuthFailed(f"JWT validation failed: {exc}", "TOKEN_INVALID") from None
-        mapping = config.claims
-        subject = claim(claims, mapping.user_id if mapping else "sub")
-        if subject is None:
+        principal = principal_from_claims(claims, self._config.claims, "jwt")
+        if principal is None:
             raise AuthFailed("JWT validation failed: the token names no subject", "TOKEN_INVALID")
-        return Principal(id=f"jwt:{subject}", method="jwt", claims=claims)
+        return principal
+
+
+def _strings(value: Any, split: bool = False) -> tuple[str, ...]:
+    """A claim as a list of strings: a list as is, a scalar wrapped, a space-separated
+    string split when `split` (scopes), missing as empty."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split()) if split else (value,)
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    return (str(value),)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def principal_from_claims(
+    claims: dict[str, Any], mapping: JWTClaimsConfig | None, method: str
+) -> Principal | None:
+    """The caller a verified token (or an introspection answer) describes, through the
+    claim paths of `jwt.claims`; None when it names no subject."""
+    mapping = mapping or JWTClaimsConfig()
+    subject = claim(claims, mapping.user_id)
+    if subject is None:
+        return None
+    return Principal(
+        id=f"{method}:{subject}",
+        method=method,
+        claims=claims,
+        user_id=str(subject),
+        email=_text(claim(claims, mapping.email)),
+        name=_text(claim(claims, mapping.name)),
+        roles=_strings(claim(claims, mapping.roles)),
+        permissions=_strings(claim(claims, mapping.permissions)),
+        scopes=_strings(claim(claims, mapping.scopes), split=True),
+        tenant_id=_text(claim(claims, mapping.tenant_id)),
+        client_id=_text(claims.get("azp") or claims.get("client_id")),
+    )
 
 
 _KEY_ID = re.compile(r"[A-Z0-9][A-Z0-9_]*")
@@ -241,6 +406,7 @@ def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authent
             _api_keys(config, environ),
             header=settings.header,
             allow_bearer=settings.allow_bearer,
+            roles=settings.roles,
         )
     if config.mode == "jwt":
         if config.jwt is None:
@@ -255,13 +421,20 @@ def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authent
 
 
 def protect(
-    handler: Callable[[Request], Awaitable[Any]], auth: Authenticator
+    handler: Callable[[Request], Awaitable[Any]],
+    auth: Authenticator,
+    access: Access | None = None,
+    permission: str | None = None,
 ) -> Callable[[Request], Awaitable[Any]]:
-    """`handler` behind authentication: the caller is identified before anything else of
-    the request is looked at (its body included)."""
+    """`handler` behind authentication and, when roles are configured, `permission`: the
+    caller is identified and checked before anything else of the request is looked at
+    (its body included)."""
+    access = access or Access(None)
 
     async def endpoint(request: Request) -> Any:
-        request.state.principal = await auth.authenticate(request)
+        principal = access.resolve(await auth.authenticate(request))
+        request.state.principal = principal
+        access.require(principal, permission)
         return await handler(request)
 
     endpoint.__name__ = getattr(handler, "__name__", "endpoint")

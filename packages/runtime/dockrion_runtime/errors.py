@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockrion_events import BackendError, EventsError, EventsExpiredError
 
-from .auth import AuthFailed
+from .auth import AuthFailed, Refused
 from .logs import current_request_id
 
 __all__ = [
@@ -130,6 +130,11 @@ async def _auth_failed(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return JSONResponse(exc.body(), status_code=status_for(exc.code), headers=exc.headers)
+
+
 # What Starlette itself refuses (no route, wrong method), in the same body as ours.
 _CODE_BY_STATUS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -208,5 +213,6 @@ EXCEPTION_HANDLERS = {
     RuntimeHTTPError: _runtime_error,
     EventsError: _events_error,
     AuthFailed: _auth_failed,
+    Refused: _refused,
     Exception: _unexpected_error,
 }

@@ -1,9 +1,12 @@
 """The route table: every endpoint of the runtime, in one place.
 
 Each row says the method, the path, the handler, whether the caller must authenticate,
-when the route is served (from the Dockfile) and whether it is listed (welcome page and
-OpenAPI document). The Starlette routes, the OpenAPI paths, the welcome page, the metrics
-labels and authentication are all derived from it.
+the permission a caller needs when `auth.roles` is configured, when the route is served
+(from the Dockfile) and whether it is listed (welcome page and OpenAPI document). The
+Starlette routes, the OpenAPI paths, the welcome page, the metrics labels, authentication
+and the permission table (docs/security.md) are all derived from it. A public row with a
+permission (`/metrics`, the API description) asks for authentication only when roles are
+configured.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from .auth import Authenticator, protect
+from .auth import Access, Authenticator, protect
 from .endpoints import ag_ui, invoke, runs, service
 from .settings import RuntimeSettings
 
-__all__ = ["ROUTE_TABLE", "Endpoint", "served", "starlette_routes"]
+__all__ = ["ROUTE_TABLE", "Endpoint", "needs_auth", "served", "starlette_routes"]
 
 Handler = Callable[[Request], Awaitable[Any]]
 
@@ -54,29 +57,70 @@ class Endpoint:
     protected: bool = False
     enabled: Callable[[RuntimeSettings], bool] = _always
     listed: bool = True  # on the welcome page and in the OpenAPI document
+    permission: str | None = None  # checked when auth.roles is configured
 
+
+INVOKE = "invoke"
+DOCS = "read_docs"
 
 ROUTE_TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/", service.welcome, listed=False),
-    Endpoint("GET", "/openapi.json", service.openapi, listed=False),
-    Endpoint("GET", "/docs", service.docs, listed=False),
+    Endpoint("GET", "/openapi.json", service.openapi, listed=False, permission=DOCS),
+    Endpoint("GET", "/docs", service.docs, listed=False, permission=DOCS),
     Endpoint("GET", "/health", service.health),
     Endpoint("GET", "/ready", service.ready),
     Endpoint("GET", "/info", service.info),
-    Endpoint("GET", "/schema", service.schema),
-    Endpoint("GET", "/metrics", service.metrics),
+    Endpoint("GET", "/schema", service.schema, permission=DOCS),
+    Endpoint("GET", "/metrics", service.metrics, permission="view_metrics"),
     # Pattern A: one request, one run
-    Endpoint("POST", "/invoke", invoke.invoke, protected=True, enabled=_rest),
-    Endpoint("POST", "/invoke/stream", invoke.invoke_stream, protected=True, enabled=_sse),
+    Endpoint("POST", "/invoke", invoke.invoke, protected=True, permission=INVOKE, enabled=_rest),
+    Endpoint(
+        "POST",
+        "/invoke/stream",
+        invoke.invoke_stream,
+        protected=True,
+        permission=INVOKE,
+        enabled=_sse,
+    ),
     # Pattern B: background runs
-    Endpoint("POST", "/runs", runs.create_run, protected=True, enabled=_runs),
-    Endpoint("GET", "/runs/{run_id}", runs.get_run, protected=True, enabled=_runs),
-    Endpoint("GET", "/runs/{run_id}/events", runs.run_events, protected=True, enabled=_runs),
-    Endpoint("DELETE", "/runs/{run_id}", runs.cancel_run, protected=True, enabled=_runs),
-    Endpoint("POST", "/runs/{run_id}/resume", runs.resume_run, protected=True, enabled=_runs),
+    Endpoint("POST", "/runs", runs.create_run, protected=True, permission=INVOKE, enabled=_runs),
+    Endpoint(
+        "GET", "/runs/{run_id}", runs.get_run, protected=True, permission=INVOKE, enabled=_runs
+    ),
+    Endpoint(
+        "GET",
+        "/runs/{run_id}/events",
+        runs.run_events,
+        protected=True,
+        permission=INVOKE,
+        enabled=_runs,
+    ),
+    Endpoint(
+        "DELETE",
+        "/runs/{run_id}",
+        runs.cancel_run,
+        protected=True,
+        permission=INVOKE,
+        enabled=_runs,
+    ),
+    Endpoint(
+        "POST",
+        "/runs/{run_id}/resume",
+        runs.resume_run,
+        protected=True,
+        permission=INVOKE,
+        enabled=_runs,
+    ),
     # AG-UI: agent front ends, on background runs
-    Endpoint("POST", "/ag-ui", ag_ui.run_agent, protected=True, enabled=_ag_ui),
-    Endpoint("GET", "/ag-ui/runs/{run_id}", ag_ui.replay_run, protected=True, enabled=_ag_ui),
+    Endpoint("POST", "/ag-ui", ag_ui.run_agent, protected=True, permission=INVOKE, enabled=_ag_ui),
+    Endpoint(
+        "GET",
+        "/ag-ui/runs/{run_id}",
+        ag_ui.replay_run,
+        protected=True,
+        permission=INVOKE,
+        enabled=_ag_ui,
+    ),
 )
 
 
@@ -85,13 +129,25 @@ def served(settings: RuntimeSettings) -> list[Endpoint]:
     return [endpoint for endpoint in ROUTE_TABLE if endpoint.enabled(settings)]
 
 
-def starlette_routes(endpoints: list[Endpoint], auth: Authenticator) -> list[BaseRoute]:
+def needs_auth(endpoint: Endpoint, access: Access) -> bool:
+    """Whether callers of this row must authenticate: protected rows always, rows with a
+    permission once roles are enforced."""
+    return endpoint.protected or (access.enforced and endpoint.permission is not None)
+
+
+def starlette_routes(
+    endpoints: list[Endpoint], auth: Authenticator, access: Access | None = None
+) -> list[BaseRoute]:
     """One Starlette `Route` per row (Starlette picks among routes of one path by method),
-    protected rows behind `auth`, plus the offline Swagger UI assets."""
+    rows that need it behind `auth` and their permission, plus the offline Swagger UI
+    assets."""
+    access = access or Access(None)
     routes: list[BaseRoute] = [
         Route(
             endpoint.path,
-            protect(endpoint.handler, auth) if endpoint.protected else endpoint.handler,
+            protect(endpoint.handler, auth, access, endpoint.permission)
+            if needs_auth(endpoint, access)
+            else endpoint.handler,
             methods=[endpoint.method],
             name=f"{endpoint.method} {endpoint.path}",
         )

@@ -19,10 +19,11 @@ from dockrion_events import (
     EventRecord,
     InMemoryBackend,
     RunManager,
+    StreamContext,
 )
 
 from .agents import Agent, AgentLoadError, import_target, load_agent
-from .auth import Authenticator
+from .auth import Access, Authenticator, principal_of
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
 from .payload import BodyReader
@@ -71,6 +72,7 @@ class Runtime:
     def __init__(self, settings: RuntimeSettings, auth: Authenticator) -> None:
         self.settings = settings
         self.auth = auth
+        self.access = Access(None)  # the app sets the Dockfile's roles
         self.metrics = RuntimeMetrics(settings.name, settings.version)
         arguments = settings.arguments
         self.body = BodyReader(
@@ -103,6 +105,10 @@ class Runtime:
                 f"Agent not ready: {self.load_error or 'still loading'}", "AGENT_NOT_READY"
             )
         return self.agent
+
+    def bind(self, context: StreamContext, request: Request) -> None:
+        """Give a run's context what agent code may ask about the request: its caller."""
+        context.auth = principal_of(request).context()
 
     def require_runs(self) -> RunManager:
         if self.runs is None:

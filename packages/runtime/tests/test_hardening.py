@@ -339,7 +339,7 @@ def test_run_ids_of_other_callers_cannot_be_probed(serve: Serve) -> None:
     url = serve(
         "echo",
         "auth:\n  api_keys: {prefix: K_}\n",
-        environ={"K_ALICE": "alice-secret-key-1", "K_BOB": "bob-secret-key-22"},
+        environ={"K_API_KEY_ALICE": "alice-secret-key-1", "K_API_KEY_BOB": "bob-secret-key-22"},
     )
     alice, bob = {"X-API-Key": "alice-secret-key-1"}, {"X-API-Key": "bob-secret-key-22"}
     taken = httpx.post(

@@ -36,6 +36,7 @@ async def invoke(request: Request) -> Response:
     supervisor = runtime.supervisor
     started = time.perf_counter()
     context, _ = await supervisor.private_context(keep=_INVOKE_BACKLOG)
+    runtime.bind(context, request)
     options = await runtime.threads.options(request, agent)
     context.thread_id = options.thread_id if options else None
     result = await supervisor.invoke(agent, payload, context, options)
@@ -55,6 +56,7 @@ async def invoke_stream(request: Request) -> EventStreamResponse:
     payload = await runtime.body.read(request)
     supervisor = runtime.supervisor
     context, bus = await supervisor.private_context(keep=_STREAM_BACKLOG, discard_consumed=True)
+    runtime.bind(context, request)
     options = await runtime.threads.options(request, agent)
     context.thread_id = options.thread_id if options else None
     await context.emit_started()

@@ -102,6 +102,7 @@ async def start_run(
     run = await runs.create_run(requested, owner=principal_of(request).id, metadata=metadata)
     context = runs.get_context(run.run_id)
     assert context is not None
+    runtime.bind(context, request)
     context.thread_id = options.thread_id if options else None
     supervisor = runtime.supervisor
     task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context, options))
@@ -154,9 +155,19 @@ async def owned_run(request: Request) -> Run:
     run_id = request.path_params["run_id"]
     validate_run_id(run_id)
     run = await runs.get_run(run_id)
-    if run is None or run.owner != principal_of(request).id:
+    if run is None or not _may_see(request, run):
         raise RuntimeHTTPError(f"Run '{run_id}' not found", "NOT_FOUND")
     return run
+
+
+def _may_see(request: Request, run: Run) -> bool:
+    """A run is its owner's; with roles configured, `read_logs` also lets a caller read
+    (never cancel or resume) other callers' runs."""
+    principal = principal_of(request)
+    if run.owner == principal.id:
+        return True
+    reader = runtime_of(request).access.enforced and "read_logs" in principal.permissions
+    return reader and request.method == "GET"
 
 
 async def get_run(request: Request) -> Response:
