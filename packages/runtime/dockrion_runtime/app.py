@@ -101,8 +101,6 @@ def _warn_unenforced(spec: DockSpec) -> None:
     """Say once, at start-up, what the Dockfile asks for that this release does not enforce
     yet: nothing configured is ever silently without effect."""
     unenforced: list[str] = []
-    if spec.policies is not None:
-        unenforced.append("policies")
     if spec.auth is not None and spec.auth.rate_limits:
         unenforced.append("auth.rate_limits")
     if spec.observability is not None and spec.observability.langfuse:

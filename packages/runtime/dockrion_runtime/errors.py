@@ -38,6 +38,7 @@ log = logging.getLogger("dockrion.runtime")
 STATUS_BY_CODE: dict[str, int] = {
     "VALIDATION_ERROR": 400,
     "BAD_REQUEST": 400,
+    "POLICY_VIOLATION": 400,
     "AUTH_ERROR": 401,
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,

@@ -33,6 +33,7 @@ from .agents import Agent, AgentResult, InvalidOutputError, RunOptions
 from .encoding import UnencodableError, to_jsonable
 from .errors import RuntimeHTTPError, agent_failure
 from .payload import SchemaChecker
+from .policies import SafetyPolicies
 from .settings import RuntimeSettings
 
 __all__ = ["RunSupervisor"]
@@ -51,22 +52,25 @@ class RunSupervisor:
         self.settings = settings
         io = settings.spec.io_schema
         self._output = SchemaChecker(io.output) if io.strict and io.output is not None else None
+        self.policies = SafetyPolicies(settings.spec.policies)
         self._tasks: set[asyncio.Task[None]] = set()
         self.shutting_down = False
 
     # --- what an agent returns -------------------------------------------------------------
 
     def check_output(self, output: Any) -> tuple[Any, list[dict[str, Any]]]:
-        """The output in its JSON form, and its problems against a strict
-        `io_schema.output` (the output is returned as is, with the problems reported beside
-        it); raises INVALID_OUTPUT, naming the type and where it sits, when a part of the
-        output has no JSON form."""
+        """The output in its JSON form, redacted then truncated by the safety policies, and
+        its problems against a strict `io_schema.output` (the output is returned as is, with
+        the problems reported beside it); raises INVALID_OUTPUT, naming the type and where
+        it sits, when a part of the output has no JSON form, and POLICY_VIOLATION when a
+        redaction pattern matches under `halt_on_violation`."""
         try:
             jsonable = to_jsonable(output)
         except UnencodableError as exc:
             raise RuntimeHTTPError(
                 f"Agent output is not JSON-serialisable: {exc}", exc.code
             ) from None
+        jsonable = self.policies.apply_output(jsonable)
         problems = self._output.problems(jsonable) if self._output is not None else []
         return jsonable, problems
 
@@ -126,6 +130,8 @@ class RunSupervisor:
             raise RuntimeHTTPError(
                 f"Agent invocation timed out after {timeout:g}s", "RUN_TIMEOUT"
             ) from None
+        except RuntimeHTTPError:
+            raise  # a refusal with its own code (a policy violation in a streamed token)
         except Exception as exc:
             log.exception("agent failed on /invoke")
             raise agent_failure(exc, verbose=self.settings.verbose_errors) from None

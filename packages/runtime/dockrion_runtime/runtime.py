@@ -26,7 +26,7 @@ from .agents import Agent, AgentLoadError, import_target, load_agent
 from .auth import Access, Authenticator, principal_of
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
-from .payload import BodyReader
+from .policies import CheckedBodyReader
 from .run_supervisor import RunSupervisor
 from .secret_env import MissingSecretError
 from .settings import RuntimeSettings
@@ -75,13 +75,14 @@ class Runtime:
         self.access = Access(None)  # the app sets the Dockfile's roles
         self.metrics = RuntimeMetrics(settings.name, settings.version)
         arguments = settings.arguments
-        self.body = BodyReader(
+        self.body = CheckedBodyReader(
             settings.spec.io_schema.input,
             arguments.max_body_bytes,
             max_depth=arguments.max_json_depth,
             timeout=arguments.body_timeout_sec,
         )
         self.supervisor = RunSupervisor(settings)
+        self.body.policies = self.supervisor.policies  # the input check, before any run
         self.subscribers = SubscriberLimit(settings.max_subscribers)
         self.threads = ThreadRegistry()
         self.executor = concurrent.futures.ThreadPoolExecutor(
@@ -107,8 +108,12 @@ class Runtime:
         return self.agent
 
     def bind(self, context: StreamContext, request: Request) -> None:
-        """Give a run's context what agent code may ask about the request: its caller."""
+        """Give a run's context its caller (`context.auth`), the tool policy
+        (`context.is_tool_allowed`) and the redaction of its streamed tokens."""
         context.auth = principal_of(request).context()
+        policies = self.supervisor.policies
+        context.tool_check = policies.tool_check()
+        context.token_filter = policies.token_filter()
 
     def require_runs(self) -> RunManager:
         if self.runs is None:
