@@ -8,6 +8,12 @@ its request head: a client sending headers a byte at a time (slowloris) holds it
 connection, and a file descriptor, for ever. `GuardedH11Protocol` adds that deadline,
 answers requests past the connection cap with 503, and gives the few requests that the
 protocol itself refuses (408, 400, 503) the same JSON error body as every other refusal.
+
+The HTTP parser is httptools (C, llhttp) where it is installed, which it is on every
+platform with a wheel (a runtime dependency behind an environment marker): it parses a
+request several times faster than h11, the pure-Python fallback. Both get the same guards:
+`GuardedHttpToolsProtocol` counts the bytes of an unfinished request head itself, since
+httptools has no size limit of its own.
 """
 
 from __future__ import annotations
@@ -19,11 +25,16 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools has no wheel for this platform
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
 from dockrion_schema import ServerLimits
 
 from .errors import error_body
 
-__all__ = ["GuardedH11Protocol", "ServerOptions", "uvicorn_options"]
+__all__ = ["GuardedH11Protocol", "GuardedHttpToolsProtocol", "ServerOptions", "uvicorn_options"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +65,9 @@ def uvicorn_options(options: ServerOptions) -> dict[str, Any]:
     """The uvicorn settings for `options` (and the protocol that enforces the rest)."""
     global _options
     _options = options
+    protocol = "GuardedH11Protocol" if HttpToolsProtocol is None else "GuardedHttpToolsProtocol"
     return {
-        "http": "dockrion_runtime.server:GuardedH11Protocol",
+        "http": f"dockrion_runtime.server:{protocol}",
         "timeout_keep_alive": options.keep_alive_timeout,
         "h11_max_incomplete_event_size": options.max_header_bytes,
     }
@@ -144,3 +156,69 @@ class GuardedH11Protocol(H11Protocol):
         message = f"Request line and headers not received within {_options.header_timeout:g}s"
         self.transport.write(_raw_response(408, "Request Timeout", message, "REQUEST_TIMEOUT"))
         self.transport.close()
+
+
+if HttpToolsProtocol is not None:
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        """uvicorn's httptools protocol with the same request-head deadline and connection
+        cap as `GuardedH11Protocol`, and the request-head size limit that h11 enforces
+        itself."""
+
+        _header_timer: asyncio.TimerHandle | None = None
+        _cycle_before: object = None
+        _head_bytes = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > _options.max_connections:
+                self.app = _over_capacity
+            self._arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm_header_timer()  # the first byte of the next request
+            waiting = self._header_timer is not None
+            if waiting:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            if not waiting or self.transport.is_closing():
+                return
+            if self.cycle is not self._cycle_before:
+                self._cancel_header_timer()  # a request head arrived whole
+            elif self._head_bytes > _options.max_header_bytes:
+                self._refuse_head(
+                    f"The request line and headers are over the {_options.max_header_bytes} "
+                    "byte limit"
+                )
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            self._refuse_head("Malformed HTTP request")
+
+        def _refuse_head(self, message: str) -> None:
+            self._cancel_header_timer()
+            self.transport.write(_raw_response(400, "Bad Request", message, "BAD_REQUEST"))
+            self.transport.close()
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._cycle_before = self.cycle
+            self._head_bytes = 0
+            self._header_timer = self.loop.call_later(_options.header_timeout, self._header_timeout)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or self.cycle is not self._cycle_before:
+                return
+            message = f"Request line and headers not received within {_options.header_timeout:g}s"
+            self.transport.write(_raw_response(408, "Request Timeout", message, "REQUEST_TIMEOUT"))
+            self.transport.close()

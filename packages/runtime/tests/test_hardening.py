@@ -6,6 +6,7 @@ run the backend lost ends quietly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import time
@@ -313,6 +314,24 @@ def test_a_connection_that_sends_nothing_is_closed(guarded_server: str) -> None:
         while chunk := sock.recv(65536):  # returns b"" once the server closes
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_request_head_over_the_size_limit_is_a_400(guarded_server: str) -> None:
+    # The same answer from either HTTP parser (httptools where installed, h11 otherwise).
+    request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000
+    host, port = guarded_server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        with contextlib.suppress(OSError):  # the server may close before it has read all
+            sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert body == (
+        b'{"success": false, "error": "The request line and headers are over the 16384 byte '
+        b'limit", "code": "BAD_REQUEST"}'
+    )
 
 
 def test_connections_past_the_cap_get_503_then_service_resumes(guarded_server: str) -> None:

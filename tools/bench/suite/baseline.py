@@ -1,5 +1,7 @@
-"""The baseline: plain Starlette serving the same SSE bytes our runtime sends, doing no
-other work. The practical limit of this stack for each workload."""
+"""The baseline: plain Starlette serving the same SSE bytes our runtime sends (each event
+serialised with `json.dumps` when it is produced, one write per event, as a plain
+`StreamingResponse` does), doing no other work. Run under uvicorn with uvloop and httptools:
+the practical limit of this stack for each workload."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from starlette.routing import Route
 def frame(run_id: str, sequence: int, kind: str, extra: dict[str, object]) -> bytes:
     data = json.dumps(
         {
-            "id": "evt-000000000000",
+            "id": "evt-" + uuid.uuid4().hex[:12],
             "type": kind,
             "run_id": run_id,
             "sequence": sequence,
@@ -27,7 +29,8 @@ def frame(run_id: str, sequence: int, kind: str, extra: dict[str, object]) -> by
         },
         separators=(",", ":"),
     )
-    return f"id: {sequence}\nevent: {kind}\ndata: {data}\n\n".encode()
+    retry = "retry: 3000\n" if sequence == 0 else ""
+    return f"{retry}id: {sequence}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 
 def frames_for(run_id: str, tokens: int) -> list[tuple[str, dict[str, object]]]:
@@ -36,7 +39,7 @@ def frames_for(run_id: str, tokens: int) -> list[tuple[str, dict[str, object]]]:
     complete: dict[str, object] = {
         "output": {"tokens": tokens},
         "latency_seconds": 0.0,
-        "metadata": {},
+        "metadata": {"agent": "bench", "framework": "custom"},
     }
     return [("started", started)] + [("token", token)] * tokens + [("complete", complete)]
 
@@ -53,6 +56,10 @@ async def invoke_stream(request: Request) -> StreamingResponse:
             yield frame(run_id, sequence, kind, extra)
 
     return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
 
 
 async def invoke(request: Request) -> Response:
@@ -114,6 +121,7 @@ async def run_events(request: Request) -> StreamingResponse:
 
 app = Starlette(
     routes=[
+        Route("/health", health, methods=["GET"]),
         Route("/invoke/stream", invoke_stream, methods=["POST"]),
         Route("/invoke", invoke, methods=["POST"]),
         Route("/runs", create_run, methods=["POST"]),
