@@ -74,7 +74,7 @@ def create_app(
     runtime.openapi = build_openapi(
         spec, [(e.method, e.path, needs_auth(e, access)) for e in listed], settings.version
     )
-    routes = starlette_routes(endpoints, auth, access)
+    routes = starlette_routes(endpoints, auth, access, runtime.rate_limiter)
 
     middleware = [
         Middleware(RequestIdMiddleware),
@@ -101,8 +101,6 @@ def _warn_unenforced(spec: DockSpec) -> None:
     """Say once, at start-up, what the Dockfile asks for that this release does not enforce
     yet: nothing configured is ever silently without effect."""
     unenforced: list[str] = []
-    if spec.auth is not None and spec.auth.rate_limits:
-        unenforced.append("auth.rate_limits")
     if spec.observability is not None and spec.observability.langfuse:
         unenforced.append("observability.langfuse")
     if spec.expose.streaming == "websocket":

@@ -14,9 +14,10 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from dockrion_events import AuthContext
 from dockrion_schema import ApiKeysConfig, AuthConfig, JWTClaimsConfig, JWTConfig
@@ -28,6 +29,7 @@ __all__ = [
     "AuthConfigError",
     "AuthFailed",
     "Authenticator",
+    "Limiter",
     "Principal",
     "Refused",
     "build_auth",
@@ -420,22 +422,31 @@ def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authent
     )
 
 
+class Limiter(Protocol):
+    async def check(self, principal: Principal) -> Any: ...
+
+
 def protect(
     handler: Callable[[Request], Awaitable[Any]],
     auth: Authenticator,
     access: Access | None = None,
     permission: str | None = None,
+    limiter: Limiter | None = None,
 ) -> Callable[[Request], Awaitable[Any]]:
-    """`handler` behind authentication and, when roles are configured, `permission`: the
-    caller is identified and checked before anything else of the request is looked at
-    (its body included)."""
+    """`handler` behind authentication, then (when roles are configured) `permission`,
+    then the caller's rate limit: all before anything else of the request is looked at
+    (its body included). The rate limit's headers go on the answer."""
     access = access or Access(None)
 
     async def endpoint(request: Request) -> Any:
         principal = access.resolve(await auth.authenticate(request))
         request.state.principal = principal
         access.require(principal, permission)
-        return await handler(request)
+        decision = await limiter.check(principal) if limiter is not None else None
+        response = await handler(request)
+        if decision is not None and isinstance(response, Response):
+            response.headers.update(decision.headers())
+        return response
 
     endpoint.__name__ = getattr(handler, "__name__", "endpoint")
     return endpoint

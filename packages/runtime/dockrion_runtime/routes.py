@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from .auth import Access, Authenticator, protect
+from .auth import Access, Authenticator, Limiter, protect
 from .endpoints import ag_ui, invoke, runs, service
 from .settings import RuntimeSettings
 
@@ -136,7 +136,10 @@ def needs_auth(endpoint: Endpoint, access: Access) -> bool:
 
 
 def starlette_routes(
-    endpoints: list[Endpoint], auth: Authenticator, access: Access | None = None
+    endpoints: list[Endpoint],
+    auth: Authenticator,
+    access: Access | None = None,
+    limiter: Limiter | None = None,
 ) -> list[BaseRoute]:
     """One Starlette `Route` per row (Starlette picks among routes of one path by method),
     rows that need it behind `auth` and their permission, plus the offline Swagger UI
@@ -145,7 +148,7 @@ def starlette_routes(
     routes: list[BaseRoute] = [
         Route(
             endpoint.path,
-            protect(endpoint.handler, auth, access, endpoint.permission)
+            protect(endpoint.handler, auth, access, endpoint.permission, limiter)
             if needs_auth(endpoint, access)
             else endpoint.handler,
             methods=[endpoint.method],

@@ -27,6 +27,7 @@ from .auth import Access, Authenticator, principal_of
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
 from .policies import CheckedBodyReader
+from .rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .run_supervisor import RunSupervisor
 from .secret_env import MissingSecretError
 from .settings import RuntimeSettings
@@ -73,6 +74,7 @@ class Runtime:
         self.settings = settings
         self.auth = auth
         self.access = Access(None)  # the app sets the Dockfile's roles
+        self.rate_limiter = self.build_rate_limiter()
         self.metrics = RuntimeMetrics(settings.name, settings.version)
         arguments = settings.arguments
         self.body = CheckedBodyReader(
@@ -199,6 +201,15 @@ class Runtime:
             cluster=redis.cluster,
         )
 
+    def build_rate_limiter(self) -> RateLimiter:
+        """Counts per process on the memory backend, shared through Redis on Redis."""
+        auth = self.settings.spec.auth
+        limits = limits_from(auth.rate_limits if auth is not None else {})
+        redis = self.settings.redis
+        if not limits or self.settings.streaming.backend != "redis" or "${" in redis.url:
+            return MemoryRateLimiter(limits)
+        return RedisRateLimiter(limits, redis.url, redis.key_prefix, redis.cluster)
+
     def build_run_manager(self, backend: EventBackend) -> RunManager:
         settings = self.settings
         generator = None
@@ -255,6 +266,7 @@ class Runtime:
         if self.runs is not None:
             await self.runs.close()
             await self.runs.bus.close()
+        await self.rate_limiter.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def drain(self, grace: float) -> None:
