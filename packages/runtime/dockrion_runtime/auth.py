@@ -416,9 +416,19 @@ def build_auth(config: AuthConfig | None, environ: Mapping[str, str]) -> Authent
                 "auth mode jwt needs an auth.jwt section (jwks_url or public_key_env)"
             )
         return JwtAuth(config.jwt, environ)
+    if config.mode == "oauth2":
+        if config.oauth2 is None:
+            raise AuthConfigError(
+                "auth mode oauth2 needs an auth.oauth2 section (introspection_url, "
+                "client_id_env, client_secret_env)"
+            )
+        from .oauth2 import OAuth2Introspection  # imports this module
+
+        return OAuth2Introspection(
+            config.oauth2, config.jwt.claims if config.jwt else None, environ
+        )
     raise AuthConfigError(
-        f"auth mode {config.mode!r} is not available in this release yet; use 'api_key', "
-        "'jwt' or 'none'"
+        f"auth mode {config.mode!r} is not known; use api_key, jwt, oauth2 or none"
     )
 
 

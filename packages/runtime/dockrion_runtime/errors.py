@@ -58,6 +58,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "SERVER_BUSY": 503,
     "BACKEND_UNAVAILABLE": 503,
     "BACKEND_ERROR": 503,
+    "AUTH_UNAVAILABLE": 503,
     "RUN_TIMEOUT": 504,
 }
 

@@ -1,0 +1,151 @@
+"""auth.mode oauth2: token introspection (RFC 7662) against a real endpoint on loopback,
+with client credentials from the environment, required scopes and a short cache."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dockrion_runtime import AuthConfigError, create_app
+
+from .conftest import write_project
+
+Serve = Callable[..., str]
+
+AGENT = """
+def whoami(payload, context):
+    auth = context.auth
+    return {"method": auth.method, "user_id": auth.user_id, "scopes": list(auth.scopes),
+            "client_id": auth.client_id, "principal_id": auth.principal_id}
+"""
+
+ANSWERS: dict[str, dict[str, Any]] = {
+    "good-token": {
+        "active": True,
+        "sub": "alice",
+        "client_id": "web-app",
+        "scope": "agents:invoke profile",
+    },
+    "narrow-token": {"active": True, "sub": "bob", "scope": "profile"},
+    "machine-token": {"active": True, "client_id": "batch-job", "scope": "agents:invoke"},
+    "dead-token": {"active": False},
+}
+CLIENT = ("dockrion-runtime", "s3cret/with:chars")
+
+
+class Introspection:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        owner = self
+        expected = (
+            "Basic "
+            + base64.b64encode(
+                ":".join(urllib.parse.quote(p, safe="") for p in CLIENT).encode()
+            ).decode()
+        )
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                if self.headers["Authorization"] != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                token = form["token"][0]
+                owner.calls.append(token)
+                body = json.dumps(ANSWERS.get(token, {"active": False})).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+
+
+@pytest.fixture
+def introspection() -> Iterator[Introspection]:
+    endpoint = Introspection()
+    thread = threading.Thread(target=endpoint.server.serve_forever, daemon=True)
+    thread.start()
+    yield endpoint
+    endpoint.server.shutdown()
+    endpoint.server.server_close()
+
+
+def dockfile_extra(url: str) -> str:
+    return (
+        "auth:\n  mode: oauth2\n  oauth2:\n"
+        f"    introspection_url: {url}\n"
+        "    client_id_env: OAUTH_CLIENT_ID\n    client_secret_env: OAUTH_CLIENT_SECRET\n"
+        "    required_scopes: ['agents:invoke']\n"
+    )
+
+
+ENV = {"OAUTH_CLIENT_ID": CLIENT[0], "OAUTH_CLIENT_SECRET": CLIENT[1]}
+
+
+def call(url: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(f"{url}/invoke", json={"query": "x"}, headers=headers)
+
+
+def test_introspected_tokens(serve: Serve, introspection: Introspection) -> None:
+    url = serve("whoami", dockfile_extra(introspection.url), AGENT, environ=ENV)
+    good = call(url, "good-token")
+    assert good.status_code == 200
+    assert good.json()["output"] == {
+        "method": "oauth2",
+        "user_id": "alice",
+        "scopes": ["agents:invoke", "profile"],
+        "client_id": "web-app",
+        "principal_id": "oauth2:alice",
+    }
+    assert call(url, "good-token").status_code == 200
+    assert introspection.calls.count("good-token") == 1  # the answer is cached
+    machine = call(url, "machine-token")
+    assert machine.json()["output"]["principal_id"] == "oauth2:batch-job"
+    narrow = call(url, "narrow-token")
+    assert (narrow.status_code, narrow.json()["code"]) == (403, "FORBIDDEN")
+    assert narrow.json()["details"]["missing_scopes"] == ["agents:invoke"]
+    dead = call(url, "dead-token")
+    assert (dead.status_code, dead.json()["detail"]["error"]) == (401, "TOKEN_INVALID")
+    missing = call(url, None)
+    assert (missing.status_code, missing.json()["detail"]["error"]) == (
+        401,
+        "MISSING_CREDENTIALS",
+    )
+
+
+def test_wrong_client_credentials_are_503_not_a_pass(
+    serve: Serve, introspection: Introspection
+) -> None:
+    url = serve(
+        "whoami",
+        dockfile_extra(introspection.url),
+        AGENT,
+        environ={**ENV, "OAUTH_CLIENT_SECRET": "wrong"},
+    )
+    refused = call(url, "good-token")
+    assert (refused.status_code, refused.json()["code"]) == (503, "AUTH_UNAVAILABLE")
+    assert "HTTP 401" in refused.json()["error"]
+
+
+def test_missing_client_credentials_stop_start_up(tmp_path: Path) -> None:
+    dockfile = write_project(tmp_path, "whoami", dockfile_extra("http://127.0.0.1:9/x"), AGENT)
+    with pytest.raises(AuthConfigError, match="OAUTH_CLIENT_SECRET"):
+        create_app(dockfile, environ={"OAUTH_CLIENT_ID": "x"})
