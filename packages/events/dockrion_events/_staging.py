@@ -25,12 +25,16 @@ from .record import EventRecord
 from .runs import RunStatus
 from .sinks import QueueSink, RunLogSink, StreamingSink
 
-__all__ = ["INLINE_FLUSH", "Backoff", "BatchStage", "DirectStage", "Stage"]
+__all__ = ["LIVE_EVENTS", "LIVE_SECONDS", "Backoff", "BatchStage", "DirectStage", "Stage"]
 
 log = logging.getLogger("dockrion.events")
 
-# An async producer that never yields to the loop is flushed inline every this many events.
-INLINE_FLUSH = 512
+# Live streaming from async code that never yields to the loop (an agent awaiting
+# `emit_token` in a tight loop, whose awaits never suspend): its emit flushes the staged
+# events and yields once, so that the readers write them, as soon as this many are waiting
+# or the oldest has waited this long. The first event after a quiet spell goes at once.
+LIVE_EVENTS = 64
+LIVE_SECONDS = 0.001
 
 
 class Backoff:
@@ -188,6 +192,8 @@ class BatchStage(Stage):
         self.backoff = Backoff()
         self.pending: list[EventRecord] = []
         self._wakeup_scheduled = False
+        self._batch_started = 0.0  # when the oldest pending event was staged
+        self._flushed_at = 0.0  # when the last flush took a batch
         self._tasks: set[asyncio.Future[None]] = set()
         self._flush_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,18 +219,39 @@ class BatchStage(Stage):
             self.next_sequence += 1
             if not self._wakeup_scheduled:
                 self._wakeup_scheduled = wake = True
+                self._batch_started = time.monotonic()
         if wake:
             self._wake()
+            if (
+                threading.get_ident() != self._loop_thread
+                and self._batch_started - self._flushed_at >= LIVE_SECONDS
+            ):
+                # The first event after a quiet spell, from a worker thread: let the loop
+                # take it before going on (bounded), rather than after the thread's GIL
+                # slice, so that it is written as soon as it is emitted.
+                with self.lock:
+                    if self._wakeup_scheduled and self.closed_by is None:
+                        self.drained.wait(LIVE_SECONDS)
         return event
 
     async def emit(self, event_type: str, build: Build) -> BaseEvent:
-        """Stage the event; it is written as soon as the agent yields to the loop, together
-        with whatever else is ready (one append per batch, not per event)."""
+        """Stage the event; it is written when the agent next yields to the loop, together
+        with whatever else is ready (one append per batch, not per event). An agent that
+        does not yield is made to: the first event after a quiet spell of `LIVE_SECONDS`
+        at once, the following ones every `LIVE_EVENTS` events or `LIVE_SECONDS`."""
         event = self.stage(event_type, build)
-        if len(self.pending) >= INLINE_FLUSH:
-            await self.flush()
-            if self.failure is not None or self.cancel_reason is not None:
-                self.check_open(event_type)
+        waiting = len(self.pending)
+        if waiting:
+            started = self._batch_started
+            if (
+                waiting >= LIVE_EVENTS
+                or started - self._flushed_at >= LIVE_SECONDS
+                or time.monotonic() - started >= LIVE_SECONDS
+            ):
+                await self.flush()
+                if self.failure is not None or self.cancel_reason is not None:
+                    self.check_open(event_type)
+                await asyncio.sleep(0)  # the readers write the batch before we go on
         return event
 
     def _wake(self) -> None:
@@ -253,6 +280,8 @@ class BatchStage(Stage):
             with self.lock:
                 batch, self.pending = self.pending, []
                 self._wakeup_scheduled = False
+                if batch:
+                    self._flushed_at = time.monotonic()
                 self.drained.notify_all()
             if not batch:
                 return

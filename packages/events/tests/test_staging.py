@@ -21,7 +21,7 @@ from dockrion_events import (
     StreamContext,
 )
 from dockrion_events._builders import token
-from dockrion_events._staging import INLINE_FLUSH, Backoff, BatchStage, DirectStage
+from dockrion_events._staging import LIVE_EVENTS, Backoff, BatchStage, DirectStage
 from dockrion_events.errors import RunFinishedError
 from dockrion_events.sinks import LangGraphSink, QueueSink, StreamingSink
 
@@ -95,15 +95,54 @@ def test_events_staged_before_the_loop_runs_go_out_in_one_batch() -> None:
     assert asyncio.run(scenario()) == [[0, 1, 2, 3, 4]]
 
 
-def test_an_async_producer_that_never_yields_is_flushed_inline() -> None:
-    async def scenario() -> list[int]:
+def test_an_async_producer_that_never_yields_is_flushed_in_small_batches() -> None:
+    async def scenario() -> list[list[int]]:
         log = FakeLog()
         stage = stage_on_loop(log)
-        for i in range(INLINE_FLUSH):
+        for i in range(10 * LIVE_EVENTS):
             await stage.emit("token", token("r", str(i), None))
-        return [len(batch) for batch in log.batches]
+        await stage.flush()
+        return log.batches
 
-    assert asyncio.run(scenario()) == [INLINE_FLUSH]
+    batches = asyncio.run(scenario())
+    assert [s for batch in batches for s in batch] == list(range(10 * LIVE_EVENTS))
+    assert len(batches) >= 10
+    assert max(len(batch) for batch in batches) <= LIVE_EVENTS
+
+
+def test_an_async_producer_that_never_yields_lets_the_readers_run() -> None:
+    """The producer's awaits never suspend on their own; a reader still sees its events
+    while it runs (the producer stops as soon as the reader has seen one)."""
+
+    class SignallingLog(FakeLog):
+        def __init__(self) -> None:
+            super().__init__()
+            self.appended = asyncio.Event()
+
+        async def append(self, run_id: str, records: Sequence[EventRecord]) -> None:
+            await super().append(run_id, records)
+            self.appended.set()
+
+    async def scenario() -> tuple[int, list[list[int]]]:
+        log = SignallingLog()
+        stage = stage_on_loop(log)
+        seen = asyncio.Event()
+
+        async def reader() -> None:
+            await log.appended.wait()
+            seen.set()
+
+        task = asyncio.create_task(reader())
+        emitted = 0
+        while not seen.is_set() and emitted < 100_000:
+            await stage.emit("token", token("r", str(emitted), None))
+            emitted += 1
+        await task
+        return emitted, log.batches
+
+    emitted, batches = asyncio.run(scenario())
+    assert emitted < 100_000
+    assert batches[0][0] == 0
 
 
 def test_a_worker_thread_far_ahead_of_the_loop_waits_for_room() -> None:
