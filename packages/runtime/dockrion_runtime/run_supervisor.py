@@ -18,6 +18,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from dockrion_events import (
+    BaseEvent,
     EventBus,
     InMemoryBackend,
     Run,
@@ -101,6 +102,20 @@ class RunSupervisor:
         )
         return context, bus
 
+    def detached_context(self) -> StreamContext:
+        """The context of a run whose events nobody reads (`POST /invoke`): each event is
+        numbered, filtered and dropped, with no log behind it. Cancelling it still stops a
+        sync agent at its next emit."""
+        settings = self.settings
+        return StreamContext(
+            str(uuid.uuid4()),
+            agent_name=settings.name,
+            framework=settings.framework,
+            queue_mode=True,
+            events_filter=settings.events_filter,
+            streaming_sink=_DISCARD,
+        )
+
     # --- running ---------------------------------------------------------------------------
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -171,8 +186,11 @@ class RunSupervisor:
             raise
         except (RuntimeHTTPError, InvalidOutputError) as exc:
             message = exc.message if isinstance(exc, RuntimeHTTPError) else str(exc)
+            details = getattr(exc, "details", None)
             with contextlib.suppress(*_ENDED):
-                await context.emit_error(message, exc.code)
+                await context.emit_error(
+                    message, exc.code, details if isinstance(details, dict) else None
+                )
         except Exception as exc:
             log.exception("agent failed on run %s", context.run_id)
             failure = agent_failure(exc, verbose=self.settings.verbose_errors)
@@ -217,6 +235,21 @@ class RunSupervisor:
         self.shutting_down = True
         for task in list(self._tasks):
             task.cancel()
+
+
+class _Discard:
+    """A streaming sink that takes every event and keeps none."""
+
+    name = "discard"
+
+    def emit(self, event: BaseEvent) -> bool:
+        return True
+
+    def is_available(self) -> bool:
+        return True
+
+
+_DISCARD = _Discard()
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

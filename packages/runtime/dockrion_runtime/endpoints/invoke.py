@@ -1,8 +1,9 @@
 """Pattern A: `POST /invoke` returns the agent's output as JSON; `POST /invoke/stream`
 streams the run's events as Server-Sent Events while the agent runs.
 
-Both run on a private one-run log (no shared backend): nothing else can read it, and a
-streaming client that goes away cancels the agent.
+`/invoke/stream` runs on a private one-run log (no shared backend): nothing else can read
+it, and a streaming client that goes away cancels the agent. `/invoke` has no log at all:
+nobody reads its events, so they are numbered, filtered and dropped.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ __all__ = ["invoke", "invoke_stream"]
 
 log = logging.getLogger("dockrion.runtime")
 
-# The events of /invoke are not read by anyone: keep only a few.
-_INVOKE_BACKLOG = 16
 # A Pattern A log has one reader, which drops what it has read: this only bounds how far
 # an agent may run ahead of a slow client before that client is cut off.
 _STREAM_BACKLOG = 200_000
@@ -35,7 +34,7 @@ async def invoke(request: Request) -> Response:
     payload = await runtime.body.read(request)
     supervisor = runtime.supervisor
     started = time.perf_counter()
-    context, _ = await supervisor.private_context(keep=_INVOKE_BACKLOG)
+    context = supervisor.detached_context()  # nobody streams it: no run log
     runtime.bind(context, request)
     options = await runtime.threads.options(request, agent)
     context.thread_id = options.thread_id if options else None
