@@ -147,3 +147,35 @@ def test_agent_code_asks_the_tool_policy(
     extra = f"policies:\n  tools: {policy}\n" if policy else ""
     url = serve("tools", extra, AGENT)
     assert httpx.post(f"{url}/invoke", json={"query": "x"}).json()["output"] == expected
+
+
+@pytest.mark.parametrize("allowed", [[], ["get_weather"]])
+def test_langgraph_tool_calls_to_denied_tools_are_blocked(
+    tmp_path: Path, allowed: list[str]
+) -> None:
+    pytest.importorskip("langgraph")
+    from dockrion_events import parse_sse
+    from dockrion_runtime import create_app
+
+    from .conftest import serve_app
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "langgraph-react"
+    dockfile = tmp_path / "Dockfile.yaml"
+    dockfile.write_text(
+        (example / "Dockfile.yaml").read_text().replace("enabled: true", "enabled: false")
+        + f"policies:\n  tools: {{allowed: {json.dumps(allowed)}}}\n"
+    )
+    (tmp_path / "react.py").write_text((example / "react.py").read_text())
+    body = {"messages": [{"role": "user", "content": "what is the weather in Tokyo?"}]}
+    with serve_app(create_app(dockfile, environ={})) as url:
+        raw = httpx.post(f"{url}/invoke/stream", json=body, timeout=60).content
+    events = [json.loads(m.data) for m in parse_sse(raw)]
+    types = [e["type"] for e in events]
+    assert "tool_call" in types
+    if allowed:
+        assert "tool_result" in types and types[-1] == "complete"
+        return
+    assert "tool_result" not in types  # the tool did not run
+    assert events[-1]["type"] == "error" and events[-1]["code"] == "POLICY_VIOLATION"
+    assert events[-1]["details"] == {"tool": "get_weather"}
+    assert "get_weather" in events[-1]["error"]

@@ -19,15 +19,28 @@ Token usage that models report is summed into the run's metadata (`usage`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dockrion_events import EventsFilter, StreamContext, context_scope
 
+from ..errors import RuntimeHTTPError
 from .base import Agent, AgentResult, RunOptions
 from .chunks import emit_chunk
 from .text import message_text
 
-__all__ = ["LangGraphAgent"]
+__all__ = ["LangGraphAgent", "ToolNotAllowedError"]
+
+
+class ToolNotAllowedError(RuntimeHTTPError):
+    """A tool call the deployment's tool policy denies: the tool did not run."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Tool '{name}' is not allowed by policies.tools; it did not run",
+            "POLICY_VIOLATION",
+            {"tool": name},
+        )
 
 
 class LangGraphAgent(Agent):
@@ -75,6 +88,7 @@ class LangGraphAgent(Agent):
         options: RunOptions | None = None,
     ) -> Any:
         graph_input, config = self._input(payload, options), self._config(options)
+        config = _guard_tools(config, context)
         if context is None or not streaming:
             with context_scope(context):
                 output = await self._graph.ainvoke(graph_input, config)
@@ -86,6 +100,29 @@ class LangGraphAgent(Agent):
             ):
                 await translator.feed(namespace, mode, chunk)
         return translator.result()
+
+
+def _guard_tools(config: dict[str, Any] | None, context: StreamContext | None) -> Any:
+    """The run's config with a callback that stops a tool the tool policy denies before
+    it runs (the run then ends with an error event, code POLICY_VIOLATION)."""
+    check = context.tool_check if context is not None else None
+    if check is None:
+        return config
+    allowed: Callable[[str], bool] = check
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class ToolGuard(BaseCallbackHandler):
+        raise_error = True  # LangChain swallows callback errors otherwise
+        run_inline = True
+
+        def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kwargs: Any) -> None:
+            name = str((serialized or {}).get("name") or kwargs.get("name") or "")
+            if not allowed(name):
+                raise ToolNotAllowedError(name)
+
+    config = dict(config or {})
+    config["callbacks"] = [*(config.get("callbacks") or []), ToolGuard()]
+    return config
 
 
 class _Translator:
