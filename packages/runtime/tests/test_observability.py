@@ -56,9 +56,11 @@ def test_request_ids_are_echoed_or_made(serve: Serve) -> None:
         httpx.get(f"{url}/health", headers={"X-Request-ID": "trace-123"}).headers["x-request-id"]
         == "trace-123"
     )
+    # a value HTTP allows but our ids do not (a control byte such as \x7f is refused by
+    # the HTTP parser itself, before any application code)
     assert (
-        httpx.get(f"{url}/health", headers={"X-Request-ID": "bad id\x7f"}).headers["x-request-id"]
-        != "bad id\x7f"
+        httpx.get(f"{url}/health", headers={"X-Request-ID": "bad id;x"}).headers["x-request-id"]
+        != "bad id;x"
     )
 
 
