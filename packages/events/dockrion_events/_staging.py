@@ -35,6 +35,8 @@ log = logging.getLogger("dockrion.events")
 # or the oldest has waited this long. The first event after a quiet spell goes at once.
 LIVE_EVENTS = 64
 LIVE_SECONDS = 0.001
+# A worker thread hands the loop its first event after this long a quiet spell (below).
+HANDOFF_QUIET = 0.005
 
 
 class Backoff:
@@ -194,6 +196,7 @@ class BatchStage(Stage):
         self._wakeup_scheduled = False
         self._batch_started = 0.0  # when the oldest pending event was staged
         self._flushed_at = 0.0  # when the last flush took a batch
+        self._from_thread = False  # a worker thread has staged events
         self._tasks: set[asyncio.Future[None]] = set()
         self._flush_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,13 +225,14 @@ class BatchStage(Stage):
                 self._batch_started = time.monotonic()
         if wake:
             self._wake()
-            if (
-                threading.get_ident() != self._loop_thread
-                and self._batch_started - self._flushed_at >= LIVE_SECONDS
+            if threading.get_ident() != self._loop_thread and (
+                not self._from_thread or self._batch_started - self._flushed_at >= HANDOFF_QUIET
             ):
-                # The first event after a quiet spell, from a worker thread: let the loop
-                # take it before going on (bounded), rather than after the thread's GIL
-                # slice, so that it is written as soon as it is emitted.
+                self._from_thread = True
+                # The run's first event, or the first after a long quiet spell, from a worker
+                # thread: let the loop take it before going on (at most LIVE_SECONDS) rather
+                # than after the thread's GIL slice (5 ms), so that it is written as soon as
+                # it is emitted. Not for every paced event: that would pace the agent.
                 with self.lock:
                     if self._wakeup_scheduled and self.closed_by is None:
                         self.drained.wait(LIVE_SECONDS)

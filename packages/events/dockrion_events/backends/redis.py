@@ -49,6 +49,10 @@ from .redis_tail import Tail
 __all__ = ["RedisBackend"]
 
 
+# The most records one read of the past returns.
+_RANGE = 2048
+
+
 class _ClusterClient(RedisCluster):
     """redis-py's cluster client, each command waiting for the client's initialization
     (discovering the nodes): with redis-py 8.1, commands that start together on a client not
@@ -355,7 +359,10 @@ class RedisBackend(EventBackend):
 
     async def _range(self, run_id: str, after: int) -> list[EventRecord]:
         with self._errors("reading events"):
-            entries = await self._client.xrange(self._keys.log(run_id), min=f"{after + 1}-0")
+            # Bounded: a reader far behind gets the log in slices, not all in one reply.
+            entries = await self._client.xrange(
+                self._keys.log(run_id), min=f"{after + 1}-0", count=_RANGE
+            )
         return decode_entries(entries)
 
     async def read(
@@ -367,7 +374,16 @@ class RedisBackend(EventBackend):
             records = tail.cached_after(after) if tail is not None else []
             if records:
                 return records, records[-1].terminal
+            if tail is not None and tail.following(after):
+                # Caught up with this process's one blocking read: wait for its next one.
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return [], False
+                await self._wait_for_more(run_id, after, remaining)
+                continue
             records = await self._range(run_id, after)
+            if tail is not None:
+                tail.keep_earlier(records)
             if not records:
                 # The log and the state are read apart: judge by the state, then re-read.
                 with self._errors("reading a run"):

@@ -1,9 +1,13 @@
 """Following a run's log in Redis: one blocking read per run per process, whatever the
-number of local subscribers, each woken when it brings something."""
+number of local subscribers, each woken when it brings something. What it brings is kept
+(the latest few thousand records) for every local reader: one caught up with it waits for
+the next read without asking Redis anything, one a little behind takes its records from
+here, and what a lagging reader fetched is kept too when it joins up with the rest."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -15,18 +19,23 @@ __all__ = ["Tail"]
 
 # How many of the latest records a tail keeps for local readers (trimmed to half when full).
 _CACHE = 4096
+# A reader caught up with a tail that brought records this recently trusts it to bring the
+# next ones (no round trip); past it, the reader checks the run's state in Redis itself.
+_FRESH = 1.0
 
 
 class Tail:
     """One blocking read of a run's log in this process, waking every local waiter."""
 
-    __slots__ = ("changed", "position", "recent", "task", "waiters")
+    __slots__ = ("changed", "failed", "position", "read_at", "recent", "task", "waiters")
 
     def __init__(self, position: str) -> None:
         self.changed = asyncio.Event()
         self.position = position
         self.waiters = 0
         self.task: asyncio.Task[None] | None = None
+        self.failed = False  # the last read failed: readers ask Redis and see the error
+        self.read_at = 0.0  # when a read last brought records
         # What the blocking read brought, contiguous: local readers take it from here
         # instead of asking Redis again (one read per run per process, not per subscriber).
         self.recent: list[EventRecord] = []
@@ -36,6 +45,34 @@ class Tail:
         if not recent or not recent[0].sequence <= after + 1 <= recent[-1].sequence:
             return []
         return recent[after + 1 - recent[0].sequence :]
+
+    @property
+    def seen(self) -> int:
+        """The last sequence this tail has read (-1: none yet)."""
+        return -1 if self.position == "0-0" else int(self.position.split("-")[0])
+
+    def following(self, after: int) -> bool:
+        """Whether a reader at `after` can wait for this tail's next read without asking
+        Redis: it has everything the tail read, and the tail is reading and fresh."""
+        return (
+            self.seen == after
+            and not self.failed
+            and self.task is not None
+            and not self.task.done()
+            and time.monotonic() - self.read_at < _FRESH
+        )
+
+    def keep_earlier(self, records: list[EventRecord]) -> None:
+        """Keep the records a lagging reader fetched when they lead up to the cache, so
+        the next reader from there takes them from here (within the cache's bound)."""
+        recent = self.recent
+        if not records or not recent:
+            return
+        first = recent[0].sequence
+        if records[0].sequence < first <= records[-1].sequence + 1:
+            earlier = records[: first - records[0].sequence]
+            if len(earlier) + len(recent) <= _CACHE:
+                recent[:0] = earlier
 
     def notify(self) -> None:
         changed, self.changed = self.changed, asyncio.Event()
@@ -47,10 +84,13 @@ class Tail:
             try:
                 reply = await client.xread({key: self.position}, block=block_ms)
             except (RedisError, OSError):
+                self.failed = True
                 self.notify()  # waiters re-read and see the connection error themselves
                 await asyncio.sleep(0.5)
                 continue
+            self.failed = False
             if reply:
+                self.read_at = time.monotonic()
                 entries = reply[0][1]
                 self.position = text(entries[-1][0])
                 self.recent.extend(decode_entries(entries))
