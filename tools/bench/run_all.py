@@ -56,6 +56,7 @@ DOCKFILES = {
     "sync": "Dockfile.yaml",
     "async": "Dockfile.async.yaml",
     "redis": "Dockfile.redis.yaml",
+    "retain": "Dockfile.retain.yaml",  # sync agent, memory backend keeping 100,000 events
 }
 
 

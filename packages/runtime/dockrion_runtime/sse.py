@@ -3,9 +3,9 @@ and a callback when the client goes away."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
-import anyio
 from starlette.types import Receive, Scope, Send
 
 from dockrion_events import (
@@ -53,24 +53,34 @@ class EventStreamResponse:
         self._headers = SSE_HEADERS + (extra_headers or [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Plain asyncio (a watcher task, a timeout), not an anyio task group: this runs once
+        # per stream, and a task group with its cancel scopes costs several times more.
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         finished = False
-        async with anyio.create_task_group() as group:
+        gone = False
+        task = asyncio.current_task()
+        assert task is not None
 
-            async def watch_disconnect() -> None:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        break
-                if not finished and self._on_disconnect is not None:
+        async def watch_disconnect() -> None:
+            nonlocal gone
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+            if not finished:
+                gone = True
+                if self._on_disconnect is not None:
                     self._on_disconnect()
-                group.cancel_scope.cancel()
+                task.cancel()
 
-            group.start_soon(watch_disconnect)
+        watcher = asyncio.ensure_future(watch_disconnect())
+        try:
             try:
-                with anyio.move_on_after(self._timeout) as deadline:
-                    ending = await self._pump(send)
-                if deadline.cancelled_caught:
+                ending = b""
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        ending = await self._pump(send)
+                except TimeoutError:
                     # The subscription ends; the run goes on and a reconnect resumes.
                     ending = encode_comment("timeout")
                 if ending:
@@ -79,10 +89,19 @@ class EventStreamResponse:
                 finished = True
                 if self._on_close is not None:
                     self._on_close()
-                with anyio.CancelScope(shield=True):
-                    await self._batches.aclose()  # type: ignore[attr-defined]
+                closing = asyncio.ensure_future(self._batches.aclose())  # type: ignore[attr-defined]
+                try:
+                    await asyncio.shield(closing)
+                except asyncio.CancelledError:
+                    await closing  # finish closing the subscription, then stop
+                    raise
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            group.cancel_scope.cancel()
+        except asyncio.CancelledError:
+            if not gone:
+                raise  # cancelled from outside (shutdown): not ours to swallow
+            task.uncancel()  # the client left: nothing more to send
+        finally:
+            watcher.cancel()
 
     async def _pump(self, send: Send) -> bytes:
         """Write batches until the log ends; returns a closing comment, if any."""
