@@ -105,11 +105,40 @@ async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a request-head deadline and a connection cap."""
+class _HeadDeadline:
+    """The request-head deadline both guarded protocols share: armed when a connection
+    opens and before each next request on it, cancelled when a whole head has arrived; on
+    expiry the client gets a JSON 408 and the connection is closed."""
 
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
     _header_timer: asyncio.TimerHandle | None = None
     _cycle_before: object = None
+    _head_bytes = 0
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._cycle_before = self.cycle
+        self._head_bytes = 0
+        self._header_timer = self.loop.call_later(_options.header_timeout, self._header_timeout)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self.cycle is not self._cycle_before:
+            return
+        message = f"Request line and headers not received within {_options.header_timeout:g}s"
+        self.transport.write(_raw_response(408, "Request Timeout", message, "REQUEST_TIMEOUT"))
+        self.transport.close()
+
+
+class GuardedH11Protocol(_HeadDeadline, H11Protocol):
+    """uvicorn's h11 protocol with a request-head deadline and a connection cap."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -139,35 +168,13 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.write(_raw_response(400, "Bad Request", message, "BAD_REQUEST"))
         self.transport.close()
 
-    def _arm_header_timer(self) -> None:
-        self._cancel_header_timer()
-        self._cycle_before = self.cycle
-        self._header_timer = self.loop.call_later(_options.header_timeout, self._header_timeout)
-
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _header_timeout(self) -> None:
-        self._header_timer = None
-        if self.transport.is_closing() or self.cycle is not self._cycle_before:
-            return
-        message = f"Request line and headers not received within {_options.header_timeout:g}s"
-        self.transport.write(_raw_response(408, "Request Timeout", message, "REQUEST_TIMEOUT"))
-        self.transport.close()
-
 
 if HttpToolsProtocol is not None:
 
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    class GuardedHttpToolsProtocol(_HeadDeadline, HttpToolsProtocol):
         """uvicorn's httptools protocol with the same request-head deadline and connection
         cap as `GuardedH11Protocol`, and the request-head size limit that h11 enforces
         itself."""
-
-        _header_timer: asyncio.TimerHandle | None = None
-        _cycle_before: object = None
-        _head_bytes = 0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -202,23 +209,4 @@ if HttpToolsProtocol is not None:
         def _refuse_head(self, message: str) -> None:
             self._cancel_header_timer()
             self.transport.write(_raw_response(400, "Bad Request", message, "BAD_REQUEST"))
-            self.transport.close()
-
-        def _arm_header_timer(self) -> None:
-            self._cancel_header_timer()
-            self._cycle_before = self.cycle
-            self._head_bytes = 0
-            self._header_timer = self.loop.call_later(_options.header_timeout, self._header_timeout)
-
-        def _cancel_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _header_timeout(self) -> None:
-            self._header_timer = None
-            if self.transport.is_closing() or self.cycle is not self._cycle_before:
-                return
-            message = f"Request line and headers not received within {_options.header_timeout:g}s"
-            self.transport.write(_raw_response(408, "Request Timeout", message, "REQUEST_TIMEOUT"))
             self.transport.close()

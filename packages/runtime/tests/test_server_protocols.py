@@ -1,0 +1,75 @@
+"""Both guarded HTTP protocols (h11, and httptools when installed) enforce the request-head
+deadline and size limit with JSON bodies: the h11 one is the fallback where httptools has
+no wheel, so it is tried here too."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from dockrion_runtime import create_app
+from dockrion_runtime import server as guarded
+
+from .conftest import bound_socket, write_project
+
+PROTOCOLS = ["GuardedH11Protocol", "GuardedHttpToolsProtocol"]
+
+
+@pytest.fixture(params=PROTOCOLS)
+def address(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    protocol: Any = getattr(guarded, request.param, None)
+    if protocol is None:
+        pytest.skip("httptools is not installed")
+    settings = guarded.uvicorn_options(
+        guarded.ServerOptions(
+            header_timeout=1.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=4096
+        )
+    )
+    settings["http"] = protocol
+    app = create_app(write_project(tmp_path, "echo"))
+    sock = bound_socket()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **settings))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+        guarded.uvicorn_options(guarded.ServerOptions.from_limits(guarded.ServerLimits()))
+
+
+def read_all(conn: socket.socket) -> bytes:
+    conn.settimeout(30)
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_head_that_never_ends_gets_408_and_is_closed(address: tuple[str, int]) -> None:
+    with socket.create_connection(address) as conn:
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+        answer = read_all(conn)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b'"code": "REQUEST_TIMEOUT"' in answer
+
+
+def test_an_oversized_head_gets_a_json_400(address: tuple[str, int]) -> None:
+    with socket.create_connection(address) as conn:
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8192 + b"\r\n")
+        answer = read_all(conn)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b'"code": "BAD_REQUEST"' in answer
