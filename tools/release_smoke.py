@@ -114,6 +114,11 @@ def check_metadata(files: dict[str, tuple[Path, Path]]) -> str:
                 n.endswith("dockrion_schema/dockfile-v1.schema.json") for n in archive.namelist()
             ):
                 raise SmokeError(f"{wheel.name} lacks the Dockfile JSON Schema")
+            playground = {"index.html", "playground.js", "playground.css"}
+            if module == "dockrion_runtime" and not all(
+                f"dockrion_runtime/playground/{n}" in archive.namelist() for n in playground
+            ):
+                raise SmokeError(f"{wheel.name} lacks the playground's static files")
         for field in ("Name", "Version", "Summary", "License-Expression", "Requires-Python"):
             if not metadata.get(field):
                 raise SmokeError(f"{wheel.name}: metadata field {field} is missing")

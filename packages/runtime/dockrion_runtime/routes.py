@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, runs, service
+from .endpoints import ag_ui, invoke, playground, runs, service
 from .settings import RuntimeSettings
 
 __all__ = ["ROUTE_TABLE", "Endpoint", "needs_auth", "served", "starlette_routes"]
@@ -49,6 +49,10 @@ def _ag_ui(settings: RuntimeSettings) -> bool:
     return settings.ag_ui.enabled
 
 
+def _playground(settings: RuntimeSettings) -> bool:
+    return settings.playground
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     method: str
@@ -72,6 +76,9 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/info", service.info),
     Endpoint("GET", "/schema", service.schema, permission=DOCS),
     Endpoint("GET", "/metrics", service.metrics, permission="view_metrics"),
+    # The playground: public static files; the API calls it makes carry the user's key
+    Endpoint("GET", "/playground", playground.page, listed=False, enabled=_playground),
+    Endpoint("GET", "/playground/{name}", playground.asset, listed=False, enabled=_playground),
     # Pattern A: one request, one run
     Endpoint("POST", "/invoke", invoke.invoke, protected=True, permission=INVOKE, enabled=_rest),
     Endpoint(

@@ -159,6 +159,10 @@ class RuntimeSettings:
         return self.spec.expose.ag_ui or AgUiConfig()
 
     @property
+    def playground(self) -> bool:
+        return self.spec.expose.playground
+
+    @property
     def redis(self) -> RedisStreamingConfig:
         return self.streaming.redis or RedisStreamingConfig()
 

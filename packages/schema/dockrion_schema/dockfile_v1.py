@@ -292,6 +292,9 @@ class ExposeConfig(_Section):
     # Headers added to every response, over the runtime's secure defaults; null drops one.
     security_headers: dict[str, str | None] | None = None
     ag_ui: AgUiConfig | None = None
+    # `GET /playground`: a page to try the agent in a browser (public static files; every
+    # API call it makes carries the key the user types into it). false stops serving it.
+    playground: bool = True
 
     model_config = ConfigDict(
         extra="allow",

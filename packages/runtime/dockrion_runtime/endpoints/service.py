@@ -23,9 +23,14 @@ async def welcome(request: Request) -> Response:
         f"<li><code>{method} {html.escape(path)}</code></li>" for method, path in runtime.listing
     )
     name = html.escape(settings.name)
+    playground = (
+        '<p><a href="/playground">Try the agent in the playground</a></p>'
+        if settings.playground
+        else ""
+    )
     return HTMLResponse(
         f"<!doctype html><title>{name}</title><h1>{name}</h1>"
-        f"<p>{html.escape(settings.description)}</p><ul>{rows}</ul>"
+        f"<p>{html.escape(settings.description)}</p>{playground}<ul>{rows}</ul>"
     )
 
 
