@@ -40,6 +40,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "limits": None,
         "security_headers": None,
         "ag_ui": None,
+        "playground": True,
     }
     assert dumped["streaming"] == {
         "async_runs": True,
