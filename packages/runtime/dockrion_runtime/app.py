@@ -70,10 +70,20 @@ def create_app(
 
     endpoints = served(settings)
     listed = [endpoint for endpoint in endpoints if endpoint.listed]
-    runtime.listing = [(endpoint.method, endpoint.path) for endpoint in listed]
+    # the welcome page: `WS /invoke/ws` beside `POST /invoke`
+    runtime.listing = [("WS" if e.kind == "websocket" else e.method, e.path) for e in listed]
+    operations = [e for e in listed if e.kind == "http"]
     runtime.openapi = build_openapi(
-        spec, [(e.method, e.path, needs_auth(e, access)) for e in listed], settings.version
+        spec, [(e.method, e.path, needs_auth(e, access)) for e in operations], settings.version
     )
+    sockets = [e.path for e in listed if e.kind == "websocket"]
+    if sockets:  # OpenAPI has no WebSocket operations: named in the description instead
+        info = runtime.openapi["info"]
+        info["description"] += (
+            f"\n\nWebSocket endpoints (not OpenAPI operations): {', '.join(sockets)}. Each "
+            "event is one text message holding the JSON that Server-Sent Events send as "
+            "`data:`; see the runtime's WebSocket documentation."
+        )
     routes = starlette_routes(endpoints, auth, access, runtime.rate_limiter)
 
     middleware = [
@@ -103,7 +113,5 @@ def _warn_unenforced(spec: DockSpec) -> None:
     unenforced: list[str] = []
     if spec.observability is not None and spec.observability.langfuse:
         unenforced.append("observability.langfuse")
-    if spec.expose.streaming == "websocket":
-        unenforced.append("expose.streaming: websocket (no WebSocket endpoint; SSE is off)")
     for feature in unenforced:
         log.warning("%s is configured but not enforced by this runtime version", feature)

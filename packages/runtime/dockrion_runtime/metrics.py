@@ -44,6 +44,24 @@ class RuntimeMetrics:
             ["agent"],
             registry=self.registry,
         )
+        self.websockets = Gauge(
+            "dockrion_active_websockets",
+            "Open WebSocket sessions",
+            ["agent"],
+            registry=self.registry,
+        )
+        self.websocket_sessions = Counter(
+            "dockrion_websocket_sessions_total",
+            "WebSocket sessions ended, by route and close code",
+            ["agent", "endpoint", "code"],
+            registry=self.registry,
+        )
+        self.websocket_events = Counter(
+            "dockrion_websocket_events_sent_total",
+            "Stored events sent as WebSocket messages",
+            ["agent"],
+            registry=self.registry,
+        )
         self.version = version
 
     def exposition(self) -> Response:

@@ -206,6 +206,24 @@ class BodyReader:
             raise RuntimeHTTPError("Input validation failed", "VALIDATION_ERROR", problems)
         return payload
 
+    def message(self, data: bytes, *, check: bool = True) -> Any:
+        """A WebSocket message that holds the agent's input, under the same checks as a
+        body: the size limit (413), strict JSON (400) and the input schema (400), refused
+        with the very errors a body gets."""
+        if len(data) > self.max_bytes:
+            raise self._too_large()
+        if not data.strip():
+            raise RuntimeHTTPError(
+                "Request body must be JSON",
+                "VALIDATION_ERROR",
+                [{"loc": ["body"], "msg": "body is empty"}],
+            )
+        payload = self.parse(data)
+        problems = self.checker.problems(payload) if check else []
+        if problems:
+            raise RuntimeHTTPError("Input validation failed", "VALIDATION_ERROR", problems)
+        return payload
+
     def parse(self, body: bytes) -> Any:
         """Strict JSON within the depth and number limits."""
         # Counting brackets runs at C speed; only a body that could be too deep is walked.

@@ -278,3 +278,9 @@ class CheckedBodyReader(BodyReader):
         if self.policies is not None:
             self.policies.check_input(payload)
         return payload
+
+    def message(self, data: bytes, *, check: bool = True) -> Any:
+        payload = super().message(data, check=check)
+        if self.policies is not None:
+            self.policies.check_input(payload)
+        return payload

@@ -1,6 +1,7 @@
 """The route table: every endpoint of the runtime, in one place.
 
-Each row says the method, the path, the handler, whether the caller must authenticate,
+Each row says the method, the path, the handler, its kind (an HTTP route, or a WebSocket
+route: a handshake is a GET), whether the caller must authenticate,
 the permission a caller needs when `auth.roles` is configured, when the route is served
 (from the Dockfile) and whether it is listed (welcome page and OpenAPI document). The
 Starlette routes, the OpenAPI paths, the welcome page, the metrics labels, authentication
@@ -13,20 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from starlette.requests import Request
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, playground, runs, service
+from .endpoints import ag_ui, invoke, playground, runs, service, sockets
 from .settings import RuntimeSettings
+from .websocket import WebSocketEndpoint
 
 __all__ = ["ROUTE_TABLE", "Endpoint", "needs_auth", "served", "starlette_routes"]
 
-Handler = Callable[[Request], Awaitable[Any]]
+Handler = Callable[..., Awaitable[Any]]  # (Request) for HTTP rows, (WebSocket, Request) else
 
 
 def _always(settings: RuntimeSettings) -> bool:
@@ -49,6 +50,14 @@ def _ag_ui(settings: RuntimeSettings) -> bool:
     return settings.ag_ui.enabled
 
 
+def _websocket(settings: RuntimeSettings) -> bool:
+    return settings.websocket
+
+
+def _websocket_runs(settings: RuntimeSettings) -> bool:
+    return settings.websocket and settings.async_runs
+
+
 def _playground(settings: RuntimeSettings) -> bool:
     return settings.playground
 
@@ -62,6 +71,9 @@ class Endpoint:
     enabled: Callable[[RuntimeSettings], bool] = _always
     listed: bool = True  # on the welcome page and in the OpenAPI document
     permission: str | None = None  # checked when auth.roles is configured
+    # "websocket": the handler takes the socket and the handshake as a Request; a plain
+    # GET of the path (no upgrade) is answered 426 after the same checks.
+    kind: Literal["http", "websocket"] = "http"
 
 
 INVOKE = "invoke"
@@ -118,6 +130,25 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
         permission=INVOKE,
         enabled=_runs,
     ),
+    # WebSocket views of the same run logs (expose.streaming: websocket)
+    Endpoint(
+        "GET",
+        "/invoke/ws",
+        sockets.invoke_ws,
+        protected=True,
+        permission=INVOKE,
+        enabled=_websocket,
+        kind="websocket",
+    ),
+    Endpoint(
+        "GET",
+        "/runs/{run_id}/ws",
+        sockets.run_ws,
+        protected=True,
+        permission=INVOKE,
+        enabled=_websocket_runs,
+        kind="websocket",
+    ),
     # AG-UI: agent front ends, on background runs
     Endpoint("POST", "/ag-ui", ag_ui.run_agent, protected=True, permission=INVOKE, enabled=_ag_ui),
     Endpoint(
@@ -150,19 +181,29 @@ def starlette_routes(
 ) -> list[BaseRoute]:
     """One Starlette `Route` per row (Starlette picks among routes of one path by method),
     rows that need it behind `auth` and their permission, plus the offline Swagger UI
-    assets."""
+    assets. A WebSocket row is a `WebSocketRoute` making the same checks before the
+    handshake is answered, and a `Route` answering a plain GET 426."""
     access = access or Access(None)
-    routes: list[BaseRoute] = [
-        Route(
-            endpoint.path,
-            protect(endpoint.handler, auth, access, endpoint.permission, limiter)
-            if needs_auth(endpoint, access)
-            else endpoint.handler,
-            methods=[endpoint.method],
-            name=f"{endpoint.method} {endpoint.path}",
+    routes: list[BaseRoute] = []
+    for endpoint in endpoints:
+        authenticate = needs_auth(endpoint, access)
+        handler = endpoint.handler
+        if endpoint.kind == "websocket":
+            socket = WebSocketEndpoint(
+                endpoint.path, handler, auth, access, endpoint.permission, limiter, authenticate
+            )
+            routes.append(WebSocketRoute(endpoint.path, socket, name=f"WS {endpoint.path}"))
+            handler = sockets.upgrade_required
+        routes.append(
+            Route(
+                endpoint.path,
+                protect(handler, auth, access, endpoint.permission, limiter)
+                if authenticate
+                else handler,
+                methods=[endpoint.method],
+                name=f"{endpoint.method} {endpoint.path}",
+            )
         )
-        for endpoint in endpoints
-    ]
     routes.append(
         Mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     )

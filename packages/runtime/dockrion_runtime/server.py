@@ -128,6 +128,11 @@ class _HeadDeadline:
             self._header_timer.cancel()
             self._header_timer = None
 
+    def handle_websocket_upgrade(self, *args: Any) -> None:
+        # From here the connection belongs to the WebSocket protocol: no head to wait for.
+        self._cancel_header_timer()
+        super().handle_websocket_upgrade(*args)  # type: ignore[misc]
+
     def _header_timeout(self) -> None:
         self._header_timer = None
         if self.transport.is_closing() or self.cycle is not self._cycle_before:
@@ -189,8 +194,8 @@ if HttpToolsProtocol is not None:
             if waiting:
                 self._head_bytes += len(data)
             super().data_received(data)
-            if not waiting or self.transport.is_closing():
-                return
+            if not waiting or self.transport.is_closing() or self._header_timer is None:
+                return  # nothing to time, refused, or upgraded to a WebSocket
             if self.cycle is not self._cycle_before:
                 self._cancel_header_timer()  # a request head arrived whole
             elif self._head_bytes > _options.max_header_bytes:

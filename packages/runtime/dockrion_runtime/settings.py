@@ -148,7 +148,11 @@ class RuntimeSettings:
 
     @property
     def sse(self) -> bool:
-        return self.spec.expose.streaming == "sse"
+        return self.spec.expose.serves("sse")
+
+    @property
+    def websocket(self) -> bool:
+        return self.spec.expose.serves("websocket")
 
     @property
     def async_runs(self) -> bool:

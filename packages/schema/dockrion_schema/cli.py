@@ -26,8 +26,10 @@ def describe(spec: DockSpec) -> str:
     routes: list[str] = []
     if spec.expose.rest:
         routes.append("POST /invoke")
-    if spec.expose.streaming == "sse":
+    if spec.expose.serves("sse"):
         routes.append("POST /invoke/stream")
+    if spec.expose.serves("websocket"):
+        routes.append("WS /invoke/ws")
     streaming = spec.streaming
     if streaming is None or streaming.async_runs:
         backend = streaming.backend if streaming else "memory"

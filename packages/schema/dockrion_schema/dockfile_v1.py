@@ -282,9 +282,30 @@ class AgUiConfig(_Section):
     message_field: Annotated[str, Field(min_length=1, max_length=64)] = "message"
 
 
+def _transports(value: Any) -> Any:
+    """One problem, in words, for a `streaming` value of neither form."""
+    one = isinstance(value, str) and value in ("sse", "websocket", "none")
+    several = isinstance(value, list) and bool(value)
+    several = several and all(item in ("sse", "websocket") for item in value)
+    if not (one or several):
+        raise ValueError("must be sse, websocket or none, or a list of sse and websocket")
+    if isinstance(value, list) and len(set(value)) != len(value):
+        raise ValueError("each streaming transport may be listed once")
+    return value
+
+
+StreamingTransports = Annotated[
+    list[Literal["sse", "websocket"]], Field(min_length=1, json_schema_extra={"uniqueItems": True})
+]
+
+
 class ExposeConfig(_Section):
     rest: bool = True
-    streaming: Literal["sse", "websocket", "none"] = "sse"
+    # `sse`: POST /invoke/stream; `websocket`: WS /invoke/ws and WS /runs/{run_id}/ws;
+    # both: [sse, websocket]; `none`: no live stream of Pattern A.
+    streaming: Annotated[
+        Literal["sse", "websocket", "none"] | StreamingTransports, BeforeValidator(_transports)
+    ] = "sse"
     port: Annotated[int, Between(1, 65535)] = 8080
     host: str = "0.0.0.0"  # noqa: S104 - a server inside a container listens on every interface
     cors: dict[str, list[str]] | None = None
@@ -305,6 +326,11 @@ class ExposeConfig(_Section):
             }
         },
     )
+
+    def serves(self, transport: Literal["sse", "websocket"]) -> bool:
+        """Whether `streaming` asks for this transport (alone or in a list)."""
+        streaming = self.streaming
+        return transport in streaming if isinstance(streaming, list) else streaming == transport
 
     @model_validator(mode="after")
     def _something_exposed(self) -> ExposeConfig:

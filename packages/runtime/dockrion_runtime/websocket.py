@@ -1,0 +1,381 @@
+"""WebSocket sessions: a run's log sent as WebSocket text messages, one event per message,
+each holding exactly the JSON that Server-Sent Events carry as `data:`.
+
+The handshake is answered only after the caller is known: the route's origin check,
+authentication, permission and rate limit run first, and a refusal is the HTTP answer
+the same caller would get from the HTTP endpoints (401, 403, 429, with the same JSON
+body), so the upgrade never completes. Browsers cannot set headers on a WebSocket; they
+send the key or token in `Sec-WebSocket-Protocol` instead, as the subprotocol
+`dockrion.bearer.<base64url of the token>` beside `dockrion`, which the server echoes
+(never the token). The token then counts as if sent in the header the Dockfile's auth
+reads; it is never logged and never reaches agent code.
+
+Once accepted, a refusal is one JSON message holding the HTTP error body (`success`
+false, `error`, `code`, maybe `details`; never a `type`, which only events have), then a
+close with code 4000 + the HTTP status of that error (4400 invalid input, 4413 too large,
+4404 no such run, ...). A run's terminal event is followed by close 1000; a subscription
+that reaches its `timeout` closes with 4001 (the run goes on; resume from the last
+sequence received).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from dockrion_events import (
+    BackendError,
+    EventRecord,
+    EventsError,
+    EventsExpiredError,
+    HeartbeatEvent,
+)
+
+from .auth import Access, ApiKeyAuth, Authenticator, AuthFailed, Limiter, Refused
+from .errors import RuntimeHTTPError, error_body, status_for
+from .logs import current_request_id
+from .security import cors_options
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+__all__ = [
+    "CLOSE_DONE",
+    "CLOSE_TIMEOUT",
+    "SUBPROTOCOL",
+    "TOKEN_SUBPROTOCOL",
+    "ClientGone",
+    "WebSocketEndpoint",
+    "WebSocketHandler",
+    "accept",
+    "close_code",
+    "stream_events",
+]
+
+log = logging.getLogger("dockrion.runtime")
+
+SUBPROTOCOL = "dockrion"
+TOKEN_SUBPROTOCOL = "dockrion.bearer."  # noqa: S105 - a prefix, not a secret
+CLOSE_DONE = 1000
+CLOSE_TIMEOUT = 4001
+
+WebSocketHandler = Callable[[WebSocket, Request], Awaitable[None]]
+
+
+def close_code(code: str) -> int:
+    """The close code of a refusal: 4000 + the HTTP status of its error code."""
+    return 4000 + status_for(code)
+
+
+class ClientGone(Exception):
+    """The client closed the socket before the session had anything to do."""
+
+
+def _error(exc: Exception) -> tuple[dict[str, Any], str]:
+    """The HTTP error body of a refusal, and its code."""
+    if isinstance(exc, RuntimeHTTPError):
+        body, code = exc.body(), exc.code
+    elif isinstance(exc, BackendError):
+        code = "BACKEND_UNAVAILABLE"
+        body = error_body(f"Events backend unavailable: {exc}", code)
+    elif isinstance(exc, EventsError):
+        body, code = error_body(exc.message, exc.code), exc.code
+        if isinstance(exc, EventsExpiredError):
+            body["first_available"] = exc.first_available
+    else:
+        code = "INTERNAL_ERROR"
+        body = error_body(f"Internal server error (request id {current_request_id()})", code)
+    if status_for(code) >= 500:
+        body["request_id"] = current_request_id()
+    return body, code
+
+
+async def accept(websocket: WebSocket) -> None:
+    """Complete the handshake, choosing `dockrion` when the client offers it."""
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+
+
+async def _refuse(websocket: WebSocket, exc: Exception) -> int:
+    """Send the refusal's error body, then close with its code (accepting first if the
+    handshake is still open, so that a browser can read why). Returns the close code."""
+    body, code = _error(exc)
+    if websocket.application_state == WebSocketState.CONNECTING:
+        await accept(websocket)
+    if websocket.application_state != WebSocketState.CONNECTED:
+        return 1006
+    try:
+        await websocket.send_text(json.dumps(body))
+        await websocket.close(close_code(code), code)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return 1006
+    return close_code(code)
+
+
+async def _deny(websocket: WebSocket, response: Response) -> None:
+    """Answer the handshake with an HTTP response (the upgrade never completes)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(response)
+    else:  # a server without the denial extension answers 403 itself
+        await websocket.close(1008)
+
+
+def _subprotocol_token(subprotocols: list[str]) -> str | None:
+    """The key or token a browser sent as `dockrion.bearer.<base64url>`, if any."""
+    for entry in subprotocols:
+        if entry.startswith(TOKEN_SUBPROTOCOL):
+            encoded = entry[len(TOKEN_SUBPROTOCOL) :]
+            try:
+                raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+                return raw.decode("ascii")
+            except (binascii.Error, ValueError):
+                raise AuthFailed(
+                    f"The '{TOKEN_SUBPROTOCOL}' subprotocol must carry the key or token in "
+                    "base64url",
+                    "INVALID_CREDENTIALS",
+                ) from None
+    return None
+
+
+def _http_view(websocket: WebSocket, auth: Authenticator) -> Request:
+    """The handshake as an HTTP GET request, as authenticators and endpoints read it: a
+    token sent as a subprotocol moved into the header the Dockfile's auth reads, and the
+    `Sec-WebSocket-Protocol` header dropped so that nothing downstream sees the token."""
+    scope = websocket.scope
+    headers = [(n, v) for n, v in scope["headers"] if n != b"sec-websocket-protocol"]
+    token = _subprotocol_token(list(scope.get("subprotocols") or []))
+    if token is not None:
+        if isinstance(auth, ApiKeyAuth):
+            name, value = auth.header.lower().encode("latin-1"), token
+        else:
+            name, value = b"authorization", f"Bearer {token}"
+        headers = [(n, v) for n, v in headers if n != name] + [(name, value.encode("latin-1"))]
+    return Request({**scope, "type": "http", "method": "GET", "headers": headers})
+
+
+def _origin_refusal(websocket: WebSocket, runtime: Runtime) -> str | None:
+    """Why a browser page's origin may not open this socket, or None. Browsers apply no
+    CORS to WebSockets, so the server checks `Origin` against `expose.cors.origins` (any
+    origin when none are configured) and the page's own host."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return None  # not a browser
+    allowed = cors_options(runtime.settings.cors)["allow_origins"]
+    if "*" in allowed or origin in allowed:
+        return None
+    if urlsplit(origin).netloc == websocket.headers.get("host"):
+        return None
+    return f"Origin {origin[:100]!r} may not open WebSockets here (expose.cors.origins)"
+
+
+class WebSocketEndpoint:
+    """The ASGI app of one WebSocket row of the route table: origin, authentication,
+    permission and rate limit before the handshake is answered, then the handler with
+    the caller's `Request` view; refusals and the close code are counted."""
+
+    def __init__(
+        self,
+        path: str,
+        handler: WebSocketHandler,
+        auth: Authenticator,
+        access: Access,
+        permission: str | None,
+        limiter: Limiter | None,
+        authenticate: bool,
+    ) -> None:
+        self.path = path
+        self.handler = handler
+        self.auth = auth
+        self.access = access
+        self.permission = permission
+        self.limiter = limiter
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ended: int | None = None
+
+        async def watch_send(message: Message) -> None:
+            nonlocal ended
+            if message["type"] == "websocket.close" and ended is None:
+                ended = message.get("code", 1000)
+            elif message["type"] == "websocket.http.response.start":
+                ended = message["status"]
+            await send(message)
+
+        async def watch_receive() -> Message:
+            nonlocal ended
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and ended is None:
+                ended = message.get("code", 1005)
+            return message
+
+        websocket = WebSocket(scope, watch_receive, watch_send)
+        runtime: Runtime = scope["app"].state.runtime
+        try:
+            await self._session(websocket, runtime)
+        finally:
+            metrics = runtime.metrics
+            metrics.websocket_sessions.labels(
+                metrics.agent, self.path, str(ended if ended is not None else 1006)
+            ).inc()
+
+    async def _session(self, websocket: WebSocket, runtime: Runtime) -> None:
+        refusal = _origin_refusal(websocket, runtime)
+        if refusal is not None:
+            await _deny(websocket, JSONResponse(error_body(refusal, "FORBIDDEN"), 403))
+            return
+        try:
+            request = _http_view(websocket, self.auth)
+            if self.authenticate:
+                principal = self.access.resolve(await self.auth.authenticate(request))
+                request.state.principal = principal
+                self.access.require(principal, self.permission)
+                if self.limiter is not None:
+                    await self.limiter.check(principal)
+        except AuthFailed as exc:
+            headers = {"WWW-Authenticate": "Bearer"}
+            await _deny(websocket, JSONResponse(exc.body(), 401, headers=headers))
+            return
+        except Refused as exc:
+            status = status_for(exc.code)
+            await _deny(websocket, JSONResponse(exc.body(), status, headers=exc.headers))
+            return
+        except RuntimeHTTPError as exc:
+            await _deny(websocket, JSONResponse(exc.body(), exc.status))
+            return
+        try:
+            await self.handler(websocket, request)
+        except ClientGone:
+            return
+        except (RuntimeHTTPError, EventsError) as exc:
+            await _refuse(websocket, exc)
+        except Exception as exc:
+            log.error("unhandled error on WebSocket %s", self.path, exc_info=exc)
+            await _refuse(websocket, exc)
+
+
+def _action(message: Message) -> str | None:
+    """The `action` of a client message such as `{"action": "cancel"}`, else None."""
+    raw = message.get("text")
+    if raw is None:
+        raw = message.get("bytes")
+    try:
+        value = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    action = value.get("action") if isinstance(value, dict) else None
+    return action if isinstance(action, str) else None
+
+
+async def stream_events(
+    websocket: WebSocket,
+    runtime: Runtime,
+    batches: AsyncIterator[list[EventRecord]],
+    run_id: str,
+    *,
+    on_disconnect: Callable[[], None] | None = None,
+    on_cancel: Callable[[], Awaitable[None]] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Send a run's events over an accepted socket until its terminal event, then close
+    1000. Meanwhile `{"action": "cancel"}` calls `on_cancel` (None: the caller may not
+    cancel, and is told so) and a client that closes the socket calls `on_disconnect`.
+    Idle spells send `heartbeat` events when the events filter allows them (the server's
+    protocol pings keep the socket alive either way)."""
+    metrics = runtime.metrics
+    agent = runtime.settings.name
+    heartbeat_events = runtime.settings.events_filter.allows_heartbeats
+    sent = metrics.websocket_events.labels(agent)
+    task = asyncio.current_task()
+    assert task is not None
+    finished = False  # the log ended (or the subscription did): a departure cancels nothing
+    gone = False
+
+    def left() -> None:
+        nonlocal gone
+        if not gone:
+            gone = True
+            if on_disconnect is not None:
+                on_disconnect()
+
+    async def listen() -> None:
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                action = _action(message)
+                if action == "cancel" and on_cancel is not None:
+                    await on_cancel()
+                    continue
+                if action == "cancel":
+                    refusal = error_body("Only the run's owner may cancel it", "FORBIDDEN")
+                else:
+                    refusal = error_body(
+                        'Unknown message: the only one accepted is {"action": "cancel"}',
+                        "VALIDATION_ERROR",
+                    )
+                await websocket.send_text(json.dumps(refusal))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        if not finished:
+            left()
+            task.cancel()
+
+    metrics.websockets.labels(agent).inc()
+    listener = asyncio.ensure_future(listen())
+    try:
+        try:
+            code, reason = CLOSE_DONE, ""
+            try:
+                async with asyncio.timeout(timeout):
+                    last = -1
+                    async for batch in batches:
+                        if batch:
+                            last = batch[-1].sequence
+                            for record in batch:
+                                await websocket.send_text(record.data)
+                            sent.inc(len(batch))
+                        elif heartbeat_events:
+                            # Not stored: the sequence is the last one sent, for information.
+                            beat = HeartbeatEvent(run_id=run_id, sequence=max(last, 0))
+                            await websocket.send_text(beat.to_json())
+                finished = True
+            except TimeoutError:
+                finished = True
+                code, reason = CLOSE_TIMEOUT, "subscription timeout"  # the run goes on
+            except BackendError as exc:
+                finished = True
+                # The run may be fine: the client resumes once the backend is back.
+                body, error = _error(exc)
+                await websocket.send_text(json.dumps(body))
+                code, reason = close_code(error), error
+        finally:
+            metrics.websockets.labels(agent).dec()
+            closing = asyncio.ensure_future(batches.aclose())  # type: ignore[attr-defined]
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                await closing  # finish closing the subscription, then stop
+                raise
+        await websocket.close(code, reason)
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # cancelled from outside (shutdown): not ours to swallow
+        task.uncancel()  # the client left: nothing more to send
+    except (WebSocketDisconnect, OSError):
+        if not finished:
+            left()  # a send found the client gone before the listener did
+    finally:
+        listener.cancel()
