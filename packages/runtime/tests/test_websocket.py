@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -416,3 +419,95 @@ def test_serve_answers_websockets(tmp_path: Path) -> None:
         assert code == 1000 and messages[-1]["type"] == "complete"
     finally:
         kill_server(process)
+
+
+def test_run_ws_on_redis_replays_and_resumes(serve: Serve, redis_server: Any) -> None:
+    url = serve(
+        "slow_tokens",
+        WS + f"streaming: {{backend: redis, redis: {{url: '{redis_server.url}'}}}}\n",
+    )
+    run_id = start_run(url, {"query": "x", "count": 5})
+    with connect(ws_url(url, f"/runs/{run_id}/ws")) as socket:
+        everything, code, _ = read_all(socket)
+    everything = [m for m in everything if m["type"] != "heartbeat"]
+    assert code == 1000 and everything[-1]["type"] == "complete"
+    assert [m["sequence"] for m in everything] == list(range(len(everything)))
+    with connect(ws_url(url, f"/runs/{run_id}/ws?last_event_id=2")) as socket:
+        resumed, _, _ = read_all(socket)
+    assert resumed == everything[3:]
+
+
+# --- a real browser --------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>ws</title>
+<script>
+// Browsers cannot set headers on a WebSocket: the key rides as a subprotocol.
+const key = "alice-key-1";
+const token = btoa(key).replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+const socket = new WebSocket("WS_URL", ["dockrion", "dockrion.bearer." + token]);
+const seen = [];
+socket.onopen = () => socket.send(JSON.stringify({query: "one two three"}));
+socket.onmessage = (e) => seen.push(JSON.parse(e.data));
+socket.onclose = (e) => fetch("/report", {
+  method: "POST", body: JSON.stringify({seen, code: e.code, protocol: socket.protocol}),
+});
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_browser_websocket_with_the_subprotocol_token(serve: Serve, tmp_path: Path) -> None:
+    url = serve("echo", AUTH, environ=KEYS)
+    page = PAGE.replace("WS_URL", ws_url(url, "/invoke/ws"))
+    reports: list[dict[str, Any]] = []
+    arrived = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(page.encode())
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            reports.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+            arrived.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    assert CHROMIUM is not None
+    browser = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"http://127.0.0.1:{site.server_address[1]}/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert arrived.wait(120), "the page never reported"
+    finally:
+        browser.kill()
+        browser.wait(30)
+        site.shutdown()
+    report = reports[0]
+    assert report["code"] == 1000 and report["protocol"] == "dockrion"
+    tokens = [m["content"] for m in report["seen"] if m["type"] == "token"]
+    assert tokens == ["one", "two", "three"]
+    assert report["seen"][-1]["type"] == "complete"
