@@ -21,19 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 try:
-    import redis.asyncio as aioredis
-    from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisClusterException, RedisError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from .redis_clients import connect, redis_errors
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "RedisBackend needs the redis package: pip install 'dockrion-events[redis]'"
     ) from exc
 
 from ..errors import (
-    BackendConnectionError,
-    BackendError,
     BackendPublishError,
     EventsExpiredError,
     RunExistsError,
@@ -51,17 +47,6 @@ __all__ = ["RedisBackend"]
 
 # The most records one read of the past returns.
 _RANGE = 2048
-
-
-class _ClusterClient(RedisCluster):
-    """redis-py's cluster client, each command waiting for the client's initialization
-    (discovering the nodes): with redis-py 8.1, commands that start together on a client not
-    yet initialized can fail with an AttributeError from a connection without its stream."""
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        if self._initialize:
-            await self.initialize()
-        return await super().execute_command(*args, **kwargs)
 
 
 class RedisBackend(EventBackend):
@@ -93,25 +78,9 @@ class RedisBackend(EventBackend):
         self.cluster = cluster
         # redis-py types replies as unions over protocol versions; we read RESP2 replies and
         # convert them where they are used, so the clients are typed loosely on purpose.
-        self._client: Any
-        self._blocking: Any
-        self._pool: Any = None
-        if cluster:
-            self._client = _ClusterClient.from_url(
-                url, max_connections=max(connection_pool_size, 100)
-            )
-            # Blocking reads hold their connection: a client of their own, one connection
-            # per tailed run on the node holding the run.
-            self._blocking = _ClusterClient.from_url(url, max_connections=2**31)
-        else:
-            # A blocking pool: when every connection is busy, a command waits for one (up to
-            # 10 s) instead of failing, so the pool size bounds connections, not throughput.
-            self._pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=connection_pool_size, timeout=10
-            )
-            self._client = aioredis.Redis(connection_pool=self._pool)
-            # Blocking reads hold their connection: their own pool, one per tailed run.
-            self._blocking = aioredis.Redis.from_url(url)
+        self._connections = connect(url, connection_pool_size, cluster)
+        self._client: Any = self._connections.client
+        self._blocking: Any = self._connections.blocking
         self._keys = Keys(key_prefix)
         self._scripts = {
             name: self._client.register_script(source) for name, source in SCRIPTS.items()
@@ -123,23 +92,8 @@ class RedisBackend(EventBackend):
         self._indexed: dict[str, float] = {}
         self._index_refresh = max(1.0, stream_ttl_seconds / 4)
 
-    # --- errors --------------------------------------------------------------------------
-
-    @contextlib.contextmanager
     def _errors(self, doing: str) -> Any:
-        try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
-            raise BackendConnectionError(
-                f"Redis at {self._safe_url()} is unreachable while {doing}: {exc}", self.name
-            ) from exc
-        except RedisError as exc:
-            raise BackendError(f"Redis error while {doing}: {exc}", self.name) from exc
-
-    def _safe_url(self) -> str:
-        # Never print a password that may sit in the URL.
-        head, _, tail = self.url.rpartition("@")
-        return f"{head.split('://')[0]}://***@{tail}" if head else self.url
+        return redis_errors(self.url, doing, self.name)
 
     async def ping(self) -> bool:
         try:
@@ -160,10 +114,10 @@ class RedisBackend(EventBackend):
         with self._errors("claiming a thread"):
             # SET NX GET: sets when absent, and returns the owner that was there before.
             previous = await self._client.set(key, owner, nx=True, px=ttl_ms, get=True)
-            if previous is None or _text(previous) == owner:
+            if previous is None or text(previous) == owner:
                 await self._client.pexpire(key, ttl_ms)
                 return owner
-            return _text(previous)
+            return text(previous)
 
     # --- run state -----------------------------------------------------------------------
 
@@ -481,11 +435,4 @@ class RedisBackend(EventBackend):
                 tail.task.cancel()
             tail.notify()
         self._tails.clear()
-        await self._client.aclose()
-        if self._pool is not None:
-            await self._pool.disconnect()
-        await self._blocking.aclose()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        await self._connections.close()

@@ -1,0 +1,81 @@
+"""The Redis connections of a `RedisBackend`, one server or a cluster, and the translation
+of redis-py's errors into the event layer's."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import BackendConnectionError, BackendError
+
+__all__ = ["Connections", "connect", "redis_errors", "safe_url"]
+
+
+class _ClusterClient(RedisCluster):
+    """redis-py's cluster client, each command waiting for the client's initialization
+    (discovering the nodes): with redis-py 8.1, commands that start together on a client not
+    yet initialized can fail with an AttributeError from a connection without its stream."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
+@dataclass(slots=True)
+class Connections:
+    """`client` for commands; `blocking` for blocking reads, which hold their connection;
+    `pool`, the command pool to disconnect on close (one server only). redis-py types replies
+    as unions over protocol versions; we read RESP2 replies and convert them where they are
+    used, so the clients are typed loosely on purpose."""
+
+    client: Any
+    blocking: Any
+    pool: Any = None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        if self.pool is not None:
+            await self.pool.disconnect()
+        await self.blocking.aclose()
+
+
+def connect(url: str, pool_size: int, cluster: bool) -> Connections:
+    if cluster:
+        # Blocking reads get a client of their own: one connection per tailed run on the
+        # node holding the run.
+        return Connections(
+            _ClusterClient.from_url(url, max_connections=max(pool_size, 100)),
+            _ClusterClient.from_url(url, max_connections=2**31),
+        )
+    # A blocking pool: when every connection is busy, a command waits for one (up to 10 s)
+    # instead of failing, so the pool size bounds connections, not throughput.
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=10)
+    return Connections(aioredis.Redis(connection_pool=pool), aioredis.Redis.from_url(url), pool)
+
+
+def safe_url(url: str) -> str:
+    """The URL without a password that may sit in it."""
+    head, _, tail = url.rpartition("@")
+    return f"{head.split('://')[0]}://***@{tail}" if head else url
+
+
+@contextlib.contextmanager
+def redis_errors(url: str, doing: str, backend: str = "redis") -> Iterator[None]:
+    """redis-py's errors as `BackendConnectionError` (Redis away) or `BackendError`."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
+        raise BackendConnectionError(
+            f"Redis at {safe_url(url)} is unreachable while {doing}: {exc}", backend
+        ) from exc
+    except RedisError as exc:
+        raise BackendError(f"Redis error while {doing}: {exc}", backend) from exc
