@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from dockrion_runtime import create_app, server
 
+from .browser_page import CHROMIUM, run_page
 from .conftest import agent_module, bound_socket, kill_server, start_server, write_project
 
 Serve = Callable[..., str]
@@ -439,7 +437,6 @@ def test_run_ws_on_redis_replays_and_resumes(serve: Serve, redis_server: Any) ->
 
 # --- a real browser --------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>ws</title>
 <script>
@@ -460,53 +457,7 @@ socket.onclose = (e) => fetch("/report", {
 def test_browser_websocket_with_the_subprotocol_token(serve: Serve, tmp_path: Path) -> None:
     url = serve("echo", AUTH, environ=KEYS)
     page = PAGE.replace("WS_URL", ws_url(url, "/invoke/ws"))
-    reports: list[dict[str, Any]] = []
-    arrived = threading.Event()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(page.encode())
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            reports.append(json.loads(self.rfile.read(length)))
-            self.send_response(204)
-            self.end_headers()
-            arrived.set()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    site = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    assert CHROMIUM is not None
-    browser = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"http://127.0.0.1:{site.server_address[1]}/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert arrived.wait(120), "the page never reported"
-    finally:
-        browser.kill()
-        browser.wait(30)
-        site.shutdown()
-    report = reports[0]
+    report = run_page(page, tmp_path / "profile")
     assert report["code"] == 1000 and report["protocol"] == "dockrion"
     tokens = [m["content"] for m in report["seen"] if m["type"] == "token"]
     assert tokens == ["one", "two", "three"]
