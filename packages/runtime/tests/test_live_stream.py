@@ -15,17 +15,23 @@ from .conftest import agent_module
 
 SPINNER = """
 import threading
+import time
 
 seen = threading.Event()
 
 
 async def spin(payload, context):
     # Awaits that never suspend (the memory backend answers at once): without live
-    # flushing nothing would reach the client before this returns.
+    # flushing nothing would reach the client before this returns. The blocking sleep
+    # hands the GIL to the test's client thread without yielding to the event loop, and
+    # the bound is in time, not in count, so a slow machine cannot end the spin before
+    # the client has had its chance to see a token.
     emitted = 0
-    while not seen.is_set() and emitted < 100_000:
+    deadline = time.monotonic() + 60
+    while not seen.is_set() and time.monotonic() < deadline:
         await context.emit_token("t")
         emitted += 1
+        time.sleep(0.0002)
     return {"released": seen.is_set(), "emitted": emitted}
 """
 
