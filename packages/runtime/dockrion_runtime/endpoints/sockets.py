@@ -5,9 +5,9 @@ a `POST /invoke/stream` body; the run's events follow, one message each, on a pr
 one-run log; the client cancels with `{"action": "cancel"}` or by closing the socket.
 
 `WS /runs/{run_id}/ws` (Pattern B): replays a background run's log and follows it live,
-like `GET /runs/{run_id}/events`, from `?from_sequence=N` (inclusive) or
-`?last_event_id=N` (exclusive); the owner cancels the run with `{"action": "cancel"}`.
-Leaving does not stop a background run.
+like `GET /runs/{run_id}/events`, from `?from_sequence=N` (inclusive), or `?last_event_id=N`
+or a `Last-Event-ID: N` header (exclusive); the owner cancels the run with
+`{"action": "cancel"}`. Leaving does not stop a background run.
 
 A plain HTTP GET of either path (no upgrade) is answered 426 once the caller is known.
 """
@@ -28,6 +28,7 @@ from ..runtime import runtime_of
 from ..websocket import ClientGone, accept, stream_events
 from .invoke import _STREAM_BACKLOG
 from .runs import MAX_SEQUENCE, _int_query, owned_run
+from .runs import _resume_from as _sse_resume_from
 
 __all__ = ["invoke_ws", "run_ws", "upgrade_required"]
 
@@ -88,8 +89,13 @@ async def invoke_ws(websocket: WebSocket, request: Request) -> None:
 
 
 def _resume_from(request: Request) -> int:
-    """The first sequence to send: `?last_event_id=N` means "I have N" (resume after it)
-    and wins over `?from_sequence=N`, which is inclusive."""
+    """The first sequence to send. A `Last-Event-ID: N` header (a reconnecting client that
+    is not a browser, as on SSE) or `?last_event_id=N` (browsers cannot set headers on a
+    WebSocket) means "I have N": resume after it. The header wins over the query, which
+    wins over `?from_sequence=N` (inclusive): a client reconnecting with its first URL and
+    a fresh header resumes from the header."""
+    if request.headers.get("last-event-id") is not None:
+        return _sse_resume_from(request)  # checked like the SSE header
     start = _int_query(request, "from_sequence", 0, 0, None)
     if request.query_params.get("last_event_id") is not None:
         start = _int_query(request, "last_event_id", 0, 0, MAX_SEQUENCE) + 1
