@@ -57,6 +57,8 @@ DOCKFILES = {
     "async": "Dockfile.async.yaml",
     "redis": "Dockfile.redis.yaml",
     "retain": "Dockfile.retain.yaml",  # sync agent, memory backend keeping 100,000 events
+    "ws": "Dockfile.ws.yaml",  # sync agent, SSE and WebSocket (ws_bench.py)
+    "ws-async": "Dockfile.ws.async.yaml",
 }
 
 
