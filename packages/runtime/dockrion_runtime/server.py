@@ -1,6 +1,7 @@
 """The HTTP server's own limits: how long a client may take to send a request head, how
 long an idle connection stays open, how many connections are open at once, how large a
-request head may be.
+request head may be, how large a WebSocket message may be and how often an open
+WebSocket is pinged.
 
 uvicorn bounds idle time between requests (`timeout_keep_alive`) and the size of a request
 head (`h11_max_incomplete_event_size`), but nothing bounds the time a client takes to send
@@ -56,6 +57,9 @@ class ServerOptions:
     keep_alive_timeout: float
     max_connections: int
     max_header_bytes: int
+    websocket_max_message_bytes: int = 16_777_216
+    websocket_ping_interval: float = 20.0
+    websocket_ping_timeout: float = 20.0
 
     @classmethod
     def from_limits(cls, limits: ServerLimits, **overrides: Any) -> ServerOptions:
@@ -64,6 +68,9 @@ class ServerOptions:
             "keep_alive_timeout": float(limits.keep_alive_timeout),
             "max_connections": limits.max_connections,
             "max_header_bytes": limits.max_header_bytes,
+            "websocket_max_message_bytes": limits.websocket_max_message_bytes,
+            "websocket_ping_interval": float(limits.websocket_ping_interval),
+            "websocket_ping_timeout": float(limits.websocket_ping_timeout),
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
@@ -84,6 +91,9 @@ def uvicorn_options(options: ServerOptions) -> dict[str, Any]:
         "ws": "dockrion_runtime.server:CoalescingWebSocketProtocol",
         "timeout_keep_alive": options.keep_alive_timeout,
         "h11_max_incomplete_event_size": options.max_header_bytes,
+        "ws_max_size": options.websocket_max_message_bytes,
+        "ws_ping_interval": options.websocket_ping_interval,
+        "ws_ping_timeout": options.websocket_ping_timeout,
     }
 
 

@@ -258,7 +258,8 @@ class IOSchema(_Section):
 
 class ServerLimits(_Section):
     """What one client may hold of the server: time to send a request head, idle time
-    between requests, open connections, size of a request head."""
+    between requests, open connections, size of a request head, size of a WebSocket
+    message, and how long a silent WebSocket peer is kept."""
 
     # Seconds from connecting (or the first byte of the next request on a kept-alive
     # connection) until the request line and headers are complete; then the connection is
@@ -270,6 +271,14 @@ class ServerLimits(_Section):
     max_connections: Annotated[int, Between(1, 1_000_000)] = 4096
     # Largest request line plus headers, in bytes; past it the request gets 400.
     max_header_bytes: Annotated[int, Between(1024, 1_048_576)] = 16384
+    # Largest message a WebSocket client may send, in bytes; past it the server closes the
+    # socket with 1009 before reading it whole. (The agent's input is also bounded by
+    # `arguments.max_body_bytes`: 4413 PAYLOAD_TOO_LARGE.)
+    websocket_max_message_bytes: Annotated[int, Between(1024, 268_435_456)] = 16_777_216
+    # Seconds between the server's protocol pings on an open WebSocket; a client that does
+    # not answer one within `websocket_ping_timeout` seconds loses its socket (1011).
+    websocket_ping_interval: Annotated[int, Between(1, 3600)] = 20
+    websocket_ping_timeout: Annotated[int, Between(1, 3600)] = 20
 
 
 class AgUiConfig(_Section):

@@ -154,6 +154,9 @@ def test_server_limits_and_memory_retention_defaults_and_ranges() -> None:
         "keep_alive_timeout": 5,
         "max_connections": 4096,
         "max_header_bytes": 16384,
+        "websocket_max_message_bytes": 16 * 1024 * 1024,
+        "websocket_ping_interval": 20,
+        "websocket_ping_timeout": 20,
     }
     assert spec.streaming.memory is not None
     assert spec.streaming.memory.model_dump() == {
@@ -163,6 +166,10 @@ def test_server_limits_and_memory_retention_defaults_and_ranges() -> None:
     }
     with pytest.raises(Exception, match="must be between 1 and 300"):
         spec_with(expose={"limits": {"header_timeout": 0}})
+    with pytest.raises(Exception, match="must be between 1024 and 268435456"):
+        spec_with(expose={"limits": {"websocket_max_message_bytes": 10}})
+    with pytest.raises(Exception, match="must be between 1 and 3600"):
+        spec_with(expose={"limits": {"websocket_ping_timeout": 0}})
     with pytest.raises(Exception, match="must be between 1 and 1000000"):
         spec_with(streaming={"memory": {"max_runs": 0}})
 
