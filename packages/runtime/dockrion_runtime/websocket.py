@@ -46,6 +46,7 @@ from .auth import Access, ApiKeyAuth, Authenticator, AuthFailed, Limiter, Refuse
 from .errors import RuntimeHTTPError, error_body, status_for
 from .logs import current_request_id
 from .security import cors_options
+from .server import SEND_TEXTS
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -56,6 +57,7 @@ __all__ = [
     "SUBPROTOCOL",
     "TOKEN_SUBPROTOCOL",
     "ClientGone",
+    "EventSocket",
     "WebSocketEndpoint",
     "WebSocketHandler",
     "accept",
@@ -179,6 +181,27 @@ def _origin_refusal(websocket: WebSocket, runtime: Runtime) -> str | None:
     return f"Origin {origin[:100]!r} may not open WebSockets here (expose.cors.origins)"
 
 
+class EventSocket(WebSocket):
+    """Starlette's WebSocket with `send_texts`: a batch of text messages in one ASGI
+    message where the server offers it (`dockrion-runtime serve`: one write for the batch,
+    as SSE does), else one `websocket.send` each."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        super().__init__(scope, receive, send)
+        self._send_texts = send if SEND_TEXTS in scope.get("extensions", {}) else None
+
+    async def send_texts(self, texts: list[str]) -> None:
+        if self._send_texts is None or self.application_state != WebSocketState.CONNECTED:
+            for text in texts:
+                await self.send_text(text)
+            return
+        try:
+            await self._send_texts({"type": SEND_TEXTS, "texts": texts})
+        except OSError:
+            self.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(code=1006) from None
+
+
 class WebSocketEndpoint:
     """The ASGI app of one WebSocket row of the route table: origin, authentication,
     permission and rate limit before the handshake is answered, then the handler with
@@ -220,7 +243,7 @@ class WebSocketEndpoint:
                 ended = message.get("code", 1005)
             return message
 
-        websocket = WebSocket(scope, watch_receive, watch_send)
+        websocket = EventSocket(scope, watch_receive, watch_send)
         runtime: Runtime = scope["app"].state.runtime
         try:
             await self._session(websocket, runtime)
@@ -344,8 +367,11 @@ async def stream_events(
                     async for batch in batches:
                         if batch:
                             last = batch[-1].sequence
-                            for record in batch:
-                                await websocket.send_text(record.data)
+                            if isinstance(websocket, EventSocket):
+                                await websocket.send_texts([record.data for record in batch])
+                            else:
+                                for record in batch:
+                                    await websocket.send_text(record.data)
                             sent.inc(len(batch))
                         elif heartbeat_events:
                             # Not stored: the sequence is the last one sent, for information.
