@@ -1,9 +1,11 @@
 """WebSocket clients other than the `websockets` library: Node's built-in `WebSocket`
-(Pattern A over the browser's subprotocol auth, Pattern B resume), and a client that
-reconnects with a `Last-Event-ID` header as it would on SSE."""
+(Pattern A over the browser's subprotocol auth, Pattern B resume), a client that
+reconnects with a `Last-Event-ID` header as it would on SSE; and what `serve`'s own
+WebSocket protocol writes, with and without compression."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -13,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from .conftest import kill_server, start_server, write_project
 from .test_websocket import AUTH, KEYS, WS, Serve, read_all, start_run, ws_url
 
 # Reads its arguments from argv: the socket URL, the first message ("" sends none), the
@@ -140,3 +144,44 @@ def test_last_event_id_header_resumes_like_the_query(serve: Serve) -> None:
         refusal, code, reason = read_all(socket)
     assert (code, reason) == (4400, "VALIDATION_ERROR")
     assert refusal == [expected]
+
+
+# --- serve's WebSocket protocol: batches in one write ---------------------------------------
+
+
+def test_serve_sends_batches_intact_with_and_without_compression(tmp_path: Path) -> None:
+    """Under `serve` a batch of events leaves in one write, framed by the runtime without
+    compression and by the websockets protocol with permessage-deflate: both give exactly
+    the SSE data of the run, messages of every length encoding included."""
+    process, url = start_server(
+        write_project(tmp_path, "echo", "expose: {host: 127.0.0.1, streaming: [sse, websocket]}\n")
+    )
+    try:
+        words = ["a", "b" * 300, "c" * 70_000, "d"]  # 7-bit, 16-bit and 64-bit lengths
+        run_id = start_run(url, {"query": " ".join(words)})
+        sse = sse_lines(url, f"/runs/{run_id}/events")
+        for compression in ("deflate", None):
+            with connect(
+                ws_url(url, f"/runs/{run_id}/ws"), compression=compression, max_size=None
+            ) as socket:
+                assert ("permessage-deflate" in str(socket.response.headers)) == bool(compression)
+                raw: list[str] = []
+                with contextlib.suppress(ConnectionClosed):
+                    while True:
+                        message = socket.recv(timeout=60)
+                        assert isinstance(message, str)
+                        raw.append(message)
+            assert raw == sse
+        assert json.loads(sse[-1])["type"] == "complete"
+        assert [json.loads(m)["content"] for m in sse if '"type":"token"' in m] == words
+    finally:
+        kill_server(process)
+
+
+def sse_lines(url: str, path: str) -> list[str]:
+    with httpx.stream("GET", url + path, timeout=60) as response:
+        return [
+            line.removeprefix("data: ")
+            for line in response.iter_lines()
+            if line.startswith("data: ")
+        ]
