@@ -17,8 +17,9 @@ Workloads: W1 one stream of 20,000 tokens (events/s); W2 200 sequential one-toke
 (gaps, duplicates); W4 300 concurrent streams of 10 tokens at 100 ms (fresh server each
 round: success, wall, peak RSS, RSS per stream); W5 2,000 POST /invoke at concurrency 20
 on keep-alive connections (req/s, p50, p99). W1 and W3 also on the Redis backend when
-`redis-server` is installed. `--ours-python` serves ours from another environment (e.g.
-one where the runtime is installed as a user got it before a change).
+`redis-server` is installed. WS: WebSocket beside SSE (`ws_bench.py`, its own table, last).
+`--ours-python` serves ours from another environment (e.g. one where the runtime is
+installed as a user got it before a change).
 
 Writes tools/bench/results/latest.json and docs/performance.png (with matplotlib).
 """
@@ -482,7 +483,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one round, no Redis")
-    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W5")
+    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W5,WS")
     parser.add_argument("--ours-python", help="the python that serves ours (default: this one)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "performance.png")
@@ -549,6 +550,11 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     if not args.no_chart:
         chart(results, args.chart)
+    if not only or "WS" in only:
+        from ws_bench import run as websocket_bench  # on import: it imports this module
+
+        print()
+        websocket_bench(rounds, HERE / "results" / "websocket.json")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ interleaved run.
 
     hatch run bench:websocket [--rounds 3] [--quick]
 
+(`bench:all` runs it too, after its own table, unless `--only` leaves out `WS`.)
+
 One server per agent (sync, async) serving both transports (`expose.streaming: [sse,
 websocket]`). Each round runs every transport once, in an order that alternates from round
 to round; figures are medians over rounds with their spread, ratios are WebSocket over SSE
@@ -210,6 +212,11 @@ def main() -> None:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    run(rounds, args.out)
+
+
+def run(rounds: int, out: Path) -> dict[str, Any]:
+    """Measure, print the table, write `out` (also called by `bench:all`)."""
     sse_alone, ws_alone = calibrate(), ws_calibrate()
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -228,8 +235,9 @@ def main() -> None:
     print()
     print(table(results))
     print(f"({results['seconds']:.0f} s)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    return results
 
 
 if __name__ == "__main__":
