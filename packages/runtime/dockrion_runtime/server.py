@@ -17,7 +17,7 @@ request several times faster than h11, the pure-Python fallback. Both get the sa
 httptools has no size limit of its own.
 
 WebSockets are served by `CoalescingWebSocketProtocol`, uvicorn's protocol on the
-`websockets` library with two changes, so that a batch of ready events costs what it costs
+`websockets` library with two changes for speed, so that a batch of ready events costs what it costs
 over SSE (one write) rather than one ASGI message and one system call per event, which
 made a WebSocket flood far slower than the same events over SSE:
 
@@ -25,6 +25,9 @@ made a WebSocket flood far slower than the same events over SSE:
 - the scope offers the ASGI extension `dockrion.websocket.send_texts`: the message
   `{"type": "dockrion.websocket.send_texts", "texts": [...]}` sends several text messages
   at once (the app falls back to one `websocket.send` each under other servers).
+
+It also marks a refused handshake as answered, so that refusing one is not logged as an
+error.
 """
 
 from __future__ import annotations
@@ -323,6 +326,13 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         if message["type"] != SEND_TEXTS:
             await super().send(message)
+            if message["type"] == "websocket.http.response.body" and not message.get(
+                "more_body", False
+            ):
+                # A refused handshake (401, 403, 429) is answered: without this uvicorn
+                # logs "ASGI callable returned without completing handshake" at ERROR
+                # for every refusal, as its wsproto protocol does not.
+                self.handshake_complete = True
             return
         await self.writable.wait()
         if self.disconnected or self.conn.state is not State.OPEN:

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import subprocess
+import threading
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+import uvicorn
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from .conftest import kill_server, start_server, write_project
+from dockrion_runtime import create_app, server
+
+from .conftest import bound_socket, kill_server, start_server, write_project
 from .test_websocket import AUTH, KEYS, WS, Serve, read_all, start_run, ws_url
 
 # Reads its arguments from argv: the socket URL, the first message ("" sends none), the
@@ -185,3 +191,40 @@ def sse_lines(url: str, path: str) -> list[str]:
             for line in response.iter_lines()
             if line.startswith("data: ")
         ]
+
+
+def test_a_refused_handshake_is_not_logged_as_an_error(tmp_path: Path) -> None:
+    """serve's WebSocket protocol: a 401 answer to the handshake is a normal outcome, not
+    "ASGI callable returned without completing handshake" at ERROR."""
+    app = create_app(write_project(tmp_path, "echo", AUTH), environ=KEYS)
+    settings = server.uvicorn_options(server.ServerOptions.from_limits(server.ServerLimits()))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(handler)
+    sock = bound_socket()
+    config = uvicorn.Config(app, log_config=None, log_level="warning", **settings)
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not uv.started:
+            assert thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.01)
+        host, port = sock.getsockname()
+        for _ in range(3):
+            with pytest.raises(InvalidStatus) as refused:
+                connect(f"ws://{host}:{port}/invoke/ws", additional_headers={"X-API-Key": "no"})
+            assert refused.value.response.status_code == 401
+        key = {"X-API-Key": "alice-key-1"}
+        with connect(f"ws://{host}:{port}/invoke/ws", additional_headers=key) as socket:
+            socket.send(json.dumps({"query": "hi"}))
+            assert read_all(socket)[1] == 1000  # the session after the refusals finished
+    finally:
+        uv.should_exit = True
+        thread.join(30)
+        sock.close()
+        uvicorn_log.removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []
