@@ -17,9 +17,9 @@ request several times faster than h11, the pure-Python fallback. Both get the sa
 httptools has no size limit of its own.
 
 WebSockets are served by `CoalescingWebSocketProtocol`, uvicorn's protocol on the
-`websockets` library with two changes for speed, so that a batch of ready events costs what it costs
-over SSE (one write) rather than one ASGI message and one system call per event, which
-made a WebSocket flood far slower than the same events over SSE:
+`websockets` library with two changes for speed, so that a batch of ready events costs
+one write, as over SSE, rather than one ASGI message and one system call per event (which
+made a WebSocket flood far slower than the same events over SSE):
 
 - the frames written during one turn of the event loop leave in one write;
 - the scope offers the ASGI extension `dockrion.websocket.send_texts`: the message
