@@ -187,9 +187,10 @@ class _ProbeProtocol(asyncio.Protocol):
 
     def __init__(self, listener: ProbeListener) -> None:
         self._listener = listener
-        self._parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self._parser = h11.Connection(h11.SERVER)
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -205,17 +206,18 @@ class _ProbeProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._transport is None or self._transport.is_closing():
             return
+        # Everything before the answer is head (a probe sends no body); h11 bounds only a
+        # head still arriving, so a large one arriving whole is counted here.
+        self._received += len(data)
+        if self._received > MAX_HEAD_BYTES:
+            message = f"The request line and headers are over the {MAX_HEAD_BYTES} byte limit"
+            self._respond(400, _json(error_body(message, "BAD_REQUEST")))
+            return
         self._parser.receive_data(data)
         try:
             event = self._parser.next_event()
-        except h11.RemoteProtocolError as exc:
-            too_large = exc.error_status_hint == 431
-            message = (
-                f"The request line and headers are over the {MAX_HEAD_BYTES} byte limit"
-                if too_large
-                else "Malformed HTTP request"
-            )
-            self._respond(400, _json(error_body(message, "BAD_REQUEST")))
+        except h11.RemoteProtocolError:
+            self._respond(400, _json(error_body("Malformed HTTP request", "BAD_REQUEST")))
             return
         if isinstance(event, h11.Request):
             method = event.method.decode("ascii", "replace")
