@@ -67,11 +67,8 @@ class ProbeListener:
         self.host = host
         self.port = port
         self._health = health
-        self._readiness: tuple[int, bytes, float] = (
-            503,
-            _json(error_body("starting", "AGENT_NOT_READY") | {"status": "not_ready"}),
-            time.monotonic(),
-        )
+        status, body = _not_ready("starting")
+        self._readiness: tuple[int, bytes, float] = (status, _json(body), time.monotonic())
         self._socket: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -141,9 +138,12 @@ class ProbeListener:
                 async with asyncio.timeout(CHECK_TIMEOUT):
                     status, body = await readiness()
             except TimeoutError:
-                message = f"the readiness check did not finish within {CHECK_TIMEOUT:g}s"
-                status, body = 503, error_body(message, "AGENT_NOT_READY")
-                body["status"] = "not_ready"
+                status, body = _not_ready(
+                    f"the readiness check did not finish within {CHECK_TIMEOUT:g}s"
+                )
+            except Exception:
+                log.exception("the readiness check failed")
+                status, body = _not_ready("the readiness check failed")
             self.publish(status, body)
 
     # --- the listener's thread ---------------------------------------------------------------
@@ -259,6 +259,15 @@ class _ProbeProtocol(asyncio.Protocol):
 
 def _json(body: Body) -> bytes:
     return json.dumps(body).encode()
+
+
+def _not_ready(reason: str) -> tuple[int, Body]:
+    return 503, {
+        "success": False,
+        "status": "not_ready",
+        "error": reason,
+        "code": "AGENT_NOT_READY",
+    }
 
 
 def _stalled(seconds: float) -> bytes:
