@@ -4,8 +4,10 @@ started and stopped with the server, refusing everything else with a 4xx."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +40,19 @@ def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def answer_with(url: str, status: int, seconds: float = 30) -> httpx.Response:
+    """The first answer from `url` with `status`, asking until one comes."""
+    answers: list[httpx.Response] = []
+
+    def answered() -> bool:
+        with contextlib.suppress(httpx.TransportError):
+            answers.append(httpx.get(url, timeout=5))
+        return bool(answers) and answers[-1].status_code == status
+
+    wait_for(answered, seconds)
+    return answers[-1]
 
 
 def status_of(url: str) -> int | None:
@@ -138,8 +153,7 @@ def test_not_ready_on_the_probe_port_while_redis_is_stopped(
     with serve_app(create_app(dockfile)):
         assert status_of(ready) == 200
         redis.stop()
-        wait_for(lambda: status_of(ready) == 503)
-        body = httpx.get(ready).json()
+        body = answer_with(ready, 503).json()
         assert body["status"] == "not_ready"
         assert "redis events backend does not answer" in body["error"]
         assert status_of(f"http://127.0.0.1:{probe_port}/health") == 200  # alive all the same
@@ -156,8 +170,7 @@ def test_not_ready_while_draining_then_gone_with_the_server(tmp_path: Path) -> N
         assert status_of(ready) == 200
         assert httpx.post(f"{url}/runs", json={"query": "x"}).status_code == 202
         server.send_signal(signal.SIGTERM)
-        wait_for(lambda: status_of(ready) == 503)
-        body = httpx.get(ready).json()
+        body = answer_with(ready, 503).json()
         assert (body["status"], body["code"]) == ("not_ready", "SHUTTING_DOWN")
         assert status_of(f"http://127.0.0.1:{probe_port}/health") == 200
         assert server.wait(60) in (0, -signal.SIGTERM)
@@ -187,3 +200,36 @@ def test_the_probe_port_is_checked_before_serving(
         code = main(["serve", str(dockfile), "--port", str(port), "--probe-port", str(taken_port)])
     assert code == 1
     assert f"cannot listen for probes on 127.0.0.1:{taken_port}" in capsys.readouterr().err
+
+
+STALLING_AGENT = """
+import time
+
+async def stall(payload):
+    time.sleep(float(payload["query"]))  # holds the event loop: what a broken agent does
+    return {"stalled": True}
+"""
+
+
+def test_a_stalled_event_loop_is_not_ready_on_the_probe_port(tmp_path: Path) -> None:
+    probe_port = harness.free_port()
+    dockfile = write_project(
+        tmp_path,
+        "stall",
+        f"expose: {{host: 127.0.0.1, probe_port: {probe_port}}}\n",
+        module=STALLING_AGENT,
+    )
+    probes = f"http://127.0.0.1:{probe_port}"
+    with serve_app(create_app(dockfile)) as url:
+        wait_for(lambda: status_of(f"{probes}/ready") == 200)
+        stalled = threading.Thread(
+            target=httpx.post,
+            args=(f"{url}/invoke",),
+            kwargs={"json": {"query": "14"}, "timeout": 60},
+        )
+        stalled.start()
+        body = answer_with(f"{probes}/ready", 503).json()
+        assert (body["status"], body["code"]) == ("stalled", "EVENT_LOOP_STALLED")
+        assert status_of(f"{probes}/health") == 200  # stuck only past LIVE_STALE
+        stalled.join(60)
+        wait_for(lambda: status_of(f"{probes}/ready") == 200)
