@@ -119,7 +119,7 @@ class ProbeListener:
             self._publisher.cancel()
             self._publisher = None
         loop, thread = self._loop, self._thread
-        if loop is not None and thread is not None:
+        if loop is not None and thread is not None and thread.is_alive():
             loop.call_soon_threadsafe(loop.stop)
             await asyncio.to_thread(thread.join, 30)
         self._loop = self._thread = None
