@@ -7,7 +7,9 @@ probe does) asks `/health` and `/ready` in turn every 20 ms. Meanwhile this proc
 `GET /runs/{id}/events` subscriptions spread over `--runs` background runs. Each stream
 emits `--tokens` tokens `--pace` seconds apart (10 tokens over 3 s by default: the burst
 measures setting streams up, not event throughput). The figure is
-the probes' p50/p99/max during the burst, beside the same figures on an idle server.
+the probes' p50/p99/max during the burst, beside the same figures on an idle server, for
+two probes asking at the same time: one on the API's port, one on the probe listener
+(`serve --probe-port`, a thread with its own event loop that never waits for the API's).
 
     hatch run bench:python tools/bench/probe_latency.py
     hatch run bench:python tools/bench/probe_latency.py --streams 500 --subscribers 2000
@@ -56,11 +58,11 @@ print(json.dumps(samples))
 
 
 @contextmanager
-def server(port: int) -> Iterator[subprocess.Popen[bytes]]:
+def server(port: int, probe_port: int) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "dockrion_runtime", "serve", "Dockfile.yaml"),
-            *("--port", str(port), "--log-level", "warning"),
+            *("--port", str(port), "--probe-port", str(probe_port), "--log-level", "warning"),
         ],
         cwd=SUITE,
         stdout=subprocess.DEVNULL,
@@ -150,24 +152,30 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=0.3, help="seconds between tokens")
     parser.add_argument("--seconds", type=float, default=8.0, help="probing during the burst")
     args = parser.parse_args()
-    port = free_port()
-    with server(port):
-        idle = probe(port, 3.0)
-        idle_samples = json.loads(idle.communicate()[0])
-        busy = probe(port, args.seconds)
+    port, probe_port = free_port(), free_port()
+    ports = {"api_port": port, "probe_port": probe_port}
+    with server(port, probe_port):
+        idle = {name: probe(number, 3.0) for name, number in ports.items()}
+        idle_samples = {name: json.loads(p.communicate()[0]) for name, p in idle.items()}
+        busy = {name: probe(number, args.seconds) for name, number in ports.items()}
         time.sleep(0.3)
         load = asyncio.run(
             burst(port, args.streams, args.subscribers, args.runs, args.tokens, args.pace)
         )
-        busy_samples = json.loads(busy.communicate()[0])
+        busy_samples = {name: json.loads(p.communicate()[0]) for name, p in busy.items()}
     print(
         json.dumps(
             {
                 "python": sys.version.split()[0],
                 "cpus": os.cpu_count(),
                 "load": {**load, "tokens": args.tokens, "pace": args.pace},
-                "idle": summary(idle_samples),
-                "burst": summary(busy_samples),
+                **{
+                    name: {
+                        "idle": summary(idle_samples[name]),
+                        "burst": summary(busy_samples[name]),
+                    }
+                    for name in ports
+                },
             },
             indent=2,
         )

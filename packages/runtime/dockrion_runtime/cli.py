@@ -20,8 +20,9 @@ from ._version import __version__
 from .agents import AgentLoadError
 from .app import create_app
 from .auth import AuthConfigError
+from .probes import ProbeListener
 from .runtime import Runtime
-from .server import ServerOptions, uvicorn_options
+from .server import ServerOptions, tune_gc, uvicorn_options
 from .settings import SettingsError
 
 __all__ = ["GracefulServer", "main", "reload_app"]
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         "expose.limits.max_connections, 4096)",
     )
     serve.add_argument(
+        "--probe-port",
+        type=int,
+        metavar="PORT",
+        help="serve /health and /ready also on this port, from a thread that never waits "
+        "for the API (point orchestrator probes here; default: expose.probe_port, off)",
+    )
+    serve.add_argument(
         "--log-format",
         choices=("json", "text"),
         default="json",
@@ -100,15 +108,36 @@ class GracefulServer(uvicorn.Server):
 def reload_app() -> Starlette:
     """The app factory `serve --reload` hands to uvicorn's reloader."""
     app = create_app(os.environ["DOCKRION_DOCKFILE"], env_file=os.environ.get("DOCKRION_ENV_FILE"))
+    if "DOCKRION_PROBE_ADDRESS" in os.environ:
+        runtime: Runtime = app.state.runtime
+        host, port = os.environ["DOCKRION_PROBE_ADDRESS"].rsplit(":", 1)
+        runtime.probes = ProbeListener(host, int(port), runtime.health)
     # Each worker process serves with the limits of the Dockfile and the command line.
     overrides = json.loads(os.environ.get("DOCKRION_SERVER_OPTIONS", "{}"))
     uvicorn_options(ServerOptions.from_limits(app.state.runtime.settings.limits, **overrides))
+    tune_gc()
     return app
 
 
 def _positive(value: float | None, flag: str) -> str | None:
     if value is not None and value <= 0:
         return f"error: {flag} must be positive, got {value:g}"
+    return None
+
+
+def _probe_port_problem(probe_port: int, port: int, workers: int) -> str | None:
+    if not 1 <= probe_port <= 65535:
+        return f"error: --probe-port must be a port number (1-65535), got {probe_port}"
+    if probe_port == port:
+        return f"error: the probe port must differ from the API's port ({port})"
+    if workers > 1:
+        # Each worker is a process with its own loop and readiness; one port cannot speak
+        # for all of them.
+        return (
+            f"error: a probe port serves one process, and --workers {workers} starts "
+            f"{workers}: run one process per container (scale with replicas) or leave the "
+            "probe port unset"
+        )
     return None
 
 
@@ -149,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     host = args.host or spec.expose.host
     port = args.port if args.port is not None else spec.expose.port
+    probe_port = args.probe_port if args.probe_port is not None else spec.expose.probe_port
+    if probe_port is not None:
+        problem = _probe_port_problem(probe_port, port, args.workers)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
     try:
         app = create_app(path, env_file=args.env_file)
     except (AuthConfigError, SettingsError) as error:
@@ -166,6 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_options = uvicorn_options(
         ServerOptions.from_limits(runtime.settings.limits, **overrides)
     )
+    runtime.probes = None
+    if probe_port is not None:
+        runtime.probes = ProbeListener(host, probe_port, runtime.health)
+        try:
+            runtime.probes.bind()  # a port in use is an error now, not at the first probe
+        except OSError as error:
+            message = f"error: cannot listen for probes on {host}:{probe_port}: {error}"
+            print(message, file=sys.stderr)
+            return 1
     try:
         # Fail here, with the reason, rather than at the first request.
         runtime.load_agent()
@@ -186,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["DOCKRION_DOCKFILE"] = str(path.resolve())
         if args.env_file:
             os.environ["DOCKRION_ENV_FILE"] = str(Path(args.env_file).resolve())
+        if runtime.probes is not None:
+            runtime.probes.unbind()  # the reloaded process binds it again
+            os.environ["DOCKRION_PROBE_ADDRESS"] = f"{host}:{probe_port}"
         os.environ["DOCKRION_SERVER_OPTIONS"] = json.dumps(
             {name: value for name, value in overrides.items() if value is not None}
         )
@@ -209,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **reload_options,  # type: ignore[arg-type]
         )
         return 0
+    tune_gc()
     config = uvicorn.Config(
         app, host=host, port=port, log_level=args.log_level, log_config=None, **server_options
     )

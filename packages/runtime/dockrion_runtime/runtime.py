@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from .auth import Access, Authenticator, principal_of
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
 from .policies import CheckedBodyReader
+from .probes import ProbeListener
 from .rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .run_supervisor import RunSupervisor
 from .secret_env import MissingSecretError
@@ -95,6 +97,13 @@ class Runtime:
         self.load_error: str | None = None
         # Required secrets that are unset: the agent is never loaded without them.
         self.missing_secrets: list[str] = []
+        # Set when shutdown begins: not ready from then on.
+        self.draining = False
+        # `/health` and `/ready` on a port of their own, when the Dockfile (or `serve
+        # --probe-port`, which replaces this) asks for one.
+        self.probes: ProbeListener | None = None
+        if settings.probe_port is not None:
+            self.probes = ProbeListener(settings.host, settings.probe_port, self.health)
         # Filled in by the app from the route table: the welcome page's list of routes and
         # the OpenAPI document.
         self.listing: list[tuple[str, str]] = []
@@ -159,9 +168,39 @@ class Runtime:
             extra_headers=extra_headers,
         )
 
+    def health(self) -> dict[str, Any]:
+        """The `/health` body (read-only: the probe listener calls it from its thread)."""
+        settings = self.settings
+        return {
+            "status": "ok",
+            "service": f"runtime:{settings.name}",
+            "version": settings.version,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "agent": settings.name,
+            "framework": settings.framework,
+        }
+
+    async def readiness(self) -> tuple[int, dict[str, Any]]:
+        """The `/ready` status and body."""
+        reason = await self.not_ready_reason()
+        if reason is None:
+            return 200, {"success": True, "status": "ready", "agent": self.settings.name}
+        code = "MISSING_SECRET" if self.missing_secrets else "AGENT_NOT_READY"
+        body: dict[str, Any] = {
+            "success": False,
+            "status": "not_ready",
+            "error": reason,
+            "code": "SHUTTING_DOWN" if self.draining else code,
+        }
+        if self.missing_secrets:
+            body["missing_secrets"] = self.missing_secrets
+        return 503, body
+
     async def not_ready_reason(self) -> str | None:
         """Why the app is not ready, or None. The backend is asked every time, so the app
         is ready again as soon as the backend answers."""
+        if self.draining:
+            return "the server is shutting down"
         if self.agent is None:
             return self.load_error or "agent is still loading"
         if self.runs is not None and not await self.runs.bus.backend.ping():
@@ -261,7 +300,12 @@ class Runtime:
         except AgentLoadError as exc:
             self.load_error = str(exc)
             log.error("agent not loaded: %s", exc)
+        if self.probes is not None:
+            await self.probes.start(self.readiness)
         yield
+        self.draining = True
+        if self.probes is not None:
+            await self.probes.stop()
         self.supervisor.cancel_all()
         if self.runs is not None:
             await self.runs.close()
@@ -270,7 +314,11 @@ class Runtime:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def drain(self, grace: float) -> None:
-        """Shutdown: see `RunSupervisor.drain`."""
+        """Shutdown: not ready from now on (the probe listener says so at once), then
+        `RunSupervisor.drain`."""
+        self.draining = True
+        if self.probes is not None:
+            self.probes.publish(*await self.readiness())
         await self.supervisor.drain(grace)
 
 

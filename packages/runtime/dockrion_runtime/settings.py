@@ -179,6 +179,14 @@ class RuntimeSettings:
         return self.spec.expose.limits or ServerLimits()
 
     @property
+    def host(self) -> str:
+        return self.spec.expose.host
+
+    @property
+    def probe_port(self) -> int | None:
+        return self.spec.expose.probe_port
+
+    @property
     def security_headers(self) -> dict[str, str | None]:
         return dict(self.spec.expose.security_headers or {})
 

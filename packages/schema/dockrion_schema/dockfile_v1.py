@@ -319,6 +319,10 @@ class ExposeConfig(_Section):
     host: str = "0.0.0.0"  # noqa: S104 - a server inside a container listens on every interface
     cors: dict[str, list[str]] | None = None
     limits: ServerLimits | None = None
+    # A port of its own for `GET /health` and `GET /ready`, served by a thread that never
+    # waits for the API's event loop, so probes answer at once however busy the API is.
+    # Point orchestrator probes at it. null (the default): the probes are on `port` only.
+    probe_port: Annotated[int, Between(1, 65535)] | None = None
     # Headers added to every response, over the runtime's secure defaults; null drops one.
     security_headers: dict[str, str | None] | None = None
     ag_ui: AgUiConfig | None = None
@@ -347,6 +351,8 @@ class ExposeConfig(_Section):
             raise ValueError(
                 "rest: false with streaming: none exposes nothing; enable at least one"
             )
+        if self.probe_port == self.port:
+            raise ValueError(f"probe_port must differ from port ({self.port})")
         return self
 
 

@@ -38,6 +38,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "host": "0.0.0.0",
         "cors": None,
         "limits": None,
+        "probe_port": None,
         "security_headers": None,
         "ag_ui": None,
         "playground": True,
@@ -172,6 +173,14 @@ def test_server_limits_and_memory_retention_defaults_and_ranges() -> None:
         spec_with(expose={"limits": {"websocket_ping_timeout": 0}})
     with pytest.raises(Exception, match="must be between 1 and 1000000"):
         spec_with(streaming={"memory": {"max_runs": 0}})
+
+
+def test_the_probe_port_is_a_port_other_than_the_apis() -> None:
+    assert spec_with(expose={"probe_port": 8081}).expose.probe_port == 8081
+    with pytest.raises(Exception, match="must be between 1 and 65535"):
+        spec_with(expose={"probe_port": 0})
+    with pytest.raises(Exception, match="probe_port must differ from port"):
+        spec_with(expose={"port": 9000, "probe_port": 9000})
 
 
 def test_api_key_roles_must_name_defined_roles() -> None:

@@ -4,7 +4,6 @@ description (`/openapi.json`, `/docs`). None of them needs authentication."""
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -35,33 +34,12 @@ async def welcome(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    settings = runtime_of(request).settings
-    return JSONResponse(
-        {
-            "status": "ok",
-            "service": f"runtime:{settings.name}",
-            "version": settings.version,
-            "timestamp": datetime.now(UTC).isoformat(),
-            "agent": settings.name,
-            "framework": settings.framework,
-        }
-    )
+    return JSONResponse(runtime_of(request).health())
 
 
 async def ready(request: Request) -> Response:
-    runtime = runtime_of(request)
-    reason = await runtime.not_ready_reason()
-    if reason is not None:
-        body: dict[str, object] = {
-            "success": False,
-            "status": "not_ready",
-            "error": reason,
-            "code": "MISSING_SECRET" if runtime.missing_secrets else "AGENT_NOT_READY",
-        }
-        if runtime.missing_secrets:
-            body["missing_secrets"] = runtime.missing_secrets
-        return JSONResponse(body, status_code=503)
-    return JSONResponse({"success": True, "status": "ready", "agent": runtime.settings.name})
+    status, body = await runtime_of(request).readiness()
+    return JSONResponse(body, status_code=status)
 
 
 async def info(request: Request) -> Response:
