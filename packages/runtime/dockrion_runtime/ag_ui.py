@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ag_ui.core import (
@@ -140,6 +141,11 @@ class AgUiTranslator:
                     metadata={"reason": fields.get("reason")},
                 )
             )
+        # AG-UI's optional timestamp (ms since the epoch): when the stored event happened,
+        # so a replay carries the same times as the live stream did
+        stamp = _millis(data.get("timestamp"))
+        for event in out:
+            event.timestamp = stamp
         return out
 
     # --- text, tool calls, steps ------------------------------------------------------------
@@ -287,6 +293,13 @@ class AgUiTranslator:
             response_schema=schema if isinstance(schema, dict) else None,
             metadata={"value": value},
         )
+
+
+def _millis(timestamp: Any) -> int | None:
+    try:
+        return int(datetime.fromisoformat(str(timestamp)).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _usage(usage: Any) -> list[TokenUsage] | None:

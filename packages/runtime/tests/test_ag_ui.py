@@ -157,6 +157,9 @@ def test_tool_calling_answer_streams_as_ag_ui(url: str) -> None:
         "tools",
         "agent",
     ]
+    # every event carries when its stored event happened (ms since the epoch), in order
+    stamps = [event.timestamp for event in events]
+    assert all(stamps) and stamps == sorted(stamps)
     # every event carries an id; the last of a stored event's group is its sequence
     ids = [event_id for event_id, _ in received]
     assert all(ids) and len(set(ids)) == len(ids)
