@@ -22,9 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from ag_ui.core import (
+    AssistantMessage,
     BaseEvent,
     CustomEvent,
+    FunctionCall,
     Interrupt,
+    Message,
+    MessagesSnapshotEvent,
     RunErrorEvent,
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
@@ -33,14 +37,18 @@ from ag_ui.core import (
     StateSnapshotEvent,
     StepFinishedEvent,
     StepStartedEvent,
+    SystemMessage,
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
     TokenUsage,
+    ToolCall,
     ToolCallArgsEvent,
     ToolCallEndEvent,
     ToolCallResultEvent,
     ToolCallStartEvent,
+    ToolMessage,
+    UserMessage,
 )
 from ag_ui.encoder import EventEncoder
 
@@ -250,6 +258,9 @@ class AgUiTranslator:
                 if key not in ("messages", "__interrupt__")
             }
             out.append(StateSnapshotEvent(snapshot=snapshot))
+            messages = _ag_ui_messages(state.get("messages"))
+            if messages is not None:
+                out.append(MessagesSnapshotEvent(messages=messages))
         usage = _usage(metadata.get("usage"))
         interrupts = state.get("__interrupt__") if state is not None else None
         if interrupts:
@@ -293,6 +304,48 @@ class AgUiTranslator:
             response_schema=schema if isinstance(schema, dict) else None,
             metadata={"value": value},
         )
+
+
+def _ag_ui_messages(messages: Any) -> list[Message] | None:
+    """A graph's `messages` (LangChain messages as the run log stores them) as AG-UI
+    messages, ids kept; None unless every one is a text message of a known kind (a snapshot
+    replaces the client's list, so a partial one would lose messages)."""
+    if not isinstance(messages, list):
+        return None
+    converted: list[Message] = []
+    for message in messages:
+        kind = message.get("type") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str) or not message.get("id"):
+            return None
+        ident = str(message["id"])
+        if kind == "human":
+            converted.append(UserMessage(id=ident, content=content))
+        elif kind == "system":
+            converted.append(SystemMessage(id=ident, content=content))
+        elif kind == "tool":
+            call_id = str(message.get("tool_call_id") or "")
+            converted.append(ToolMessage(id=ident, content=content, tool_call_id=call_id))
+        elif kind == "ai":
+            calls = message.get("tool_calls") or []
+            if not all(isinstance(call, dict) for call in calls):
+                return None
+            tool_calls = [
+                ToolCall(
+                    id=str(call.get("id")),
+                    type="function",
+                    function=FunctionCall(
+                        name=str(call.get("name")), arguments=json.dumps(call.get("args") or {})
+                    ),
+                )
+                for call in calls
+            ]
+            converted.append(
+                AssistantMessage(id=ident, content=content or None, tool_calls=tool_calls or None)
+            )
+        else:
+            return None
+    return converted
 
 
 def _millis(timestamp: Any) -> int | None:

@@ -162,6 +162,20 @@ def test_graph_that_declares_them_gets_tools_and_context(graph_url: str) -> None
     received = events(httpx.post(f"{graph_url}/ag-ui", json=body(), timeout=60))
     (snapshot,) = [e for e in received if e.type.value == "STATE_SNAPSHOT"]
     assert snapshot.snapshot["seen"] == {"bound": [], "ag_ui_tools": [], "context": []}
+    (messages,) = [e for e in received if e.type.value == "MESSAGES_SNAPSHOT"]
+    assert [(m.role, m.content) for m in messages.messages] == [
+        ("user", "what do you see?"),
+        ("assistant", "looked"),
+    ]
+    # a message that is not all text (an image here) gets no snapshot: it would replace the
+    # client's messages with a lesser copy
+    source = {"type": "url", "value": "https://example.org/q3.png", "mimeType": "image/png"}
+    image = {"type": "image", "source": source}
+    parts = [{"type": "text", "text": "and this?"}, image]
+    sent = {**body(), "messages": [{"id": "u2", "role": "user", "content": parts}]}
+    received = events(httpx.post(f"{graph_url}/ag-ui", json=sent, timeout=60))
+    kinds = [e.type.value for e in received]
+    assert "STATE_SNAPSHOT" in kinds and "MESSAGES_SNAPSHOT" not in kinds
 
 
 def test_resumed_graph_gets_the_tools_sent_with_the_resume(asking_url: str) -> None:
