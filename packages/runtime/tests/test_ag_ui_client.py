@@ -1,7 +1,8 @@
 """A real AG-UI front end against a live server: `@ag-ui/client`'s `HttpAgent` under Node
 (installed from npm at a pinned version into the pytest cache, once) runs a handler agent
 and the LangGraph react example, and gets their text, tool calls and results, an
-interrupt and its resume, and the conversation it builds from them."""
+interrupt and its resume, and the conversation it builds from them; the front end's tools
+and context reach a graph that declares them."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 from dockrion_runtime import create_app
 
 from .conftest import serve_app
+from .test_ag_ui_input import CONTEXT, GRAPH, TOOLS, dockfile
 
 pytest.importorskip("langgraph")
 pytest.importorskip("ag_ui.core")
@@ -47,27 +49,29 @@ def client_modules(request: pytest.FixtureRequest) -> Path:
         return modules
     # installed aside, then moved in whole: an interrupted install leaves nothing half-done
     staging = Path(tempfile.mkdtemp(dir=root))
-    install = subprocess.run(
-        [
-            npm,
-            "install",
-            "--no-save",
-            "--no-package-lock",
-            "--no-audit",
-            "--no-fund",
-            "--ignore-scripts",
-            "--prefix",
-            str(staging),
-            f"@ag-ui/client@{AG_UI_CLIENT}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
-    shutil.rmtree(modules, ignore_errors=True)
-    os.replace(staging / "node_modules", modules)
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        install = subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-save",
+                "--no-package-lock",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--prefix",
+                str(staging),
+                f"@ag-ui/client@{AG_UI_CLIENT}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert install.returncode == 0, install.stderr[-2000:]
+        shutil.rmtree(modules, ignore_errors=True)
+        os.replace(staging / "node_modules", modules)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return modules
 
 
@@ -172,3 +176,19 @@ def test_http_agent_runs_a_tool_calling_conversation_with_an_approval(
         ("tool", []),
         ("assistant", []),
     ]
+
+
+def test_http_agent_front_end_tools_and_context_reach_the_graph(
+    client_modules: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "looking_graph.py").write_text(GRAPH)
+    with serve_app(create_app(dockfile(tmp_path, "looking_graph:build"))) as base:
+        turn = {"text": "what do you see?", "parameters": {"tools": TOOLS, "context": CONTEXT}}
+        seen = run_client(client_modules, base, [turn])
+    assert "failed" not in seen["runs"][0]
+    # the client's state is the graph's, from its STATE_SNAPSHOT
+    assert seen["state"]["seen"] == {
+        "bound": ["show_chart"],
+        "ag_ui_tools": ["show_chart"],
+        "context": CONTEXT,
+    }
