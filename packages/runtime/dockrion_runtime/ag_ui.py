@@ -1,4 +1,5 @@
-"""AG-UI: a run's events as the AG-UI protocol's events, and AG-UI input as an agent's.
+"""AG-UI: a run's events as the AG-UI protocol's events (`ag_ui_input.py` maps the other
+way, AG-UI input to an agent's).
 
 `AgUiTranslator` turns the stored events of one run, in order, into AG-UI events built
 with the `ag-ui-protocol` package's models (`docs/ag-ui.md` has the table). The translation
@@ -17,15 +18,17 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ag_ui.core import (
     AssistantMessage,
     BaseEvent,
     CustomEvent,
-    DeveloperMessage,
+    FunctionCall,
     Interrupt,
-    RunAgentInput,
+    Message,
+    MessagesSnapshotEvent,
     RunErrorEvent,
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
@@ -38,8 +41,8 @@ from ag_ui.core import (
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
-    TextPart,
     TokenUsage,
+    ToolCall,
     ToolCallArgsEvent,
     ToolCallEndEvent,
     ToolCallResultEvent,
@@ -51,15 +54,7 @@ from ag_ui.encoder import EventEncoder
 
 from dockrion_events import EventRecord
 
-__all__ = [
-    "AgUiCursor",
-    "AgUiTranslator",
-    "ag_ui_batches",
-    "graph_input",
-    "handler_input",
-    "last_user_text",
-    "resume_value",
-]
+__all__ = ["AgUiCursor", "AgUiTranslator", "ag_ui_batches"]
 
 # Fields every stored event carries; what is left is the event's own data.
 _BASE_FIELDS = ("id", "type", "run_id", "sequence", "timestamp")
@@ -154,6 +149,11 @@ class AgUiTranslator:
                     metadata={"reason": fields.get("reason")},
                 )
             )
+        # AG-UI's optional timestamp (ms since the epoch): when the stored event happened,
+        # so a replay carries the same times as the live stream did
+        stamp = _millis(data.get("timestamp"))
+        for event in out:
+            event.timestamp = stamp
         return out
 
     # --- text, tool calls, steps ------------------------------------------------------------
@@ -258,6 +258,9 @@ class AgUiTranslator:
                 if key not in ("messages", "__interrupt__")
             }
             out.append(StateSnapshotEvent(snapshot=snapshot))
+            messages = _ag_ui_messages(state.get("messages"))
+            if messages is not None:
+                out.append(MessagesSnapshotEvent(messages=messages))
         usage = _usage(metadata.get("usage"))
         interrupts = state.get("__interrupt__") if state is not None else None
         if interrupts:
@@ -301,6 +304,55 @@ class AgUiTranslator:
             response_schema=schema if isinstance(schema, dict) else None,
             metadata={"value": value},
         )
+
+
+def _ag_ui_messages(messages: Any) -> list[Message] | None:
+    """A graph's `messages` (LangChain messages as the run log stores them) as AG-UI
+    messages, ids kept; None unless every one is a text message of a known kind (a snapshot
+    replaces the client's list, so a partial one would lose messages)."""
+    if not isinstance(messages, list):
+        return None
+    converted: list[Message] = []
+    for message in messages:
+        kind = message.get("type") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str) or not message.get("id"):
+            return None
+        ident = str(message["id"])
+        if kind == "human":
+            converted.append(UserMessage(id=ident, content=content))
+        elif kind == "system":
+            converted.append(SystemMessage(id=ident, content=content))
+        elif kind == "tool":
+            call_id = str(message.get("tool_call_id") or "")
+            converted.append(ToolMessage(id=ident, content=content, tool_call_id=call_id))
+        elif kind == "ai":
+            calls = message.get("tool_calls") or []
+            if not all(isinstance(call, dict) for call in calls):
+                return None
+            tool_calls = [
+                ToolCall(
+                    id=str(call.get("id")),
+                    type="function",
+                    function=FunctionCall(
+                        name=str(call.get("name")), arguments=json.dumps(call.get("args") or {})
+                    ),
+                )
+                for call in calls
+            ]
+            converted.append(
+                AssistantMessage(id=ident, content=content or None, tool_calls=tool_calls or None)
+            )
+        else:
+            return None
+    return converted
+
+
+def _millis(timestamp: Any) -> int | None:
+    try:
+        return int(datetime.fromisoformat(str(timestamp)).timestamp() * 1000)
+    except ValueError:
+        return None
 
 
 def _usage(usage: Any) -> list[TokenUsage] | None:
@@ -347,105 +399,3 @@ async def ag_ui_batches(
                 yield frames
     finally:
         await batches.aclose()  # type: ignore[attr-defined]
-
-
-# --- AG-UI input -> the agent's input -------------------------------------------------------
-
-
-def _text(content: Any) -> str:
-    """A message's content as text: a string as is, the text parts of a list joined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.text for part in content if isinstance(part, TextPart))
-    return ""
-
-
-def _langchain_message(message: Any) -> dict[str, Any] | None:
-    """An AG-UI message in the dict form LangChain turns into its messages (None for kinds
-    a model never reads: activity and reasoning messages)."""
-    if isinstance(message, UserMessage):
-        content = message.content
-        if isinstance(content, list) and not all(isinstance(p, TextPart) for p in content):
-            parts: Any = [part.model_dump(by_alias=True) for part in content]
-        else:
-            parts = _text(content)
-        return {"role": "user", "content": parts, "id": message.id}
-    if isinstance(message, AssistantMessage):
-        result: dict[str, Any] = {
-            "role": "assistant",
-            "content": message.content or "",
-            "id": message.id,
-        }
-        if message.tool_calls:
-            result["tool_calls"] = [
-                {"id": call.id, "name": call.function.name, "args": _arguments(call)}
-                for call in message.tool_calls
-            ]
-        return result
-    if isinstance(message, ToolMessage):
-        return {
-            "role": "tool",
-            "content": _text(message.content),
-            "tool_call_id": message.tool_call_id,
-            "id": message.id,
-        }
-    if isinstance(message, SystemMessage | DeveloperMessage):
-        return {"role": "system", "content": message.content, "id": message.id}
-    return None
-
-
-def _arguments(call: Any) -> Any:
-    try:
-        return json.loads(call.function.arguments or "{}")
-    except ValueError:
-        return {"arguments": call.function.arguments}
-
-
-def graph_input(run_input: RunAgentInput, *, keeps_threads: bool) -> dict[str, Any]:
-    """A LangGraph graph's input: `state` (an object) with `messages` in LangChain's dict
-    form. A graph that keeps threads already holds the earlier turns in its checkpointer,
-    so it gets only the new turn: the messages after the last assistant message."""
-    messages = list(run_input.messages)
-    if keeps_threads:
-        last = max(
-            (i for i, m in enumerate(messages) if isinstance(m, AssistantMessage)), default=-1
-        )
-        messages = messages[last + 1 :]
-    state = run_input.state if isinstance(run_input.state, dict) else {}
-    converted = [m for m in map(_langchain_message, messages) if m is not None]
-    return {**state, "messages": converted}
-
-
-def last_user_text(run_input: RunAgentInput) -> str | None:
-    for message in reversed(run_input.messages):
-        if isinstance(message, UserMessage):
-            return _text(message.content)
-    return None
-
-
-def handler_input(run_input: RunAgentInput, message_field: str) -> dict[str, Any]:
-    """A handler's input: `forwardedProps` (an object), with the text of the last user
-    message in `message_field` (left out when there is no user message)."""
-    props = run_input.forwarded_props if isinstance(run_input.forwarded_props, dict) else {}
-    payload = dict(props)
-    text = last_user_text(run_input)
-    if text is not None:
-        payload[message_field] = text
-    return payload
-
-
-def resume_value(run_input: RunAgentInput) -> tuple[bool, Any]:
-    """Whether the input resumes an interrupted graph, and with what value: AG-UI's `resume`
-    entries (one entry: its payload; several: payloads by interrupt id), else LangGraph's
-    AG-UI convention `forwardedProps.command.resume`."""
-    if run_input.resume:
-        entries = run_input.resume
-        if len(entries) == 1:
-            return True, entries[0].payload
-        return True, {entry.interrupt_id: entry.payload for entry in entries}
-    props = run_input.forwarded_props
-    command = props.get("command") if isinstance(props, dict) else None
-    if isinstance(command, dict) and "resume" in command:
-        return True, command["resume"]
-    return False, None

@@ -152,11 +152,30 @@ def test_tool_calling_answer_streams_as_ag_ui(url: str) -> None:
     assert kinds.index("TOOL_CALL_START") < kinds.index("TOOL_CALL_RESULT")
     assert text_of(events) == "Let me check the weather.Here is what I found: 18°C and sunny."
     assert "STATE_SNAPSHOT" in kinds and events[-1].outcome is None
+    # the graph's messages, as AG-UI's: the client's own ids kept, the tool call answered
+    (snapshot,) = [e for e in events if e.type.value == "MESSAGES_SNAPSHOT"]
+    asked, calling, tool, answer = snapshot.messages
+    assert (asked.id, asked.content) == (body["messages"][0]["id"], body["messages"][0]["content"])
+    (call,) = calling.tool_calls
+    assert (call.id, call.function.name, call.function.arguments) == (
+        start.tool_call_id,
+        "get_weather",
+        args,
+    )
+    assert (tool.role, tool.tool_call_id, tool.content) == (
+        "tool",
+        start.tool_call_id,
+        result.content,
+    )
+    assert (answer.role, answer.content) == ("assistant", "Here is what I found: 18°C and sunny.")
     assert [step.step_name for step in events if step.type.value == "STEP_FINISHED"] == [
         "agent",
         "tools",
         "agent",
     ]
+    # every event carries when its stored event happened (ms since the epoch), in order
+    stamps = [event.timestamp for event in events]
+    assert all(stamps) and stamps == sorted(stamps)
     # every event carries an id; the last of a stored event's group is its sequence
     ids = [event_id for event_id, _ in received]
     assert all(ids) and len(set(ids)) == len(ids)

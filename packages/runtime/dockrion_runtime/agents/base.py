@@ -41,11 +41,12 @@ class InvalidOutputError(Exception):
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunOptions:
     """How a run continues a conversation: the thread it belongs to and, when it resumes an
-    interrupted run, the value to resume with."""
+    interrupted run, the value to resume with and state keys to set as it resumes."""
 
     thread_id: str | None = None
     resume: Any = None
     resuming: bool = False
+    update: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -79,6 +80,9 @@ class Agent:
         self.target = target
 
     needs_thread = False  # True for agents that cannot run without a thread
+    # The top-level input keys the agent reads, when it declares them (a LangGraph graph's
+    # state keeps only those); None: it is given its input whole.
+    input_keys: frozenset[str] | None = None
 
     def thread_refusal(self) -> str | None:
         """Why this agent cannot continue a thread (`?thread_id=`), or None. A handler gets

@@ -55,6 +55,15 @@ class LangGraphAgent(Agent):
         self._modes = [*modes, "updates", "values"]
 
     @property
+    def input_keys(self) -> frozenset[str] | None:  # type: ignore[override]
+        """The keys of a StateGraph's input state (LangGraph drops any other input key);
+        None for graphs that declare none (the functional API takes its input whole)."""
+        builder = getattr(self._graph, "builder", None)
+        schemas = getattr(builder, "schemas", None)
+        channels = schemas.get(getattr(builder, "input_schema", None)) if schemas else None
+        return frozenset(channels) if isinstance(channels, dict) else None
+
+    @property
     def needs_thread(self) -> bool:  # type: ignore[override]
         """A graph with a checkpointer refuses to run without a thread id."""
         return getattr(self._graph, "checkpointer", None) not in (None, False)
@@ -76,7 +85,7 @@ class LangGraphAgent(Agent):
         if options is not None and options.resuming:
             from langgraph.types import Command
 
-            return Command(resume=options.resume)
+            return Command(resume=options.resume, update=options.update or None)
         return payload
 
     async def invoke(

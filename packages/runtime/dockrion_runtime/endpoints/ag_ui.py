@@ -27,17 +27,17 @@ __all__ = ["replay_run", "run_agent"]
 _MAX_PROBLEMS = 20
 
 
-def _ag_ui() -> ModuleType:
-    """The AG-UI translation module (it needs the `ag-ui` extra)."""
+def _ag_ui() -> tuple[ModuleType, ModuleType]:
+    """The AG-UI translation and input modules (they need the `ag-ui` extra)."""
     try:
-        from .. import ag_ui
+        from .. import ag_ui, ag_ui_input
     except ImportError:
         raise RuntimeHTTPError(
             "expose.ag_ui is enabled but the AG-UI protocol package is not installed: "
             "pip install 'dockrion-runtime[ag-ui]'",
             "AGENT_NOT_READY",
         ) from None
-    return ag_ui
+    return ag_ui, ag_ui_input
 
 
 def _require_runs(runtime: Runtime) -> None:
@@ -52,13 +52,13 @@ async def run_agent(request: Request) -> EventStreamResponse:
     """`POST /ag-ui`: run the agent on a `RunAgentInput` and stream the run as AG-UI."""
     runtime = runtime_of(request)
     _require_runs(runtime)
-    module = _ag_ui()
+    module, inputs = _ag_ui()
     settings = runtime.settings
     agent = runtime.require_agent()
     runtime.require_runs()
     body = await runtime.body.read(request, check=False)
     try:
-        run_input = module.RunAgentInput.model_validate(body)
+        run_input = inputs.RunAgentInput.model_validate(body)
     except pydantic.ValidationError as exc:
         problems = [
             {"loc": ["body", *error["loc"]], "msg": error["msg"]}
@@ -67,16 +67,31 @@ async def run_agent(request: Request) -> EventStreamResponse:
         raise RuntimeHTTPError(
             "Body is not an AG-UI RunAgentInput", "VALIDATION_ERROR", problems
         ) from None
-    resuming, value = module.resume_value(run_input)
+    resuming, value = inputs.resume_value(run_input)
     payload: Any = None
+    update: dict[str, Any] | None = None  # state keys set as an interrupted graph resumes
     options: RunOptions | None = None
     if settings.framework == "langgraph":
+        try:
+            if resuming:
+                update = inputs.graph_tools(run_input, agent.input_keys, resuming=True)
+            else:
+                payload = inputs.graph_input(
+                    run_input, keeps_threads=agent.needs_thread, state_keys=agent.input_keys
+                )
+        except inputs.InputRefused as exc:
+            problem = {"loc": ["body", exc.field], "msg": str(exc)}
+            raise RuntimeHTTPError(str(exc), "VALIDATION_ERROR", [problem]) from None
         if not resuming:
-            payload = module.graph_input(run_input, keeps_threads=agent.needs_thread)
             _check_input(runtime, payload)
         if agent.needs_thread or resuming:
             claimed = await runtime.threads.claim(request, agent, run_input.thread_id)
-            options = RunOptions(thread_id=claimed.thread_id, resume=value, resuming=resuming)
+            options = RunOptions(
+                thread_id=claimed.thread_id,
+                resume=value,
+                resuming=resuming,
+                update=update,
+            )
     else:
         if resuming:
             raise RuntimeHTTPError(
@@ -84,7 +99,7 @@ async def run_agent(request: Request) -> EventStreamResponse:
                 "send no 'resume' entries (and no forwardedProps.command.resume)",
                 "VALIDATION_ERROR",
             )
-        payload = module.handler_input(run_input, settings.ag_ui.message_field)
+        payload = inputs.handler_input(run_input, settings.ag_ui.message_field)
         _check_input(runtime, payload)
         options = await runtime.threads.claim(request, agent, run_input.thread_id)
     ids = {"thread_id": run_input.thread_id, "run_id": run_input.run_id}
@@ -108,7 +123,7 @@ async def replay_run(request: Request) -> EventStreamResponse:
     sequence, inclusive); then live until the run ends or `?timeout=` seconds pass."""
     runtime = runtime_of(request)
     _require_runs(runtime)
-    module = _ag_ui()
+    module, _ = _ag_ui()
     run = await owned_run(request)
     after = _cursor(module, request)
     runs = runtime.require_runs()
