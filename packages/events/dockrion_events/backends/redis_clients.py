@@ -1,5 +1,5 @@
-"""The Redis connections of a `RedisBackend`, one server or a cluster, and the translation
-of redis-py's errors into the event layer's."""
+"""The Redis connections of a `RedisBackend` (one server, a cluster, or a primary found
+through Redis Sentinel) and the translation of redis-py's errors into the event layer's."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import BackendConnectionError, BackendError
 
-__all__ = ["Connections", "connect", "redis_errors", "safe_url"]
+__all__ = ["Connections", "SentinelService", "connect", "redis_errors", "safe_url"]
 
 
 class _ClusterClient(RedisCluster):
@@ -30,6 +31,28 @@ class _ClusterClient(RedisCluster):
         return await super().execute_command(*args, **kwargs)
 
 
+@dataclass(frozen=True, slots=True)
+class SentinelService:
+    """A primary found through Redis Sentinel: its name as the Sentinels know it, their
+    `(host, port)` addresses, and the password of the primary and its replicas."""
+
+    service_name: str
+    sentinels: tuple[tuple[str, int], ...]
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        """A description for messages (not a URL redis-py reads)."""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service_name}"
+
+
+class _SentinelBlockingPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Sentinel's pool (connections go to the primary the Sentinels name, and to the new one
+    after a failover) that waits for a free connection instead of failing, like the pool
+    used for one server."""
+
+
 @dataclass(slots=True)
 class Connections:
     """`client` for commands; `blocking` for blocking reads, which hold their connection;
@@ -40,15 +63,38 @@ class Connections:
     client: Any
     blocking: Any
     pool: Any = None
+    sentinel: Any = None
 
     async def close(self) -> None:
         await self.client.aclose()
         if self.pool is not None:
             await self.pool.disconnect()
         await self.blocking.aclose()
+        if self.sentinel is not None:
+            await self.sentinel.aclose()
 
 
-def connect(url: str, pool_size: int, cluster: bool) -> Connections:
+def connect(
+    url: str, pool_size: int, cluster: bool, sentinel: SentinelService | None = None
+) -> Connections:
+    if sentinel is not None:
+        # Each new connection asks the Sentinels where the primary is; a connection to a
+        # demoted primary (READONLY) is dropped, so commands fail over with the Sentinels.
+        manager = Sentinel(  # type: ignore[no-untyped-call]
+            list(sentinel.sentinels),
+            sentinel_kwargs={"socket_timeout": 5, "socket_connect_timeout": 5},
+            password=sentinel.password,
+        )
+        return Connections(
+            manager.master_for(
+                sentinel.service_name,
+                connection_pool_class=_SentinelBlockingPool,
+                max_connections=pool_size,
+                timeout=10,
+            ),
+            manager.master_for(sentinel.service_name),
+            sentinel=manager,
+        )
     if cluster:
         # Blocking reads get a client of their own: one connection per tailed run on the
         # node holding the run.
