@@ -209,13 +209,16 @@ class RedisSentinels:
         self.directory = directory
         self.password = password
         self.down_after_ms = down_after_ms
-        auth = ("--requirepass", password, "--masterauth", password) if password else ()
+        # A replica's first sync starts at once (not after the default 5 s diskless delay).
+        options: tuple[str, ...] = ("--repl-diskless-sync-delay", "0")
+        if password:
+            options += ("--requirepass", password, "--masterauth", password)
         primary_dir, replica_dir = directory / "primary", directory / "replica"
         primary_dir.mkdir()
         replica_dir.mkdir()
-        self.primary = RedisServer(primary_dir, extra=auth)
+        self.primary = RedisServer(primary_dir, extra=options)
         self.replica = RedisServer(
-            replica_dir, extra=(*auth, "--replicaof", "127.0.0.1", str(self.primary.port))
+            replica_dir, extra=(*options, "--replicaof", "127.0.0.1", str(self.primary.port))
         )
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen[bytes]] = []
@@ -230,15 +233,25 @@ class RedisSentinels:
         self._wait(lambda: "master_link_status:up" in self._info(self.replica.port), "replica")
         binary = shutil.which("redis-sentinel")
         assert binary is not None
+        # Each Sentinel is told of the replica and of the others up front (what it would
+        # otherwise learn within seconds from the primary and from their hello messages).
+        ids = {port: f"{port:040x}" for port in self.sentinel_ports}
         for port in self.sentinel_ports:
             config = self.directory / f"sentinel-{port}.conf"
             lines = [
                 f"port {port}",
                 "bind 127.0.0.1",
                 f"dir {self.directory}",
+                f"sentinel myid {ids[port]}",
                 f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2",
                 f"sentinel down-after-milliseconds {self.SERVICE} {self.down_after_ms}",
                 f"sentinel failover-timeout {self.SERVICE} 6000",
+                f"sentinel known-replica {self.SERVICE} 127.0.0.1 {self.replica.port}",
+                *(
+                    f"sentinel known-sentinel {self.SERVICE} 127.0.0.1 {other} {ids[other]}"
+                    for other in self.sentinel_ports
+                    if other != port
+                ),
             ]
             if self.password:
                 lines.append(f"sentinel auth-pass {self.SERVICE} {self.password}")

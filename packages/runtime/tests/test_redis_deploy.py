@@ -1,6 +1,6 @@
 """Runtime processes past one machine: `streaming.redis.cluster` on a real three-master
 Redis Cluster; two instances behind nginx (docs/deploy/nginx.conf) with one killed
-mid-stream."""
+mid-stream; `streaming.redis.sentinel` with the primary killed mid-run."""
 
 from __future__ import annotations
 
@@ -190,3 +190,86 @@ def test_through_nginx_a_killed_instance_loses_no_event(
     assert last.json()["code"] == "RUN_ORPHANED"
     status = httpx.get(f"{proxy}/runs/{run_id}").json()
     assert status["status"] == "FAILED" and status["error"]["code"] == "RUN_ORPHANED"
+
+
+GATED = """
+import os
+import time
+
+def gated(payload, context):
+    # 20 tokens, then 20 more once the test has killed the primary (no primary yet: they
+    # wait in the buffer), then the end.
+    for i in range(20):
+        context.sync_emit_token(f"before {i}")
+    deadline = time.monotonic() + 120
+    while not os.path.exists(payload["gate"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for i in range(20):
+        context.sync_emit_token(f"during {i}")
+    return {"done": True}
+"""
+
+
+def test_a_sentinel_failover_mid_run_loses_no_event(
+    tmp_path: Path,
+    redis_sentinels: Any,
+    servers: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`streaming.redis.sentinel`: two instances find the primary through three Sentinels
+    (rate limits shared through it too); the primary is killed mid-run; the run completes,
+    and a client following it from the other instance (resuming with Last-Event-ID when the
+    stream is cut) reads a contiguous log with exactly one terminal event."""
+    addresses = ", ".join(f"'{address}'" for address in redis_sentinels.addresses)
+    dockfile = write_project(
+        tmp_path,
+        "gated",
+        "auth:\n  rate_limits: {default: 1000/hour}\n"
+        "streaming:\n  backend: redis\n  redis:\n"
+        f"    key_prefix: s{uuid.uuid4().hex[:8]}\n"
+        f"    sentinel: {{service_name: {redis_sentinels.SERVICE}, sentinels: [{addresses}], "
+        f"password: '{redis_sentinels.password}'}}\n",
+        module=GATED,
+    )
+    monkeypatch.setenv("DOCKRION_API_KEY", "sentinel-key")
+    key = {"X-API-Key": "sentinel-key"}
+    a, b = launch(dockfile, servers), launch(dockfile, servers)
+    gate = tmp_path / "gate"
+    created = httpx.post(f"{a}/runs", json={"query": "x", "gate": str(gate)}, headers=key)
+    assert created.status_code == 202, created.text
+    run_id = created.json()["run_id"]
+    messages: list[SseMessage] = []
+    connections = 0
+    deadline = time.monotonic() + 120
+    while not (messages and messages[-1].event in ("complete", "error", "cancelled")):
+        assert time.monotonic() < deadline, f"no end after {len(messages)} events"
+        connections += 1
+        resume = {"Last-Event-ID": messages[-1].id or ""} if messages else {}
+        try:
+            with httpx.stream(
+                "GET", f"{b}/runs/{run_id}/events", headers=key | resume, timeout=30
+            ) as response:
+                if response.status_code != 200:  # 503 while there is no primary
+                    time.sleep(0.2)
+                    continue
+                parser = SseParser()
+                for chunk in response.iter_bytes():
+                    messages += [m for m in parser.feed(chunk) if m.id is not None]
+                    if not gate.exists() and len(messages) >= 21:  # started, 20 tokens
+                        redis_sentinels.synced()  # see the events test: nothing in flight
+                        old = redis_sentinels.kill_primary()
+                        gate.touch()
+                        assert redis_sentinels.wait_for_failover(old) != old
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    assert [m.id for m in messages] == [str(i) for i in range(42)], "lost or repeated"
+    assert [m.event for m in messages].count("complete") == 1
+    assert messages[-1].event == "complete"
+    tokens = [f"{phase} {i}" for phase in ("before", "during") for i in range(20)]
+    assert [m.json()["content"] for m in messages[1:41]] == tokens
+    # Rate limits count in the new primary too, shared by both instances.
+    left = [
+        int(httpx.get(f"{url}/runs/{run_id}", headers=key).headers["ratelimit-remaining"])
+        for url in (a, b)
+    ]
+    assert left[1] == left[0] - 1, left
