@@ -3,13 +3,15 @@ through Redis Sentinel) and the translation of redis-py's errors into the event 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
@@ -20,15 +22,60 @@ from ..errors import BackendConnectionError, BackendError
 __all__ = ["Connections", "SentinelService", "connect", "redis_errors", "safe_url"]
 
 
+# Set while a task holds one of a cluster client's slots (commands it issues meanwhile, such
+# as a pipeline's retries after a redirection, use that slot instead of waiting for another).
+_holding_slot: ContextVar[bool] = ContextVar("holding_slot", default=False)
+
+
 class _ClusterClient(RedisCluster):
-    """redis-py's cluster client, each command waiting for the client's initialization
-    (discovering the nodes): with redis-py 8.1, commands that start together on a client not
-    yet initialized can fail with an AttributeError from a connection without its stream."""
+    """redis-py's cluster client, with two fixes:
+
+    - each command waits for the client's initialization (discovering the nodes): with
+      redis-py 8.1, commands that start together on a client not yet initialized can fail
+      with an AttributeError from a connection without its stream;
+    - a command waits for a free connection instead of failing with `MaxConnectionsError`
+      when more commands than a node's `max_connections` are under way at once (a hundred
+      subscribers joining a run together), as the pool for one server does. At most
+      `max_connections` commands or pipelines run at once, each using at most one
+      connection per node.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = asyncio.Semaphore(int(kwargs.get("max_connections", 100)))
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if _holding_slot.get():
+            yield
+            return
+        async with self._slots:
+            token = _holding_slot.set(True)
+            try:
+                yield
+            finally:
+                _holding_slot.reset(token)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         if self._initialize:
             await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        async with self.slot():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _ClusterPipeline(ClusterPipeline):
+    """A cluster pipeline that runs in one of its client's slots."""
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        client = self.cluster_client
+        assert isinstance(client, _ClusterClient)
+        async with client.slot():
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 @dataclass(frozen=True, slots=True)
