@@ -1,20 +1,22 @@
 """Fixtures shared by every package's tests.
 
 `redis_server`: a real `redis-server` on a free loopback port for the test session (never a
-fake); `redis_cluster`: a real three-master Redis Cluster on loopback for the session. Under
-CI a missing redis-server or redis-cli fails the run instead of skipping, so the Redis tests
-always execute there.
+fake); `redis_cluster`: a real three-master Redis Cluster on loopback for the session;
+`redis_sentinels`: a real primary, replica and three Sentinels for one test (a failover
+changes them). Under CI a missing redis-server, redis-cli or redis-sentinel fails the run
+instead of skipping, so the Redis tests always execute there.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import RedisCluster, RedisServer
+from harness import RedisCluster, RedisSentinels, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +64,20 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def redis_sentinels(tmp_path: Path) -> Iterator[RedisSentinels]:
+    if any(shutil.which(tool) is None for tool in ("redis-server", "redis-cli", "redis-sentinel")):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server/redis-cli/redis-sentinel missing; .ci/run installs them")
+        pytest.skip("redis-server, redis-cli or redis-sentinel is not installed")
+    directory = tmp_path / "redis-sentinels"
+    directory.mkdir()
+    # A password on the primary and replica, as in production (a throwaway one per test).
+    sentinels = RedisSentinels(directory, password=secrets.token_hex(8))
+    try:
+        sentinels.start()
+        yield sentinels
+    finally:
+        sentinels.stop()

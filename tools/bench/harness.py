@@ -1,6 +1,6 @@
 """What the benchmarks and the test fixtures share: free loopback ports and real,
-throwaway redis-server processes, alone or as a cluster (tests import this module through
-pytest's `pythonpath`)."""
+throwaway redis-server processes, alone, as a cluster, or as a primary with a replica
+watched by Sentinels (tests import this module through pytest's `pythonpath`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["RedisCluster", "RedisServer", "free_port", "redis_server"]
+__all__ = ["RedisCluster", "RedisSentinels", "RedisServer", "free_port", "redis_server"]
 
 
 def free_port() -> int:
@@ -92,7 +92,7 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 time.sleep(0.05)
@@ -184,3 +184,161 @@ def redis_server() -> Iterator[str | None]:
             yield server.url
         finally:
             server.stop()
+
+
+def _cli(port: int, *args: str, password: str | None = None) -> str:
+    cli = shutil.which("redis-cli")
+    assert cli is not None
+    auth = ["-a", password, "--no-auth-warning"] if password else []
+    return subprocess.run(
+        [cli, "-p", str(port), *auth, *args], capture_output=True, text=True, timeout=10
+    ).stdout
+
+
+class RedisSentinels:
+    """A real primary and replica watched by three real Sentinels (`redis-sentinel`), all on
+    loopback, with timeouts low enough that a failover takes a few seconds: a primary is
+    judged down after `down_after_ms` without an answer. `password`, when given, guards
+    the primary and the replica (the Sentinels are open)."""
+
+    SERVICE = "mymaster"
+
+    def __init__(
+        self, directory: Path, *, password: str | None = None, down_after_ms: int = 1500
+    ) -> None:
+        self.directory = directory
+        self.password = password
+        self.down_after_ms = down_after_ms
+        # A replica's first sync starts at once (not after the default 5 s diskless delay).
+        options: tuple[str, ...] = ("--repl-diskless-sync-delay", "0")
+        if password:
+            options += ("--requirepass", password, "--masterauth", password)
+        primary_dir, replica_dir = directory / "primary", directory / "replica"
+        primary_dir.mkdir()
+        replica_dir.mkdir()
+        self.primary = RedisServer(primary_dir, extra=options)
+        self.replica = RedisServer(
+            replica_dir, extra=(*options, "--replicaof", "127.0.0.1", str(self.primary.port))
+        )
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"127.0.0.1:{port}" for port in self.sentinel_ports]
+
+    def start(self) -> None:
+        self.primary.start()
+        self.replica.start()
+        self._wait(lambda: "master_link_status:up" in self._info(self.replica.port), "replica")
+        binary = shutil.which("redis-sentinel")
+        assert binary is not None
+        # Each Sentinel is told of the replica and of the others up front (what it would
+        # otherwise learn within seconds from the primary and from their hello messages).
+        ids = {port: f"{port:040x}" for port in self.sentinel_ports}
+        for port in self.sentinel_ports:
+            config = self.directory / f"sentinel-{port}.conf"
+            lines = [
+                f"port {port}",
+                "bind 127.0.0.1",
+                f"dir {self.directory}",
+                f"sentinel myid {ids[port]}",
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2",
+                f"sentinel down-after-milliseconds {self.SERVICE} {self.down_after_ms}",
+                f"sentinel failover-timeout {self.SERVICE} 6000",
+                f"sentinel known-replica {self.SERVICE} 127.0.0.1 {self.replica.port}",
+                *(
+                    f"sentinel known-sentinel {self.SERVICE} 127.0.0.1 {other} {ids[other]}"
+                    for other in self.sentinel_ports
+                    if other != port
+                ),
+            ]
+            if self.password:
+                lines.append(f"sentinel auth-pass {self.SERVICE} {self.password}")
+            config.write_text("\n".join(lines) + "\n")  # Sentinel rewrites it: its own file
+            self.sentinels.append(
+                subprocess.Popen(
+                    [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+        # Ready when every Sentinel knows the replica and the two other Sentinels.
+        self._wait(
+            lambda: all(
+                "num-slaves\n1\n" in state and "num-other-sentinels\n2\n" in state
+                for state in (
+                    _cli(port, "sentinel", "master", self.SERVICE) for port in self.sentinel_ports
+                )
+            ),
+            "Sentinels",
+        )
+
+    def _info(self, port: int) -> str:
+        return _cli(port, "info", "replication", password=self.password)
+
+    def _wait(self, ready: Callable[[], bool], what: str, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{what} not ready within {seconds:g}s")
+
+    def _named(self, sentinel_port: int) -> int | None:
+        reply = _cli(sentinel_port, "sentinel", "get-master-addr-by-name", self.SERVICE).split()
+        return int(reply[1]) if len(reply) == 2 else None
+
+    def primary_port(self) -> int:
+        """The primary's port according to the first Sentinel."""
+        port = self._named(self.sentinel_ports[0])
+        assert port is not None
+        return port
+
+    def synced(self) -> None:
+        """Wait until the replica holds every write the primary has taken so far: one more
+        write and `WAIT` for it on the same connection (replication is in order)."""
+        cli = shutil.which("redis-cli")
+        assert cli is not None
+        auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        self._wait(
+            lambda: (
+                subprocess.run(
+                    [cli, "-p", str(self.primary_port()), *auth],
+                    input="SET harness:synced 1\nWAIT 1 2000\n",
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout.split()[-1:]
+                == ["1"]
+            ),
+            "WAIT",
+        )
+
+    def kill_primary(self) -> int:
+        """SIGKILL the primary; the port it had."""
+        port = self.primary_port()
+        server = self.primary if port == self.primary.port else self.replica
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait(30)
+        return port
+
+    def wait_for_failover(self, old_port: int) -> int:
+        """Wait until every Sentinel names a new primary that accepts writes; its port."""
+
+        def promoted() -> bool:
+            named = {self._named(port) for port in self.sentinel_ports}
+            if len(named) != 1 or old_port in named or None in named:
+                return False
+            port = named.pop()
+            return port is not None and "role:master" in self._info(port)
+
+        self._wait(promoted, "failover")
+        return self.primary_port()
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(30)
+        self.replica.stop()
+        self.primary.stop()

@@ -104,3 +104,39 @@ def test_the_orphan_sweep_on_a_cluster(run_async: Any, redis_cluster: Any) -> No
             await b.close()
 
     assert run_async(scenario()) == [("error", "RUN_ORPHANED")] * 4
+
+
+def test_more_subscribers_joining_at_once_than_connections(
+    run_async: Any, redis_cluster: Any
+) -> None:
+    """300 subscribers joining one run together on a process whose cluster client has 100
+    connections per node: commands wait for a connection instead of failing."""
+
+    async def scenario() -> list[int]:
+        (backend,) = backends(redis_cluster.url, 1)
+        runs = RunManager(EventBus(backend))
+        try:
+            run = await runs.create_run()
+            await runs.start_run(run.run_id)
+            context = runs.get_context(run.run_id)
+            assert context is not None
+            for i in range(10):
+                await context.emit_token(str(i))
+
+            async def follow() -> int:
+                count = 0
+                async for batch in runs.bus.subscribe(run.run_id):
+                    count += len(batch)
+                return count
+
+            followers = [asyncio.create_task(follow()) for _ in range(300)]
+            await asyncio.sleep(0)
+            for i in range(10, 20):
+                await context.emit_token(str(i))
+            await runs.set_result(run.run_id, {})
+            return list(await asyncio.wait_for(asyncio.gather(*followers), 120))
+        finally:
+            await runs.close()
+            await backend.close()
+
+    assert run_async(scenario()) == [22] * 300  # started, 20 tokens, complete

@@ -111,3 +111,49 @@ def test_key_names_and_entry_decoding_without_a_server() -> None:
     assert sequence_of(b"12-1") == 12
     [record] = decode_entries([(b"3-1", {b"t": b"token", b"d": b'{"sequence":3}'})])
     assert (record.sequence, record.type, record.data) == (3, "token", '{"sequence":3}')
+
+
+def test_a_batch_sent_again_after_a_lost_reply_is_stored_once(
+    run_async: Any, redis_server: Any
+) -> None:
+    """A producer whose append ran but whose reply was lost (the connection cut, a failover)
+    sends the batch again: it is recognised as stored, not refused as a gap; a different
+    batch at those sequences still is."""
+    from dockrion_events import EventRecord
+    from dockrion_events.backends.redis import RedisBackend
+    from dockrion_events.errors import BackendPublishError
+    from dockrion_events.models import TokenEvent
+
+    async def scenario() -> list[str]:
+        backend = RedisBackend(redis_server.url, key_prefix=f"again-{time.time_ns()}")
+        runs = RunManager(EventBus(backend))
+        try:
+            run = await runs.create_run()
+            await runs.start_run(run.run_id)  # event 0: started
+            await runs.get_context(run.run_id).flush()  # type: ignore[union-attr]
+
+            def batch(*words: str) -> list[EventRecord]:
+                return [
+                    EventRecord.from_event(TokenEvent(run_id=run.run_id, sequence=1 + i, content=w))
+                    for i, w in enumerate(words)
+                ]
+
+            sent = batch("a", "b")
+            await backend.append(run.run_id, sent)
+            await backend.append(run.run_id, sent)  # again: already there
+            try:
+                await backend.append(run.run_id, batch("x", "y"))
+            except BackendPublishError as exc:
+                refused = str(exc)
+            else:
+                refused = ""
+            assert "expected event 3, got 1" in refused
+            records, _ = await backend.read(run.run_id, -1, timeout=0)
+            return [record.type for record in records] + [
+                record.event().model_dump()["content"] for record in records[1:]
+            ]
+        finally:
+            await runs.close()
+            await backend.close()
+
+    assert run_async(scenario()) == ["started", "token", "token", "a", "b"]

@@ -167,29 +167,31 @@ return {1, new_tat - now, 0}
 
 
 class RedisRateLimiter(RateLimiter):
-    """Counts shared by every instance on one Redis (or Redis Cluster: one key a script)."""
+    """Counts shared by every instance on one Redis (a Redis Cluster: one key a script; a
+    primary found through Sentinel), through the event backend's kind of connections."""
 
     def __init__(
-        self, limits: dict[str, Limit], url: str, key_prefix: str, cluster: bool = False
+        self,
+        limits: dict[str, Limit],
+        url: str,
+        key_prefix: str,
+        cluster: bool = False,
+        sentinel: Any = None,
     ) -> None:
         super().__init__(limits)
         self._url = url
         self._prefix = f"{key_prefix}:ratelimit:"
         self._cluster = cluster
-        self._client: Any = None
+        self._sentinel = sentinel  # a dockrion_events SentinelService, or None
+        self._connections: Any = None
         self._script: Any = None
 
     def _ensure(self) -> Any:
         if self._script is None:
-            if self._cluster:
-                from redis.asyncio.cluster import RedisCluster
+            from dockrion_events.backends.redis_clients import connect
 
-                self._client = RedisCluster.from_url(self._url)
-            else:
-                from redis.asyncio import Redis
-
-                self._client = Redis.from_url(self._url)
-            self._script = self._client.register_script(_GCRA)
+            self._connections = connect(self._url, 10, self._cluster, self._sentinel)
+            self._script = self._connections.client.register_script(_GCRA)
         return self._script
 
     async def hit(self, key: str, limit: Limit) -> Decision:
@@ -205,5 +207,5 @@ class RedisRateLimiter(RateLimiter):
         return Decision(True, limit, max(remaining, 0), until_tat, 0.0)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self._connections is not None:
+            await self._connections.close()

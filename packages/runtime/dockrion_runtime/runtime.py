@@ -22,6 +22,7 @@ from dockrion_events import (
     RunManager,
     StreamContext,
 )
+from dockrion_schema.dockfile_v1 import RedisSentinelConfig
 
 from .agents import Agent, AgentLoadError, import_target, load_agent
 from .auth import Access, Authenticator, principal_of
@@ -219,7 +220,7 @@ class Runtime:
                 max_runs=memory.max_runs,
             )
         redis = settings.redis
-        if "${" in redis.url:
+        if redis.sentinel is None and "${" in redis.url:
             raise AgentLoadError(
                 f"streaming.redis.url is {redis.url!r}: set REDIS_URL (or write the URL) so "
                 "the runtime knows where Redis is"
@@ -238,6 +239,7 @@ class Runtime:
             connection_pool_size=redis.connection_pool_size,
             key_prefix=redis.key_prefix,
             cluster=redis.cluster,
+            sentinel=sentinel_service(redis.sentinel),
         )
 
     def build_rate_limiter(self) -> RateLimiter:
@@ -245,9 +247,12 @@ class Runtime:
         auth = self.settings.spec.auth
         limits = limits_from(auth.rate_limits if auth is not None else {})
         redis = self.settings.redis
-        if not limits or self.settings.streaming.backend != "redis" or "${" in redis.url:
+        unset_url = redis.sentinel is None and "${" in redis.url
+        if not limits or self.settings.streaming.backend != "redis" or unset_url:
             return MemoryRateLimiter(limits)
-        return RedisRateLimiter(limits, redis.url, redis.key_prefix, redis.cluster)
+        return RedisRateLimiter(
+            limits, redis.url, redis.key_prefix, redis.cluster, sentinel_service(redis.sentinel)
+        )
 
     def build_run_manager(self, backend: EventBackend) -> RunManager:
         settings = self.settings
@@ -326,3 +331,17 @@ def runtime_of(request: Request) -> Runtime:
     """The runtime of the app serving `request`."""
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def sentinel_service(config: RedisSentinelConfig | None) -> Any:
+    """`streaming.redis.sentinel` as the events package's `SentinelService` (None without it;
+    imported here only, since it needs the redis extra)."""
+    if config is None:
+        return None
+    from dockrion_events.backends.redis_clients import SentinelService
+
+    addresses: list[tuple[str, int]] = []
+    for address in config.sentinels:  # validated `host:port`, IPv6 in brackets
+        host, _, port = address.rpartition(":")
+        addresses.append((host.strip("[]"), int(port)))
+    return SentinelService(config.service_name, tuple(addresses), config.password)

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,15 @@ from typing import Any
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def run_page(page: str, profile: Path, timeout: float = 120) -> dict[str, Any]:
+def run_page(
+    page: str,
+    profile: Path,
+    timeout: float = 120,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Serve `page` on loopback, open it in headless Chromium, and return the first JSON
-    report the page POSTs back to its own origin."""
+    report the page POSTs back to its own origin. A POST to `/progress` is not a report:
+    it calls `on_progress` with its JSON (the test acting at a point the page reached)."""
     assert CHROMIUM is not None
     reports: list[dict[str, Any]] = []
     arrived = threading.Event()
@@ -29,10 +36,15 @@ def run_page(page: str, profile: Path, timeout: float = 120) -> dict[str, Any]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            reports.append(json.loads(self.rfile.read(length)))
+            body = json.loads(self.rfile.read(length))
+            if self.path == "/progress":
+                if on_progress is not None:
+                    on_progress(body)
+            else:
+                reports.append(body)
+                arrived.set()
             self.send_response(204)
             self.end_headers()
-            arrived.set()
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -1,6 +1,7 @@
 """Runtime processes past one machine: `streaming.redis.cluster` on a real three-master
 Redis Cluster; two instances behind nginx (docs/deploy/nginx.conf) with one killed
-mid-stream."""
+mid-stream, followed by httpx and by headless Chromium's EventSource;
+`streaming.redis.sentinel` with the primary killed mid-run."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 
 from dockrion_events import SseMessage, SseParser, parse_sse
 
+from .browser_page import CHROMIUM, run_page
 from .conftest import kill_server, start_server, write_project
 
 
@@ -190,3 +192,154 @@ def test_through_nginx_a_killed_instance_loses_no_event(
     assert last.json()["code"] == "RUN_ORPHANED"
     status = httpx.get(f"{proxy}/runs/{run_id}").json()
     assert status["status"] == "FAILED" and status["error"]["code"] == "RUN_ORPHANED"
+
+
+BROWSER_PAGE = """<!doctype html><meta charset="utf-8"><title>through nginx</title>
+<script>
+const seen = [];
+let opens = 0;
+let told = false;
+const source = new EventSource("EVENTS_URL");
+source.onopen = () => { opens += 1; };
+function record(e) {
+  // A dropped connection fires a plain `error` Event (not a MessageEvent): not ours.
+  if (!(e instanceof MessageEvent)) return;
+  const code = e.type === "error" ? JSON.parse(e.data).code : null;
+  seen.push({id: e.lastEventId, type: e.type, code});
+  if (!told && seen.length >= 20) {
+    told = true;  // the test kills the instance serving this stream now
+    fetch("/progress", {method: "POST", body: JSON.stringify({seen: seen.length})});
+  }
+  if (["complete", "error", "cancelled"].includes(e.type)) {
+    source.close();
+    fetch("/report", {method: "POST", body: JSON.stringify({seen, opens})});
+  }
+}
+for (const name of ["started", "token", "complete", "error", "cancelled"]) {
+  source.addEventListener(name, record);
+}
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_a_browser_through_nginx_follows_a_run_past_a_killed_instance(
+    tmp_path: Path,
+    redis_server: Any,
+    servers: list[subprocess.Popen[bytes]],
+    nginx: Callable[[str, str], str],
+) -> None:
+    """Headless Chromium's EventSource follows a long run through nginx; once it has 20
+    events the instance serving its stream (and running the agent) is killed with SIGKILL;
+    the browser reconnects by itself through nginx to the other instance and receives every
+    event exactly once, then the terminal RUN_ORPHANED event."""
+    dockfile = write_project(
+        tmp_path,
+        "endless_marker",
+        "streaming:\n  backend: redis\n"
+        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, "
+        f"key_prefix: b{uuid.uuid4().hex[:8]}}}\n",
+    )
+    a, b = launch(dockfile, servers), launch(dockfile, servers)
+    proxy = nginx(a, b)
+    created = httpx.post(f"{proxy}/runs", json={"query": "x", "marker": str(tmp_path / "m")})
+    run_id = created.json()["run_id"]
+
+    def kill_a(progress: dict[str, Any]) -> None:
+        servers[0].send_signal(signal.SIGKILL)  # A: agent and stream
+        servers[0].wait(30)
+
+    page = BROWSER_PAGE.replace("EVENTS_URL", f"{proxy}/runs/{run_id}/events")
+    report = run_page(page, tmp_path / "profile", on_progress=kill_a)
+    assert servers[0].poll() is not None, "the instance was never killed"
+    assert report["opens"] >= 2, "the stream was never cut and resumed"
+    ids = [int(item["id"]) for item in report["seen"]]
+    assert ids == list(range(len(ids))), "an event was lost or repeated"
+    assert len(ids) > 20
+    last = report["seen"][-1]
+    assert (last["type"], last["code"]) == ("error", "RUN_ORPHANED")
+    assert [item["type"] for item in report["seen"][:-1]] == ["started"] + ["token"] * (
+        len(ids) - 2
+    )
+
+
+GATED = """
+import os
+import time
+
+def gated(payload, context):
+    # 20 tokens, then 20 more once the test has killed the primary (no primary yet: they
+    # wait in the buffer), then the end.
+    for i in range(20):
+        context.sync_emit_token(f"before {i}")
+    deadline = time.monotonic() + 120
+    while not os.path.exists(payload["gate"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for i in range(20):
+        context.sync_emit_token(f"during {i}")
+    return {"done": True}
+"""
+
+
+def test_a_sentinel_failover_mid_run_loses_no_event(
+    tmp_path: Path,
+    redis_sentinels: Any,
+    servers: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`streaming.redis.sentinel`: two instances find the primary through three Sentinels
+    (rate limits shared through it too); the primary is killed mid-run; the run completes,
+    and a client following it from the other instance (resuming with Last-Event-ID when the
+    stream is cut) reads a contiguous log with exactly one terminal event."""
+    addresses = ", ".join(f"'{address}'" for address in redis_sentinels.addresses)
+    dockfile = write_project(
+        tmp_path,
+        "gated",
+        "auth:\n  rate_limits: {default: 1000/hour}\n"
+        "streaming:\n  backend: redis\n  redis:\n"
+        f"    key_prefix: s{uuid.uuid4().hex[:8]}\n"
+        f"    sentinel: {{service_name: {redis_sentinels.SERVICE}, sentinels: [{addresses}], "
+        f"password: '{redis_sentinels.password}'}}\n",
+        module=GATED,
+    )
+    monkeypatch.setenv("DOCKRION_API_KEY", "sentinel-key")
+    key = {"X-API-Key": "sentinel-key"}
+    a, b = launch(dockfile, servers), launch(dockfile, servers)
+    gate = tmp_path / "gate"
+    created = httpx.post(f"{a}/runs", json={"query": "x", "gate": str(gate)}, headers=key)
+    assert created.status_code == 202, created.text
+    run_id = created.json()["run_id"]
+    messages: list[SseMessage] = []
+    connections = 0
+    deadline = time.monotonic() + 120
+    while not (messages and messages[-1].event in ("complete", "error", "cancelled")):
+        assert time.monotonic() < deadline, f"no end after {len(messages)} events"
+        connections += 1
+        resume = {"Last-Event-ID": messages[-1].id or ""} if messages else {}
+        try:
+            with httpx.stream(
+                "GET", f"{b}/runs/{run_id}/events", headers=key | resume, timeout=30
+            ) as response:
+                if response.status_code != 200:  # 503 while there is no primary
+                    time.sleep(0.2)
+                    continue
+                parser = SseParser()
+                for chunk in response.iter_bytes():
+                    messages += [m for m in parser.feed(chunk) if m.id is not None]
+                    if not gate.exists() and len(messages) >= 21:  # started, 20 tokens
+                        redis_sentinels.synced()  # see the events test: nothing in flight
+                        old = redis_sentinels.kill_primary()
+                        gate.touch()
+                        assert redis_sentinels.wait_for_failover(old) != old
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    assert [m.id for m in messages] == [str(i) for i in range(42)], "lost or repeated"
+    assert [m.event for m in messages].count("complete") == 1
+    assert messages[-1].event == "complete"
+    tokens = [f"{phase} {i}" for phase in ("before", "during") for i in range(20)]
+    assert [m.json()["content"] for m in messages[1:41]] == tokens
+    # Rate limits count in the new primary too, shared by both instances.
+    left = [
+        int(httpx.get(f"{url}/runs/{run_id}", headers=key).headers["ratelimit-remaining"])
+        for url in (a, b)
+    ]
+    assert left[1] == left[0] - 1, left

@@ -526,6 +526,41 @@ class SecretsConfig(_Section):
 # --- streaming -------------------------------------------------------------------------
 
 
+HOST_PORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def _host_ports(values: list[str]) -> list[str]:
+    if not values:
+        raise ValueError("must name at least one Sentinel as 'host:port'")
+    for index, value in enumerate(values):
+        match = HOST_PORT_RE.match(value)
+        if match is None or not 1 <= int(match.group(1)) <= 65535:
+            raise ValueError(
+                f"item {index} must be 'host:port' (port 1-65535, an IPv6 address in "
+                f"brackets), got {value!r}"
+            )
+    return values
+
+
+class RedisSentinelConfig(_Section):
+    # The primary's name as the Sentinels know it (`sentinel monitor <name> ...`).
+    service_name: Annotated[str, Field(min_length=1, max_length=128)]
+    # Every Sentinel's `host:port`: the client asks the first that answers where the
+    # primary is, and asks again after a failover.
+    sentinels: Annotated[
+        list[str],
+        AfterValidator(_host_ports),
+        Field(
+            json_schema_extra={
+                "minItems": 1,
+                "items": {"type": "string", "pattern": HOST_PORT_RE.pattern},
+            }
+        ),
+    ]
+    # The primary's and its replicas' password (`requirepass`), e.g. ${REDIS_PASSWORD}.
+    password: str | None = None
+
+
 class RedisStreamingConfig(_Section):
     url: str = "${REDIS_URL}"
     stream_ttl_seconds: Annotated[int, Between(60, 604800)] = 3600
@@ -537,6 +572,23 @@ class RedisStreamingConfig(_Section):
     # `url` names a node of a Redis Cluster (the client discovers the others); each run's
     # keys share one hash tag, so every run lives on one node.
     cluster: bool = False
+    # The primary is found through Redis Sentinel, and found again after a failover; `url`
+    # is then not used (and not allowed: the address comes from the Sentinels).
+    sentinel: RedisSentinelConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_redis(self) -> RedisStreamingConfig:
+        if self.sentinel is not None and self.cluster:
+            raise ValueError(
+                "'cluster' and 'sentinel' exclude each other: a Redis Cluster fails over by "
+                "itself, Sentinel watches one primary and its replicas"
+            )
+        if self.sentinel is not None and "url" in self.model_fields_set:
+            raise ValueError(
+                "'url' and 'sentinel' exclude each other: with 'sentinel' the primary's address "
+                "comes from the Sentinels (its password goes in sentinel.password)"
+            )
+        return self
 
 
 class MemoryStreamingConfig(_Section):
@@ -704,6 +756,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     SecretDefinition,
     StreamingConfig,
     RedisStreamingConfig,
+    RedisSentinelConfig,
     MemoryStreamingConfig,
     StreamingIdGenerator,
     StreamingEventsConfig,

@@ -216,13 +216,14 @@ def parse_dockspec(
 
 
 def _default_redis_url(data: dict[str, Any], source_map: SourceMap) -> dict[Path, str]:
-    # The documented default `${REDIS_URL}` must be expanded like any written value.
+    # The documented default `${REDIS_URL}` must be expanded like any written value (not
+    # with Sentinel: the primary's address then comes from the Sentinels).
     streaming = data.get("streaming")
     if isinstance(streaming, dict) and streaming.get("backend") == "redis":
         redis = streaming.get("redis")
         if redis is None:
             streaming["redis"] = {"url": "${REDIS_URL}"}
-        elif isinstance(redis, dict) and "url" not in redis:
+        elif isinstance(redis, dict) and "url" not in redis and "sentinel" not in redis:
             redis["url"] = "${REDIS_URL}"
         else:
             return {}

@@ -75,6 +75,7 @@ def test_redis_backend_gets_default_settings() -> None:
         "key_prefix": "dockrion",
         "lease_seconds": 10,
         "cluster": False,
+        "sentinel": None,
     }
 
 

@@ -184,3 +184,20 @@ def test_env_files_beside_the_dockfile_still_count(tmp_path: Path) -> None:
     result = cli(str(path))
     assert result.returncode == 0
     assert result.stdout.splitlines() == [f"{path}: {SUMMARY}"]
+
+
+def test_a_sentinel_dockfile_needs_no_redis_url(tmp_path: Path) -> None:
+    # With Sentinel the address comes from the Sentinels: the default URL (and its
+    # variable) does not apply, so nothing is unchecked and serving needs no REDIS_URL.
+    text = HEAD + (
+        "expose: {}\nstreaming:\n  backend: redis\n  redis:\n"
+        "    sentinel: {service_name: mymaster, sentinels: ['127.0.0.1:26379']}\n"
+    )
+    path = dockfile(tmp_path, text)
+    report = check_dockfile(path, environ={})
+    assert report.ok and report.warnings == [] and report.unchecked == []
+    spec = load_dockspec(path, environ={})
+    assert spec.streaming is not None and spec.streaming.redis is not None
+    sentinel = spec.streaming.redis.sentinel
+    assert sentinel is not None
+    assert (sentinel.service_name, sentinel.sentinels) == ("mymaster", ["127.0.0.1:26379"])

@@ -70,6 +70,21 @@ def warnings(text: str) -> list[str]:
                 "5:57 streaming.redis.max_events_per_run: must be between 10 and 100000, got 5",
             ],
         ),
+        (
+            "redis-sentinel-address.yaml",
+            [
+                "5:83 streaming.redis.sentinel.sentinels: item 0 must be 'host:port' (port "
+                "1-65535, an IPv6 address in brackets), got '10.0.0.1'"
+            ],
+        ),
+        (
+            "redis-sentinel-with-url.yaml",
+            [
+                "7:3 streaming.redis: 'url' and 'sentinel' exclude each other: with 'sentinel' "
+                "the primary's address comes from the Sentinels (its password goes in "
+                "sentinel.password)"
+            ],
+        ),
     ],
 )
 def test_corpus_messages(name: str, expected: list[str]) -> None:
@@ -247,3 +262,24 @@ def test_load_warns_about_unknown_fields(tmp_path: Path) -> None:
     path.write_text(HEAD + "expose: {}\nstreamin: {}\n")
     with pytest.warns(DockfileWarning, match="did you mean 'streaming'"):
         load_dockspec(path, environ={})
+
+
+def test_sentinel_rules() -> None:
+    def redis(body: str) -> list[str]:
+        return errors(HEAD + f"expose: {{}}\nstreaming: {{backend: redis, redis: {body}}}\n")
+
+    assert redis("{sentinel: {service_name: m, sentinels: []}}") == [
+        "Dockfile.yaml:5:76 streaming.redis.sentinel.sentinels: must name at least one "
+        "Sentinel as 'host:port'"
+    ]
+    assert redis("{sentinel: {service_name: m, sentinels: ['a:1', 'b:70000']}}") == [
+        "Dockfile.yaml:5:76 streaming.redis.sentinel.sentinels: item 1 must be 'host:port' "
+        "(port 1-65535, an IPv6 address in brackets), got 'b:70000'"
+    ]
+    assert redis("{sentinel: {sentinels: ['a:1']}}") == [
+        "Dockfile.yaml:5:37 streaming.redis.sentinel.service_name: is required"
+    ]
+    assert redis("{cluster: true, sentinel: {service_name: m, sentinels: ['a:1']}}") == [
+        "Dockfile.yaml:5:29 streaming.redis: 'cluster' and 'sentinel' exclude each other: a "
+        "Redis Cluster fails over by itself, Sentinel watches one primary and its replicas"
+    ]

@@ -5,9 +5,10 @@ transitions are atomic scripts over one run's keys. Reading is `XRANGE` after th
 waiting for more is one `XREAD BLOCK` per run per process (`redis_tail.py`), fanned out
 in-process to every local subscriber of that run.
 
-One Redis server, or a Redis Cluster (`cluster=True`, through redis-py's cluster client):
-every key of a run shares the run's hash tag, so each script and each blocking read stays
-on one node, and nothing else spans keys of different slots in one command.
+One Redis server, a Redis Cluster (`cluster=True`, through redis-py's cluster client), or
+a primary found through Redis Sentinel (`sentinel=`). On a cluster every key of a run
+shares the run's hash tag, so each script and each blocking read stays on one node, and
+nothing else spans keys of different slots in one command.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 try:
     from redis.exceptions import RedisClusterException, RedisError
 
-    from .redis_clients import connect, redis_errors
+    from .redis_clients import SentinelService, connect, redis_errors
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "RedisBackend needs the redis package: pip install 'dockrion-events[redis]'"
@@ -55,6 +56,10 @@ class RedisBackend(EventBackend):
     With `cluster=True`, `url` names any node of a Redis Cluster (the others are
     discovered) and `connection_pool_size` bounds connections per node (at least 100:
     redis-py's cluster client fails a command instead of waiting when they are all busy).
+
+    With `sentinel`, the primary is the one the Sentinels name (`url` is not used): each
+    new connection asks them, and commands sent while a failover is under way fail with
+    `BackendConnectionError` (producers buffer and retry, readers resume).
     """
 
     name = "redis"
@@ -69,8 +74,11 @@ class RedisBackend(EventBackend):
         key_prefix: str = "dockrion",
         block_ms: int = 2000,
         cluster: bool = False,
+        sentinel: SentinelService | None = None,
     ) -> None:
-        self.url = url
+        if cluster and sentinel is not None:
+            raise ValueError("a Redis Cluster or a Sentinel-watched primary, not both")
+        self.url = url if sentinel is None else sentinel.url
         self.stream_ttl_seconds = stream_ttl_seconds
         self.max_events_per_run = max_events_per_run
         self.key_prefix = key_prefix
@@ -78,7 +86,7 @@ class RedisBackend(EventBackend):
         self.cluster = cluster
         # redis-py types replies as unions over protocol versions; we read RESP2 replies and
         # convert them where they are used, so the clients are typed loosely on purpose.
-        self._connections = connect(url, connection_pool_size, cluster)
+        self._connections = connect(url, connection_pool_size, cluster, sentinel)
         self._client: Any = self._connections.client
         self._blocking: Any = self._connections.blocking
         self._keys = Keys(key_prefix)
