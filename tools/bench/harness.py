@@ -1,20 +1,34 @@
-"""What the benchmarks and the test fixtures share: free loopback ports and real,
-throwaway redis-server processes, alone, as a cluster, or as a primary with a replica
-watched by Sentinels (tests import this module through pytest's `pythonpath`)."""
+"""What the benchmarks and the test fixtures share: free loopback ports; real, throwaway
+redis-server processes, alone, as a cluster, or as a primary with a replica watched by
+Sentinels; nginx running the documented configuration (tests import this module through
+pytest's `pythonpath`)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["RedisCluster", "RedisSentinels", "RedisServer", "free_port", "redis_server"]
+__all__ = [
+    "NGINX_CONF",
+    "Nginx",
+    "RedisCluster",
+    "RedisSentinels",
+    "RedisServer",
+    "free_port",
+    "nginx_binary",
+    "redis_server",
+]
+
+NGINX_CONF = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "nginx.conf"
 
 
 def free_port() -> int:
@@ -342,3 +356,98 @@ class RedisSentinels:
                 process.wait(30)
         self.replica.stop()
         self.primary.stop()
+
+
+def nginx_binary() -> str | None:
+    """nginx on PATH, or Debian's /usr/sbin/nginx (not on a non-root user's PATH)."""
+    if found := shutil.which("nginx"):
+        return found
+    return "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+
+
+class Nginx:
+    """docs/deploy/nginx.conf, as documented, in front of `upstreams` (the `server` lines of
+    its upstream block, e.g. `127.0.0.1:8001 max_fails=1 fail_timeout=5s` or
+    `127.0.0.1:8002 backup`), listening on a free loopback port. Only what a throwaway
+    process needs changes: the ports, `worker_processes` (`workers`), and the pid file,
+    logs and temporary files under `directory` (no access log)."""
+
+    DOCUMENTED = (
+        "server 127.0.0.1:8081 max_fails=1 fail_timeout=5s;",
+        "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
+    )
+
+    def __init__(self, directory: Path, upstreams: Sequence[str], *, workers: str = "1") -> None:
+        self.directory = directory
+        self.upstreams = list(upstreams)
+        self.workers = workers
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def render(self) -> str:
+        conf = NGINX_CONF.read_text()
+        for line in (*self.DOCUMENTED, "listen 8080;", "worker_processes auto;", "http {\n"):
+            assert line in conf, f"docs/deploy/nginx.conf no longer has {line!r}"
+        first, second = self.DOCUMENTED
+        servers = "\n        ".join(f"server {upstream};" for upstream in self.upstreams)
+        conf = conf.replace(first, servers).replace(f"        {second}\n", "")
+        conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{self.port};")
+        conf = conf.replace("worker_processes auto;", f"worker_processes {self.workers};")
+        paths = "".join(
+            f"    {name}_temp_path {self.directory / name};\n"
+            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        conf = conf.replace("http {\n", "http {\n" + paths + "    access_log off;\n", 1)
+        user = "user root;\n" if os.geteuid() == 0 else ""  # root's workers stay root
+        head = f"{user}pid {self.directory / 'nginx.pid'};\n"
+        return head + f"error_log {self.directory / 'error.log'};\n" + conf
+
+    def start(self, timeout: float = 20) -> None:
+        """Start nginx in the foreground; return once it answers `/health` (proxied)."""
+        binary = nginx_binary()
+        assert binary is not None, "nginx is not installed"
+        (self.directory / "logs").mkdir(parents=True, exist_ok=True)  # before error_log is read
+        config = self.directory / "nginx.conf"
+        config.write_text(self.render())
+        with (self.directory / "stderr.log").open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [binary, "-p", str(self.directory), "-c", str(config), "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self._log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not answer within {timeout:g}s: {self._log()}")
+            time.sleep(0.05)
+
+    def _log(self) -> str:
+        logs = (self.directory / name for name in ("stderr.log", "error.log"))
+        return "".join(path.read_text(errors="replace") for path in logs if path.exists())
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes: children of the master (this process's child)."""
+        assert self.process is not None
+        pids = []
+        for entry in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):  # a process gone meanwhile
+                if int(entry.read_text().rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    pids.append(int(entry.parent.name))
+        return pids
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # fast shutdown: open connections are closed
+            self.process.wait(30)

@@ -6,7 +6,6 @@ mid-stream, followed by httpx and by headless Chromium's EventSource;
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -74,66 +73,30 @@ def test_three_instances_on_a_redis_cluster(
     assert [(m.id, m.data) for m in replay] == [(m.id, m.data) for m in messages[2:]]
 
 
-NGINX_CONF = Path(__file__).resolve().parents[3] / "docs" / "deploy" / "nginx.conf"
-
-
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     """`nginx(a, b)`: docs/deploy/nginx.conf on a free loopback port in front of two
     instances, B as backup (so A serves every request until it dies: the stream is cut
     deterministically); returns nginx's URL."""
-    binary = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if binary is None:
+    if harness.nginx_binary() is None:
         if os.environ.get("CI"):
             pytest.fail("nginx is not installed; .ci/run must install it")
         pytest.skip("nginx is not installed")
-    processes: list[subprocess.Popen[bytes]] = []
+    started: list[harness.Nginx] = []
 
     def start(a: str, b: str) -> str:
-        port = harness.free_port()
-        conf = NGINX_CONF.read_text()
-        conf = conf.replace("server 127.0.0.1:8081", f"server {a.removeprefix('http://')}")
-        conf = conf.replace(
-            "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
-            f"server {b.removeprefix('http://')} backup;",
-        )
-        conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-        conf = conf.replace("worker_processes auto;", "worker_processes 1;")
-        prefix = tmp_path / "nginx"
-        (prefix / "logs").mkdir(parents=True)
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        paths = "".join(
-            f"    {name}_temp_path {prefix / name};\n"
-            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        conf = conf.replace("http {\n", "http {\n" + paths + "    access_log off;\n", 1)
-        (prefix / "nginx.conf").write_text(
-            f"{user}pid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'};\n" + conf
-        )
-        process = subprocess.Popen(
-            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
+        upstreams = [
+            f"{a.removeprefix('http://')} max_fails=1 fail_timeout=5s",
+            f"{b.removeprefix('http://')} backup",
+        ]
+        proxy = harness.Nginx(tmp_path / f"nginx-{len(started)}", upstreams)
+        started.append(proxy)
+        proxy.start()
+        return proxy.url
 
     yield start
-    for process in processes:
-        process.terminate()
-        process.wait(10)
+    for proxy in started:
+        proxy.stop()
 
 
 def test_through_nginx_a_killed_instance_loses_no_event(
