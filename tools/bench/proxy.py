@@ -2,7 +2,7 @@
 directly and through nginx running docs/deploy/nginx.conf as documented (ports replaced,
 `proxy_buffering off`, upstream keep-alive), in one interleaved run.
 
-    hatch run bench:proxy [--rounds 5] [--agent sync|async] [--workers auto] [--no-fanout]
+    hatch run bench:proxy [--rounds 3] [--agent sync|async] [--workers auto] [--no-fanout]
 
 Workloads (those of `run_all.py`, the same client): one SSE stream of 20,000 tokens
 (events/s); 200 sequential one-token streams (time to the first token, p50); 2,000
@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--agent", choices=["sync", "async"], default="sync")
     parser.add_argument(
         "--workers", default="auto", help="nginx worker_processes (documented: auto)"
