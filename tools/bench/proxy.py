@@ -36,6 +36,7 @@ from run_all import (
     SPECS,
     Server,
     Spec,
+    _cell,
     cpu_seconds,
     orders,
     raise_fd_limit,
@@ -71,6 +72,8 @@ async def once(spec: Spec, srv: Server, nginx_pids: list[int]) -> dict[str, floa
 def measure(
     specs: list[Spec], servers: dict[str, Server], nginx_pids: list[int], rounds: int
 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every workload on both paths, `rounds` times, the paths' order alternating; the
+    summaries by workload, then path."""
     runs: dict[str, dict[str, list[dict[str, float]]]] = {
         spec.key: {path: [] for path in PATHS} for spec in specs
     }
@@ -89,12 +92,6 @@ def measure(
         key: {path: summarize(values) for path, values in paths.items()}
         for key, paths in runs.items()
     }
-
-
-def _cell(summary: dict[str, Any], key: str) -> str:
-    value, spread = summary[key], summary[f"{key}_spread"]
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
-    return f"{text} ±{100 * spread:.0f}%"
 
 
 def _shares(summary: dict[str, Any]) -> str:
