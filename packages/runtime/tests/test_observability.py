@@ -86,10 +86,10 @@ def test_cors_follows_expose_cors(serve: Serve) -> None:
 def _serve_logging(dockfile: Path, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     """`serve` with its stderr (every log line) in `log`."""
     port = harness.free_port()
+    command = [sys.executable, "-m", "dockrion_runtime", "serve", str(dockfile), "--port"]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dockrion_runtime", "serve", str(dockfile)]
-            + ["--port", str(port), *args],
+            [*command, str(port), *args],
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
