@@ -7,15 +7,17 @@ for the logs and echoed on the response), CORS as `expose.cors` says (Starlette'
 security headers a response does not set itself, the Prometheus metrics (labelled with the
 route template), the access log line, and the error handlers (`errors`): a refusal
 becomes its JSON body, an exception nothing handled becomes a 500 naming the request id,
-inside all of the above. A request for a fixed path goes straight to its route, without
-the router's walk through every route; anything else (path parameters, a wrong method, a
-mounted app, a `root_path`) goes through the Starlette router as before.
+inside all of the above. A request for a fixed path goes straight to its endpoint, without
+the router's walk through every route or Starlette's own wrapper around the endpoint;
+anything else (path parameters, a wrong method, a mounted app, a `root_path`) goes through
+the Starlette router as before.
 
 WebSocket and lifespan scopes go through Starlette's own stack, untouched.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping
@@ -145,7 +147,10 @@ class RequestLayer:
                     scope["route"] = route
                     scope["endpoint"] = route.endpoint
                     scope["path_params"] = dict(scope.get("path_params", {}))
-                    await route.handle(scope, receive, record)
+                    # what `request_response` does, minus its own send wrapper: this
+                    # layer applies the same handlers to what the endpoint raises
+                    response = await route.endpoint(Request(scope, receive, record))
+                    await response(scope, receive, record)
                 else:
                     await self.router(scope, receive, record)
             except Exception as exc:
@@ -238,6 +243,8 @@ def _fixed_routes(router: Router) -> dict[tuple[str, str], Route]:
     for route in router.routes:
         if not isinstance(route, Route) or route.param_convertors:
             continue
+        if not inspect.iscoroutinefunction(route.endpoint):
+            continue  # an ASGI app or a sync function: the router serves it
         for method in route.methods or ():
             probe = {"type": "http", "path": route.path, "method": method, "root_path": ""}
             first = next(r for r in router.routes if r.matches(probe)[0] == Match.FULL)

@@ -121,7 +121,7 @@ def _media_type_problem(content_type: str | None) -> str | None:
     """Why a `Content-Type` is not JSON in UTF-8, or None. A missing header is read as
     JSON; `application/json` and any `application/*+json` are JSON; the only charset
     accepted is UTF-8."""
-    if content_type is None or not content_type.strip():
+    if content_type is None or content_type == "application/json" or not content_type.strip():
         return None
     media_type, *params = (part.strip() for part in content_type.split(";"))
     media_type = media_type.lower()
