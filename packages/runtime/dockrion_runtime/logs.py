@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 import time
 import urllib.parse
 from contextvars import ContextVar, Token
-from datetime import UTC, datetime
 from typing import Any, ClassVar, TextIO
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "current_request_id",
     "reset_request_id",
     "set_request_id",
+    "timestamp",
     "valid_request_id",
 ]
 
@@ -58,14 +59,25 @@ def reset_request_id(token: Token[str | None]) -> None:
     _request_id.reset(token)
 
 
-def _timestamp(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat()
+_second: list[Any] = [None, ""]  # the last whole second seen and its text
+
+
+def timestamp(created: float) -> str:
+    """`datetime.fromtimestamp(created, UTC).isoformat()`, with the date and time of day
+    formatted once per second."""
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)  # as `datetime.fromtimestamp` rounds
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    if _second[0] != whole:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{micros:06d}+00:00" if micros else f"{_second[1]}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": _timestamp(record.created),
+            "time": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -102,7 +114,7 @@ class AccessLog:
             # `JsonFormatter`'s line; the request id needs no escaping (`_VALID_ID`)
             text = json.dumps(message, ensure_ascii=False)
             line = (
-                f'{{"time": "{_timestamp(time.time())}", "level": "info", '
+                f'{{"time": "{timestamp(time.time())}", "level": "info", '
                 f'"logger": "{ACCESS_LOGGER}", "message": {text}, "request_id": "{request_id}"}}'
             )
         else:

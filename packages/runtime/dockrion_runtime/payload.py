@@ -15,7 +15,6 @@ becomes `{"loc": ["body", ...path], "msg": ...}` in the documented 400 body.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -27,6 +26,7 @@ from starlette.requests import Request
 
 from dockrion_schema import IOSubSchema
 
+from .deadline import deadline
 from .errors import RuntimeHTTPError
 
 __all__ = [
@@ -185,7 +185,7 @@ class BodyReader:
         body = bytearray()
         try:
             # A client trickling its body must not hold the request for ever.
-            async with asyncio.timeout(self.timeout):
+            async with deadline(self.timeout):
                 async for chunk in request.stream():
                     body += chunk
                     if len(body) > self.max_bytes:

@@ -31,6 +31,7 @@ from dockrion_events import (
 )
 
 from .agents import Agent, AgentResult, InvalidOutputError, RunOptions
+from .deadline import deadline
 from .encoding import UnencodableError, to_jsonable
 from .errors import RuntimeHTTPError, agent_failure
 from .payload import SchemaChecker
@@ -150,7 +151,7 @@ class RunSupervisor:
         """`POST /invoke`: the agent's output, within `arguments.timeout_sec`."""
         timeout = self.settings.invoke_timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline(timeout):
                 return _result(
                     await agent.invoke(payload, context, streaming=False, options=options)
                 )
