@@ -13,7 +13,6 @@ on one node, and nothing else spans keys of different slots in one command.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "RedisBackend needs the redis package: pip install 'dockrion-events[redis]'"
     ) from exc
 
+from .._waiting import wait_set
 from ..errors import (
     BackendPublishError,
     EventsExpiredError,
@@ -374,8 +374,7 @@ class RedisBackend(EventBackend):
         if tail.task is None or tail.task.done():
             tail.task = asyncio.create_task(self._follow(run_id, tail))
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tail.changed.wait(), timeout)
+            await wait_set(tail.changed, timeout)
         finally:
             tail.waiters -= 1
 
