@@ -103,7 +103,7 @@ class AccessLog:
         self.json_lines = json_lines
         self._pending: list[str] = []
 
-    def request(self, scope: Any, status: int, request_id: str) -> None:
+    def request(self, scope: Any, status: int, request_id: str | None) -> None:
         client = scope.get("client")
         path = urllib.parse.quote(scope["path"])
         if scope["query_string"]:
@@ -115,7 +115,8 @@ class AccessLog:
             text = json.dumps(message, ensure_ascii=False)
             line = (
                 f'{{"time": "{timestamp(time.time())}", "level": "info", '
-                f'"logger": "{ACCESS_LOGGER}", "message": {text}, "request_id": "{request_id}"}}'
+                f'"logger": "{ACCESS_LOGGER}", "message": {text}'
+                + (f', "request_id": "{request_id}"}}' if request_id is not None else "}")
             )
         else:
             line = f"INFO {ACCESS_LOGGER}: {message}"

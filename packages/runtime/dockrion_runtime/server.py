@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover - httptools has no wheel for this platfo
 from dockrion_schema import ServerLimits
 
 from .errors import error_body
+from .logs import AccessLog
 
 __all__ = ["GuardedH11Protocol", "GuardedHttpToolsProtocol", "ServerOptions", "uvicorn_options"]
 
@@ -103,6 +104,8 @@ async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+    if AccessLog.current is not None:  # `serve` writes the access log, not uvicorn
+        AccessLog.current.request(scope, 503, None)
 
 
 class _HeadDeadline:
