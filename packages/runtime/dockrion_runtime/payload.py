@@ -22,7 +22,8 @@ from typing import Any
 
 import jsonschema_rs
 import pydantic_core
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from dockrion_schema import IOSubSchema
 
@@ -182,14 +183,10 @@ class BodyReader:
         declared = parse_content_length(request.headers.get("content-length"))
         if declared is not None and declared > self.max_bytes:
             raise self._too_large()
-        body = bytearray()
         try:
             # A client trickling its body must not hold the request for ever.
             async with deadline(self.timeout):
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise self._too_large()
+                body = await self._receive(request.receive)
         except TimeoutError:
             raise RuntimeHTTPError(
                 f"Request body not received within {self.timeout:g}s", "REQUEST_TIMEOUT"
@@ -200,11 +197,31 @@ class BodyReader:
                 "VALIDATION_ERROR",
                 [{"loc": ["body"], "msg": "body is empty"}],
             )
-        payload = self.parse(bytes(body))
+        payload = self.parse(body)
         problems = self.checker.problems(payload) if check else []
         if problems:
             raise RuntimeHTTPError("Input validation failed", "VALIDATION_ERROR", problems)
         return payload
+
+    async def _receive(self, receive: Receive) -> bytes:
+        """The whole body, straight from the ASGI messages (what `Request.stream()` yields,
+        without its generator: a body usually comes in one message)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise self._too_large()
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def message(self, data: bytes, *, check: bool = True) -> Any:
         """A WebSocket message that holds the agent's input, under the same checks as a
