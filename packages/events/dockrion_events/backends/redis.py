@@ -260,6 +260,9 @@ class RedisBackend(EventBackend):
                 f"run '{run_id}': expected event {outcome[1]}, got {records[0].sequence}",
                 self.name,
             )
+        tail = self._tails.get(run_id)
+        if tail is not None:
+            tail.add_local(records)
 
     async def finish_run(
         self,
@@ -304,6 +307,9 @@ class RedisBackend(EventBackend):
                 raise RunNotFoundError(run_id)
             if outcome[0] == "finished":
                 raise RunFinishedError(run_id, outcome[1])
+            tail = self._tails.get(run_id)
+            if tail is not None:
+                tail.add_local([record])
             with self._errors("finishing a run"):
                 await self._touch_shared(run_id, running=False)
             run = await self.get_run(run_id)
