@@ -63,7 +63,6 @@ class RequestLayer:
         self._scope_handlers: tuple[dict[Any, Any], dict[int, Any]] = (self.handlers, {})
         self.metrics = metrics
         self.security = security_headers
-        self._security_names = {name for name, _ in security_headers}
         self.cors = CORSMiddleware(_unused, **cors)
         self._cors_simple = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -90,14 +89,13 @@ class RequestLayer:
                 preflight = value
         request_id = valid_request_id(supplied)
         token = set_request_id(request_id)
-        status = 500
         security = self.security
         access = AccessLog.current
+        answer = _Answer()
 
         async def respond(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                answer.status = status = message["status"]
                 headers = list(message.get("headers", ()))
                 if not answered:  # a preflight answer carries its own CORS headers
                     self._cors_headers(headers, origin)
@@ -117,27 +115,17 @@ class RequestLayer:
                 response = self.cors.preflight_response(request_headers=Headers(scope=scope))
                 await response(scope, receive, respond)
                 return
-            await self._counted(scope, receive, respond)
+            await self._counted(scope, receive, respond, answer)
         finally:
             reset_request_id(token)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, answer: _Answer) -> None:
         """The request, counted and timed under its route template."""
         route: Route | None = None
         if not scope.get("root_path"):
             route = self._fixed.get((scope["path"], scope["method"]))
         endpoint = route.path if route is not None else self._endpoint(scope)
-        status = 500
-        sent = False
         started = time.perf_counter()
-
-        async def record(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                sent = True
-            await send(message)
-
         self._active.inc()
         try:
             scope["starlette.exception_handlers"] = self._scope_handlers
@@ -149,14 +137,15 @@ class RequestLayer:
                     scope["path_params"] = dict(scope.get("path_params", {}))
                     # what `request_response` does, minus its own send wrapper: this
                     # layer applies the same handlers to what the endpoint raises
-                    response = await route.endpoint(Request(scope, receive, record))
-                    await response(scope, receive, record)
+                    response = await route.endpoint(Request(scope, receive, send))
+                    await response(scope, receive, send)
                 else:
-                    await self.router(scope, receive, record)
+                    await self.router(scope, receive, send)
             except Exception as exc:
-                await self._failed(exc, scope, receive, record, sent)
+                await self._failed(exc, scope, receive, send, answer.status is not None)
         finally:
             self._active.dec()
+            status = 500 if answer.status is None else answer.status
             self._count(endpoint, scope["method"], status, time.perf_counter() - started)
 
     async def _failed(
@@ -222,6 +211,15 @@ class RequestLayer:
             _set(headers, b"access-control-allow-origin", origin.encode("latin-1"))
         vary = [value for name, value in headers if name == _VARY]
         _set(headers, _VARY, b", ".join([*vary, b"Origin"]))
+
+
+class _Answer:
+    """What the response has said so far: its status once it started."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status: int | None = None
 
 
 def _set(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
