@@ -67,12 +67,25 @@ class Stage(ABC):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.lock = threading.Lock()
-        self.drained = threading.Condition(self.lock)
+        self._drained: threading.Condition | None = None  # made by the first waiter
         self.next_sequence = 0
         self.closed_by: str | None = None  # the terminal event type, or "cancelled"
         self.cancel_reason: str | None = None
         self.failure: BaseException | None = None  # raised by the producer's next emit
         self._cancel_callbacks: list[Callable[[], None]] = []
+
+    @property
+    def drained(self) -> threading.Condition:
+        """Signalled when pending events were taken or the stream ended. Made on first use,
+        always under `lock`: most runs never wait on it (one less object per run)."""
+        if self._drained is None:
+            self._drained = threading.Condition(self.lock)
+        return self._drained
+
+    def _notify_drained(self) -> None:
+        """Wake the waiters, if any (under `lock`)."""
+        if self._drained is not None:
+            self._drained.notify_all()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional
         """The loop that owns the sink; called on that loop's thread."""
@@ -84,7 +97,7 @@ class Stage(ABC):
                 self.cancel_reason = reason or "cancelled"
                 self.closed_by = self.closed_by or "cancelled"
                 callbacks, self._cancel_callbacks = self._cancel_callbacks, []
-            self.drained.notify_all()
+            self._notify_drained()
         for callback in callbacks:
             callback()
 
@@ -115,7 +128,7 @@ class Stage(ABC):
         with self.lock:
             self.check_open(event_type)
             self.closed_by = event_type
-            self.drained.notify_all()
+            self._notify_drained()
 
     @abstractmethod
     def stage(self, event_type: str, build: Build) -> BaseEvent:
@@ -286,7 +299,7 @@ class BatchStage(Stage):
                 self._wakeup_scheduled = False
                 if batch:
                     self._flushed_at = time.monotonic()
-                self.drained.notify_all()
+                self._notify_drained()
             if not batch:
                 return
             try:

@@ -3,11 +3,13 @@ capped by forgetting the run that finished first."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from dockrion_events import BackendError, EventBus, InMemoryBackend, RunManager
+from dockrion_events._waiting import wait_set
 
 
 def test_the_cap_forgets_the_run_that_finished_first(run_async: Any) -> None:
@@ -78,3 +80,23 @@ def test_a_deleted_run_leaves_no_trace_in_the_eviction_order(run_async: Any) -> 
 def test_max_runs_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_runs"):
         InMemoryBackend(max_runs=0)
+
+
+def test_waiting_for_an_event_within_a_time_limit() -> None:
+    async def scenario() -> None:
+        event = asyncio.Event()
+        assert not await wait_set(event, 0.01)  # nothing sets it: False, in time
+        assert not await wait_set(event, 0)
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0  # the timer's cancel taken back
+        asyncio.get_running_loop().call_later(0.01, event.set)
+        assert await wait_set(event, 30)
+        assert await wait_set(event, None)  # already set
+        # cancelled from outside while waiting: the cancellation goes on
+        waiter = asyncio.ensure_future(wait_set(asyncio.Event(), 30))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    asyncio.run(scenario())

@@ -63,3 +63,19 @@ def test_subscribers_share_one_read_and_late_joiners_share_the_replay(
     # joiners replay from what it kept: a few reads in all, not one per subscriber per
     # batch (20 x 30 = 600 before) nor one per late joiner each.
     assert ranges - joined_early <= 20 + 5
+
+
+def test_records_appended_here_reach_local_readers_without_a_read() -> None:
+    from dockrion_events import EventRecord
+    from dockrion_events.backends.redis_tail import Tail
+
+    async def scenario() -> None:
+        tail = Tail("4-1")  # a reader caught up at sequence 4
+        woken = tail.changed
+        tail.add_local([EventRecord(5, "token", "{}"), EventRecord(6, "token", "{}")])
+        assert woken.is_set() and tail.seen == 6 and tail.position == "6-1"
+        assert [r.sequence for r in tail.cached_after(4)] == [5, 6]
+        tail.add_local([EventRecord(9, "token", "{}")])  # not what follows: left to the read
+        assert tail.seen == 6 and [r.sequence for r in tail.cached_after(4)] == [5, 6]
+
+    asyncio.run(scenario())

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from dockrion_events import EventBus, RunManager
+from dockrion_events import EventBus, EventRecord, RunManager
 from dockrion_events.backends.redis_layout import text
 
 
@@ -111,6 +111,11 @@ def test_key_names_and_entry_decoding_without_a_server() -> None:
     assert sequence_of(b"12-1") == 12
     [record] = decode_entries([(b"3-1", {b"t": b"token", b"d": b'{"sequence":3}'})])
     assert (record.sequence, record.type, record.data) == (3, "token", '{"sequence":3}')
+    # the frame made from Redis's bytes is the one made from the text
+    data = '{"content":"héllo ✓"}'
+    [record] = decode_entries([(b"7-1", {b"t": b"token", b"d": data.encode()})])
+    assert record.data == data
+    assert record.frame == EventRecord(7, "token", data).frame
 
 
 def test_a_batch_sent_again_after_a_lost_reply_is_stored_once(

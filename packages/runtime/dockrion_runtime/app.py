@@ -1,8 +1,9 @@
 """`create_app(spec_or_path)`: the Starlette application serving a Dockfile's agent.
 
-The request path, in the order a request meets it: middleware (`logs` request ids,
-`security` headers and CORS, `metrics`) -> the route table (`routes`) -> authentication
-for protected routes (`auth`) -> an endpoint (`endpoints/`) -> the body checked
+The request path, in the order a request meets it: one ASGI layer (`http_layer`: request
+ids, CORS, security headers, metrics, the access log, error handling) -> the route table
+(`routes`) -> authentication for protected routes (`auth`) -> an endpoint (`endpoints/`)
+-> the body checked
 (`payload`) -> the agent run by the supervisor (`run_supervisor`, `agents/`) -> its
 events in a run log (`dockrion_events`) -> Server-Sent Events back (`sse`). Errors become
 responses in `errors`.
@@ -16,21 +17,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
 
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
 from .auth import Access, build_auth
-from .errors import EXCEPTION_HANDLERS, UnexpectedErrorMiddleware
-from .logs import RequestIdMiddleware
-from .metrics import MetricsMiddleware
+from .errors import EXCEPTION_HANDLERS
+from .http_layer import RuntimeApp
 from .openapi import build_openapi
 from .routes import needs_auth, served, starlette_routes
 from .runtime import Runtime
 from .secret_env import apply_secrets, check_secrets
-from .security import SecurityHeadersMiddleware, cors_options, security_headers
+from .security import cors_options, security_headers
 from .settings import RuntimeSettings
 
 __all__ = ["create_app"]
@@ -86,22 +83,15 @@ def create_app(
         )
     routes = starlette_routes(endpoints, auth, access, runtime.rate_limiter)
 
-    middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(SecurityHeadersMiddleware, headers=security_headers(settings.security_headers)),
-        Middleware(CORSMiddleware, **cors_options(settings.cors)),
-        Middleware(
-            MetricsMiddleware,
-            metrics=runtime.metrics,
-            routes=[route for route in routes if isinstance(route, Route)],
-        ),
-        Middleware(UnexpectedErrorMiddleware),
-    ]
-    app = Starlette(
+    app = RuntimeApp(
         routes=routes,
-        middleware=middleware,
         lifespan=runtime.lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),
+        layer_options={
+            "metrics": runtime.metrics,
+            "security_headers": security_headers(settings.security_headers),
+            "cors": cors_options(settings.cors),
+        },
     )
     app.state.runtime = runtime
     return app

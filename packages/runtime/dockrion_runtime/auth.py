@@ -156,10 +156,22 @@ class Access:
             role.name: tuple(role.permissions) for role in roles
         }
         self.enforced = bool(self.roles)
+        # id -> (principal, resolved); the principal is kept, so its id stays its own
+        self._resolved: dict[int, tuple[Principal, Principal]] = {}
 
     def resolve(self, principal: Principal) -> Principal:
         """The principal with the permissions its roles grant (plus any a verified token
-        grants itself, when they name known permissions)."""
+        grants itself, when they name known permissions). The anonymous caller and each API
+        key are one principal object each: resolved once, remembered by identity."""
+        remembered = self._resolved.get(id(principal))
+        if remembered is not None and remembered[0] is principal:
+            return remembered[1]
+        resolved = self._resolve(principal)
+        if (principal is ANONYMOUS or principal.method == "api_key") and len(self._resolved) < 1024:
+            self._resolved[id(principal)] = (principal, resolved)
+        return resolved
+
+    def _resolve(self, principal: Principal) -> Principal:
         if not self.enforced:
             return replace(principal, permissions=PERMISSIONS)
         granted = {p for role in principal.roles for p in self.roles.get(role, ())}
@@ -209,8 +221,18 @@ class ApiKeyAuth(Authenticator):
         self._keys = [(key_id, key.encode()) for key_id, key in keys.items()]
         self.header = header
         self.allow_bearer = allow_bearer
-        # A key not named in `api_keys.roles` has the role "default".
-        self._roles = {key_id: tuple(names) for key_id, names in (roles or {}).items()}
+        # A key not named in `api_keys.roles` has the role "default". One principal per
+        # key, made once (`Access.resolve` remembers what it resolved them to).
+        named = {key_id: tuple(names) for key_id, names in (roles or {}).items()}
+        self._principals = {
+            key_id: Principal(
+                id=f"api_key:{key_id}",
+                method="api_key",
+                key_id=key_id,
+                roles=named.get(key_id, ("default",)),
+            )
+            for key_id in keys
+        }
 
     async def authenticate(self, request: Request) -> Principal:
         supplied = request.headers.get(self.header, "").strip()
@@ -230,12 +252,7 @@ class ApiKeyAuth(Authenticator):
                 matched = key_id
         if matched is None:
             raise AuthFailed("Invalid API key", "INVALID_CREDENTIALS")
-        return Principal(
-            id=f"api_key:{matched}",
-            method="api_key",
-            key_id=matched,
-            roles=self._roles.get(matched, ("default",)),
-        )
+        return self._principals[matched]
 
 
 _KEY_ID = re.compile(r"[A-Z0-9][A-Z0-9_]*")

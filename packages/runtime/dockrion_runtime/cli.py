@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import socket
 import sys
@@ -20,6 +19,7 @@ from ._version import __version__
 from .agents import AgentLoadError
 from .app import create_app
 from .auth import AuthConfigError
+from .logs import configure_logging
 from .probes import ProbeListener
 from .runtime import Runtime
 from .server import ServerOptions, tune_gc, uvicorn_options
@@ -143,14 +143,7 @@ def _probe_port_problem(probe_port: int, port: int, workers: int) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = logging.StreamHandler()
-    if args.log_format == "json":
-        from .logs import JsonFormatter
-
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler], force=True)
+    configure_logging(args.log_level, args.log_format)
     path = Path(args.dockfile)
     try:
         spec = load_dockspec(path, env_file=args.env_file)

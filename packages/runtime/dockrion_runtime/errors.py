@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockrion_events import BackendError, EventsError, EventsExpiredError
 
@@ -27,9 +26,9 @@ __all__ = [
     "EXCEPTION_HANDLERS",
     "STATUS_BY_CODE",
     "RuntimeHTTPError",
-    "UnexpectedErrorMiddleware",
     "agent_failure",
     "error_body",
+    "internal_error",
     "status_for",
 ]
 
@@ -170,7 +169,8 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
-def _internal_error() -> JSONResponse:
+def internal_error() -> JSONResponse:
+    """The 500 of an exception nothing handled: the request id, never a traceback."""
     request_id = current_request_id()
     body = error_body(f"Internal server error (request id {request_id})", "INTERNAL_ERROR")
     body["request_id"] = request_id
@@ -179,36 +179,7 @@ def _internal_error() -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _internal_error()
-
-
-class UnexpectedErrorMiddleware:
-    """The innermost middleware: an exception no handler took becomes the 500 here, while
-    the request id is still set and inside the middleware that adds `X-Request-ID` and the
-    security headers (Starlette's own last-resort handler runs outside all of them)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception as exc:
-            if started:
-                raise  # too late for an error body: the server closes the connection
-            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
-            await _internal_error()(scope, receive, send)
+    return internal_error()
 
 
 EXCEPTION_HANDLERS = {

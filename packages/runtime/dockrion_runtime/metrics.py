@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MetricsMiddleware", "RuntimeMetrics"]
+__all__ = ["RuntimeMetrics"]
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -67,46 +63,3 @@ class RuntimeMetrics:
     def exposition(self) -> Response:
         """The Prometheus text exposition of this app's registry."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-class MetricsMiddleware:
-    """Counts and times every request, labelled with its route template, not its raw path."""
-
-    def __init__(self, app: ASGIApp, metrics: RuntimeMetrics, routes: list[Route]) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.routes = routes
-
-    def _endpoint(self, scope: Scope) -> str:
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return route.path
-        return "unmatched"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        metrics = self.metrics
-        endpoint = self._endpoint(scope)
-        status = 500
-        started = time.perf_counter()
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        metrics.active.labels(metrics.agent).inc()
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            metrics.active.labels(metrics.agent).dec()
-            metrics.requests.labels(
-                metrics.agent, metrics.version, endpoint, scope["method"], str(status)
-            ).inc()
-            metrics.latency.labels(metrics.agent, metrics.version, endpoint).observe(
-                time.perf_counter() - started
-            )

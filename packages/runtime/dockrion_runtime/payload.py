@@ -15,7 +15,6 @@ becomes `{"loc": ["body", ...path], "msg": ...}` in the documented 400 body.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -23,10 +22,12 @@ from typing import Any
 
 import jsonschema_rs
 import pydantic_core
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from dockrion_schema import IOSubSchema
 
+from .deadline import deadline
 from .errors import RuntimeHTTPError
 
 __all__ = [
@@ -121,7 +122,7 @@ def _media_type_problem(content_type: str | None) -> str | None:
     """Why a `Content-Type` is not JSON in UTF-8, or None. A missing header is read as
     JSON; `application/json` and any `application/*+json` are JSON; the only charset
     accepted is UTF-8."""
-    if content_type is None or not content_type.strip():
+    if content_type is None or content_type == "application/json" or not content_type.strip():
         return None
     media_type, *params = (part.strip() for part in content_type.split(";"))
     media_type = media_type.lower()
@@ -182,14 +183,10 @@ class BodyReader:
         declared = parse_content_length(request.headers.get("content-length"))
         if declared is not None and declared > self.max_bytes:
             raise self._too_large()
-        body = bytearray()
         try:
             # A client trickling its body must not hold the request for ever.
-            async with asyncio.timeout(self.timeout):
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > self.max_bytes:
-                        raise self._too_large()
+            async with deadline(self.timeout):
+                body = await self._receive(request.receive)
         except TimeoutError:
             raise RuntimeHTTPError(
                 f"Request body not received within {self.timeout:g}s", "REQUEST_TIMEOUT"
@@ -200,11 +197,31 @@ class BodyReader:
                 "VALIDATION_ERROR",
                 [{"loc": ["body"], "msg": "body is empty"}],
             )
-        payload = self.parse(bytes(body))
+        payload = self.parse(body)
         problems = self.checker.problems(payload) if check else []
         if problems:
             raise RuntimeHTTPError("Input validation failed", "VALIDATION_ERROR", problems)
         return payload
+
+    async def _receive(self, receive: Receive) -> bytes:
+        """The whole body, straight from the ASGI messages (what `Request.stream()` yields,
+        without its generator: a body usually comes in one message)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise self._too_large()
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def message(self, data: bytes, *, check: bool = True) -> Any:
         """A WebSocket message that holds the agent's input, under the same checks as a

@@ -79,6 +79,9 @@ class Runtime:
         self.access = Access(None)  # the app sets the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
         self.metrics = RuntimeMetrics(settings.name, settings.version)
+        # the label values never change: each stream uses the same children
+        self._open_streams = self.metrics.streams.labels(settings.name)
+        self._events_sent = self.metrics.events.labels(settings.name)
         arguments = settings.arguments
         self.body = CheckedBodyReader(
             settings.spec.io_schema.input,
@@ -148,12 +151,11 @@ class Runtime:
         """An SSE response of a run's events, counted in the metrics (open streams, events
         sent), with heartbeat events when the filter lets them through (and
         `heartbeat_events` is not False: a wire format without them gets comments)."""
-        metrics = self.metrics
-        agent = self.settings.name
-        metrics.streams.labels(agent).inc()
+        streams = self._open_streams
+        streams.inc()
 
         def closed() -> None:
-            metrics.streams.labels(agent).dec()
+            streams.dec()
             if on_close is not None:
                 on_close()
 
@@ -164,7 +166,7 @@ class Runtime:
             and heartbeat_events is not False,
             on_disconnect=on_disconnect,
             on_close=closed,
-            on_sent=metrics.events.labels(agent).inc,
+            on_sent=self._events_sent.inc,
             timeout=timeout,
             extra_headers=extra_headers,
         )

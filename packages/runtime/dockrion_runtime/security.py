@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from .settings import SettingsError
 
-__all__ = ["DEFAULT_SECURITY_HEADERS", "SecurityHeadersMiddleware", "cors_options"]
+__all__ = ["DEFAULT_SECURITY_HEADERS", "cors_options", "security_headers"]
 
 # The API serves JSON and event streams: nothing to sniff, frame or leak a referrer from.
 DEFAULT_SECURITY_HEADERS: dict[str, str] = {
@@ -47,30 +45,6 @@ def security_headers(overrides: Mapping[str, str | None]) -> list[tuple[bytes, b
     for name, value in overrides.items():
         merged[name.lower()] = (name, value)
     return [_encoded(name, value) for name, value in merged.values() if value is not None]
-
-
-class SecurityHeadersMiddleware:
-    """Adds the security headers to every HTTP response that does not set them itself."""
-
-    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
-        self.app = app
-        self.headers = headers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.headers:
-            await self.app(scope, receive, send)
-            return
-
-        async def add_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *(item for item in self.headers if item[0] not in present),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, add_headers)
 
 
 def cors_options(cors: Mapping[str, Any]) -> dict[str, Any]:

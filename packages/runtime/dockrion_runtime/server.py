@@ -52,6 +52,7 @@ except ImportError:  # pragma: no cover - httptools has no wheel for this platfo
 from dockrion_schema import ServerLimits
 
 from .errors import error_body
+from .logs import AccessLog
 
 __all__ = [
     "GC_THRESHOLD",
@@ -162,6 +163,8 @@ async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+    if AccessLog.current is not None:  # `serve` writes the access log, not uvicorn
+        AccessLog.current.request(scope, 503, None)
 
 
 class _HeadDeadline:

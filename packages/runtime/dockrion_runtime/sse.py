@@ -16,6 +16,8 @@ from dockrion_events import (
     encode_frame,
 )
 
+from .deadline import deadline
+
 __all__ = ["SSE_HEADERS", "EventStreamResponse"]
 
 SSE_HEADERS = [
@@ -78,7 +80,7 @@ class EventStreamResponse:
             try:
                 ending = b""
                 try:
-                    async with asyncio.timeout(self._timeout):
+                    async with deadline(self._timeout):
                         ending = await self._pump(send)
                 except TimeoutError:
                     # The subscription ends; the run goes on and a reconnect resumes.

@@ -53,7 +53,8 @@ class ThreadRegistry:
         """The thread of a new run: `?thread_id=` when given; otherwise a new thread of its
         own when the agent cannot run without one (a graph with a checkpointer), so that an
         interrupted run can be resumed; otherwise None."""
-        thread_id = request.query_params.get("thread_id")
+        # no query string at all (the usual case): no parsing
+        thread_id = request.query_params.get("thread_id") if request.scope["query_string"] else None
         if thread_id is None:
             if not agent.needs_thread:
                 return None

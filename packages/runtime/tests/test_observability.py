@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
+import harness
 import httpx
 
 from dockrion_runtime import create_app
@@ -74,3 +81,82 @@ def test_cors_follows_expose_cors(serve: Serve) -> None:
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     denied = httpx.options(f"{url}/invoke", headers={**preflight, "Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in denied.headers
+
+
+def _serve_logging(dockfile: Path, log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`serve` with its stderr (every log line) in `log`."""
+    port = harness.free_port()
+    command = [sys.executable, "-m", "dockrion_runtime", "serve", str(dockfile), "--port"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*command, str(port), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("server did not become ready")
+        time.sleep(0.1)
+
+
+def _lines_with(log: Path, needle: str, deadline: float) -> list[str]:
+    """The log's lines holding `needle`, once there is one (or at the deadline)."""
+    while True:
+        lines = [line for line in log.read_text().splitlines() if needle in line]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_the_access_log_has_one_line_per_request_with_its_request_id(tmp_path: Path) -> None:
+    dockfile = write_project(tmp_path, "echo")
+    log = tmp_path / "serve.log"
+    process, url = _serve_logging(dockfile, log)
+    try:
+        httpx.get(f"{url}/health?probe=1", headers={"X-Request-ID": "trace-access-1"})
+        httpx.post(f"{url}/invoke", json={"nope": 1}, headers={"X-Request-ID": "trace-access-2"})
+        first = _lines_with(log, "trace-access-1", time.monotonic() + 30)
+        second = _lines_with(log, "trace-access-2", time.monotonic() + 30)
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert len(first) == 1 and len(second) == 1  # ours, and uvicorn's record not besides
+    entry = json.loads(first[0])
+    assert entry["level"] == "info" and entry["logger"] == "uvicorn.access"
+    assert re.fullmatch(
+        r'127\.0\.0\.1:\d+ - "GET /health\?probe=1 HTTP/1\.1" 200', entry["message"]
+    )
+    assert entry["request_id"] == "trace-access-1"
+    assert datetime.fromisoformat(entry["time"]).tzinfo is not None
+    assert json.loads(second[0])["message"].endswith('"POST /invoke HTTP/1.1" 400')
+
+
+def test_the_access_log_follows_the_log_format_and_level(tmp_path: Path) -> None:
+    dockfile = write_project(tmp_path, "echo")
+    text_log, quiet_log = tmp_path / "text.log", tmp_path / "quiet.log"
+    text, text_url = _serve_logging(dockfile, text_log, "--log-format", "text")
+    quiet, quiet_url = _serve_logging(dockfile, quiet_log, "--log-level", "warning")
+    try:
+        httpx.get(f"{text_url}/health")
+        httpx.get(f"{quiet_url}/health")
+        lines = _lines_with(text_log, "GET /health HTTP/1.1", time.monotonic() + 30)
+        # a line goes out at the end of the loop turn that answered: by this second
+        # answer the first one's line would be in the log
+        httpx.get(f"{quiet_url}/health")
+    finally:
+        for process in (text, quiet):
+            process.terminate()
+            process.wait(30)
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r'INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "GET /health HTTP/1\.1" 200', lines[0]
+    )
+    assert "uvicorn.access" not in quiet_log.read_text()

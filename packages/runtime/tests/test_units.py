@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,14 @@ from starlette.routing import Match, Route
 from dockrion_events import EventsExpiredError, InvalidRunIdError, RunExistsError
 from dockrion_runtime.agents.chunks import chunk_call
 from dockrion_runtime.auth import Authenticator
+from dockrion_runtime.deadline import deadline
 from dockrion_runtime.errors import (
     EXCEPTION_HANDLERS,
     STATUS_BY_CODE,
     RuntimeHTTPError,
     status_for,
 )
+from dockrion_runtime.logs import timestamp
 from dockrion_runtime.openapi import build_openapi
 from dockrion_runtime.payload import BodyReader, SchemaChecker
 from dockrion_runtime.routes import ROUTE_TABLE, served, starlette_routes
@@ -294,3 +297,35 @@ def test_unexpected_errors_never_show_their_message() -> None:
     status, body = _handle(ValueError("secret detail"))
     assert status == 500 and body["code"] == "INTERNAL_ERROR"
     assert "secret detail" not in json.dumps(body)
+
+
+def test_log_timestamps_are_those_of_datetime() -> None:
+    edges = [0.0, 1.5, 1_700_000_000.0, 1_700_000_000.9999996, 1_700_000_000.0000004]
+    steps = [1_700_000_000 + i * 0.37 + i / 7 for i in range(2_000)]
+    for created in edges + steps:
+        assert timestamp(created) == datetime.fromtimestamp(created, UTC).isoformat()
+
+
+def test_a_deadline_ends_its_block_like_asyncio_timeout() -> None:
+    async def scenario() -> None:
+        async with deadline(None):
+            await asyncio.sleep(0)
+        async with deadline(30):
+            await asyncio.sleep(0)  # done in time: nothing happens
+        with pytest.raises(TimeoutError):
+            async with deadline(0.01):
+                await asyncio.sleep(30)
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+        # cancelled from outside while the deadline is armed: a CancelledError, not ours
+        inner = asyncio.ensure_future(_sleep_within(deadline(30)))
+        await asyncio.sleep(0.01)
+        inner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await inner
+
+    asyncio.run(scenario())
+
+
+async def _sleep_within(limit: Any) -> None:
+    async with limit:
+        await asyncio.sleep(30)

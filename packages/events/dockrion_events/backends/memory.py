@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .._waiting import wait_set
 from ..errors import (
     BackendError,
     BackendPublishError,
@@ -188,10 +189,17 @@ class InMemoryBackend(EventBackend):
             if log.run.terminal:
                 return [], True
             changed = log.changed()
-            try:
-                await asyncio.wait_for(changed.wait(), timeout)
-            except TimeoutError:
-                return [], False
+            if self._discard_consumed:
+                # One reader (Pattern A): woken at once, the first event is out sooner.
+                if not await wait_set(changed, timeout):
+                    return [], False
+            else:
+                # Many readers may share the log: the extra hop of `wait_for` lets a few
+                # events gather for each wake-up (one write each), which fan-out needs.
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout)
+                except TimeoutError:
+                    return [], False
             if self._runs.get(run_id) is not log:
                 raise RunNotFoundError(run_id)
         start = after + 1

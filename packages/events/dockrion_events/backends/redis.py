@@ -14,7 +14,6 @@ nothing else spans keys of different slots in one command.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "RedisBackend needs the redis package: pip install 'dockrion-events[redis]'"
     ) from exc
 
+from .._waiting import wait_set
 from ..errors import (
     BackendPublishError,
     EventsExpiredError,
@@ -268,6 +268,9 @@ class RedisBackend(EventBackend):
                 f"run '{run_id}': expected event {outcome[1]}, got {records[0].sequence}",
                 self.name,
             )
+        tail = self._tails.get(run_id)
+        if tail is not None:
+            tail.add_local(records)
 
     async def finish_run(
         self,
@@ -312,6 +315,9 @@ class RedisBackend(EventBackend):
                 raise RunNotFoundError(run_id)
             if outcome[0] == "finished":
                 raise RunFinishedError(run_id, outcome[1])
+            tail = self._tails.get(run_id)
+            if tail is not None:
+                tail.add_local([record])
             with self._errors("finishing a run"):
                 await self._touch_shared(run_id, running=False)
             run = await self.get_run(run_id)
@@ -382,8 +388,7 @@ class RedisBackend(EventBackend):
         if tail.task is None or tail.task.done():
             tail.task = asyncio.create_task(self._follow(run_id, tail))
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(tail.changed.wait(), timeout)
+            await wait_set(tail.changed, timeout)
         finally:
             tail.waiters -= 1
 

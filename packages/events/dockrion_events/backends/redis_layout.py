@@ -152,8 +152,12 @@ def sequence_of(entry_id: Any) -> int:
 
 
 def decode_entries(entries: Any) -> list[EventRecord]:
-    """Stream entries (`<sequence>-1`, {t, d}) as records."""
-    return [
-        EventRecord(sequence_of(entry_id), text(fields[b"t"]), text(fields[b"d"]))
-        for entry_id, fields in entries
-    ]
+    """Stream entries (`<sequence>-1`, {t, d}) as records; each SSE frame is made from the
+    bytes Redis sent (the same bytes `encode_frame` makes from the text)."""
+    records = []
+    for entry_id, fields in entries:
+        sequence = sequence_of(entry_id)
+        kind, data = fields[b"t"], fields[b"d"]
+        frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (sequence, kind, data)
+        records.append(EventRecord(sequence, kind.decode(), data.decode(), frame))
+    return records

@@ -2,18 +2,21 @@
 number of local subscribers, each woken when it brings something. What it brings is kept
 (the latest few thousand records) for every local reader: one caught up with it waits for
 the next read without asking Redis anything, one a little behind takes its records from
-here, and what a lagging reader fetched is kept too when it joins up with the rest."""
+here, and what a lagging reader fetched is kept too when it joins up with the rest. What
+this process appends itself joins the same cache as soon as Redis has accepted it: local
+readers of a run the agent runs here do not wait for the read to bring it back."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from ..record import EventRecord
-from .redis_layout import decode_entries, text
+from .redis_layout import decode_entries
 
 __all__ = ["Tail"]
 
@@ -48,8 +51,25 @@ class Tail:
 
     @property
     def seen(self) -> int:
-        """The last sequence this tail has read (-1: none yet)."""
+        """The last sequence this tail has read or was given (-1: none yet)."""
         return -1 if self.position == "0-0" else int(self.position.split("-")[0])
+
+    def add_local(self, records: Sequence[EventRecord]) -> None:
+        """Records this process has just appended to the log: local readers get them at
+        once, without waiting for the blocking read to bring them back, and the next read
+        starts after them. Ignored unless they follow on from what the tail has."""
+        if not records or records[0].sequence != self.seen + 1:
+            return
+        self.position = f"{records[-1].sequence}-1"
+        self._keep(records)
+        self.notify()
+
+    def _keep(self, records: Sequence[EventRecord]) -> None:
+        self.read_at = time.monotonic()
+        recent = self.recent
+        recent.extend(records)
+        if len(recent) > _CACHE:
+            del recent[: len(recent) - _CACHE // 2]
 
     def following(self, after: int) -> bool:
         """Whether a reader at `after` can wait for this tail's next read without asking
@@ -90,10 +110,12 @@ class Tail:
                 continue
             self.failed = False
             if reply:
-                self.read_at = time.monotonic()
-                entries = reply[0][1]
-                self.position = text(entries[-1][0])
-                self.recent.extend(decode_entries(entries))
-                if len(self.recent) > _CACHE:
-                    del self.recent[: len(self.recent) - _CACHE // 2]
+                # What this process appended meanwhile is here already (`add_local`).
+                seen = self.seen
+                records = [r for r in decode_entries(reply[0][1]) if r.sequence > seen]
+                if records:
+                    self.position = f"{records[-1].sequence}-1"
+                    self._keep(records)
+                else:
+                    self.read_at = time.monotonic()
             self.notify()
