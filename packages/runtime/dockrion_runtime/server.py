@@ -78,6 +78,7 @@ class ServerOptions:
     websocket_max_message_bytes: int = 16_777_216
     websocket_ping_interval: float = 20.0
     websocket_ping_timeout: float = 20.0
+    websocket_compression: bool = True
 
     @classmethod
     def from_limits(cls, limits: ServerLimits, **overrides: Any) -> ServerOptions:
@@ -89,6 +90,7 @@ class ServerOptions:
             "websocket_max_message_bytes": limits.websocket_max_message_bytes,
             "websocket_ping_interval": float(limits.websocket_ping_interval),
             "websocket_ping_timeout": float(limits.websocket_ping_timeout),
+            "websocket_compression": limits.websocket_compression,
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
@@ -114,6 +116,7 @@ def uvicorn_options(options: ServerOptions) -> dict[str, Any]:
         "ws_max_size": options.websocket_max_message_bytes,
         "ws_ping_interval": options.websocket_ping_interval,
         "ws_ping_timeout": options.websocket_ping_timeout,
+        "ws_per_message_deflate": options.websocket_compression,
     }
 
 

@@ -1,6 +1,6 @@
 """The WebSocket limits of `expose.limits` under `dockrion-runtime serve`: the largest
 client message (1009 past it) and the protocol pings (a peer that never answers loses its
-socket with 1011)."""
+socket with 1011), and whether a client's offer of permessage-deflate is accepted."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .conftest import kill_server, start_server, write_project
 from .test_websocket import read_all, ws_url
 
 
-def limits(**values: int) -> str:
+def limits(**values: int | str) -> str:
     fields = ", ".join(f"{name}: {value}" for name, value in values.items())
     return f"expose: {{host: 127.0.0.1, streaming: websocket, limits: {{{fields}}}}}\n"
 
@@ -76,3 +76,29 @@ def test_silent_peers_are_pinged_every_interval_and_dropped_after_the_timeout(
     assert result.tokens == 1  # the session was open and streaming
     assert pings >= 1
     assert result.close_code == 1011
+
+
+def test_websocket_compression_decides_whether_permessage_deflate_is_accepted(
+    tmp_path: Path,
+) -> None:
+    """The `websockets` client offers permessage-deflate, as browsers do: accepted by
+    default, declined with `websocket_compression: false`, and the stream is the same."""
+    negotiated = {}
+    for setting in ("true", "false"):
+        folder = tmp_path / setting
+        folder.mkdir()
+        process, url = start_server(
+            write_project(folder, "echo", limits(websocket_compression=setting))
+        )
+        try:
+            with connect(ws_url(url, "/invoke/ws")) as ws:
+                assert ws.response is not None
+                negotiated[setting] = ws.response.headers.get("Sec-WebSocket-Extensions")
+                ws.send(json.dumps({"query": "same either way"}))
+                messages, code, _ = read_all(ws)
+                assert code == 1000
+                assert [m["type"] for m in messages][-1] == "complete"
+        finally:
+            kill_server(process)
+    assert negotiated["true"] is not None and "permessage-deflate" in negotiated["true"]
+    assert negotiated["false"] is None

@@ -159,6 +159,7 @@ def test_server_limits_and_memory_retention_defaults_and_ranges() -> None:
         "websocket_max_message_bytes": 16 * 1024 * 1024,
         "websocket_ping_interval": 20,
         "websocket_ping_timeout": 20,
+        "websocket_compression": True,
     }
     assert spec.streaming.memory is not None
     assert spec.streaming.memory.model_dump() == {
