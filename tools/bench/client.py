@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-__all__ = ["KeepAlive", "StreamResult", "Target", "calibrate", "stream"]
+__all__ = ["Exchange", "KeepAlive", "StreamResult", "Target", "calibrate", "stream"]
 
 PC = time.perf_counter
 # One stored event: `id:` then `event:` (the first frame may carry a `retry:` line before).
@@ -195,16 +195,15 @@ class _Head:
                 self.length = int(value)
 
 
-class _StreamProtocol(asyncio.Protocol):
+class Exchange(asyncio.Protocol):
+    """One request on a fresh connection, whose end resolves `done`: the part every
+    streaming client here shares (the subclass parses what arrives)."""
+
     def __init__(self, request: bytes, result: StreamResult, done: asyncio.Future[None]) -> None:
         self.request = request
         self.result = result
         self.done = done
         self.buffer = b""
-        self.head: _Head | None = None
-        self.chunked = Chunked()
-        self.parser = SseParser(result)
-        self.body = 0
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -214,6 +213,33 @@ class _StreamProtocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.result.started = PC()
         self.transport.write(self.request)
+
+    def ended_cleanly(self) -> bool:
+        """Whether the exchange reached its proper end before the connection went."""
+        return self.result.terminal is not None
+
+    def _finish(self) -> None:
+        self.result.ended = PC()
+        if not self.done.done():
+            self.done.set_result(None)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.result.ended = PC()
+            if not self.ended_cleanly():
+                self.result.error = f"connection lost: {exc}"
+            self.done.set_result(None)
+
+
+class _StreamProtocol(Exchange):
+    def __init__(self, request: bytes, result: StreamResult, done: asyncio.Future[None]) -> None:
+        super().__init__(request, result, done)
+        self.head: _Head | None = None
+        self.chunked = Chunked()
+        self.parser = SseParser(result)
+        self.body = 0
 
     def data_received(self, data: bytes) -> None:
         now = PC()
@@ -242,20 +268,6 @@ class _StreamProtocol(asyncio.Protocol):
             self.body += len(data)
             if 0 <= self.head.length <= self.body:
                 self._finish()
-
-    def _finish(self) -> None:
-        self.result.ended = PC()
-        if not self.done.done():
-            self.done.set_result(None)
-        if self.transport is not None:
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.result.ended = PC()
-            if self.result.terminal is None:
-                self.result.error = f"connection lost: {exc}"
-            self.done.set_result(None)
 
 
 async def stream(

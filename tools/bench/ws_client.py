@@ -21,14 +21,13 @@ import base64
 import json
 import os
 import re
-import socket
 import struct
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from client import StreamResult, Target
+from client import Exchange, StreamResult, Target
 
 __all__ = ["WsCalibration", "WsResult", "calibrate", "encode_frame", "session"]
 
@@ -175,26 +174,19 @@ class FrameParser:
             result.terminal_data = json.loads(text[start : line_end if line_end >= 0 else None])
 
 
-class _SessionProtocol(asyncio.Protocol):
+class _SessionProtocol(Exchange):
+    result: WsResult
+
     def __init__(
         self, request: bytes, first: bytes | None, result: WsResult, done: asyncio.Future[None]
     ) -> None:
-        self.request = request
+        super().__init__(request, result, done)
         self.first = first
-        self.result = result
-        self.done = done
-        self.buffer = b""
         self.open = False
         self.parser = FrameParser(result)
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.result.started = PC()
-        self.transport.write(self.request)
+    def ended_cleanly(self) -> bool:
+        return self.result.close_code is not None
 
     def data_received(self, data: bytes) -> None:
         now = PC()
@@ -229,20 +221,6 @@ class _SessionProtocol(asyncio.Protocol):
             code = struct.pack("!H", result.close_code or 1000)
             self.transport.write(encode_frame(CLOSE, code))
             self._finish()
-
-    def _finish(self) -> None:
-        self.result.ended = PC()
-        if not self.done.done():
-            self.done.set_result(None)
-        if self.transport is not None:
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.result.ended = PC()
-            if self.result.close_code is None:
-                self.result.error = f"connection lost: {exc}"
-            self.done.set_result(None)
 
 
 async def session(

@@ -113,17 +113,23 @@ def start_server(dockfile: Path, *args: str) -> tuple[subprocess.Popen[bytes], s
         # its own process group, so `kill_server` also stops the workers it forks
         start_new_session=True,
     )
+    return process, wait_ready(process, port, f"server for {dockfile}")
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, name: str = "server") -> str:
+    """The URL of the server `process` started on `port`, once `/ready` answers 200 (it is
+    killed if it exits or is not ready within 60 s)."""
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return process, url
+                return url
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"server for {dockfile} did not become ready")
+            raise RuntimeError(f"{name} did not become ready")
         time.sleep(0.1)
 
 

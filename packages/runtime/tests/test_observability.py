@@ -16,7 +16,7 @@ import httpx
 
 from dockrion_runtime import create_app
 
-from .conftest import write_project
+from .conftest import wait_ready, write_project
 
 Serve = Callable[..., str]
 
@@ -93,18 +93,7 @@ def _serve_logging(dockfile: Path, log: Path, *args: str) -> tuple[subprocess.Po
             stdout=subprocess.DEVNULL,
             stderr=sink,
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("server did not become ready")
-        time.sleep(0.1)
+    return process, wait_ready(process, port)
 
 
 def _lines_with(log: Path, needle: str, deadline: float) -> list[str]:
