@@ -19,7 +19,7 @@ from ._version import __version__
 from .agents import AgentLoadError
 from .app import create_app
 from .auth import AuthConfigError
-from .logs import configure_logging
+from .logs import configure_logging, release_access_log
 from .probes import ProbeListener
 from .runtime import Runtime
 from .server import ServerOptions, tune_gc, uvicorn_options
@@ -144,6 +144,15 @@ def _probe_port_problem(probe_port: int, port: int, workers: int) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    try:
+        return _serve(args)
+    finally:
+        # Called in-process (tests, an embedding program): later servers in this process
+        # must not write their access lines to this run's stream.
+        release_access_log()
+
+
+def _serve(args: argparse.Namespace) -> int:
     path = Path(args.dockfile)
     try:
         spec = load_dockspec(path, env_file=args.env_file)

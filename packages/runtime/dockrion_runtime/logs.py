@@ -25,6 +25,7 @@ __all__ = [
     "JsonFormatter",
     "configure_logging",
     "current_request_id",
+    "release_access_log",
     "reset_request_id",
     "set_request_id",
     "timestamp",
@@ -154,5 +155,12 @@ def configure_logging(level: str, log_format: str) -> None:
         # no handler of its own and no propagation: uvicorn sees none and logs nothing
         access.propagate = False
     else:
-        AccessLog.current = None
-        access.propagate = True
+        release_access_log()
+
+
+def release_access_log() -> None:
+    """Write what the access log holds and hand the access log back to uvicorn."""
+    current, AccessLog.current = AccessLog.current, None
+    if current is not None:
+        current.flush()
+    logging.getLogger(ACCESS_LOGGER).propagate = True

@@ -149,3 +149,16 @@ def test_the_access_log_follows_the_log_format_and_level(tmp_path: Path) -> None
         r'INFO uvicorn\.access: 127\.0\.0\.1:\d+ - "GET /health HTTP/1\.1" 200', lines[0]
     )
     assert "uvicorn.access" not in quiet_log.read_text()
+
+
+def test_serve_called_in_process_leaves_no_access_log_behind(tmp_path: Path) -> None:
+    """`main` installs its own access log; once it returns, servers that this process
+    starts later log access lines through uvicorn again, not into that run's stream."""
+    import logging
+
+    from dockrion_runtime.cli import main
+    from dockrion_runtime.logs import AccessLog
+
+    assert main(["serve", str(tmp_path / "missing.yaml"), "--log-level", "info"]) == 1
+    assert AccessLog.current is None
+    assert logging.getLogger("uvicorn.access").propagate
