@@ -1,10 +1,12 @@
 """Runtime processes past one machine: `streaming.redis.cluster` on a real three-master
 Redis Cluster; two instances behind nginx (docs/deploy/nginx.conf) with one killed
-mid-stream, followed by httpx and by headless Chromium's EventSource;
+mid-stream, followed by httpx and by headless Chromium's EventSource, and WebSockets
+upgraded through it;
 `streaming.redis.sentinel` with the primary killed mid-run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -226,6 +228,7 @@ def test_a_browser_through_nginx_follows_a_run_past_a_killed_instance(
 
 
 GATED = """
+import json
 import os
 import time
 
@@ -306,3 +309,42 @@ def test_a_sentinel_failover_mid_run_loses_no_event(
         for url in (a, b)
     ]
     assert left[1] == left[0] - 1, left
+
+
+def test_websockets_through_nginx(
+    tmp_path: Path,
+    redis_server: Any,
+    servers: list[subprocess.Popen[bytes]],
+    nginx: Callable[[str, str], str],
+) -> None:
+    """The documented nginx configuration upgrades WebSockets: Pattern A streams an answer
+    and closes 1000; Pattern B replays a run created through the proxy, the same events
+    as its SSE replay."""
+    from websockets.sync.client import connect
+
+    from .test_websocket import read_all, ws_url
+
+    dockfile = write_project(
+        tmp_path,
+        "echo",
+        "expose: {host: 127.0.0.1, streaming: [sse, websocket]}\n"
+        "streaming:\n  backend: redis\n"
+        f"  redis: {{url: '{redis_server.url}', key_prefix: w{uuid.uuid4().hex[:8]}}}\n",
+    )
+    proxy = nginx(launch(dockfile, servers), launch(dockfile, servers))
+
+    with connect(ws_url(proxy, "/invoke/ws")) as socket:
+        socket.send('{"query": "through the proxy"}')
+        messages, code, _ = read_all(socket)
+    assert code == 1000
+    assert [m["content"] for m in messages if m["type"] == "token"] == ["through", "the", "proxy"]
+    assert messages[-1]["type"] == "complete"
+
+    run_id = httpx.post(f"{proxy}/runs", json={"query": "one run two views"}).json()["run_id"]
+    with httpx.stream("GET", f"{proxy}/runs/{run_id}/events", timeout=60) as response:
+        over_sse = [m.data for m in parse_sse(b"".join(response.iter_bytes()))]
+    with connect(ws_url(proxy, f"/runs/{run_id}/ws")) as socket:
+        replayed, code, _ = read_all(socket)
+    assert code == 1000
+    assert [json.loads(data) for data in over_sse] == replayed
+    assert replayed[-1]["type"] == "complete"
