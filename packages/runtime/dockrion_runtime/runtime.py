@@ -4,6 +4,7 @@ agent, the events backend and its run manager), and how endpoints reach them."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import logging
@@ -40,6 +41,11 @@ from .threads import ThreadRegistry
 __all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
 
 log = logging.getLogger("dockrion.runtime")
+
+
+# A Pattern A log has one reader, which drops what it has read: this only bounds how far
+# an agent may run ahead of a slow client before that client is cut off.
+STREAM_BACKLOG = 200_000
 
 
 class SubscriberLimit:
@@ -129,6 +135,22 @@ class Runtime:
         policies = self.supervisor.policies
         context.tool_check = policies.tool_check()
         context.token_filter = policies.token_filter()
+
+    async def start_private_run(
+        self, request: Request, agent: Agent, payload: Any
+    ) -> tuple[str, AsyncIterator[list[EventRecord]], asyncio.Task[None]]:
+        """Pattern A, on either transport: the agent started on a private one-reader log
+        (nothing else can read it), with the subscription its one reader follows and the
+        task to cancel when that reader goes away. Returns (run id, batches, task)."""
+        supervisor = self.supervisor
+        context, bus = await supervisor.private_context(keep=STREAM_BACKLOG, discard_consumed=True)
+        self.bind(context, request)
+        options = await self.threads.options(request, agent)
+        context.thread_id = options.thread_id if options else None
+        await context.emit_started()
+        task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+        batches = bus.subscribe(context.run_id, heartbeat=self.settings.heartbeat_interval)
+        return context.run_id, batches, task
 
     def require_runs(self) -> RunManager:
         if self.runs is None:

@@ -23,10 +23,6 @@ __all__ = ["invoke", "invoke_stream"]
 
 log = logging.getLogger("dockrion.runtime")
 
-# A Pattern A log has one reader, which drops what it has read: this only bounds how far
-# an agent may run ahead of a slow client before that client is cut off.
-_STREAM_BACKLOG = 200_000
-
 
 async def invoke(request: Request) -> Response:
     runtime = runtime_of(request)
@@ -53,19 +49,9 @@ async def invoke_stream(request: Request) -> EventStreamResponse:
     runtime = runtime_of(request)
     agent = runtime.require_agent()
     payload = await runtime.body.read(request)
-    supervisor = runtime.supervisor
-    context, bus = await supervisor.private_context(keep=_STREAM_BACKLOG, discard_consumed=True)
-    runtime.bind(context, request)
-    options = await runtime.threads.options(request, agent)
-    context.thread_id = options.thread_id if options else None
-    await context.emit_started()
-    task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+    run_id, batches, task = await runtime.start_private_run(request, agent, payload)
 
     def client_gone() -> None:
         task.cancel()  # the supervisor then ends the log with `cancelled` and stops the agent
 
-    return runtime.event_stream(
-        bus.subscribe(context.run_id, heartbeat=runtime.settings.heartbeat_interval),
-        context.run_id,
-        on_disconnect=client_gone,
-    )
+    return runtime.event_stream(batches, run_id, on_disconnect=client_gone)

@@ -26,7 +26,6 @@ from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..websocket import ClientGone, accept, stream_events
-from .invoke import _STREAM_BACKLOG
 from .runs import MAX_SEQUENCE, _int_query, owned_run
 from .runs import _resume_from as _sse_resume_from
 
@@ -64,13 +63,7 @@ async def invoke_ws(websocket: WebSocket, request: Request) -> None:
     agent = runtime.require_agent()
     await accept(websocket)
     payload = runtime.body.message(await _first_message(websocket, runtime.body.timeout))
-    supervisor = runtime.supervisor
-    context, bus = await supervisor.private_context(keep=_STREAM_BACKLOG, discard_consumed=True)
-    runtime.bind(context, request)
-    options = await runtime.threads.options(request, agent)
-    context.thread_id = options.thread_id if options else None
-    await context.emit_started()
-    task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+    run_id, batches, task = await runtime.start_private_run(request, agent, payload)
 
     def stop() -> None:
         task.cancel()  # the supervisor then ends the log with `cancelled` and stops the agent
@@ -78,14 +71,7 @@ async def invoke_ws(websocket: WebSocket, request: Request) -> None:
     async def cancel() -> None:
         stop()
 
-    await stream_events(
-        websocket,
-        runtime,
-        bus.subscribe(context.run_id, heartbeat=runtime.settings.heartbeat_interval),
-        context.run_id,
-        on_disconnect=stop,
-        on_cancel=cancel,
-    )
+    await stream_events(websocket, runtime, batches, run_id, on_disconnect=stop, on_cancel=cancel)
 
 
 def _resume_from(request: Request) -> int:
