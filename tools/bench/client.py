@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-__all__ = ["Exchange", "KeepAlive", "StreamResult", "Target", "calibrate", "stream"]
+__all__ = ["Exchange", "KeepAlive", "StreamResult", "Target", "calibrate", "record_events", "stream"]
 
 PC = time.perf_counter
 # One stored event: `id:` then `event:` (the first frame may carry a `retry:` line before).
@@ -143,30 +143,32 @@ class SseParser:
         if cut + 2 < len(data):
             self.rest = data[cut + 2 :]
             data = data[: cut + 2]
-        result = self.result
         frames = _FRAME.findall(data)
         if not frames:
             return
-        result.events += len(frames)
         names = [name for _, name in frames]
-        tokens = names.count(b"token")
-        if tokens:
-            if result.first_token is None:
-                result.first_token = now
-            result.tokens += tokens
         sequences = [int(sequence) for sequence, _ in frames]
-        first = result.expected if result.expected >= 0 else sequences[0]
-        if sequences != list(range(first, first + len(sequences))):
-            self._check(sequences)
-        else:
-            result.expected = first + len(sequences)
-        if names[-1] in _TERMINAL:
-            result.terminal = names[-1].decode()
+        if record_events(self.result, names, sequences, now):
             start = data.rfind(b"\ndata: ") + 7
-            result.terminal_data = json.loads(data[start : data.index(b"\n", start)])
+            self.result.terminal_data = json.loads(data[start : data.index(b"\n", start)])
 
-    def _check(self, sequences: list[int]) -> None:
-        result = self.result
+
+def record_events(
+    result: StreamResult, names: list[bytes], sequences: list[int], now: float
+) -> bool:
+    """Count a batch of events (names and sequences, in order) into `result`: tokens, the
+    first token's time, gaps and duplicates against the sequence expected next. Returns
+    whether the batch ends with a terminal event (its name is then in `result.terminal`)."""
+    result.events += len(names)
+    tokens = names.count(b"token")
+    if tokens:
+        if result.first_token is None:
+            result.first_token = now
+        result.tokens += tokens
+    first = result.expected if result.expected >= 0 else sequences[0]
+    if sequences == list(range(first, first + len(sequences))):
+        result.expected = first + len(sequences)
+    else:
         for sequence in sequences:
             if result.expected >= 0 and sequence < result.expected:
                 result.duplicates += 1
@@ -174,6 +176,10 @@ class SseParser:
             if result.expected >= 0 and sequence > result.expected:
                 result.gaps += sequence - result.expected
             result.expected = sequence + 1
+    if names[-1] not in _TERMINAL:
+        return False
+    result.terminal = names[-1].decode()
+    return True
 
 
 class _Head:

@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from client import Exchange, StreamResult, Target
+from client import Exchange, StreamResult, Target, record_events
 
 __all__ = ["WsCalibration", "WsResult", "calibrate", "encode_frame", "session"]
 
@@ -144,34 +144,17 @@ class FrameParser:
         return closed
 
     def _events(self, text: bytes, now: float) -> None:
-        result = self.result
         found = _EVENT.findall(text)
         if not found:
             return
-        result.events += len(found)
         names = [name for name, _ in found]
-        tokens = names.count(b"token")
-        if tokens:
-            if result.first_token is None:
-                result.first_token = now
-            result.tokens += tokens
         sequences = [int(sequence) for _, sequence in found]
-        first = result.expected if result.expected >= 0 else sequences[0]
-        if sequences == list(range(first, first + len(sequences))):
-            result.expected = first + len(sequences)
-        else:
-            for sequence in sequences:
-                if result.expected >= 0 and sequence < result.expected:
-                    result.duplicates += 1
-                    continue
-                if result.expected >= 0 and sequence > result.expected:
-                    result.gaps += sequence - result.expected
-                result.expected = sequence + 1
-        if names[-1] in _TERMINAL:
-            result.terminal = names[-1].decode()
+        if record_events(self.result, names, sequences, now):
             start = text.rfind(b'{"id":')
             line_end = text.find(b"\n", start)
-            result.terminal_data = json.loads(text[start : line_end if line_end >= 0 else None])
+            self.result.terminal_data = json.loads(
+                text[start : line_end if line_end >= 0 else None]
+            )
 
 
 class _SessionProtocol(Exchange):
