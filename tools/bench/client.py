@@ -21,7 +21,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-__all__ = ["Exchange", "KeepAlive", "StreamResult", "Target", "calibrate", "record_events", "stream"]
+__all__ = [
+    "Exchange",
+    "KeepAlive",
+    "StreamResult",
+    "Target",
+    "calibrate",
+    "record_events",
+    "stream",
+]
 
 PC = time.perf_counter
 # One stored event: `id:` then `event:` (the first frame may carry a `retry:` line before).

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -39,7 +37,7 @@ from run_all import (
     _cell,
     cpu_seconds,
     orders,
-    raise_fd_limit,
+    prepare_bench_process,
     server,
     summarize,
     warm,
@@ -132,13 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     if nginx_binary() is None:
         sys.exit("nginx is not installed (apt-get install nginx-light)")
-    # SIGTERM unwinds like Ctrl-C: the runtime and nginx are stopped on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    raise_fd_limit()
-    with contextlib.suppress(ImportError):  # the client on the same loop as the runtime
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    prepare_bench_process()  # the runtime and nginx are stopped on SIGTERM too
     keys = ["W1", "W2", "W5"] if args.no_fanout else ["W1", "W2", "W5", "W3"]
     specs = [next(spec for spec in SPECS if spec.key == key) for key in keys]
     started = time.perf_counter()

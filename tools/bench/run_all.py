@@ -75,6 +75,20 @@ def raise_fd_limit(wanted: int = 65_536) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def prepare_bench_process() -> int:
+    """What every benchmark's `main` does first: SIGTERM unwinds like Ctrl-C (every server
+    the run started is stopped on the way out), the open-file limit is raised (servers
+    started from here inherit it), and the client runs on uvloop like the servers. Returns
+    the open-file limit."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    limit = raise_fd_limit()
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return limit
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -490,13 +504,7 @@ def main() -> None:
     parser.add_argument("--no-chart", action="store_true")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
-    # SIGTERM unwinds like Ctrl-C: every server this run started is stopped on the way out.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    raise_fd_limit()
-    with contextlib.suppress(ImportError):  # the client on the same loop as the servers
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    prepare_bench_process()
     only = {key.strip().upper() for key in args.only.split(",")} if args.only else None
     calib = calibrate()
     results: dict[str, Any] = {

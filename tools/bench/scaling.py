@@ -30,7 +30,7 @@ from typing import Any
 
 from client import KeepAlive, request_bytes, stream
 from harness import redis_server
-from run_all import HERE, ROOT, Meter, Server, raise_fd_limit, rss_kib, server
+from run_all import HERE, ROOT, Meter, Server, prepare_bench_process, rss_kib, server
 
 PC = time.perf_counter
 
@@ -250,11 +250,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "scaling.json")
     parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "performance-scaling.png")
     args = parser.parse_args()
-    limit = raise_fd_limit()
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    limit = prepare_bench_process()
     quick = args.quick
     streams = [100, 1000] if quick else [100, 1000, 2500, 5000]
     streams = [count for count in streams if 2 * count + 100 < limit]

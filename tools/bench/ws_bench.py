@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import random
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from client import StreamResult, calibrate, stream
-from run_all import HERE, Meter, Server, orders, raise_fd_limit, server, summarize
+from run_all import HERE, Meter, Server, orders, prepare_bench_process, server, summarize
 from scaling import _create_run
 from ws_client import calibrate as ws_calibrate
 from ws_client import session
@@ -206,12 +204,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "websocket.json")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    raise_fd_limit()
-    with contextlib.suppress(ImportError):  # the client on the same loop as the servers
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    prepare_bench_process()
     run(rounds, args.out)
 
 
