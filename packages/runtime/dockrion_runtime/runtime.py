@@ -23,7 +23,7 @@ from dockrion_events import (
     RunManager,
     StreamContext,
 )
-from dockrion_schema.dockfile_v1 import RedisSentinelConfig
+from dockrion_schema import RedisSentinelConfig
 
 from .agents import Agent, AgentLoadError, import_target, load_agent
 from .auth import Access, Authenticator, principal_of

@@ -11,37 +11,42 @@
 'custom'
 """
 
+from ._auth import (
+    ApiKeysConfig,
+    AuthConfig,
+    JWTClaimsConfig,
+    JWTConfig,
+    OAuth2Config,
+    RoleConfig,
+    normalize_rate_limit,
+)
+from ._streaming import (
+    MemoryStreamingConfig,
+    RedisSentinelConfig,
+    RedisStreamingConfig,
+    StreamingConfig,
+    StreamingConnectionConfig,
+    StreamingEventsConfig,
+    StreamingIdGenerator,
+)
 from ._version import __version__
 from .dockfile_v1 import (
     AgentConfig,
     AgUiConfig,
-    ApiKeysConfig,
-    AuthConfig,
     BuildConfig,
     BuildIncludeConfig,
     DockSpec,
     ExposeConfig,
     IOSchema,
     IOSubSchema,
-    JWTClaimsConfig,
-    JWTConfig,
-    MemoryStreamingConfig,
     Metadata,
-    OAuth2Config,
     Observability,
     Policies,
-    RedisStreamingConfig,
-    RoleConfig,
     SafetyPolicy,
     SecretDefinition,
     SecretsConfig,
     ServerLimits,
-    StreamingConfig,
-    StreamingConnectionConfig,
-    StreamingEventsConfig,
-    StreamingIdGenerator,
     ToolPolicy,
-    normalize_rate_limit,
 )
 from .env import resolve_environment
 from .errors import DockfileError, DockfileIssue, DockfileWarning, DockrionError, ValidationError
@@ -78,6 +83,7 @@ __all__ = [
     "OAuth2Config",
     "Observability",
     "Policies",
+    "RedisSentinelConfig",
     "RedisStreamingConfig",
     "RoleConfig",
     "SafetyPolicy",

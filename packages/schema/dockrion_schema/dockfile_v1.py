@@ -9,8 +9,6 @@ the loader.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,120 +17,38 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
     WithJsonSchema,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
 
-SUPPORTED_VERSIONS = ("1.0",)
-FRAMEWORKS = ("langgraph", "langchain", "custom")
-JSON_TYPES = ("object", "string", "number", "integer", "boolean", "array", "null")
-PERMISSIONS = (
-    "deploy",
-    "rollback",
-    "invoke",
-    "view_metrics",
-    "key_manage",
-    "read_logs",
-    "read_docs",
+from ._auth import (
+    ApiKeysConfig,
+    AuthConfig,
+    JWTClaimsConfig,
+    JWTConfig,
+    OAuth2Config,
+    RoleConfig,
 )
-CONFIGURABLE_EVENTS = (
-    "token",
-    "step",
-    "progress",
-    "checkpoint",
-    "heartbeat",
-    "tool_call",
-    "tool_result",
+from ._fields import (
+    AGENT_NAME_RE,
+    JSON_TYPES,
+    SECRET_NAME_RE,
+    SUPPORTED_VERSIONS,
+    Between,
+    NonBlankList,
+    _positive,
+    _Section,
+    _target,
 )
-MANDATORY_EVENTS = ("started", "complete", "error", "cancelled")
-EVENT_PRESETS = ("minimal", "chat", "debug", "all")
-
-AGENT_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-TARGET_RE = re.compile(r"^[\w.]+:\w+$")
-CUSTOM_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-SECRET_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-RATE_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*([a-zA-Z]+)\s*$")
-RATE_WINDOWS = {
-    "s": "second",
-    "sec": "second",
-    "second": "second",
-    "m": "minute",
-    "min": "minute",
-    "minute": "minute",
-    "h": "hour",
-    "hr": "hour",
-    "hour": "hour",
-    "d": "day",
-    "day": "day",
-}
-RATE_WINDOW_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-@dataclass(frozen=True, slots=True)
-class Between:
-    """An inclusive integer range whose error message gives both bounds."""
-
-    low: int
-    high: int
-
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        json_schema.update(minimum=self.low, maximum=self.high)
-        return json_schema
-
-    def _check(self, value: int) -> int:
-        if not self.low <= value <= self.high:
-            raise ValueError(f"must be between {self.low} and {self.high}, got {value}")
-        return value
-
-
-def _positive(value: int | None) -> int | None:
-    if value is not None and value <= 0:
-        raise ValueError(f"must be a positive integer, got {value}")
-    return value
-
-
-PositiveInt = Annotated[int, AfterValidator(_positive), Field(json_schema_extra={"minimum": 1})]
-
-
-def _non_blank_items(values: list[str]) -> list[str]:
-    for index, item in enumerate(values):
-        if not item.strip():
-            raise ValueError(f"item {index} must not be blank")
-    return values
-
-
-NonBlankList = Annotated[list[str], AfterValidator(_non_blank_items)]
-
-
-def _target(kind: str) -> Callable[[str | None], str | None]:
-    def check(value: str | None) -> str | None:
-        if value is not None and not TARGET_RE.match(value):
-            raise ValueError(
-                f"must look like 'package.module:callable' (one ':', no spaces or slashes), "
-                f"got {value!r}; this is the {kind} to import"
-            )
-        return value
-
-    return check
-
-
-class _Section(BaseModel):
-    """Every Dockfile section keeps unknown keys (forward compatibility)."""
-
-    model_config = ConfigDict(extra="allow", validate_default=False)
-
+from ._streaming import (
+    MemoryStreamingConfig,
+    RedisSentinelConfig,
+    RedisStreamingConfig,
+    StreamingConfig,
+    StreamingConnectionConfig,
+    StreamingEventsConfig,
+    StreamingIdGenerator,
+)
 
 # --- agent -----------------------------------------------------------------------------
 
@@ -362,103 +278,6 @@ class ExposeConfig(_Section):
         return self
 
 
-# --- auth ------------------------------------------------------------------------------
-
-
-def normalize_rate_limit(value: str) -> str:
-    """`"100/h"`, `"100/hours"`, `"100 / hour"` -> `"100/hour"`; raises ValueError otherwise."""
-    match = RATE_LIMIT_RE.match(value)
-    window = match and RATE_WINDOWS.get(match.group(2).lower().removesuffix("s") or "s")
-    if match and match.group(2).lower() == "s":
-        window = "second"
-    if not match or not window or int(match.group(1)) <= 0:
-        raise ValueError(
-            f"{value!r} is not a rate limit; use '<count>/<window>' with a positive count and "
-            "a window of second, minute, hour or day (or s, m, h, d), e.g. '100/hour'"
-        )
-    return f"{int(match.group(1))}/{window}"
-
-
-class ApiKeysConfig(_Section):
-    env_var: str = "DOCKRION_API_KEY"
-    prefix: str | None = None
-    header: Annotated[str, Field(min_length=1, max_length=64)] = "X-API-Key"
-    allow_bearer: bool = True
-    enabled: bool = True
-    rotation_days: Annotated[int | None, AfterValidator(_positive)] = 30
-    # key id -> names of roles in auth.roles; a key not listed has the role "default".
-    roles: dict[str, list[str]] = Field(default_factory=dict)
-
-
-class JWTClaimsConfig(_Section):
-    user_id: str = "sub"
-    email: str = "email"
-    name: str = "name"
-    roles: str = "roles"
-    permissions: str = "permissions"
-    scopes: str = "scope"
-    tenant_id: str | None = None
-
-
-JWTAlgorithm = Literal[
-    "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512"
-]
-
-
-class JWTConfig(_Section):
-    jwks_url: str | None = None
-    public_key_env: str | None = None
-    issuer: str | None = None
-    audience: str | None = None
-    algorithms: list[JWTAlgorithm] = Field(default_factory=lambda: list[JWTAlgorithm](["RS256"]))
-    leeway_seconds: Annotated[int, Between(0, 300)] = 30
-    claims: JWTClaimsConfig | None = None
-    # A token without `exp` never expires; accepting one is an explicit choice.
-    require_exp: bool = True
-
-
-class OAuth2Config(_Section):
-    introspection_url: str | None = None
-    client_id_env: str | None = None
-    client_secret_env: str | None = None
-    required_scopes: list[str] = Field(default_factory=list)
-
-
-Permission = Literal[
-    "deploy", "rollback", "invoke", "view_metrics", "key_manage", "read_logs", "read_docs"
-]
-
-
-class RoleConfig(_Section):
-    name: str
-    permissions: list[Permission]
-
-
-class AuthConfig(_Section):
-    mode: Literal["none", "api_key", "jwt", "oauth2"] = "api_key"
-    api_keys: ApiKeysConfig | None = None
-    jwt: JWTConfig | None = None
-    oauth2: OAuth2Config | None = None
-    roles: list[RoleConfig] = Field(default_factory=list)
-    rate_limits: dict[str, Annotated[str, AfterValidator(normalize_rate_limit)]] = Field(
-        default_factory=dict
-    )
-
-    @model_validator(mode="after")
-    def _key_roles_exist(self) -> AuthConfig:
-        key_roles = self.api_keys.roles if self.api_keys else {}
-        defined = {role.name for role in self.roles}
-        unknown = sorted(
-            {name for names in key_roles.values() for name in names if name not in defined}
-        )
-        if unknown:
-            raise ValueError(
-                f"auth.api_keys.roles names roles that auth.roles does not define: "
-                f"{', '.join(unknown)}; define them under auth.roles (name, permissions)"
-            )
-        return self
-
-
 # --- policies --------------------------------------------------------------------------
 
 
@@ -526,151 +345,6 @@ class SecretsConfig(_Section):
             raise ValueError(
                 f"secret names must be unique; declared twice: {', '.join(duplicates)}"
             )
-        return self
-
-
-# --- streaming -------------------------------------------------------------------------
-
-
-HOST_PORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
-
-
-def _host_ports(values: list[str]) -> list[str]:
-    if not values:
-        raise ValueError("must name at least one Sentinel as 'host:port'")
-    for index, value in enumerate(values):
-        match = HOST_PORT_RE.match(value)
-        if match is None or not 1 <= int(match.group(1)) <= 65535:
-            raise ValueError(
-                f"item {index} must be 'host:port' (port 1-65535, an IPv6 address in "
-                f"brackets), got {value!r}"
-            )
-    return values
-
-
-class RedisSentinelConfig(_Section):
-    # The primary's name as the Sentinels know it (`sentinel monitor <name> ...`).
-    service_name: Annotated[str, Field(min_length=1, max_length=128)]
-    # Every Sentinel's `host:port`: the client asks the first that answers where the
-    # primary is, and asks again after a failover.
-    sentinels: Annotated[
-        list[str],
-        AfterValidator(_host_ports),
-        Field(
-            json_schema_extra={
-                "minItems": 1,
-                "items": {"type": "string", "pattern": HOST_PORT_RE.pattern},
-            }
-        ),
-    ]
-    # The primary's and its replicas' password (`requirepass`), e.g. ${REDIS_PASSWORD}.
-    password: str | None = None
-
-
-class RedisStreamingConfig(_Section):
-    url: str = "${REDIS_URL}"
-    stream_ttl_seconds: Annotated[int, Between(60, 604800)] = 3600
-    max_events_per_run: Annotated[int, Between(10, 100000)] = 1000
-    connection_pool_size: Annotated[int, Between(1, 1000)] = 10
-    key_prefix: Annotated[str, Field(min_length=1, max_length=64)] = "dockrion"
-    # How long a run outlives the instance executing it before it is declared orphaned.
-    lease_seconds: Annotated[int, Between(2, 300)] = 10
-    # `url` names a node of a Redis Cluster (the client discovers the others); each run's
-    # keys share one hash tag, so every run lives on one node.
-    cluster: bool = False
-    # The primary is found through Redis Sentinel, and found again after a failover; `url`
-    # is then not used (and not allowed: the address comes from the Sentinels).
-    sentinel: RedisSentinelConfig | None = None
-
-    @model_validator(mode="after")
-    def _one_way_to_redis(self) -> RedisStreamingConfig:
-        if self.sentinel is not None and self.cluster:
-            raise ValueError(
-                "'cluster' and 'sentinel' exclude each other: a Redis Cluster fails over by "
-                "itself, Sentinel watches one primary and its replicas"
-            )
-        if self.sentinel is not None and "url" in self.model_fields_set:
-            raise ValueError(
-                "'url' and 'sentinel' exclude each other: with 'sentinel' the primary's address "
-                "comes from the Sentinels (its password goes in sentinel.password)"
-            )
-        return self
-
-
-class MemoryStreamingConfig(_Section):
-    # How long a finished run (state and events) stays readable after it ended.
-    retention_seconds: Annotated[int, Between(1, 604800)] = 3600
-    # Runs kept at once; past it the run that finished first is forgotten first.
-    max_runs: Annotated[int, Between(1, 1_000_000)] = 10_000
-    max_events_per_run: Annotated[int, Between(10, 100000)] = 10_000
-
-
-class StreamingIdGenerator(_Section):
-    type: Literal["uuid", "custom"] = "uuid"
-    handler: Annotated[str | None, AfterValidator(_target("run-id generator"))] = None
-
-    @model_validator(mode="after")
-    def _handler_for_custom(self) -> StreamingIdGenerator:
-        if self.type == "custom" and not self.handler:
-            raise ValueError("type 'custom' needs 'handler: module:callable' returning a run id")
-        return self
-
-
-def validate_events_allowed(value: object) -> str | list[str] | None:
-    """The grammar of `streaming.events.allowed` (shared with `dockrion_events.EventsFilter`)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value not in EVENT_PRESETS:
-            raise ValueError(
-                f"Unknown events preset {value!r}; presets: {', '.join(EVENT_PRESETS)} "
-                "(or give a list of event types)"
-            )
-        return value
-    if not isinstance(value, list):
-        raise ValueError("allowed must be null, a preset string, or a list of event types")
-    for item in value:
-        if not isinstance(item, str):
-            raise ValueError(f"event types must be strings, got {item!r}")
-        if item in CONFIGURABLE_EVENTS or item in MANDATORY_EVENTS or item == "custom":
-            continue
-        if item.startswith("custom:"):
-            name = item.removeprefix("custom:")
-            if not CUSTOM_NAME_RE.match(name):
-                raise ValueError(f"{item!r}: custom event names match ^[a-zA-Z_][a-zA-Z0-9_]*$")
-            continue
-        raise ValueError(
-            f"unknown event type {item!r}; valid: {', '.join(CONFIGURABLE_EVENTS)}, "
-            f"{', '.join(MANDATORY_EVENTS)} (always on), custom, custom:<name>"
-        )
-    return value
-
-
-class StreamingEventsConfig(_Section):
-    allowed: Annotated[str | list[str] | None, BeforeValidator(validate_events_allowed)] = None
-    heartbeat_interval: Annotated[int, Between(1, 300)] = 15
-    max_run_duration: Annotated[int, Between(1, 86400)] = 3600
-
-
-class StreamingConnectionConfig(_Section):
-    default_timeout: Annotated[int, Between(1, 3600)] = 300
-    max_subscribers_per_run: Annotated[int, Between(1, 1000)] = 100
-
-
-class StreamingConfig(_Section):
-    async_runs: bool = True
-    backend: Literal["memory", "redis"] = "memory"
-    redis: RedisStreamingConfig | None = None
-    memory: MemoryStreamingConfig | None = None
-    id_generator: StreamingIdGenerator | None = None
-    allow_client_ids: bool = True
-    events: StreamingEventsConfig | None = None
-    connection: StreamingConnectionConfig | None = None
-
-    @model_validator(mode="after")
-    def _redis_defaults(self) -> StreamingConfig:
-        if self.backend == "redis" and self.redis is None:
-            self.redis = RedisStreamingConfig()
         return self
 
 
