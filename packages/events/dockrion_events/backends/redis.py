@@ -40,7 +40,7 @@ from ..errors import (
 from ..record import EventRecord
 from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory
-from .redis_layout import SCRIPTS, Keys, decode_entries, sequence_of, text
+from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
 from .redis_tail import Tail
 
 __all__ = ["RedisBackend"]
@@ -167,22 +167,10 @@ class RedisBackend(EventBackend):
         else:
             self._indexed[run_id] = time.monotonic()
 
-    def _run_from(self, fields: dict[bytes, bytes]) -> Run:
-        data: dict[str, Any] = json.loads(fields[b"run"])
-        data["status"] = text(fields[b"status"])
-        for name in ("started_at", "completed_at"):
-            if fields.get(name.encode()):
-                data[name] = text(fields[name.encode()])
-        for name in ("output", "error"):
-            if fields.get(name.encode()):
-                data[name] = json.loads(fields[name.encode()])
-        data["last_sequence"] = int(fields[b"next"]) - 1
-        return Run.model_validate(data)
-
     async def get_run(self, run_id: str) -> Run | None:
         with self._errors("reading a run"):
             fields = await self._client.hgetall(self._keys.state(run_id))
-        return self._run_from(fields) if fields else None
+        return run_from_state(fields) if fields else None
 
     async def list_runs(
         self, *, status: RunStatus | None = None, owner: str | None = None, limit: int = 100
@@ -206,7 +194,7 @@ class RedisBackend(EventBackend):
                 for fields in states:
                     if not fields:
                         continue
-                    run = self._run_from(fields)
+                    run = run_from_state(fields)
                     if (status is None or run.status == status) and (
                         owner is None or run.owner == owner
                     ):

@@ -25,11 +25,13 @@ keys gone).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..record import EventRecord
+from ..runs import Run
 
-__all__ = ["SCRIPTS", "Keys", "decode_entries", "sequence_of", "text"]
+__all__ = ["SCRIPTS", "Keys", "decode_entries", "run_from_state", "sequence_of", "text"]
 
 
 class Keys:
@@ -161,3 +163,18 @@ def decode_entries(entries: Any) -> list[EventRecord]:
         frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (sequence, kind, data)
         records.append(EventRecord(sequence, kind.decode(), data.decode(), frame))
     return records
+
+
+def run_from_state(fields: dict[bytes, bytes]) -> Run:
+    """A run from its state hash (`Keys.state`): the creation JSON under `run`, then what
+    changed since, each in a field of its own."""
+    data: dict[str, Any] = json.loads(fields[b"run"])
+    data["status"] = text(fields[b"status"])
+    for name in ("started_at", "completed_at"):
+        if fields.get(name.encode()):
+            data[name] = text(fields[name.encode()])
+    for name in ("output", "error"):
+        if fields.get(name.encode()):
+            data[name] = json.loads(fields[name.encode()])
+    data["last_sequence"] = int(fields[b"next"]) - 1
+    return Run.model_validate(data)
