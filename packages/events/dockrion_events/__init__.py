@@ -36,6 +36,7 @@ from .errors import (
 )
 from .filter import EventsFilter
 from .models import BaseEvent, HeartbeatEvent
+from .private_log import PrivateRunLog
 from .record import EventRecord
 from .run_manager import RunManager
 from .runs import Run, RunStatus, validate_run_id
@@ -58,6 +59,7 @@ __all__ = [
     "HeartbeatEvent",
     "InMemoryBackend",
     "InvalidRunIdError",
+    "PrivateRunLog",
     "Run",
     "RunCancelledError",
     "RunExistsError",

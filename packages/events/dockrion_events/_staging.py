@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._builders import Build
@@ -214,6 +214,11 @@ class BatchStage(Stage):
         self._flush_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        # A sink that stores a batch at once (an in-process log) takes it in the loop's
+        # callback, without a task per batch.
+        self._append_now: Callable[[str, Sequence[EventRecord]], bool] | None = getattr(
+            sink, "append_now", None
+        )
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -286,11 +291,40 @@ class BatchStage(Stage):
     # --- flushing (the loop) -----------------------------------------------------------
 
     def _start_flush(self) -> None:
+        if self._append_now is not None and self._flush_now(self._append_now):
+            return
         task = asyncio.ensure_future(self.flush())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _flush_now(self, append_now: Callable[[str, Sequence[EventRecord]], bool]) -> bool:
+        """Hand the pending events to a sink that stores them at once. False when it cannot
+        take them now (its backlog is full, or an earlier batch is still waiting for room):
+        the caller then waits in `flush`, in order."""
+        if self._flush_lock is not None and self._flush_lock.locked():
+            return False
+        finished: RunFinishedError | None = None
+        with self.lock:
+            batch = self.pending
+            if batch:
+                try:
+                    if not append_now(self.run_id, batch):
+                        return False
+                except RunFinishedError as exc:
+                    finished = exc  # the reader is gone: the batch has nowhere to go
+                except Exception as exc:
+                    self.failure = exc
+                self.pending = []
+                self._flushed_at = time.monotonic()
+            self._wakeup_scheduled = False
+            self._notify_drained()
+        if finished is not None:
+            self.cancel(f"run already {finished.status}")
+        return True
+
     async def flush(self) -> None:
+        if self._append_now is not None and self._flush_now(self._append_now):
+            return
         if self._flush_lock is None:
             self._flush_lock = asyncio.Lock()
         async with self._flush_lock:

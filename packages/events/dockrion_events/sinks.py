@@ -14,13 +14,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from .models import BaseEvent
 from .record import EventRecord
-from .runs import Run, RunStatus
+from .runs import RunStatus
 
 __all__ = ["LangGraphSink", "QueueSink", "RunLogSink", "StreamingSink"]
 
 
 class RunLogSink(Protocol):
-    """A run's log, written in batches: an `EventBus` (or anything with these two methods)."""
+    """A run's log, written in batches: an `EventBus`, a `PrivateRunLog`, or anything with
+    these two methods. One that can store a batch without waiting may also have
+    `append_now(run_id, records) -> bool` (False: not now, call `append`)."""
 
     async def append(self, run_id: str, records: Sequence[EventRecord]) -> None: ...
 
@@ -32,7 +34,7 @@ class RunLogSink(Protocol):
         *,
         output: Any = None,
         error: dict[str, Any] | None = None,
-    ) -> tuple[Run, EventRecord]: ...
+    ) -> object: ...
 
 
 @runtime_checkable

@@ -41,6 +41,7 @@ EXPECTED = {
     "BackendConnectionError",
     "EventsExpiredError",
     "InvalidRunIdError",
+    "PrivateRunLog",
     "RunExistsError",
     "RunFinishedError",
     "RunNotFoundError",

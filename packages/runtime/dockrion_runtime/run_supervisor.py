@@ -19,9 +19,7 @@ from typing import Any
 
 from dockrion_events import (
     BaseEvent,
-    EventBus,
-    InMemoryBackend,
-    Run,
+    PrivateRunLog,
     RunCancelledError,
     RunFinishedError,
     RunManager,
@@ -95,27 +93,19 @@ class RunSupervisor:
 
     # --- private one-run logs -------------------------------------------------------------
 
-    async def private_context(
-        self, keep: int, discard_consumed: bool = False
-    ) -> tuple[StreamContext, EventBus]:
-        """A one-run log of our own (Pattern A and /invoke), and the bus to read it: no
-        shared backend involved."""
+    def private_context(self, backlog: int) -> tuple[StreamContext, PrivateRunLog]:
+        """A one-run log of our own (Pattern A), and the context that writes it: no shared
+        backend involved."""
         settings = self.settings
-        run_id = _private_run_id()
-        backend = InMemoryBackend(max_events_per_run=keep, discard_consumed=discard_consumed)
-        await backend.create_run(
-            Run(run_id=run_id, agent_name=settings.name, framework=settings.framework)
-        )
-        await backend.start_run(run_id)
-        bus = EventBus(backend)
+        run_log = PrivateRunLog(_private_run_id(), backlog)
         context = StreamContext(
-            run_id,
-            bus,
+            run_log.run_id,
+            run_log,
             agent_name=settings.name,
             framework=settings.framework,
             events_filter=settings.events_filter,
         )
-        return context, bus
+        return context, run_log
 
     def detached_context(self) -> StreamContext:
         """The context of a run whose events nobody reads (`POST /invoke`): each event is

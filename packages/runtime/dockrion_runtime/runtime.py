@@ -43,9 +43,9 @@ __all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
 log = logging.getLogger("dockrion.runtime")
 
 
-# A Pattern A log has one reader, which drops what it has read: this only bounds how far
-# an agent may run ahead of a slow client before that client is cut off.
-STREAM_BACKLOG = 200_000
+# A Pattern A log has one reader, which drops what it has read: how far an agent may run
+# ahead of a slow client before its emits wait for that client.
+STREAM_BACKLOG = 10_000
 
 
 class SubscriberLimit:
@@ -143,13 +143,13 @@ class Runtime:
         (nothing else can read it), with the subscription its one reader follows and the
         task to cancel when that reader goes away. Returns (run id, batches, task)."""
         supervisor = self.supervisor
-        context, bus = await supervisor.private_context(keep=STREAM_BACKLOG, discard_consumed=True)
+        context, run_log = supervisor.private_context(STREAM_BACKLOG)
         self.bind(context, request)
         options = await self.threads.options(request, agent)
         context.thread_id = options.thread_id if options else None
         await context.emit_started()
         task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
-        batches = bus.subscribe(context.run_id, heartbeat=self.settings.heartbeat_interval)
+        batches = run_log.batches(heartbeat=self.settings.heartbeat_interval)
         return context.run_id, batches, task
 
     def require_runs(self) -> RunManager:

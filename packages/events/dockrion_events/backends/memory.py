@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .._waiting import wait_set
 from ..errors import (
     BackendError,
     BackendPublishError,
@@ -68,7 +67,6 @@ class InMemoryBackend(EventBackend):
         ttl_seconds: float = 3600.0,
         *,
         max_runs: int | None = None,
-        discard_consumed: bool = False,
     ) -> None:
         if max_events_per_run < 1:
             raise ValueError("max_events_per_run must be at least 1")
@@ -78,7 +76,6 @@ class InMemoryBackend(EventBackend):
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
         self.max_runs = max_runs
-        self._discard_consumed = discard_consumed
         self._runs: dict[str, _RunLog] = {}
         # Finished runs in the order they finished, with the time each one expires. The
         # retention is the same for every run, so this is also the order of expiry.
@@ -189,27 +186,18 @@ class InMemoryBackend(EventBackend):
             if log.run.terminal:
                 return [], True
             changed = log.changed()
-            if self._discard_consumed:
-                # One reader (Pattern A): woken at once, the first event is out sooner.
-                if not await wait_set(changed, timeout):
-                    return [], False
-            else:
-                # Many readers may share the log: the extra hop of `wait_for` lets a few
-                # events gather for each wake-up (one write each), which fan-out needs.
-                try:
-                    await asyncio.wait_for(changed.wait(), timeout)
-                except TimeoutError:
-                    return [], False
+            # Many readers may share the log: the extra hop of `wait_for` lets a few events
+            # gather for each wake-up (one write each), which fan-out needs.
+            try:
+                await asyncio.wait_for(changed.wait(), timeout)
+            except TimeoutError:
+                return [], False
             if self._runs.get(run_id) is not log:
                 raise RunNotFoundError(run_id)
         start = after + 1
         if start < log.first:
             raise EventsExpiredError(run_id, start, log.first)
         records = log.events[start - log.first :]
-        if self._discard_consumed and records:
-            # A single-consumer log (Pattern A) forgets what its reader already has.
-            log.events.clear()
-            log.first = records[-1].sequence + 1
         # Every record up to the end was returned, so a finished run ends here.
         return records, log.run.terminal
 
