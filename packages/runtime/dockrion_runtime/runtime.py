@@ -5,7 +5,6 @@ agent, the events backend and its run manager), and how endpoints reach them."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +24,7 @@ from dockrion_events import (
 )
 from dockrion_schema import RedisSentinelConfig
 
-from .agents import Agent, AgentLoadError, import_target, load_agent
+from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
 from .auth import Access, Authenticator, principal_of
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
@@ -99,9 +98,7 @@ class Runtime:
         self.body.policies = self.supervisor.policies  # the input check, before any run
         self.subscribers = SubscriberLimit(settings.max_subscribers)
         self.threads = ThreadRegistry()
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.arguments.worker_threads, thread_name_prefix="dockrion-agent"
-        )
+        self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
         self.runs: RunManager | None = None
         self.load_error: str | None = None
@@ -306,7 +303,7 @@ class Runtime:
         if self.agent is None:
             settings = self.settings
             self.agent = load_agent(
-                settings.spec, settings.base_dir, self.executor, settings.events_filter
+                settings.spec, settings.base_dir, self.agent_threads, settings.events_filter
             )
         return self.agent
 
@@ -340,7 +337,7 @@ class Runtime:
             await self.runs.close()
             await self.runs.bus.close()
         await self.rate_limiter.close()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.agent_threads.shutdown()
 
     async def drain(self, grace: float) -> None:
         """Shutdown: not ready from now on (the probe listener says so at once), then

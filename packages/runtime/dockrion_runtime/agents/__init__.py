@@ -1,14 +1,17 @@
 """The user's agent: loaded from the Dockfile (`loader`), called without blocking the loop
-(`base`), its streamed chunks turned into events (`chunks`), and framework adapters
-(`langgraph_agent`). Imports run one way: loader -> adapters -> base, chunks."""
+(`base`, sync code in `worker_threads`), its streamed chunks turned into events (`chunks`),
+and framework adapters (`langgraph_agent`, `langchain_agent`). Imports run one way:
+loader -> adapters -> base -> chunks, worker_threads."""
 
 from .base import Agent, AgentLoadError, AgentResult, InvalidOutputError, RunOptions
 from .loader import import_target, load_agent
+from .worker_threads import AgentThreads
 
 __all__ = [
     "Agent",
     "AgentLoadError",
     "AgentResult",
+    "AgentThreads",
     "InvalidOutputError",
     "RunOptions",
     "import_target",

@@ -4,7 +4,6 @@ thread (with the caller's contextvars), async code is awaited."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import dataclasses
 import functools
@@ -15,6 +14,7 @@ from typing import Any
 from dockrion_events import StreamContext, context_scope
 
 from .chunks import emit_chunk, emit_chunk_sync
+from .worker_threads import AgentThreads
 
 __all__ = [
     "Agent",
@@ -68,10 +68,10 @@ class Agent:
         wants_context: bool,
         target: str,
         stream: Callable[..., Any] | None = None,
-        executor: concurrent.futures.Executor | None = None,
+        threads: AgentThreads | None = None,
     ) -> None:
         self._call = call
-        self._executor = executor
+        self._threads = threads
         self._stream = stream
         self._wants_context = wants_context
         self._is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
@@ -116,11 +116,11 @@ class Agent:
         """Run sync agent code in a worker thread, with this task's contextvars (so
         get_current_context() works there); the loop stays free. The runtime's pool is
         large: each running sync agent holds a thread for its whole run."""
-        loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(context.run, function, *args)
-        )
+        if self._threads is not None:
+            return await self._threads.run(context.run, function, *args)
+        loop = asyncio.get_running_loop()  # an agent loaded outside a runtime
+        return await loop.run_in_executor(None, functools.partial(context.run, function, *args))
 
     async def _invoke_stream(self, payload: Any, context: StreamContext) -> Any:
         """Entrypoint runners with `astream`/`stream`: each chunk becomes an event. The

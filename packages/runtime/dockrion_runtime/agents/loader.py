@@ -3,7 +3,6 @@ the handler itself or the runner an entrypoint factory builds."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib
 import inspect
 import sys
@@ -15,6 +14,7 @@ from dockrion_events import EventsFilter
 from dockrion_schema import DockSpec
 
 from .base import Agent, AgentLoadError
+from .worker_threads import AgentThreads
 
 __all__ = ["import_target", "load_agent"]
 
@@ -62,7 +62,7 @@ def _wants_context(function: Callable[..., Any]) -> bool:
 def load_agent(
     spec: DockSpec,
     base_dir: Path,
-    executor: concurrent.futures.Executor | None = None,
+    threads: AgentThreads | None = None,
     events_filter: EventsFilter | None = None,
 ) -> Agent:
     """Handler mode: the callable itself. Entrypoint mode: the factory's result, called once
@@ -73,7 +73,7 @@ def load_agent(
     if config.mode == "handler":
         if not callable(loaded):
             raise AgentLoadError(f"{target!r} is a {type(loaded).__name__}, not a callable")
-        return Agent(loaded, wants_context=_wants_context(loaded), target=target, executor=executor)
+        return Agent(loaded, wants_context=_wants_context(loaded), target=target, threads=threads)
     try:
         runner = loaded()
     except Exception as exc:
@@ -98,5 +98,5 @@ def load_agent(
         wants_context=_wants_context(method),
         target=target,
         stream=stream if callable(stream) else None,
-        executor=executor,
+        threads=threads,
     )
