@@ -13,6 +13,7 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -126,9 +127,12 @@ class Principal:
     tenant_id: str | None = None
     client_id: str | None = None
 
-    def context(self) -> AuthContext:
-        """What agent code sees of the caller (no key, no token)."""
-        return AuthContext(
+    # What agent code sees of the caller (no key, no token): built once per principal, and
+    # the anonymous caller and each API key are one principal each.
+    auth_context: AuthContext = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        context = AuthContext(
             method=self.method,
             principal_id=self.id,
             key_id=self.key_id,
@@ -140,8 +144,9 @@ class Principal:
             scopes=self.scopes,
             tenant_id=self.tenant_id,
             client_id=self.client_id,
-            claims=dict(self.claims),
+            claims=MappingProxyType(dict(self.claims)),  # shared by the caller's runs
         )
+        object.__setattr__(self, "auth_context", context)
 
 
 class Access:

@@ -41,10 +41,18 @@ class UnencodableError(TypeError):
 def to_jsonable(value: Any, where: str = "output") -> Any:
     """`value` as plain JSON types (dict, list, str, int, float, bool, None)."""
     try:
-        return pydantic_core.to_jsonable_python(value)
+        return pydantic_core.to_jsonable_python(value, fallback=_other_mapping)
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
         path, culprit = _locate(value, where, 0)
         raise UnencodableError(path, culprit, _reason(exc)) from None
+
+
+def _other_mapping(value: Any) -> Any:
+    """A mapping pydantic-core does not know (a `MappingProxyType`, such as
+    `context.auth.claims`) as a dict; anything else stays unencodable."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Unable to serialize unknown type: {type(value)}")
 
 
 def _reason(exc: Exception) -> str:
@@ -54,7 +62,7 @@ def _reason(exc: Exception) -> str:
 
 def _encodes(value: Any) -> bool:
     try:
-        pydantic_core.to_json(value)
+        pydantic_core.to_json(value, fallback=_other_mapping)
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError):
         return False
     return True

@@ -96,6 +96,8 @@ class Runtime:
         )
         self.supervisor = RunSupervisor(settings)
         self.body.policies = self.supervisor.policies  # the input check, before any run
+        self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
+        self._redacts_tokens = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
         self.threads = ThreadRegistry()
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
@@ -128,10 +130,10 @@ class Runtime:
     def bind(self, context: StreamContext, request: Request) -> None:
         """Give a run's context its caller (`context.auth`), the tool policy
         (`context.is_tool_allowed`) and the redaction of its streamed tokens."""
-        context.auth = principal_of(request).context()
-        policies = self.supervisor.policies
-        context.tool_check = policies.tool_check()
-        context.token_filter = policies.token_filter()
+        context.auth = principal_of(request).auth_context
+        context.tool_check = self._tool_check
+        if self._redacts_tokens:
+            context.token_filter = self.supervisor.policies.token_filter()
 
     async def start_private_run(
         self, request: Request, agent: Agent, payload: Any

@@ -329,3 +329,20 @@ def test_a_deadline_ends_its_block_like_asyncio_timeout() -> None:
 async def _sleep_within(limit: Any) -> None:
     async with limit:
         await asyncio.sleep(30)
+
+
+def test_a_callers_auth_context_is_built_once_and_read_only() -> None:
+    from types import MappingProxyType
+
+    from dockrion_runtime.auth import Principal
+    from dockrion_runtime.encoding import to_jsonable
+
+    principal = Principal(id="jwt:alice", method="jwt", claims={"sub": "alice"})
+    auth = principal.auth_context
+    assert auth is principal.auth_context  # the same value for each of the caller's runs
+    assert auth.principal_id == "jwt:alice" and auth.claims == {"sub": "alice"}
+    with pytest.raises(TypeError):
+        auth.claims["sub"] = "mallory"  # type: ignore[index]
+    # An agent may return what it read: a read-only mapping encodes as an object.
+    assert to_jsonable({"claims": auth.claims}) == {"claims": {"sub": "alice"}}
+    assert isinstance(auth.claims, MappingProxyType)
