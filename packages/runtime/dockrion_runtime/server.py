@@ -211,7 +211,7 @@ class GuardedH11Protocol(_HeadDeadline, H11Protocol):
     """uvicorn's h11 protocol with a request-head deadline and a connection cap."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(coalescing(transport))
         if len(self.connections) > _options.max_connections:
             self.app = _over_capacity
         self._arm_header_timer()
@@ -247,7 +247,7 @@ if HttpToolsProtocol is not None:
         itself."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(coalescing(transport))
             if len(self.connections) > _options.max_connections:
                 self.app = _over_capacity
             self._arm_header_timer()
@@ -285,7 +285,11 @@ if HttpToolsProtocol is not None:
 class _CoalescingTransport:
     """A transport whose writes made during one turn of the event loop leave in one write
     at the end of that turn (or as soon as 64 KiB are waiting, so that a long burst still
-    meets the transport's flow control). Closing writes what waits first."""
+    meets the transport's flow control). Closing writes what waits first.
+
+    Every connection of `serve` has one: a response's head and body (a JSON answer, or an
+    SSE head with its first events) leave in one system call and one TCP segment instead
+    of one each, and a WebSocket upgraded from it keeps it."""
 
     __slots__ = ("_loop", "_pending", "_size", "_transport")
 
@@ -316,8 +320,18 @@ class _CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+def coalescing(transport: Any) -> Any:
+    """`transport` with its writes coalesced per turn of the event loop (once only)."""
+    if isinstance(transport, _CoalescingTransport):
+        return transport
+    return _CoalescingTransport(transport, asyncio.get_running_loop())
 
 
 def _text_frames(texts: list[str]) -> bytes:
@@ -341,8 +355,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     one write, and sending a list of text messages in one ASGI message (`SEND_TEXTS`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        coalescing = _CoalescingTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-        super().connection_made(coalescing)  # type: ignore[arg-type]
+        super().connection_made(coalescing(transport))
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)

@@ -1,6 +1,6 @@
 """Both guarded HTTP protocols (h11, and httptools when installed) enforce the request-head
-deadline and size limit with JSON bodies: the h11 one is the fallback where httptools has
-no wheel, so it is tried here too."""
+deadline and size limit with JSON bodies, and write a response's head and body together:
+the h11 one is the fallback where httptools has no wheel, so it is tried here too."""
 
 from __future__ import annotations
 
@@ -73,3 +73,45 @@ def test_an_oversized_head_gets_a_json_400(address: tuple[str, int]) -> None:
         answer = read_all(conn)
     assert answer.startswith(b"HTTP/1.1 400")
     assert b'"code": "BAD_REQUEST"' in answer
+
+
+def data_segments_in(conn: socket.socket) -> int:
+    """Segments carrying data this socket received (Linux `tcp_info.tcpi_data_segs_in`)."""
+    info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int.from_bytes(info[152:156], "little")
+
+
+def read_response(conn: socket.socket) -> bytes:
+    conn.settimeout(30)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="needs Linux TCP_INFO")
+def test_a_response_head_and_body_leave_in_one_segment(address: tuple[str, int]) -> None:
+    """The head and the body of an answer are written together (one system call, one TCP
+    segment), not one write each."""
+    body = b'{"query": "hello"}'
+    request = (
+        b"POST /invoke HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with socket.create_connection(address, timeout=30) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(3):  # on a kept-alive connection too
+            before = data_segments_in(conn)
+            conn.sendall(request)
+            response = read_response(conn)
+            assert response.startswith(b"HTTP/1.1 200") and b'"success":true' in response
+            time.sleep(0.2)  # anything still in flight arrives and is counted
+            assert data_segments_in(conn) - before == 1
