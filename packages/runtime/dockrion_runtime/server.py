@@ -211,7 +211,8 @@ class GuardedH11Protocol(_HeadDeadline, H11Protocol):
     """uvicorn's h11 protocol with a request-head deadline and a connection cap."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(coalescing(transport))
+        self._holding = _HeadHoldingTransport(transport, asyncio.get_running_loop())
+        super().connection_made(self._holding)  # type: ignore[arg-type]
         if len(self.connections) > _options.max_connections:
             self.app = _over_capacity
         self._arm_header_timer()
@@ -219,6 +220,7 @@ class GuardedH11Protocol(_HeadDeadline, H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
             self._arm_header_timer()  # the first byte of the next request on this connection
+        self._holding.hold_next = True
         super().data_received(data)
         if self._header_timer is not None and self.cycle is not self._cycle_before:
             self._cancel_header_timer()  # a request head arrived whole
@@ -247,7 +249,8 @@ if HttpToolsProtocol is not None:
         itself."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(coalescing(transport))
+            self._holding = _HeadHoldingTransport(transport, asyncio.get_running_loop())
+            super().connection_made(self._holding)  # type: ignore[arg-type]
             if len(self.connections) > _options.max_connections:
                 self.app = _over_capacity
             self._arm_header_timer()
@@ -255,6 +258,7 @@ if HttpToolsProtocol is not None:
         def data_received(self, data: bytes) -> None:
             if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
                 self._arm_header_timer()  # the first byte of the next request
+            self._holding.hold_next = True
             waiting = self._header_timer is not None
             if waiting:
                 self._head_bytes += len(data)
@@ -285,11 +289,8 @@ if HttpToolsProtocol is not None:
 class _CoalescingTransport:
     """A transport whose writes made during one turn of the event loop leave in one write
     at the end of that turn (or as soon as 64 KiB are waiting, so that a long burst still
-    meets the transport's flow control). Closing writes what waits first.
-
-    Every connection of `serve` has one: a response's head and body (a JSON answer, or an
-    SSE head with its first events) leave in one system call and one TCP segment instead
-    of one each, and a WebSocket upgraded from it keeps it."""
+    meets the transport's flow control). Closing writes what waits first. The WebSocket
+    protocol of `serve` writes through one."""
 
     __slots__ = ("_loop", "_pending", "_size", "_transport")
 
@@ -327,11 +328,48 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
-def coalescing(transport: Any) -> Any:
-    """`transport` with its writes coalesced per turn of the event loop (once only)."""
-    if isinstance(transport, _CoalescingTransport):
-        return transport
-    return _CoalescingTransport(transport, asyncio.get_running_loop())
+class _HeadHoldingTransport:
+    """An HTTP connection's transport that holds the first write after each request's bytes
+    arrive (the response head) until the next write or the end of the loop's turn: a JSON
+    answer, or an SSE head and the events ready with it, leave in one system call and one
+    TCP segment instead of one each. Later writes go out at once: a stream is never held
+    back, and the loop needs no extra turn per write (a turn can cost a whole GIL switch
+    interval while a sync agent's thread is busy)."""
+
+    __slots__ = ("_held", "_loop", "_transport", "hold_next")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self.hold_next = False  # set by the protocol when a request's bytes arrive
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        elif self.hold_next:
+            self.hold_next = False
+            self._held = data
+            self._loop.call_soon(self._release)
+            return
+        self._transport.write(data)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _text_frames(texts: list[str]) -> bytes:
@@ -355,7 +393,8 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     one write, and sending a list of text messages in one ASGI message (`SEND_TEXTS`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(coalescing(transport))
+        coalescing = _CoalescingTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        super().connection_made(coalescing)  # type: ignore[arg-type]
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
