@@ -68,6 +68,8 @@ class Stage(ABC):
         self.run_id = run_id
         self.lock = threading.Lock()
         self._drained: threading.Condition | None = None  # made by the first waiter
+        # A worker thread waiting for the loop to write its first event (`BatchStage`).
+        self._handoff: threading.Condition | None = None
         self.next_sequence = 0
         self.closed_by: str | None = None  # the terminal event type, or "cancelled"
         self.cancel_reason: str | None = None
@@ -86,6 +88,8 @@ class Stage(ABC):
         """Wake the waiters, if any (under `lock`)."""
         if self._drained is not None:
             self._drained.notify_all()
+        if self._handoff is not None:
+            self._handoff.notify_all()
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:  # noqa: B027 - optional
         """The loop that owns the sink; called on that loop's thread."""
@@ -214,6 +218,7 @@ class BatchStage(Stage):
         self._flush_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._handoff_waiting = False
         # A sink that stores a batch at once (an in-process log) takes it in the loop's
         # callback, without a task per batch.
         self._append_now: Callable[[str, Sequence[EventRecord]], bool] | None = getattr(
@@ -253,7 +258,11 @@ class BatchStage(Stage):
                 # it is emitted. Not for every paced event: that would pace the agent.
                 with self.lock:
                     if self._wakeup_scheduled and self.closed_by is None:
-                        self.drained.wait(LIVE_SECONDS)
+                        if self._handoff is None:
+                            self._handoff = threading.Condition(self.lock)
+                        self._handoff_waiting = True
+                        self._handoff.wait(LIVE_SECONDS)
+                        self._handoff_waiting = False
         return event
 
     async def emit(self, event_type: str, build: Build) -> BaseEvent:
@@ -290,6 +299,22 @@ class BatchStage(Stage):
 
     # --- flushing (the loop) -----------------------------------------------------------
 
+    def _taken(self) -> None:
+        """The pending events were taken (under `lock`): producers waiting for room go on at
+        once; a worker thread waiting for its first event to be written goes on one turn of
+        the loop later, after the readers this batch woke have written it (woken now, it
+        would take the GIL back from the loop before they do)."""
+        if self._drained is not None:
+            self._drained.notify_all()
+        if self._handoff_waiting and self._loop is not None:
+            self._handoff_waiting = False
+            self._loop.call_soon(self._end_handoff)
+
+    def _end_handoff(self) -> None:
+        with self.lock:
+            if self._handoff is not None:
+                self._handoff.notify_all()
+
     def _start_flush(self) -> None:
         if self._append_now is not None and self._flush_now(self._append_now):
             return
@@ -317,7 +342,7 @@ class BatchStage(Stage):
                 self.pending = []
                 self._flushed_at = time.monotonic()
             self._wakeup_scheduled = False
-            self._notify_drained()
+            self._taken()
         if finished is not None:
             self.cancel(f"run already {finished.status}")
         return True
@@ -333,7 +358,7 @@ class BatchStage(Stage):
                 self._wakeup_scheduled = False
                 if batch:
                     self._flushed_at = time.monotonic()
-                self._notify_drained()
+                self._taken()
             if not batch:
                 return
             try:
