@@ -14,7 +14,8 @@ The HTTP parser is httptools (C, llhttp) where it is installed, which it is on e
 platform with a wheel (a runtime dependency behind an environment marker): it parses a
 request several times faster than h11, the pure-Python fallback. Both get the same guards:
 `GuardedHttpToolsProtocol` counts the bytes of an unfinished request head itself, since
-httptools has no size limit of its own.
+httptools has no size limit of its own. Both write through a `HeadHoldingTransport`, so a
+response's head leaves in the same write as the body or events that follow it at once.
 
 WebSockets are served by `CoalescingWebSocketProtocol`, uvicorn's protocol on the
 `websockets` library with two changes for speed, so that a batch of ready events costs
@@ -53,6 +54,7 @@ from dockrion_schema import ServerLimits
 
 from .errors import error_body
 from .logs import AccessLog
+from .transports import CoalescingTransport, HeadHoldingTransport
 
 __all__ = [
     "GC_THRESHOLD",
@@ -211,7 +213,7 @@ class GuardedH11Protocol(_HeadDeadline, H11Protocol):
     """uvicorn's h11 protocol with a request-head deadline and a connection cap."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._holding = _HeadHoldingTransport(transport, asyncio.get_running_loop())
+        self._holding = HeadHoldingTransport(transport, asyncio.get_running_loop())
         super().connection_made(self._holding)  # type: ignore[arg-type]
         if len(self.connections) > _options.max_connections:
             self.app = _over_capacity
@@ -249,7 +251,7 @@ if HttpToolsProtocol is not None:
         itself."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._holding = _HeadHoldingTransport(transport, asyncio.get_running_loop())
+            self._holding = HeadHoldingTransport(transport, asyncio.get_running_loop())
             super().connection_made(self._holding)  # type: ignore[arg-type]
             if len(self.connections) > _options.max_connections:
                 self.app = _over_capacity
@@ -286,92 +288,6 @@ if HttpToolsProtocol is not None:
             self.transport.close()
 
 
-class _CoalescingTransport:
-    """A transport whose writes made during one turn of the event loop leave in one write
-    at the end of that turn (or as soon as 64 KiB are waiting, so that a long burst still
-    meets the transport's flow control). Closing writes what waits first. The WebSocket
-    protocol of `serve` writes through one."""
-
-    __slots__ = ("_loop", "_pending", "_size", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-        self._size += len(data)
-        if self._size >= 65_536:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
-        self._size = 0
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _HeadHoldingTransport:
-    """An HTTP connection's transport that holds the first write after each request's bytes
-    arrive (the response head) until the next write or the end of the loop's turn: a JSON
-    answer, or an SSE head and the events ready with it, leave in one system call and one
-    TCP segment instead of one each. Later writes go out at once: a stream is never held
-    back, and the loop needs no extra turn per write (a turn can cost a whole GIL switch
-    interval while a sync agent's thread is busy)."""
-
-    __slots__ = ("_held", "_loop", "_transport", "hold_next")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: bytes | None = None
-        self.hold_next = False  # set by the protocol when a request's bytes arrive
-
-    def write(self, data: bytes) -> None:
-        held = self._held
-        if held is not None:
-            self._held = None
-            data = held + data
-        elif self.hold_next:
-            self.hold_next = False
-            self._held = data
-            self._loop.call_soon(self._release)
-            return
-        self._transport.write(data)
-
-    def _release(self) -> None:
-        held, self._held = self._held, None
-        if held is not None and not self._transport.is_closing():
-            self._transport.write(held)
-
-    def close(self) -> None:
-        self._release()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
 def _text_frames(texts: list[str]) -> bytes:
     """Unfragmented, unmasked text frames (what a server sends without extensions)."""
     out: list[bytes] = []
@@ -393,7 +309,7 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     one write, and sending a list of text messages in one ASGI message (`SEND_TEXTS`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        coalescing = _CoalescingTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        coalescing = CoalescingTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
         super().connection_made(coalescing)  # type: ignore[arg-type]
 
     def handle_connect(self, event: Request) -> None:
