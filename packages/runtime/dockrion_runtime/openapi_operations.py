@@ -10,7 +10,7 @@ from typing import Any
 from dockrion_events.runs import RUN_ID_PATTERN
 from dockrion_schema import DockSpec
 
-from .endpoints.runs import MAX_CLIENT_RUN_ID, MAX_SEQUENCE
+from .endpoints.runs import MAX_CLIENT_RUN_ID, MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT
 from .threads import THREAD_ID_PATTERN
 
 __all__ = ["endpoint_operations", "error_response"]
@@ -114,7 +114,11 @@ def _ag_ui_operations(run_id: dict[str, Any]) -> dict[tuple[str, str], dict[str,
                 {
                     "name": "timeout",
                     "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_SUBSCRIPTION_TIMEOUT,
+                    },
                     "description": "Seconds before the subscription ends (the run goes on)",
                 },
                 {
@@ -288,7 +292,11 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                 {
                     "name": "timeout",
                     "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 3600},
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_SUBSCRIPTION_TIMEOUT,
+                    },
                     "description": "Seconds before the subscription ends (the run goes on)",
                 },
                 {

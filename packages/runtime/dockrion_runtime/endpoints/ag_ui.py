@@ -20,7 +20,7 @@ from ..agents import RunOptions
 from ..errors import RuntimeHTTPError
 from ..runtime import Runtime, runtime_of
 from ..sse import EventStreamResponse
-from .runs import owned_run, start_run
+from .runs import MAX_SUBSCRIPTION_TIMEOUT, owned_run, start_run
 
 __all__ = ["replay_run", "run_agent"]
 
@@ -199,9 +199,11 @@ def _timeout(request: Request, default: int) -> float:
     raw = request.query_params.get("timeout")
     if raw is None:
         return float(default)
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 3600):
+    longest = MAX_SUBSCRIPTION_TIMEOUT
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= longest):
         raise RuntimeHTTPError(
-            f"Query parameter 'timeout' must be an integer between 1 and 3600, got {raw[:40]!r}",
+            f"Query parameter 'timeout' must be an integer between 1 and {longest}, "
+            f"got {raw[:40]!r}",
             "VALIDATION_ERROR",
         )
     return float(raw)
