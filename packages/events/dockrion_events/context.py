@@ -12,27 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from . import _builders as builders
 from ._staging import BatchStage, DirectStage, Stage
 from .auth_context import AuthContext
-from .filter import EventsFilter
+from .filter import EventsFilter, TokenFilter
 from .models import MANDATORY_EVENT_TYPES, BaseEvent
 from .runs import RunStatus
 from .sinks import RunLogSink, StreamingSink
 
 __all__ = ["StreamContext", "TokenFilter"]
-
-
-class TokenFilter(Protocol):
-    """Rewrites streamed token text before it is logged (a server's redaction): `feed`
-    returns the text that may go out now and may hold some back; `flush` returns what is
-    held, and is called once before the terminal event. Called from any thread."""
-
-    def feed(self, text: str) -> str: ...
-
-    def flush(self) -> str: ...
 
 
 class StreamContext:

@@ -3,17 +3,19 @@
 Presets: `minimal` = mandatory only; `chat` = `token`; `debug` = `token`, `step`, `progress`,
 `checkpoint`, `heartbeat`, `tool_call`, `tool_result`; `all` (or no config) = every built-in
 type and every custom event.
-`started`, `complete`, `error` and `cancelled` always pass.
+`started`, `complete`, `error` and `cancelled` always pass. A `TokenFilter` (a server's
+redaction) rewrites the text of the token events that pass.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Protocol
 
 from .models import CONFIGURABLE_EVENT_TYPES, MANDATORY_EVENT_TYPES
 
-__all__ = ["CUSTOM_NAME_RE", "PRESETS", "EventsFilter", "custom_event_name"]
+__all__ = ["CUSTOM_NAME_RE", "PRESETS", "EventsFilter", "TokenFilter", "custom_event_name"]
 
 CUSTOM_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PRESETS: dict[str, frozenset[str]] = {
@@ -149,3 +151,13 @@ class EventsFilter:
         if isinstance(self._config, str):
             return f"EventsFilter(preset={self._config!r})"
         return f"EventsFilter({self._config!r})"
+
+
+class TokenFilter(Protocol):
+    """Rewrites streamed token text before it is logged (a server's redaction): `feed`
+    returns the text that may go out now and may hold some back; `flush` returns what is
+    held, and is called once before the terminal event. Called from any thread."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...

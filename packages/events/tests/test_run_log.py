@@ -105,6 +105,26 @@ def test_lifecycle_and_final_states(run_async: Any, make_backend: Make) -> None:
     run_async(scenario())
 
 
+def test_listing_runs_by_status_and_owner_newest_first(run_async: Any, make_backend: Make) -> None:
+    async def scenario() -> None:
+        runs = manager(make_backend)
+        for index in range(5):
+            await runs.create_run(f"list-{index}", owner="alice" if index % 2 else "bob")
+        await runs.start_run("list-0")
+        await runs.set_result("list-0", {"ok": True})  # the most recently active run
+
+        def ids(listed: list[Any]) -> list[str]:
+            return [run.run_id for run in listed]
+
+        assert ids(await runs.list_runs()) == ["list-4", "list-3", "list-2", "list-1", "list-0"]
+        assert ids(await runs.list_runs(limit=2)) == ["list-4", "list-3"]
+        assert ids(await runs.list_runs(owner="alice")) == ["list-3", "list-1"]
+        assert ids(await runs.list_runs(RunStatus.COMPLETED)) == ["list-0"]
+        assert ids(await runs.list_runs(RunStatus.ACCEPTED, owner="bob")) == ["list-4", "list-2"]
+
+    run_async(scenario())
+
+
 def test_cancel_racing_complete_ends_in_one_consistent_state(
     run_async: Any, make_backend: Make
 ) -> None:

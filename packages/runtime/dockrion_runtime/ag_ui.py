@@ -4,10 +4,8 @@ way, AG-UI input to an agent's).
 `AgUiTranslator` turns the stored events of one run, in order, into AG-UI events built
 with the `ag-ui-protocol` package's models (`docs/ag-ui.md` has the table). The translation
 is a pure function of the log, so replaying the log from its start always yields the same
-AG-UI events: that is what makes an AG-UI stream resumable. Each AG-UI event is written
-with an SSE `id:` naming where it came from: `<sequence>` for the last AG-UI event made
-from a stored event, `<sequence>.<n>` for the ones before it (n from 0). A client that
-sends back the last id it saw gets exactly the events after it.
+AG-UI events: that is what makes an AG-UI stream resumable (`ag_ui_stream.py` writes it
+with the ids a client resumes from).
 
 Importing this module needs the `ag-ui` extra (`pip install 'dockrion-runtime[ag-ui]'`).
 """
@@ -15,9 +13,6 @@ Importing this module needs the `ag-ui` extra (`pip install 'dockrion-runtime[ag
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,39 +45,13 @@ from ag_ui.core import (
     ToolMessage,
     UserMessage,
 )
-from ag_ui.encoder import EventEncoder
 
 from dockrion_events import EventRecord
 
-__all__ = ["AgUiCursor", "AgUiTranslator", "ag_ui_batches"]
+__all__ = ["AgUiTranslator"]
 
 # Fields every stored event carries; what is left is the event's own data.
 _BASE_FIELDS = ("id", "type", "run_id", "sequence", "timestamp")
-_CURSOR = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,6}))?")
-
-
-@dataclass(frozen=True, slots=True)
-class AgUiCursor:
-    """Where a client is in an AG-UI stream: everything up to stored event `sequence` (all
-    of its AG-UI events when `index` is None, else its first `index + 1`)."""
-
-    sequence: int
-    index: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> AgUiCursor | None:
-        """`"7"` or `"7.1"` (an AG-UI stream's `id:`); None when `text` is neither."""
-        match = _CURSOR.fullmatch(text)
-        if match is None:
-            return None
-        index = match.group(2)
-        return cls(int(match.group(1)), None if index is None else int(index))
-
-    def has(self, sequence: int, index: int) -> bool:
-        """Whether the client already has AG-UI event `index` made from `sequence`."""
-        if sequence != self.sequence:
-            return sequence < self.sequence
-        return self.index is None or index <= self.index
 
 
 class AgUiTranslator:
@@ -365,37 +334,3 @@ def _usage(usage: Any) -> list[TokenUsage] | None:
             total_tokens=usage.get("total_tokens"),
         )
     ]
-
-
-async def ag_ui_batches(
-    batches: AsyncIterator[list[EventRecord]],
-    translator: AgUiTranslator,
-    after: AgUiCursor | None,
-) -> AsyncIterator[list[EventRecord]]:
-    """A run's stored events from its start -> AG-UI SSE frames (as records whose `frame` is
-    the AG-UI event, encoded by the package's `EventEncoder`, after its `id:` line), leaving
-    out those the client has (`after`). An empty batch (the log is idle) passes through."""
-    encoder = EventEncoder()
-    try:
-        async for batch in batches:
-            frames: list[EventRecord] = []
-            for record in batch:
-                events = translator.feed(record)
-                last = len(events) - 1
-                for index, event in enumerate(events):
-                    if after is not None and after.has(record.sequence, index):
-                        continue
-                    event_id = f"{record.sequence}" + (f".{index}" if index < last else "")
-                    encoded = encoder.encode(event)
-                    frames.append(
-                        EventRecord(
-                            record.sequence,
-                            event.type.value,
-                            encoded.removeprefix("data: ").rstrip("\n"),
-                            frame=f"id: {event_id}\n{encoded}".encode(),
-                        )
-                    )
-            if frames or not batch:
-                yield frames
-    finally:
-        await batches.aclose()  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
-from dockrion_schema import DockfileError, load_dockspec
+from dockrion_schema import DockfileError, ServerLimits, load_dockspec
 
 from ._version import __version__
 from .agents import AgentLoadError
@@ -26,6 +26,8 @@ from .server import ServerOptions, tune_gc, uvicorn_options
 from .settings import SettingsError
 
 __all__ = ["GracefulServer", "main", "reload_app"]
+
+_LIMITS = ServerLimits()  # the schema's defaults, which the help texts quote
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,28 +52,28 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="on SIGTERM, how long running agents may take to finish before they are "
-        "cancelled with reason 'shutdown' (default 30)",
+        "cancelled with reason 'shutdown' (default %(default)g)",
     )
     serve.add_argument(
         "--header-timeout",
         type=float,
         metavar="SECONDS",
         help="time a client has to send a request line and headers (default: "
-        "expose.limits.header_timeout, 10)",
+        f"expose.limits.header_timeout, {_LIMITS.header_timeout})",
     )
     serve.add_argument(
         "--keep-alive-timeout",
         type=float,
         metavar="SECONDS",
         help="idle time a connection stays open between requests (default: "
-        "expose.limits.keep_alive_timeout, 5)",
+        f"expose.limits.keep_alive_timeout, {_LIMITS.keep_alive_timeout})",
     )
     serve.add_argument(
         "--max-connections",
         type=int,
         metavar="N",
         help="open connections, streams included; past it requests get 503 (default: "
-        "expose.limits.max_connections, 4096)",
+        f"expose.limits.max_connections, {_LIMITS.max_connections})",
     )
     serve.add_argument(
         "--probe-port",

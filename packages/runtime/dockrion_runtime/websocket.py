@@ -1,14 +1,15 @@
 """WebSocket sessions: a run's log sent as WebSocket text messages, one event per message,
 each holding exactly the JSON that Server-Sent Events carry as `data:`.
 
-The handshake is answered only after the caller is known: the route's origin check,
-authentication, permission and rate limit run first, and a refusal is the HTTP answer
-the same caller would get from the HTTP endpoints (401, 403, 429, with the same JSON
-body), so the upgrade never completes. Browsers cannot set headers on a WebSocket; they
-send the key or token in `Sec-WebSocket-Protocol` instead, as the subprotocol
-`dockrion.bearer.<base64url of the token>` beside `dockrion`, which the server echoes
-(never the token). The token then counts as if sent in the header the Dockfile's auth
-reads; it is never logged and never reaches agent code.
+The handshake is answered only after the caller is known: the route's origin check and
+the subprotocol token (`websocket_handshake.py`), authentication, permission and rate
+limit run first, and a refusal is the HTTP answer the same caller would get from the HTTP
+endpoints (401, 403, 429, with the same JSON body), so the upgrade never completes.
+Browsers cannot set headers on a WebSocket; they send the key or token in
+`Sec-WebSocket-Protocol` instead, as the subprotocol `dockrion.bearer.<base64url of the
+token>` beside `dockrion`, which the server echoes (never the token). The token then
+counts as if sent in the header the Dockfile's auth reads; it is never logged and never
+reaches agent code.
 
 Once accepted, a refusal is one JSON message holding the HTTP error body (`success`
 false, `error`, `code`, maybe `details`; never a `type`, which only events have), then a
@@ -21,16 +22,13 @@ sequence received).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -42,11 +40,11 @@ from dockrion_events import (
     HeartbeatEvent,
 )
 
-from .auth import Access, ApiKeyAuth, Authenticator, AuthFailed, Limiter, Refused
+from .auth import Access, Authenticator, AuthFailed, Limiter, Refused
 from .errors import RuntimeHTTPError, error_body, status_for
 from .logs import current_request_id
-from .security import cors_options
 from .server import SEND_TEXTS
+from .websocket_handshake import TOKEN_SUBPROTOCOL, deny, http_view, origin_refusal
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -68,7 +66,6 @@ __all__ = [
 log = logging.getLogger("dockrion.runtime")
 
 SUBPROTOCOL = "dockrion"
-TOKEN_SUBPROTOCOL = "dockrion.bearer."  # noqa: S105 - a prefix, not a secret
 CLOSE_DONE = 1000
 CLOSE_TIMEOUT = 4001
 
@@ -123,62 +120,6 @@ async def _refuse(websocket: WebSocket, exc: Exception) -> int:
     except (WebSocketDisconnect, RuntimeError, OSError):
         return 1006
     return close_code(code)
-
-
-async def _deny(websocket: WebSocket, response: Response) -> None:
-    """Answer the handshake with an HTTP response (the upgrade never completes)."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(response)
-    else:  # a server without the denial extension answers 403 itself
-        await websocket.close(1008)
-
-
-def _subprotocol_token(subprotocols: list[str]) -> str | None:
-    """The key or token a browser sent as `dockrion.bearer.<base64url>`, if any."""
-    for entry in subprotocols:
-        if entry.startswith(TOKEN_SUBPROTOCOL):
-            encoded = entry[len(TOKEN_SUBPROTOCOL) :]
-            try:
-                raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-                return raw.decode("ascii")
-            except (binascii.Error, ValueError):
-                raise AuthFailed(
-                    f"The '{TOKEN_SUBPROTOCOL}' subprotocol must carry the key or token in "
-                    "base64url",
-                    "INVALID_CREDENTIALS",
-                ) from None
-    return None
-
-
-def _http_view(websocket: WebSocket, auth: Authenticator) -> Request:
-    """The handshake as an HTTP GET request, as authenticators and endpoints read it: a
-    token sent as a subprotocol moved into the header the Dockfile's auth reads, and the
-    `Sec-WebSocket-Protocol` header dropped so that nothing downstream sees the token."""
-    scope = websocket.scope
-    headers = [(n, v) for n, v in scope["headers"] if n != b"sec-websocket-protocol"]
-    token = _subprotocol_token(list(scope.get("subprotocols") or []))
-    if token is not None:
-        if isinstance(auth, ApiKeyAuth):
-            name, value = auth.header.lower().encode("latin-1"), token
-        else:
-            name, value = b"authorization", f"Bearer {token}"
-        headers = [(n, v) for n, v in headers if n != name] + [(name, value.encode("latin-1"))]
-    return Request({**scope, "type": "http", "method": "GET", "headers": headers})
-
-
-def _origin_refusal(websocket: WebSocket, runtime: Runtime) -> str | None:
-    """Why a browser page's origin may not open this socket, or None. Browsers apply no
-    CORS to WebSockets, so the server checks `Origin` against `expose.cors.origins` (any
-    origin when none are configured) and the page's own host."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return None  # not a browser
-    allowed = cors_options(runtime.settings.cors)["allow_origins"]
-    if "*" in allowed or origin in allowed:
-        return None
-    if urlsplit(origin).netloc == websocket.headers.get("host"):
-        return None
-    return f"Origin {origin[:100]!r} may not open WebSockets here (expose.cors.origins)"
 
 
 class EventSocket(WebSocket):
@@ -254,12 +195,12 @@ class WebSocketEndpoint:
             ).inc()
 
     async def _session(self, websocket: WebSocket, runtime: Runtime) -> None:
-        refusal = _origin_refusal(websocket, runtime)
+        refusal = origin_refusal(websocket, runtime)
         if refusal is not None:
-            await _deny(websocket, JSONResponse(error_body(refusal, "FORBIDDEN"), 403))
+            await deny(websocket, JSONResponse(error_body(refusal, "FORBIDDEN"), 403))
             return
         try:
-            request = _http_view(websocket, self.auth)
+            request = http_view(websocket, self.auth)
             if self.authenticate:
                 principal = self.access.resolve(await self.auth.authenticate(request))
                 request.state.principal = principal
@@ -268,14 +209,14 @@ class WebSocketEndpoint:
                     await self.limiter.check(principal)
         except AuthFailed as exc:
             headers = {"WWW-Authenticate": "Bearer"}
-            await _deny(websocket, JSONResponse(exc.body(), 401, headers=headers))
+            await deny(websocket, JSONResponse(exc.body(), 401, headers=headers))
             return
         except Refused as exc:
             status = status_for(exc.code)
-            await _deny(websocket, JSONResponse(exc.body(), status, headers=exc.headers))
+            await deny(websocket, JSONResponse(exc.body(), status, headers=exc.headers))
             return
         except RuntimeHTTPError as exc:
-            await _deny(websocket, JSONResponse(exc.body(), exc.status))
+            await deny(websocket, JSONResponse(exc.body(), exc.status))
             return
         try:
             await self.handler(websocket, request)

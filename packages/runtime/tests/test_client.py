@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import harness
 import pytest
 
 from dockrion_events.client import AsyncClient, Client, ConnectionLostError, ServerError
@@ -132,9 +133,7 @@ def test_refusals_carry_status_and_code(serve: Serve) -> None:
 
 
 def test_giving_up_is_a_clear_error(serve: Serve) -> None:
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]  # nothing listens here once the socket closes
+    port = harness.free_port()  # nothing listens there
     lost = Client(f"http://127.0.0.1:{port}", give_up_after=0.3, max_reconnect_delay=0.05)
     with lost, pytest.raises(ConnectionLostError, match="gave up resuming"):
         list(lost.events("some-run"))

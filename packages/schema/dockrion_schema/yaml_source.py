@@ -6,13 +6,13 @@ nesting level and forgets positions. This module composes the node tree with PyY
 depth bound checked while composing), then builds plain Python data itself: it accepts only
 the plain-data tags (strings, numbers, booleans, null, timestamps, lists, mappings), rejects
 duplicate keys, bounds size, alias expansion and nesting, and records the line and column of
-every key and value so errors can point at them.
+every key and value so errors can point at them. A syntax error PyYAML raises is turned
+into an issue located where the mistake is by `_yaml_syntax.py`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ._yaml_syntax import SYNTAX_ERROR, article, issue_at, syntax_issue
 from .errors import DockfileIssue
 
 __all__ = [
@@ -45,9 +46,7 @@ _CORE = "tag:yaml.org,2002:"
 _MERGE_TAG = _CORE + "merge"
 _SCALAR_TAGS = {_CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _PLAIN_DATA = "strings, numbers, booleans, null, lists and mappings"
-_EXCERPT_TAIL = 60
 
-SYNTAX_ERROR = "YAML_SYNTAX_ERROR"
 TAG_NOT_ALLOWED = "YAML_TAG_NOT_ALLOWED"
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 
@@ -89,45 +88,11 @@ class SourceMap:
         return None
 
 
-def _issue(
-    message: str,
-    source: str,
-    mark: Any = None,
-    line: int | None = None,
-    code: str = "VALIDATION_ERROR",
-    text: str | None = None,
-) -> DockfileIssue:
-    if mark is not None:
-        return DockfileIssue(
-            message,
-            line=mark.line + 1,
-            column=mark.column + 1,
-            source=source,
-            code=code,
-            excerpt=_excerpt(text, mark.line, mark.column) if text is not None else "",
-        )
-    return DockfileIssue(message, line=line, column=1 if line else None, source=source, code=code)
-
-
-def _excerpt(text: str, line: int, column: int) -> str:
-    lines = text.splitlines()
-    if line >= len(lines):
-        return ""
-    excerpt = lines[line]
-    if len(excerpt) > column + _EXCERPT_TAIL:
-        excerpt = excerpt[: column + _EXCERPT_TAIL] + " ..."
-    return excerpt
-
-
-def _article(what: str) -> str:
-    return f"an {what}" if what[0] in "aeiou" else f"a {what}"
-
-
 def _too_big(size: int | None, source: str, what: str) -> YamlSourceError:
     size_text = f"{size} bytes" if size is not None else "too big"
     return YamlSourceError(
-        _issue(
-            f"file is {size_text}, over the {MAX_FILE_BYTES} byte limit for {_article(what)}",
+        issue_at(
+            f"file is {size_text}, over the {MAX_FILE_BYTES} byte limit for {article(what)}",
             source,
             code=LIMIT_EXCEEDED,
         )
@@ -185,7 +150,7 @@ class _BoundedLoader(yaml.SafeLoader):
             if self.depth > MAX_DEPTH + 1:
                 mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise YamlSourceError(
-                    _issue(
+                    issue_at(
                         f"nesting deeper than {MAX_DEPTH} levels",
                         self.source,
                         mark,
@@ -214,7 +179,7 @@ def read_yaml(
         if allow_empty:
             return None, SourceMap(source)
         raise YamlSourceError(
-            _issue(
+            issue_at(
                 "file is empty; a Dockfile needs at least version, agent, io_schema and expose",
                 source,
             )
@@ -223,130 +188,22 @@ def read_yaml(
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise YamlSourceError(_syntax_issue(exc, text, source, what)) from None
+        raise YamlSourceError(syntax_issue(exc, text, source, what)) from None
     except RecursionError:
         raise YamlSourceError(
-            _issue(f"nesting deeper than {MAX_DEPTH} levels", source, code=LIMIT_EXCEEDED)
+            issue_at(f"nesting deeper than {MAX_DEPTH} levels", source, code=LIMIT_EXCEEDED)
         ) from None
     except yaml.YAMLError as exc:
-        raise YamlSourceError(_issue(f"YAML error: {exc}", source, code=SYNTAX_ERROR)) from None
+        raise YamlSourceError(issue_at(f"YAML error: {exc}", source, code=SYNTAX_ERROR)) from None
     finally:
         loader.dispose()
     if node is None:
         if allow_empty:
             return None, SourceMap(source)
-        raise YamlSourceError(_issue("file is empty", source))
+        raise YamlSourceError(issue_at("file is empty", source))
     builder = _Builder(source, text, what)
     data = builder.build(node, ())
     return data, builder.map
-
-
-# --- syntax errors: located where the mistake is ------------------------------------------
-
-_FOUND = re.compile(r"but (?:got|found) (.+)$")
-_CLOSERS = {"flow sequence": ("[", "]", "list"), "flow mapping": ("{", "}", "mapping")}
-
-
-_TOKENS = {
-    "<stream end>": "the end of the file",
-    "<block mapping start>": "a more indented block of keys",
-    "<block sequence start>": "a more indented list",
-    "<block end>": "the end of the block",
-    "<scalar>": "another value",
-    "?": "a key",
-    "-": "a list item",
-}
-
-
-def _found(problem: str) -> str:
-    match = _FOUND.search(problem)
-    if match is None:
-        return problem
-    token = match.group(1).strip("'")
-    return _TOKENS.get(token, repr(token))
-
-
-def _at(mark: Any) -> str:
-    return f"line {mark.line + 1}, column {mark.column + 1}"
-
-
-def _syntax_issue(exc: yaml.MarkedYAMLError, text: str, source: str, what: str) -> DockfileIssue:
-    problem = exc.problem or "invalid YAML"
-    context = exc.context or ""
-    problem_mark, context_mark = exc.problem_mark, exc.context_mark
-    lines = text.splitlines()
-
-    def located(message: str, mark: Any) -> DockfileIssue:
-        return _issue(f"YAML syntax error: {message}", source, mark, code=SYNTAX_ERROR, text=text)
-
-    if problem_mark is not None and ("'\\t'" in problem or _tab_in_indent(lines, problem_mark)):
-        line_text = lines[problem_mark.line] if problem_mark.line < len(lines) else ""
-        column = line_text.find("\t")
-        return DockfileIssue(
-            "tab character in indentation; YAML indents with spaces only",
-            line=problem_mark.line + 1,
-            column=column + 1 if column >= 0 else problem_mark.column + 1,
-            source=source,
-            code=SYNTAX_ERROR,
-            excerpt=_excerpt(text, problem_mark.line, 0),
-        )
-    # A construct with a closing delimiter is reported where it opens: that is where the
-    # mistake is, while the parser only notices it later (often at the end of the file).
-    for kind, (opener, closer, noun) in _CLOSERS.items():
-        if context == f"while parsing a {kind}" and context_mark is not None:
-            return located(
-                f"'{opener}' is never closed: the {noun} that starts here needs a '{closer}' "
-                f"(at {_at(problem_mark)} expected ',' or '{closer}', found "
-                f"{_found(problem)})",
-                context_mark,
-            )
-    if "quoted scalar" in context and context_mark is not None and "end of stream" in problem:
-        quote = _text_at(lines, context_mark) or "quote"
-        return located(
-            f"{quote} is never closed: the string that starts here runs to the end of the file",
-            context_mark,
-        )
-    if "quoted scalar" in context and context_mark is not None and "document separator" in problem:
-        quote = _text_at(lines, context_mark) or "quote"
-        return located(
-            f"{quote} is never closed: the string that starts here runs into '---' at "
-            f"{_at(problem_mark)}",
-            context_mark,
-        )
-    if problem == "mapping values are not allowed here":
-        return located(
-            "a ':' here starts a mapping where none is allowed: is this line indented too far, "
-            "or does a plain value contain ': '? (then quote the value)",
-            problem_mark,
-        )
-    if context.startswith("while parsing a block") and problem_mark is not None:
-        return located(
-            f"bad indentation or a stray value: expected a key at the indentation of the "
-            f"mapping or list above, found {_found(problem)}",
-            problem_mark,
-        )
-    if context == "expected a single document in the stream":
-        return located(
-            f"{_article(what)} is a single YAML document; a second one starts here", problem_mark
-        )
-    if problem == "second occurrence" and context_mark is not None:
-        return located(
-            f"{context.split(';')[0].removeprefix('found ')} (first at {_at(context_mark)})",
-            problem_mark,
-        )
-    where = " (" + context + (f" at {_at(context_mark)}" if context_mark else "") + ")"
-    return located(problem + (where if context else ""), problem_mark or context_mark)
-
-
-def _text_at(lines: list[str], mark: Any) -> str:
-    line = lines[mark.line] if mark.line < len(lines) else ""
-    char = line[mark.column : mark.column + 1]
-    return {"'": "single quote (')", '"': 'double quote (")'}.get(char, "")
-
-
-def _tab_in_indent(lines: list[str], mark: Any) -> bool:
-    line_text = lines[mark.line] if mark.line < len(lines) else ""
-    return "\t" in line_text[: len(line_text) - len(line_text.lstrip())]
 
 
 # --- node tree -> plain data ---------------------------------------------------------------
@@ -366,7 +223,7 @@ class _Builder:
 
     def error(self, message: str, node: Node, code: str = "VALIDATION_ERROR") -> YamlSourceError:
         return YamlSourceError(
-            _issue(message, self.map.source, node.start_mark, code=code, text=self.text)
+            issue_at(message, self.map.source, node.start_mark, code=code, text=self.text)
         )
 
     def check_tag(self, node: Node) -> None:
@@ -381,11 +238,11 @@ class _Builder:
             return
         shown = _show_tag(tag)
         if tag.startswith(_CORE + "python/"):
-            reason = f"Python objects are never built from {_article(self.what)}"
+            reason = f"Python objects are never built from {article(self.what)}"
         elif tag.startswith(_CORE):
-            reason = f"{_article(self.what)} holds only {_PLAIN_DATA}"
+            reason = f"{article(self.what)} holds only {_PLAIN_DATA}"
         else:
-            reason = f"unknown tag; {_article(self.what)} holds only {_PLAIN_DATA}"
+            reason = f"unknown tag; {article(self.what)} holds only {_PLAIN_DATA}"
         raise self.error(
             f"tag {shown!r} is not allowed: {reason}; remove the tag (quote the value to keep "
             "it as text)",

@@ -1,4 +1,5 @@
-"""Defaults and normalisation of the models, as documented in spec/dockfile.md section 12."""
+"""Defaults and normalisation of the models, as the Dockfile reference (generated from
+these models into the docs) documents them."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The key layout and the Lua scripts are in `redis_layout.py`: appends and terminal
 transitions are atomic scripts over one run's keys. Reading is `XRANGE` after the cursor;
 waiting for more is one `XREAD BLOCK` per run per process (`redis_tail.py`), fanned out
-in-process to every local subscriber of that run.
+in-process to every local subscriber of that run. The index of runs and the set of running
+runs, which every process shares, are kept by `redis_index.py`.
 
 One Redis server, a Redis Cluster (`cluster=True`, through redis-py's cluster client), or
 a primary found through Redis Sentinel (`sentinel=`). On a cluster every key of a run
@@ -40,6 +41,7 @@ from ..errors import (
 from ..record import EventRecord
 from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory
+from .redis_index import RunIndex
 from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
 from .redis_tail import Tail
 
@@ -94,11 +96,7 @@ class RedisBackend(EventBackend):
             name: self._client.register_script(source) for name, source in SCRIPTS.items()
         }
         self._tails: dict[str, Tail] = {}
-        # When this process last wrote each run it holds the lease of into the shared index
-        # (monotonic seconds): lease renewals refresh the index at most this often, and the
-        # index keeps an entry this much longer than the run's own retention.
-        self._indexed: dict[str, float] = {}
-        self._index_refresh = max(1.0, stream_ttl_seconds / 4)
+        self._index = RunIndex(self._client, self._keys, stream_ttl_seconds)
 
     def _errors(self, doing: str) -> Any:
         return redis_errors(self.url, doing, self.name)
@@ -141,31 +139,7 @@ class RedisBackend(EventBackend):
             )
             if text(result) == "exists":
                 raise RunExistsError(run.run_id)
-            await self._touch_shared(run.run_id)
-
-    async def _touch_shared(self, run_id: str, *, running: bool | None = None) -> None:
-        """Mark the run active now in the index (and add it to, or drop it from, the running
-        set); trim index entries older than the retention; push back the expiry of both.
-
-        The index and the running set hash to slots of their own on a cluster, so this is a
-        pipeline of single-key commands, never a script or transaction with the run's keys.
-        """
-        now = time.time()
-        keep = self.stream_ttl_seconds + self._index_refresh
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.zadd(self._keys.runs, {run_id: now})
-            pipe.zremrangebyscore(self._keys.runs, "-inf", f"({now - keep}")
-            pipe.expire(self._keys.runs, int(keep) + 1)
-            if running is True:
-                pipe.sadd(self._keys.running, run_id)
-            elif running is False:
-                pipe.srem(self._keys.running, run_id)
-            pipe.expire(self._keys.running, int(keep) + 1)
-            await pipe.execute()
-        if running is False:
-            self._indexed.pop(run_id, None)
-        else:
-            self._indexed[run_id] = time.monotonic()
+            await self._index.touch(run.run_id)
 
     async def get_run(self, run_id: str) -> Run | None:
         with self._errors("reading a run"):
@@ -175,34 +149,8 @@ class RedisBackend(EventBackend):
     async def list_runs(
         self, *, status: RunStatus | None = None, owner: str | None = None, limit: int = 100
     ) -> list[Run]:
-        runs: list[Run] = []
-        start = 0
-        page = max(limit, 100)
         with self._errors("listing runs"):
-            while len(runs) < limit:
-                ids = await self._client.zrevrange(self._keys.runs, start, start + page - 1)
-                if not ids:
-                    break
-                start += page
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for run_id in ids:
-                        pipe.hgetall(self._keys.state(text(run_id)))
-                    states = await pipe.execute()
-                gone = [run_id for run_id, fields in zip(ids, states, strict=True) if not fields]
-                if gone:
-                    await self._client.zrem(self._keys.runs, *gone)  # expired runs
-                for fields in states:
-                    if not fields:
-                        continue
-                    run = run_from_state(fields)
-                    if (status is None or run.status == status) and (
-                        owner is None or run.owner == owner
-                    ):
-                        runs.append(run)
-        # The index is ordered by last activity: the `limit` most recently active runs,
-        # newest first by creation.
-        runs.sort(key=lambda run: run.created_at, reverse=True)
-        return runs[:limit]
+            return await self._index.recent(status, owner, limit)
 
     async def start_run(self, run_id: str) -> Run:
         now = datetime.now(UTC).isoformat()
@@ -215,7 +163,7 @@ class RedisBackend(EventBackend):
                 raise RunNotFoundError(run_id)
             if outcome[0] == "finished":
                 raise RunFinishedError(run_id, outcome[1])
-            await self._touch_shared(run_id, running=True)
+            await self._index.touch(run_id, running=True)
         run = await self.get_run(run_id)
         if run is None:
             raise RunNotFoundError(run_id)
@@ -226,9 +174,7 @@ class RedisBackend(EventBackend):
             await self._client.delete(
                 self._keys.state(run_id), self._keys.log(run_id), self._keys.lease(run_id)
             )
-            await self._client.zrem(self._keys.runs, run_id)
-            await self._client.srem(self._keys.running, run_id)
-        self._indexed.pop(run_id, None)
+            await self._index.remove(run_id)
 
     # --- the log -------------------------------------------------------------------------
 
@@ -307,7 +253,7 @@ class RedisBackend(EventBackend):
             if tail is not None:
                 tail.add_local([record])
             with self._errors("finishing a run"):
-                await self._touch_shared(run_id, running=False)
+                await self._index.touch(run_id, running=False)
             run = await self.get_run(run_id)
             if run is None:
                 raise RunNotFoundError(run_id)
@@ -399,36 +345,14 @@ class RedisBackend(EventBackend):
                     keys=keys, args=[holder, ttl_ms, self.stream_ttl_seconds]
                 )
             )
-            # A long run stays in the index and the running set while its lease is renewed
-            # (runs started here: an ended run has left `_indexed` and is not re-added).
-            last = self._indexed.get(run_id)
-            if held and last is not None and time.monotonic() - last > self._index_refresh:
-                if len(self._indexed) > 10_000:  # runs whose guard stopped without an end here
-                    stale = time.monotonic() - 2 * self._index_refresh
-                    self._indexed = {k: v for k, v in self._indexed.items() if v > stale}
-                await self._touch_shared(run_id, running=True)
+            if held:
+                await self._index.keep_running(run_id)
         return held
 
     async def orphaned_runs(self) -> list[str]:
         """RUNNING runs whose lease has lapsed: their instance died."""
         with self._errors("looking for orphaned runs"):
-            running = [text(run_id) for run_id in await self._client.smembers(self._keys.running)]
-            if not running:
-                return []
-            async with self._client.pipeline(transaction=False) as pipe:
-                for run_id in running:
-                    pipe.exists(self._keys.lease(run_id))
-                    pipe.hget(self._keys.state(run_id), "status")
-                replies = await pipe.execute()
-        orphans: list[str] = []
-        for index, run_id in enumerate(running):
-            has_lease, status = replies[2 * index], replies[2 * index + 1]
-            if status is None or RunStatus(text(status)).terminal:
-                with self._errors("looking for orphaned runs"):
-                    await self._client.srem(self._keys.running, run_id)
-            elif not has_lease and text(status) == RunStatus.RUNNING.value:
-                orphans.append(run_id)
-        return orphans
+            return await self._index.orphans()
 
     async def close(self) -> None:
         for tail in list(self._tails.values()):

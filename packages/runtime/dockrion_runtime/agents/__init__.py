@@ -1,7 +1,7 @@
 """The user's agent: loaded from the Dockfile (`loader`), called without blocking the loop
-(`base`, sync code in `worker_threads`), its streamed chunks turned into events (`chunks`),
-and framework adapters (`langgraph_agent`, `langchain_agent`). Imports run one way:
-loader -> adapters -> base -> chunks, worker_threads."""
+(`base`, sync code on `worker_threads`), its streamed chunks turned into events (`chunks`),
+and framework adapters (`langgraph_agent`, `langchain_agent`, with `text` for a message's
+text). Imports run one way: loader -> adapters -> base -> chunks, text, worker_threads."""
 
 from .base import Agent, AgentLoadError, AgentResult, InvalidOutputError, RunOptions
 from .loader import import_target, load_agent

@@ -20,24 +20,24 @@ from ..agents import RunOptions
 from ..errors import RuntimeHTTPError
 from ..runtime import Runtime, runtime_of
 from ..sse import EventStreamResponse
-from .runs import owned_run, start_run
+from .runs import MAX_SUBSCRIPTION_TIMEOUT, owned_run, start_run
 
 __all__ = ["replay_run", "run_agent"]
 
 _MAX_PROBLEMS = 20
 
 
-def _ag_ui() -> tuple[ModuleType, ModuleType]:
-    """The AG-UI translation and input modules (they need the `ag-ui` extra)."""
+def _ag_ui() -> tuple[ModuleType, ModuleType, ModuleType]:
+    """The AG-UI translation, stream and input modules (they need the `ag-ui` extra)."""
     try:
-        from .. import ag_ui, ag_ui_input
+        from .. import ag_ui, ag_ui_input, ag_ui_stream
     except ImportError:
         raise RuntimeHTTPError(
             "expose.ag_ui is enabled but the AG-UI protocol package is not installed: "
             "pip install 'dockrion-runtime[ag-ui]'",
             "AGENT_NOT_READY",
         ) from None
-    return ag_ui, ag_ui_input
+    return ag_ui, ag_ui_stream, ag_ui_input
 
 
 def _require_runs(runtime: Runtime) -> None:
@@ -52,7 +52,7 @@ async def run_agent(request: Request) -> EventStreamResponse:
     """`POST /ag-ui`: run the agent on a `RunAgentInput` and stream the run as AG-UI."""
     runtime = runtime_of(request)
     _require_runs(runtime)
-    module, inputs = _ag_ui()
+    translation, stream, inputs = _ag_ui()
     settings = runtime.settings
     agent = runtime.require_agent()
     runtime.require_runs()
@@ -104,7 +104,7 @@ async def run_agent(request: Request) -> EventStreamResponse:
         options = await runtime.threads.claim(request, agent, run_input.thread_id)
     ids = {"thread_id": run_input.thread_id, "run_id": run_input.run_id}
     run = await start_run(request, payload, None, options, {"ag_ui": ids})
-    return _stream(request, module, run.run_id, ids, after=None, timeout=None)
+    return _stream(request, translation, stream, run.run_id, ids, after=None, timeout=None)
 
 
 def _check_input(runtime: Runtime, payload: Any) -> None:
@@ -123,9 +123,9 @@ async def replay_run(request: Request) -> EventStreamResponse:
     sequence, inclusive); then live until the run ends or `?timeout=` seconds pass."""
     runtime = runtime_of(request)
     _require_runs(runtime)
-    module, _ = _ag_ui()
+    translation, stream, _ = _ag_ui()
     run = await owned_run(request)
-    after = _cursor(module, request)
+    after = _cursor(stream, request)
     runs = runtime.require_runs()
     # Refuses (410) a run whose log no longer starts at its first event: the AG-UI events
     # are rebuilt from the start.
@@ -137,12 +137,13 @@ async def replay_run(request: Request) -> EventStreamResponse:
         "run_id": str(ids.get("run_id") or run.run_id),
     }
     timeout = _timeout(request, runtime.settings.default_timeout)
-    return _stream(request, module, run.run_id, ids, after=after, timeout=timeout)
+    return _stream(request, translation, stream, run.run_id, ids, after=after, timeout=timeout)
 
 
 def _stream(
     request: Request,
-    module: ModuleType,
+    translation: ModuleType,
+    stream: ModuleType,
     run_id: str,
     ids: dict[str, str],
     *,
@@ -151,7 +152,7 @@ def _stream(
 ) -> EventStreamResponse:
     runtime = runtime_of(request)
     runs = runtime.require_runs()
-    translator = module.AgUiTranslator(
+    translator = translation.AgUiTranslator(
         thread_id=ids["thread_id"],
         run_id=ids["run_id"],
         dockrion_run_id=run_id,
@@ -160,7 +161,7 @@ def _stream(
     release = runtime.subscribers.acquire(run_id)
     batches = runs.bus.subscribe(run_id, 0, heartbeat=runtime.settings.heartbeat_interval)
     return runtime.event_stream(
-        module.ag_ui_batches(batches, translator, after),
+        stream.ag_ui_batches(batches, translator, after),
         run_id,
         on_close=release,
         timeout=timeout,
@@ -169,12 +170,12 @@ def _stream(
     )
 
 
-def _cursor(module: ModuleType, request: Request) -> Any:
+def _cursor(stream: ModuleType, request: Request) -> Any:
     """What the client has: `Last-Event-ID` (an id of this stream, `7` or `7.1`) wins over
     `?from_sequence=N` (send from stored event N on); None for everything."""
     header = request.headers.get("last-event-id")
     if header is not None:
-        cursor = module.AgUiCursor.parse(header)
+        cursor = stream.AgUiCursor.parse(header)
         if cursor is None:
             raise RuntimeHTTPError(
                 "Last-Event-ID must be an id of the AG-UI stream: a sequence number, or a "
@@ -185,22 +186,24 @@ def _cursor(module: ModuleType, request: Request) -> Any:
     raw = request.query_params.get("from_sequence")
     if raw is None:
         return None
-    cursor = module.AgUiCursor.parse(raw)
+    cursor = stream.AgUiCursor.parse(raw)
     if cursor is None or cursor.index is not None:
         raise RuntimeHTTPError(
             f"Query parameter 'from_sequence' must be a non-negative integer, got {raw[:40]!r}",
             "VALIDATION_ERROR",
         )
-    return module.AgUiCursor(cursor.sequence - 1) if cursor.sequence > 0 else None
+    return stream.AgUiCursor(cursor.sequence - 1) if cursor.sequence > 0 else None
 
 
 def _timeout(request: Request, default: int) -> float:
     raw = request.query_params.get("timeout")
     if raw is None:
         return float(default)
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 3600):
+    longest = MAX_SUBSCRIPTION_TIMEOUT
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= longest):
         raise RuntimeHTTPError(
-            f"Query parameter 'timeout' must be an integer between 1 and 3600, got {raw[:40]!r}",
+            f"Query parameter 'timeout' must be an integer between 1 and {longest}, "
+            f"got {raw[:40]!r}",
             "VALIDATION_ERROR",
         )
     return float(raw)

@@ -31,6 +31,7 @@ from ..sse import EventStreamResponse
 __all__ = [
     "MAX_CLIENT_RUN_ID",
     "MAX_SEQUENCE",
+    "MAX_SUBSCRIPTION_TIMEOUT",
     "cancel_run",
     "create_run",
     "get_run",
@@ -49,6 +50,8 @@ MAX_CLIENT_RUN_ID = 128 - _TAG_LENGTH - 1
 _MAX_SEQUENCE_DIGITS = 18
 MAX_SEQUENCE = 10**_MAX_SEQUENCE_DIGITS - 1
 _SEQUENCE = re.compile(rf"[0-9]{{1,{_MAX_SEQUENCE_DIGITS}}}")
+# The longest `?timeout=` (seconds) a subscription may ask for: the run goes on after it.
+MAX_SUBSCRIPTION_TIMEOUT = 3600
 
 
 async def create_run(request: Request) -> Response:
@@ -215,7 +218,9 @@ async def run_events(request: Request) -> EventStreamResponse:
     runtime = runtime_of(request)
     runs = runtime.require_runs()
     start = _resume_from(request)
-    timeout = _int_query(request, "timeout", runtime.settings.default_timeout, 1, 3600)
+    timeout = _int_query(
+        request, "timeout", runtime.settings.default_timeout, 1, MAX_SUBSCRIPTION_TIMEOUT
+    )
     # Refuses (410, with the first sequence still kept) a cursor the log no longer holds.
     await runs.bus.backend.read(run.run_id, start - 1, timeout=0)
     release = runtime.subscribers.acquire(run.run_id)

@@ -26,7 +26,7 @@ from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..websocket import ClientGone, accept, stream_events
-from .runs import MAX_SEQUENCE, _int_query, owned_run
+from .runs import MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT, _int_query, owned_run
 from .runs import _resume_from as _sse_resume_from
 
 __all__ = ["invoke_ws", "run_ws", "upgrade_required"]
@@ -93,7 +93,9 @@ async def run_ws(websocket: WebSocket, request: Request) -> None:
     runtime = runtime_of(request)
     runs = runtime.require_runs()
     start = _resume_from(request)
-    timeout = _int_query(request, "timeout", runtime.settings.default_timeout, 1, 3600)
+    timeout = _int_query(
+        request, "timeout", runtime.settings.default_timeout, 1, MAX_SUBSCRIPTION_TIMEOUT
+    )
     # Refuses (410, with the first sequence still kept) a cursor the log no longer holds.
     await runs.bus.backend.read(run.run_id, start - 1, timeout=0)
     release = runtime.subscribers.acquire(run.run_id)

@@ -1,0 +1,158 @@
+"""The layout docs/architecture.md describes, read from the source: the schema and events
+packages never import each other or the runtime, no package has an import cycle, and no
+module is a grab bag named utils, common or helpers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+PACKAGES = {
+    "dockrion_schema": ROOT / "packages" / "schema" / "dockrion_schema",
+    "dockrion_events": ROOT / "packages" / "events" / "dockrion_events",
+    "dockrion_runtime": ROOT / "packages" / "runtime" / "dockrion_runtime",
+}
+# What each package may import of the others.
+ALLOWED = {
+    "dockrion_schema": set(),
+    "dockrion_events": set(),
+    "dockrion_runtime": {"dockrion_schema", "dockrion_events"},
+}
+
+
+def _modules(package: str) -> dict[str, Path]:
+    root = PACKAGES[package]
+    modules: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = [package, *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _import_time(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    """The imports a module runs when it is imported: not those inside functions, nor those
+    under `if TYPE_CHECKING:` (neither can take part in an import-time cycle)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If):
+            if "TYPE_CHECKING" not in ast.unparse(node.test):
+                found += _import_time(node.body) + _import_time(node.orelse)
+        elif isinstance(node, ast.Try):
+            found += _import_time(node.body) + _import_time(node.orelse)
+            for handler in node.handlers:
+                found += _import_time(handler.body)
+    return found
+
+
+def _targets(module: str, is_package: bool, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The modules an import statement names (`from . import x` names module `x` too)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level == 0:
+        base = node.module or ""
+    else:
+        parts = module.split(".")
+        keep = len(parts) - node.level + (1 if is_package else 0)
+        base = ".".join(parts[:keep] + ([node.module] if node.module else []))
+    return [base] + [f"{base}.{alias.name}" for alias in node.names]
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    modules = _modules(package)
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        edges: set[str] = set()
+        for node in _import_time(tree.body):
+            for target in _targets(module, path.name == "__init__.py", node):
+                # Importing a.b.c runs a, a.b and a.b.c; the importer's own packages are
+                # already being imported and are not an edge.
+                parts = target.split(".")
+                for end in range(1, len(parts) + 1):
+                    name = ".".join(parts[:end])
+                    if name in modules and name != module and not module.startswith(name + "."):
+                        edges.add(name)
+        graph[module] = edges
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_no_import_cycle(package: str) -> None:
+    graph = _graph(package)
+    assert len(graph) > 5  # the package was found and read
+    assert _cycles(graph) == []
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_packages_import_only_what_they_build_on(package: str) -> None:
+    others = set(PACKAGES) - {package} - ALLOWED[package]
+    wrong: list[str] = []
+    for module, path in _modules(package).items():
+        # Every import, wherever it is: a function-level import still ships the dependency.
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom) and getattr(node, "level", 0) == 0:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+                wrong += [f"{module}: {n}" for n in names if n.split(".")[0] in others]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_no_grab_bag_modules(package: str) -> None:
+    names = {name.rsplit(".", 1)[-1].lstrip("_") for name in _modules(package)}
+    assert names.isdisjoint({"utils", "util", "common", "helpers", "misc"})
