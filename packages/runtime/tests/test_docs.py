@@ -142,6 +142,15 @@ def test_example(example: Example, base_url: str, tmp_path: Path) -> None:
         assert example.expect in output, f"{example}: {example.expect!r} not in\n{output}"
 
 
+def test_the_root_readme_stays_short() -> None:
+    # What it is, the two commands, a link to the docs: the rest lives on the site.
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("$ ")]
+    assert [c.split()[1:3] for c in commands] == [["hatch", "run"], ["curl", "-N"]]
+    assert "(docs/index.md)" in readme
+    assert len(readme.splitlines()) <= 40
+
+
 # --- the generated references ---------------------------------------------------------------
 
 
