@@ -1,9 +1,10 @@
 """MkDocs hooks for the documentation site (`mkdocs.yml`: `hooks:`).
 
 - The Dockfile reference (`reference/dockfile.md`) is generated from the Dockfile's JSON
-  Schema and the comments on the fields of the schema models, and the StreamContext
-  reference (`reference/stream-context.md`) from the class itself, at every build: they
-  cannot drift from the code.
+  Schema and the comments on the fields of the schema models, the StreamContext
+  reference (`reference/stream-context.md`) from the class itself, and the tables of
+  `events.md` (the fields of every event type, the presets) from the event models and
+  the filter's presets, at every build: they cannot drift from the code.
 - The navigation keeps only the pages that exist, and lists every other page of `docs/`
   under "More", so adding or removing a page never breaks the strict build.
 
@@ -284,6 +285,82 @@ def stream_context_reference() -> str:
     return "\n".join(out)
 
 
+# --- the events reference -----------------------------------------------------------------
+
+# Who emits each built-in type, and the fields it may carry beyond its model. A type added
+# to the models without a line here fails the build; so does a line for a removed type.
+_EMITTED_BY = {
+    "started": "the runtime, first",
+    "token": "`emit_token`, LangGraph/LangChain model output",
+    "progress": "`emit_progress`",
+    "step": "`emit_step`, a LangGraph node finishing",
+    "checkpoint": "`checkpoint`",
+    "tool_call": "`emit_tool_call`, a model asking for a tool",
+    "tool_result": "`emit_tool_result`, a tool answering",
+    "heartbeat": "the server, on idle streams, when allowed (never stored, no `id:` line)",
+    "complete": "the runtime, when the agent returns",
+    "error": "the runtime, when the agent fails or overruns",
+    "cancelled": "the runtime, on DELETE, disconnect or shutdown",
+}
+_EXTRAS = {"token": "`node_name` (string) when the producing node is known"}
+EVENT_MARKERS = ("<!-- generated: event types -->", "<!-- generated: event presets -->")
+
+
+def _event_fields(model: type[Any], common: set[str]) -> str:
+    schema = model.model_json_schema()
+    fields = [
+        f"`{name}` ({_type(prop, {})})"
+        for name, prop in schema["properties"].items()
+        if name not in common
+    ]
+    return ", ".join(fields) or "none"
+
+
+def event_types_reference() -> str:
+    from dockrion_events.models import EVENT_CLASSES, BaseEvent
+
+    if set(_EMITTED_BY) != set(EVENT_CLASSES):
+        raise ValueError(
+            "tools/docs_hooks.py _EMITTED_BY does not match the event models: "
+            f"{sorted(set(_EMITTED_BY) ^ set(EVENT_CLASSES))}"
+        )
+    base = BaseEvent.model_json_schema()["properties"]
+    out = ["| field | type | |", "|---|---|---|"]
+    notes = {
+        "id": "`evt-` and 12 hex digits",
+        "sequence": "from 0, one per stored event; the SSE `id:`",
+        "type": "one of the types below, or `custom:<name>`",
+        "timestamp": "ISO 8601, UTC",
+    }
+    for name, prop in base.items():
+        out.append(f"| `{name}` | {_type(prop, {})} | {notes.get(name, '')} |")
+    out += ["", "| type | fields of its own | emitted by |", "|---|---|---|"]
+    for kind, model in EVENT_CLASSES.items():
+        fields = _event_fields(model, set(base))
+        if kind in _EXTRAS:
+            fields += f"; {_EXTRAS[kind]}"
+        out.append(f"| `{kind}` | {fields} | {_EMITTED_BY[kind]} |")
+    out.append('| `custom:<name>` | whatever the agent gave | `emit("name", ...)` |')
+    return "\n".join(out) + "\n"
+
+
+def event_presets_reference() -> str:
+    from dockrion_events.filter import PRESETS
+    from dockrion_events.models import CONFIGURABLE_EVENT_TYPES
+
+    mandatory = "started, complete, error, cancelled"
+    out = [f"| preset | types (besides the four that always pass: {mandatory}) |", "|---|---|"]
+    for name, types in PRESETS.items():
+        if name == "all":
+            shown = "every built-in type and every custom event"
+            assert types == CONFIGURABLE_EVENT_TYPES | {"custom"}, types
+        else:
+            shown = ", ".join(f"`{t}`" for t in sorted(types)) or "none"
+        default = " (the default)" if name == "all" else ""
+        out.append(f"| `{name}`{default} | {shown} |")
+    return "\n".join(out) + "\n"
+
+
 # --- MkDocs hooks -------------------------------------------------------------------------
 
 
@@ -326,6 +403,18 @@ def on_config(config: Any) -> Any:
         nav.append({"More": others})
     config["nav"] = nav
     return config
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if page.file.src_uri != "events.md":
+        return markdown
+    for marker, generate in zip(
+        EVENT_MARKERS, (event_types_reference, event_presets_reference), strict=True
+    ):
+        if marker not in markdown:
+            raise ValueError(f"docs/events.md lost its marker {marker}")
+        markdown = markdown.replace(marker, generate())
+    return markdown
 
 
 def on_files(files: Any, config: Any) -> Any:

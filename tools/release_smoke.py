@@ -8,7 +8,8 @@ those files alone into a fresh virtual environment (dependencies come from the p
 index, no dev extras), then, in that environment only:
 
 - `dockrion-schema validate` on the quickstart Dockfile, and on the shortest Redis Dockfile
-  with no environment (valid with a warning; refused with `--require-env`);
+  with no environment (valid with a warning; refused with `--require-env`, and by
+  `dockrion-runtime serve`, naming REDIS_URL);
 - `import dockrion_events` does not import the server's dependencies (starlette);
 - `dockrion-runtime serve` the quickstart on a free loopback port, stream `/invoke/stream`
   and check that the stream ends with the terminal `complete` event.
@@ -173,6 +174,11 @@ def validate(venv: Path, work: Path, env: dict[str, str]) -> None:
     if [w["path"] for w in entry["warnings"]] != ["streaming.redis.url"]:
         raise SmokeError(f"expected a REDIS_URL warning, got {entry}")
     run([cli, "validate", "--require-env", redis], env=env, expect=1)
+    # Serving needs what validation only warned about: it refuses, naming the variable.
+    serve: list[str | Path] = [venv / "bin" / "dockrion-runtime", "serve", redis, "--port", "1"]
+    refused = run(serve, env=env, expect=1)
+    if "'REDIS_URL' is not set" not in refused.stderr:
+        raise SmokeError(f"serve did not name REDIS_URL:\n{refused.stderr}")
 
 
 def events_stay_light(python: Path, env: dict[str, str], work: Path) -> None:

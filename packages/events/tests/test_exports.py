@@ -71,6 +71,21 @@ def test_redis_backend_is_importable_lazily_and_left_out_of_star_imports() -> No
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_agent_code_does_not_load_the_client_or_the_server() -> None:
+    # The client (`dockrion-events[client]`, httpx) and the server's dependencies load
+    # only when asked for.
+    code = (
+        "import sys\n"
+        "import dockrion_events\n"
+        "from dockrion_events import *\n"
+        "loaded = {'httpx', 'starlette', 'uvicorn', 'redis'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "from dockrion_events.client import AsyncClient, Client\n"
+        "assert 'httpx' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_unknown_attributes_raise_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'create_event_bus'"):
         getattr(dockrion_events, "create_event_bus")  # noqa: B009

@@ -9,11 +9,15 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import harness
 import pytest
 
+from dockrion_events import BaseEvent, RunStatus
 from dockrion_events.client import AsyncClient, Client, ConnectionLostError, ServerError
+from dockrion_events.models import CancelledEvent, CompleteEvent, StartedEvent, TokenEvent
 
 Serve = Callable[..., str]
 
@@ -85,19 +89,33 @@ def cutting_proxy(target: str, cuts: int, seed: int = 7) -> Iterator[tuple[str, 
         loop.close()
 
 
-def test_events_survive_50_random_cuts_exactly_once(serve: Serve) -> None:
+def follow(url: str, run_id: str, *, use_async: bool, **options: Any) -> list[BaseEvent]:
+    """Every event `Client.events` (or `AsyncClient.events`) yields for the run."""
+    if not use_async:
+        with Client(url, **options) as client:
+            return list(client.events(run_id))
+
+    async def scenario() -> list[BaseEvent]:
+        async with AsyncClient(url, **options) as client:
+            return [event async for event in client.events(run_id)]
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_events_survive_50_random_cuts_exactly_once(serve: Serve, use_async: bool) -> None:
     url = serve("many", module=MODULE)
     with Client(url) as direct:
         run = direct.create_run({"query": "q", "count": 400})
-    with (
-        cutting_proxy(url, cuts=50) as (proxied, cuts),
-        Client(proxied, give_up_after=60, max_reconnect_delay=0.02) as client,
-    ):
-        events = list(client.events(run.run_id))
+    with cutting_proxy(url, cuts=50) as (proxied, cuts):
+        events = follow(
+            proxied, run.run_id, use_async=use_async, give_up_after=60, max_reconnect_delay=0.02
+        )
     assert len(cuts) == 50
     assert [e.sequence for e in events] == list(range(len(events)))
-    assert events[0].type == "started" and events[-1].type == "complete"
-    assert sum(e.type == "token" for e in events) == 400
+    assert isinstance(events[0], StartedEvent) and isinstance(events[-1], CompleteEvent)
+    assert sum(isinstance(e, TokenEvent) for e in events) == 400
+    assert events[-1].output == {"done": 400}
 
 
 def test_async_client_survives_cuts_and_resumes_from_a_sequence(serve: Serve) -> None:
@@ -129,7 +147,81 @@ def test_refusals_carry_status_and_code(serve: Serve) -> None:
             list(client.events("no-such-run"))
         assert (missing.value.status, missing.value.code) == (404, "NOT_FOUND")
         events = list(client.stream({"query": "a b"}))
-        assert events[0].type == "started" and events[-1].type == "complete"
+        assert isinstance(events[0], StartedEvent) and isinstance(events[-1], CompleteEvent)
+
+
+def test_async_refusals_carry_status_and_code(serve: Serve) -> None:
+    url = serve("echo", "auth:\n  api_keys: {env_var: CLIENT_KEY}\n", environ={"CLIENT_KEY": "k1"})
+
+    async def scenario() -> list[tuple[int, str]]:
+        refusals: list[tuple[int, str]] = []
+        async with AsyncClient(url, api_key="wrong") as client:
+            with pytest.raises(ServerError) as refused:
+                await client.invoke({"query": "x"})
+            refusals.append((refused.value.status, refused.value.code))
+            with pytest.raises(ServerError) as refused:
+                [event async for event in client.stream({"query": "x"})]
+            refusals.append((refused.value.status, refused.value.code))
+        async with AsyncClient(url, api_key="k1") as client:
+            assert await client.invoke({"query": "hello"}) == {"answer": "hello"}
+            with pytest.raises(ServerError) as refused:
+                await client.create_run({"nope": 1})
+            refusals.append((refused.value.status, refused.value.code))
+            with pytest.raises(ServerError) as refused:
+                [event async for event in client.events("no-such-run")]
+            refusals.append((refused.value.status, refused.value.code))
+            events = [event async for event in client.stream({"query": "a b"})]
+            assert isinstance(events[0], StartedEvent) and isinstance(events[-1], CompleteEvent)
+        return refusals
+
+    assert asyncio.run(scenario()) == [
+        (401, "AUTH_ERROR"),
+        (401, "AUTH_ERROR"),
+        (400, "VALIDATION_ERROR"),
+        (404, "NOT_FOUND"),
+    ]
+
+
+KEYED = "auth:\n  api_keys: {env_var: CLIENT_KEY}\n"
+
+
+def test_cancel_and_get_run_with_a_bearer_token(serve: Serve) -> None:
+    url = serve("endless", KEYED, environ={"CLIENT_KEY": "k1"})
+    with Client(url, token="k1") as client:  # the key sent as `Authorization: Bearer`
+        run = client.create_run({"query": "q"})
+        assert client.get_run(run.run_id).status in (RunStatus.ACCEPTED, RunStatus.RUNNING)
+        seen: list[BaseEvent] = []
+        for event in client.events(run.run_id):
+            seen.append(event)
+            if len(seen) == 5:
+                assert client.cancel(run.run_id, reason="enough") == "CANCELLED"
+        assert isinstance(seen[-1], CancelledEvent) and seen[-1].reason == "enough"
+        assert client.get_run(run.run_id).status is RunStatus.CANCELLED
+        with pytest.raises(ServerError) as finished:
+            client.cancel(run.run_id)
+        assert (finished.value.status, finished.value.code) == (400, "VALIDATION_ERROR")
+    with Client(url, token="wrong") as client, pytest.raises(ServerError) as refused:
+        client.get_run(run.run_id)
+    assert refused.value.status == 401
+
+
+def test_async_cancel_and_get_run_with_a_bearer_token(serve: Serve) -> None:
+    url = serve("endless", KEYED, environ={"CLIENT_KEY": "k1"})
+
+    async def scenario() -> tuple[list[BaseEvent], RunStatus]:
+        async with AsyncClient(url, token="k1") as client:
+            run = await client.create_run({"query": "q"})
+            seen: list[BaseEvent] = []
+            async for event in client.events(run.run_id):
+                seen.append(event)
+                if len(seen) == 5:
+                    assert await client.cancel(run.run_id) == "CANCELLED"
+            return seen, (await client.get_run(run.run_id)).status
+
+    seen, status = asyncio.run(scenario())
+    assert isinstance(seen[0], StartedEvent) and isinstance(seen[-1], CancelledEvent)
+    assert [e.sequence for e in seen] == list(range(len(seen)))
+    assert status is RunStatus.CANCELLED
 
 
 def test_giving_up_is_a_clear_error(serve: Serve) -> None:
@@ -137,3 +229,51 @@ def test_giving_up_is_a_clear_error(serve: Serve) -> None:
     lost = Client(f"http://127.0.0.1:{port}", give_up_after=0.3, max_reconnect_delay=0.05)
     with lost, pytest.raises(ConnectionLostError, match="gave up resuming"):
         list(lost.events("some-run"))
+
+
+@contextmanager
+def hinting_server(retry_ms: int) -> Iterator[tuple[str, list[str | None]]]:
+    """An SSE endpoint that sends `retry: <retry_ms>` and the run's first event, then
+    closes every later connection with nothing new: the runtime always hints 3000 ms, so
+    another hint needs another server. Yields its URL and each request's Last-Event-ID."""
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # the body ends when the connection closes
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Last-Event-ID"))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            body = f"retry: {retry_ms}\n\n"
+            if len(seen) == 1:
+                started = '{"type": "started", "run_id": "r1", "sequence": 0}'
+                body += f"id: 0\nevent: started\ndata: {started}\n\n"
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}", seen
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+def test_the_retry_hint_is_followed_and_failures_back_off() -> None:
+    # `retry: 1` asks for a reconnect after 1 ms; each failure in a row doubles the wait.
+    # Within 3 s that is about a dozen tries: many more than the default hint (3 s) would
+    # allow, far fewer than reconnecting without backing off.
+    with hinting_server(retry_ms=1) as (url, seen):
+        client = Client(url, give_up_after=3)
+        with client, pytest.raises(ConnectionLostError, match="last sequence 0"):
+            events = []
+            for event in client.events("r1"):
+                events.append(event)
+    assert [type(e) for e in events] == [StartedEvent]
+    assert seen[0] is None and set(seen[1:]) == {"0"}
+    assert 5 <= len(seen) <= 25, len(seen)

@@ -142,6 +142,15 @@ def test_example(example: Example, base_url: str, tmp_path: Path) -> None:
         assert example.expect in output, f"{example}: {example.expect!r} not in\n{output}"
 
 
+def test_the_root_readme_stays_short() -> None:
+    # What it is, the two commands, a link to the docs: the rest lives on the site.
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("$ ")]
+    assert [c.split()[1:3] for c in commands] == [["hatch", "run"], ["curl", "-N"]]
+    assert "(docs/index.md)" in readme
+    assert len(readme.splitlines()) <= 40
+
+
 # --- the generated references ---------------------------------------------------------------
 
 
@@ -167,6 +176,22 @@ def test_the_stream_context_reference_shows_the_agent_api() -> None:
     reference = hooks().stream_context_reference()
     assert "await context.emit_token(content: str" in reference
     assert "context.sync_emit(event_type: str" in reference
+
+
+def test_the_events_reference_has_every_event_type_and_field() -> None:
+    from dockrion_events.filter import PRESETS
+    from dockrion_events.models import EVENT_CLASSES, BaseEvent
+
+    module = hooks()
+    assert all(marker in (DOCS / "events.md").read_text() for marker in module.EVENT_MARKERS)
+    types = module.event_types_reference()
+    for kind, model in EVENT_CLASSES.items():
+        [row] = [line for line in types.splitlines() if line.startswith(f"| `{kind}` |")]
+        for name in set(model.model_fields) - set(BaseEvent.model_fields):
+            assert f"`{name}` (" in row, (kind, name)
+    presets = module.event_presets_reference()
+    assert all(f"| `{name}`" in presets for name in PRESETS)
+    assert "| `chat` | `token` |" in presets
 
 
 def test_the_navigation_keeps_existing_pages_and_lists_the_others(tmp_path: Path) -> None:

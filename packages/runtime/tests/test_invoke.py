@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -172,6 +173,28 @@ def test_serve_exits_with_the_reason_when_the_module_is_missing(tmp_path: Path) 
     )
     assert result.returncode == 1
     assert "cannot load the agent: cannot import module 'missing_module_" in result.stderr
+
+
+def test_serve_refuses_an_unset_variable_that_validate_only_warns_about(tmp_path: Path) -> None:
+    # The shortest Redis Dockfile: `dockrion-schema validate` accepts it without the
+    # deployment environment, serving cannot run without the URL its default names.
+    dockfile = tmp_path / "Dockfile.yaml"
+    dockfile.write_text(
+        'version: "1.0"\nagent: {name: demo, handler: "app:handle"}\nio_schema: {}\n'
+        "expose: {}\nstreaming: {backend: redis}\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    command = [sys.executable, "-m", "dockrion_runtime", "serve", str(dockfile), "--port", "1"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=False, env=environ
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1:] == [
+        f"  {dockfile}:5:22 streaming.redis.url: environment variable 'REDIS_URL' is not set "
+        "(the default of streaming.redis.url is ${REDIS_URL}); set it, put it in .env, or "
+        "write streaming.redis.url"
+    ]
+    assert "Uvicorn running" not in result.stderr
 
 
 def test_several_workers_on_memory_are_refused(tmp_path: Path) -> None:

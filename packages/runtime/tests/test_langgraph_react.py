@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from dockrion_events import parse_sse
+from dockrion_events import RunStatus, parse_sse
+from dockrion_events.client import Client, ServerError
+from dockrion_events.models import CompleteEvent
 from dockrion_runtime import create_app
 
 from .conftest import serve_app
@@ -143,6 +145,28 @@ def test_interrupt_then_resume_to_completion(url: str) -> None:
     assert final["output"]["messages"][-1]["content"] == (
         "Here is what I found: email to bob@example.com sent."
     )
+
+
+def test_the_python_client_resumes_an_interrupted_run(url: str) -> None:
+    with Client(url, api_key=ALICE["X-API-Key"]) as client:
+        run = client.create_run(ask("email ana@example.com the plan"), thread_id="mail-client")
+        *_, last = client.events(run.run_id)
+        assert isinstance(last, CompleteEvent) and last.metadata["interrupted"] is True
+        assert client.get_run(run.run_id).output["__interrupt__"][0]["value"]["to"] == (
+            "ana@example.com"
+        )
+        resumed = client.resume(run.run_id, {"approved": True})
+        assert resumed.run_id != run.run_id
+        assert resumed.metadata.get("resumed_from") == run.run_id
+        *_, final = client.events(resumed.run_id)
+        assert isinstance(final, CompleteEvent)
+        assert final.output["messages"][-1]["content"] == (
+            "Here is what I found: email to ana@example.com sent."
+        )
+        assert client.get_run(resumed.run_id).status is RunStatus.COMPLETED
+    with Client(url, api_key=BOB["X-API-Key"]) as other, pytest.raises(ServerError) as refused:
+        other.resume(run.run_id, {"approved": True})
+    assert (refused.value.status, refused.value.code) == (404, "NOT_FOUND")
 
 
 def test_a_thread_id_needs_a_checkpointer(serve: Callable[..., str]) -> None:

@@ -74,6 +74,10 @@ def test_the_page_and_its_files_are_public_and_the_api_is_not(serve: Serve) -> N
     assert script.headers["content-type"].startswith("text/javascript")
     assert "Last-Event-ID" in script.text
     assert httpx.get(f"{url}/playground/playground.css").status_code == 200
+    # nothing is fetched from elsewhere: no CDN, no remote font or script
+    for name in ("", "/playground.js", "/playground.css"):
+        text = httpx.get(f"{url}/playground{name}").text
+        assert "http://" not in text and "https://" not in text and '"//' not in text, name
     assert httpx.get(f"{url}/playground/nope.js").json()["code"] == "NOT_FOUND"
     assert httpx.get(f"{url}/playground/index.html").status_code == 404
     assert 'href="/playground"' in httpx.get(f"{url}/").text
@@ -323,6 +327,7 @@ def test_the_page_runs_streams_resumes_after_a_cut_and_stops(
         set_value(browser, "#form [name=count]", "400")
         browser.eval("document.getElementById('run').click()")
         browser.wait(f"({TOKENS}).split(' ').length > 15")
+        browser.screenshot(shots / "dockrion-playground-streaming.png")
         before = len(token_numbers(browser))
         proxy.cut(down_for=1.5)
         browser.wait(f"{STATE} === 'reconnecting'", timeout=10)

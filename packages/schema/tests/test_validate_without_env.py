@@ -201,3 +201,22 @@ def test_a_sentinel_dockfile_needs_no_redis_url(tmp_path: Path) -> None:
     sentinel = spec.streaming.redis.sentinel
     assert sentinel is not None
     assert (sentinel.service_name, sentinel.sentinels) == ("mymaster", ["127.0.0.1:26379"])
+
+
+def test_the_readme_shows_what_the_cli_prints(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Validation without the deployment environment") :]
+    start = section.index("```console\n") + len("```console\n")
+    command, *shown = section[start : section.index("```", start)].splitlines()
+    assert command == "$ dockrion-schema validate Dockfile.yaml"
+    dockfile(tmp_path, SHORTEST_REDIS)
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "dockrion_schema", "validate", "Dockfile.yaml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.stdout.splitlines() == shown

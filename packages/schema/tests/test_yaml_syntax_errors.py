@@ -155,3 +155,20 @@ def test_cli_text_and_json_for_an_unclosed_bracket(tmp_path: Path) -> None:
         "code": "YAML_SYNTAX_ERROR",
     }
     assert error["message"].startswith("YAML syntax error: '[' is never closed")
+
+
+def test_the_readme_shows_what_the_cli_prints(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("### YAML syntax errors") :]
+    start = section.index("```console\n") + len("```console\n")
+    command, *shown = section[start : section.index("```", start)].splitlines()
+    assert command == "$ dockrion-schema validate Dockfile.yaml"
+    (tmp_path / "Dockfile.yaml").write_text(HEAD + "expose:\n  port: 8080\n  rest: [true\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "dockrion_schema", "validate", "Dockfile.yaml"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.stdout.splitlines() == shown
