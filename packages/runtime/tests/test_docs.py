@@ -142,13 +142,20 @@ def test_example(example: Example, base_url: str, tmp_path: Path) -> None:
         assert example.expect in output, f"{example}: {example.expect!r} not in\n{output}"
 
 
-def test_the_root_readme_stays_short() -> None:
-    # What it is, the two commands, a link to the docs: the rest lives on the site.
+def test_the_root_readme_stays_short_and_ci_runs_its_test_command() -> None:
+    # What it is, the command that serves the quickstart (and the curl to try it), the one
+    # that runs every test, a link to the docs: the rest lives on the site.
     readme = (ROOT / "README.md").read_text()
     commands = [line for line in readme.splitlines() if line.startswith("$ ")]
-    assert [c.split()[1:3] for c in commands] == [["hatch", "run"], ["curl", "-N"]]
+    assert [c.split()[1:3] for c in commands] == [
+        ["hatch", "run"],
+        ["curl", "-N"],
+        ["hatch", "test"],
+    ]
     assert "(docs/index.md)" in readme
-    assert len(readme.splitlines()) <= 40
+    assert len(readme.splitlines()) <= 50
+    test_command = commands[-1].removeprefix("$ ")
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
 # --- the generated references ---------------------------------------------------------------
