@@ -17,6 +17,7 @@ import pytest
 
 from dockrion_events import BaseEvent, RunStatus
 from dockrion_events.client import AsyncClient, Client, ConnectionLostError, ServerError
+from dockrion_events.client._core import ResumeState
 from dockrion_events.models import CancelledEvent, CompleteEvent, StartedEvent, TokenEvent
 
 Serve = Callable[..., str]
@@ -264,10 +265,19 @@ def hinting_server(retry_ms: int) -> Iterator[tuple[str, list[str | None]]]:
         site.server_close()
 
 
-def test_the_retry_hint_is_followed_and_failures_back_off() -> None:
-    # `retry: 1` asks for a reconnect after 1 ms; each failure in a row doubles the wait.
-    # Within 3 s that is about a dozen tries: many more than the default hint (3 s) would
-    # allow, far fewer than reconnecting without backing off.
+def test_the_retry_hint_is_followed_and_failures_back_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `retry: 1` asks for a reconnect after 1 ms; each failure in a row doubles the wait
+    # (with jitter: between half and all of it). The waits the client chose are recorded.
+    waits: list[float] = []
+    choose = ResumeState.next_delay
+
+    def recorded(state: ResumeState, reason: str) -> float:
+        waits.append(choose(state, reason))
+        return waits[-1]
+
+    monkeypatch.setattr(ResumeState, "next_delay", recorded)
     with hinting_server(retry_ms=1) as (url, seen):
         client = Client(url, give_up_after=3)
         with client, pytest.raises(ConnectionLostError, match="last sequence 0"):
@@ -276,4 +286,6 @@ def test_the_retry_hint_is_followed_and_failures_back_off() -> None:
                 events.append(event)
     assert [type(e) for e in events] == [StartedEvent]
     assert seen[0] is None and set(seen[1:]) == {"0"}
-    assert 5 <= len(seen) <= 25, len(seen)
+    assert len(waits) >= 4  # 1 + 2 + 4 + 8 ms of waiting fit in 3 s
+    for failures, wait in enumerate(waits[:-1]):  # the last may be cut short by the deadline
+        assert 0.001 * 2**failures / 2 <= wait <= 0.001 * 2**failures, waits
