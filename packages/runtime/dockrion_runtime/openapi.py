@@ -333,7 +333,9 @@ def build_openapi(
                 **_BODY_ERRORS,
                 "400": _error("Invalid run id or body"),
                 "404": _error("No run of the caller has this id"),
-                "409": _error("The run is not waiting at an interrupt"),
+                "409": _error(
+                    "The run did not stop at an interrupt, or its interrupt was already answered"
+                ),
                 "503": _error("Agent not ready, or the events backend cannot take a run"),
             },
         },

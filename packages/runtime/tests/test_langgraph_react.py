@@ -152,6 +152,11 @@ def test_interrupt_then_resume_to_completion(url: str) -> None:
     assert final["output"]["messages"][-1]["content"] == (
         "Here is what I found: email to bob@example.com sent."
     )
+    # its interrupt is answered: a second resume is refused, and the thread is unchanged
+    again = httpx.post(
+        f"{url}/runs/{run['run_id']}/resume", json={"approved": False}, headers=ALICE
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "CONFLICT"), again.text
 
 
 def test_a_thread_id_needs_a_checkpointer(serve: Callable[..., str]) -> None:
