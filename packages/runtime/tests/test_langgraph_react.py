@@ -213,3 +213,49 @@ def test_a_thread_belongs_to_its_caller_on_every_redis_instance(
             assert (refused.status_code, refused.json()["code"]) == (404, "NOT_FOUND"), path
         again = httpx.post(f"{b}/invoke", json=ask("hi"), params=thread, headers=ALICE)
         assert again.status_code == 200, again.text
+
+
+NESTED = """
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+from react import TOOLS, ScriptedChatModel
+
+def build():
+    model = ScriptedChatModel()
+
+    async def agent(state):
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    inner = StateGraph(MessagesState)
+    inner.add_node("agent", agent)
+    inner.add_node("tools", ToolNode(TOOLS))
+    inner.add_edge(START, "agent")
+    inner.add_conditional_edges("agent", tools_condition, {"tools": "tools", END: END})
+    inner.add_edge("tools", "agent")
+    outer = StateGraph(MessagesState)
+    outer.add_node("assistant", inner.compile())
+    outer.add_edge(START, "assistant")
+    outer.add_edge("assistant", END)
+    return outer.compile()
+"""
+
+
+def test_tool_events_of_a_subgraph_arrive_once(serve: Callable[..., str], tmp_path: Path) -> None:
+    (tmp_path / "react.py").write_text((EXAMPLE / "react.py").read_text())
+    base = serve("build", module=NESTED, entrypoint=True, framework="langgraph")
+    body = {"query": "q", **ask("weather in Tokyo?")}
+    raw = httpx.post(f"{base}/invoke/stream", json=body, timeout=60).content
+    events = [json.loads(m.data) for m in parse_sse(raw)]
+    # the parent's update for `assistant` repeats the subgraph's messages: not its events
+    (call,) = [e for e in events if e["type"] == "tool_call"]
+    (result,) = [e for e in events if e["type"] == "tool_result"]
+    assert (call["node_name"], result["node_name"]) == ("assistant/agent", "assistant/tools")
+    assert result["call_id"] == call["call_id"]
+    steps = [e["node_name"] for e in events if e["type"] == "step"]
+    assert steps == ["assistant/agent", "assistant/tools", "assistant/agent", "assistant"]
+    complete = events[-1]
+    assert complete["type"] == "complete"
+    # usage is counted once per model answer, not again for the parent's copy
+    answers = [m for m in complete["output"]["messages"] if m["type"] == "ai"]
+    total = sum(m["usage_metadata"]["total_tokens"] for m in answers)
+    assert complete["metadata"]["usage"]["total_tokens"] == total > 0
