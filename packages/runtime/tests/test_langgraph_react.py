@@ -259,3 +259,38 @@ def test_tool_events_of_a_subgraph_arrive_once(serve: Callable[..., str], tmp_pa
     answers = [m for m in complete["output"]["messages"] if m["type"] == "ai"]
     total = sum(m["usage_metadata"]["total_tokens"] for m in answers)
     assert complete["metadata"]["usage"]["total_tokens"] == total > 0
+
+
+HAND_WRITTEN = """
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+def build():
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="model words")]))
+
+    def greet(state):
+        return {"messages": [AIMessage(content="hand written"), HumanMessage(content="aside")]}
+
+    async def answer(state):
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("greet", greet)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "greet")
+    graph.add_edge("greet", "answer")
+    graph.add_edge("answer", END)
+    return graph.compile()
+"""
+
+
+def test_messages_a_node_writes_are_not_tokens(serve: Callable[..., str]) -> None:
+    base = serve("build", module=HAND_WRITTEN, entrypoint=True, framework="langgraph")
+    raw = httpx.post(f"{base}/invoke/stream", json={"query": "q", **ask("hi")}, timeout=60)
+    events = [json.loads(m.data) for m in parse_sse(raw.content)]
+    tokens = [e for e in events if e["type"] == "token"]
+    assert "".join(t["content"] for t in tokens) == "model words"
+    assert {t["node_name"] for t in tokens} == {"answer"}
+    contents = [m["content"] for m in events[-1]["output"]["messages"]]
+    assert contents == ["hi", "hand written", "aside", "model words"]
