@@ -25,6 +25,7 @@ from .current_context import context_scope, get_current_context
 from .errors import (
     BackendConnectionError,
     BackendError,
+    EventEncodingError,
     EventsError,
     EventsExpiredError,
     InvalidRunIdError,
@@ -52,6 +53,7 @@ __all__ = [
     "BaseEvent",
     "EventBackend",
     "EventBus",
+    "EventEncodingError",
     "EventRecord",
     "EventsError",
     "EventsExpiredError",

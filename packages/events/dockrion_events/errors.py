@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BackendConnectionError",
     "BackendError",
     "BackendPublishError",
     "BackendSubscribeError",
+    "EventEncodingError",
     "EventsError",
     "EventsExpiredError",
     "InvalidRunIdError",
@@ -26,6 +29,18 @@ class EventsError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class EventEncodingError(EventsError, TypeError):
+    """An event whose data has no JSON form (an object JSON has no type for); it was not
+    appended. `fields` holds the event's own fields, so a caller can say which one."""
+
+    code = "INVALID_OUTPUT"
+
+    def __init__(self, event_type: str, fields: dict[str, Any], reason: str) -> None:
+        super().__init__(f"The data of a {event_type} event cannot be encoded as JSON: {reason}")
+        self.event_type = event_type
+        self.fields = fields
 
 
 class InvalidRunIdError(EventsError, ValueError):

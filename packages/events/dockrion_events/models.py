@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic_core import PydanticSerializationError
+
+from .errors import EventEncodingError
 
 # Event ids come from a generator seeded from the OS, reseeded in a forked child.
 _ids = random.Random()  # noqa: S311 - an identifier, not a secret
@@ -69,10 +72,23 @@ class BaseEvent(BaseModel):
         return value.isoformat()
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        try:
+            return self.model_dump(mode="json")
+        except PydanticSerializationError as exc:
+            raise self._unencodable(exc) from None
 
     def to_json(self) -> str:
-        return self.model_dump_json()
+        try:
+            return self.model_dump_json()
+        except PydanticSerializationError as exc:
+            raise self._unencodable(exc) from None
+
+    def _unencodable(self, exc: PydanticSerializationError) -> EventEncodingError:
+        """EventEncodingError naming the event type, with its own fields (the common fields
+        always encode)."""
+        fields = {name: value for name, value in self if name not in BaseEvent.model_fields}
+        reason = str(exc).removeprefix("Error serializing to JSON: ").split("\n", 1)[0]
+        return EventEncodingError(self.type, fields, reason)
 
     def to_sse(self) -> str:
         """One SSE frame: `id: <sequence>`, `event: <type>`, one `data:` line, blank line."""

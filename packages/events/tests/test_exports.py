@@ -19,6 +19,7 @@ EXPECTED = {
     "BaseEvent",
     "RunCancelledError",
     "StreamClosedError",
+    "EventEncodingError",
     # a server keeping run logs and streaming them
     "EventBackend",
     "InMemoryBackend",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dockrion_events import BaseEvent, SseParser, encode_comment, parse_sse
+from dockrion_events import BaseEvent, EventEncodingError, SseParser, encode_comment, parse_sse
 from dockrion_events.models import (
     CompleteEvent,
     ProgressEvent,
@@ -77,3 +77,16 @@ def test_parser_round_trips_frames_split_anywhere() -> None:
 def test_crlf_line_endings() -> None:
     messages = list(parse_sse("id: 1\r\nevent: x\r\ndata: {}\r\n\r\n"))
     assert [(m.id, m.event, m.data) for m in messages] == [("1", "x", "{}")]
+
+
+def test_event_data_without_json_form_is_an_encoding_error_naming_the_event() -> None:
+    class Opaque:
+        pass
+
+    event = create_event("custom:note", "run-1", thing=Opaque())
+    with pytest.raises(EventEncodingError, match="custom:note event") as raised:
+        event.to_json()
+    assert raised.value.code == "INVALID_OUTPUT"
+    assert isinstance(raised.value.fields["thing"], Opaque)
+    with pytest.raises(EventEncodingError):
+        event.to_dict()

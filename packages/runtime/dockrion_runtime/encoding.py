@@ -5,7 +5,8 @@ dataclasses, datetimes, UUIDs, enums, decimals, sets, tuples. pydantic-core enco
 them natively (models and messages in their own `model_dump` form, datetimes in ISO 8601,
 decimals as exact strings, sets and tuples as arrays), which is also how every event's
 fields are encoded, so `/invoke`, `complete.output` and `GET /runs/{id}` agree byte for
-byte. A value it cannot encode is reported with its type and where it sits.
+byte. A value it cannot encode is reported with its type and where it sits, in an output
+(`output.items[2].when`) or in the data of an event the agent emits (`custom:note.thing`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import pydantic_core
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
 
-__all__ = ["FastJSONResponse", "UnencodableError", "to_jsonable"]
+from dockrion_events import EventEncodingError
+
+__all__ = ["FastJSONResponse", "UnencodableError", "event_data_problem", "to_jsonable"]
 
 _MAX_DEPTH = 200  # how deep the search for the culprit goes (the value itself is unbounded)
 
@@ -53,6 +56,16 @@ def _other_mapping(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"Unable to serialize unknown type: {type(value)}")
+
+
+def event_data_problem(exc: EventEncodingError) -> str:
+    """What to tell the caller of a run whose agent emitted an event with no JSON form:
+    the event type, the field's path and the value's type."""
+    try:
+        to_jsonable(exc.fields, where=exc.event_type)
+    except UnencodableError as located:
+        return f"Event data is not JSON-serialisable: {located}"
+    return exc.message
 
 
 def _reason(exc: Exception) -> str:

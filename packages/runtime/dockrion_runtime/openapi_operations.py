@@ -327,7 +327,9 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                 **_BODY_ERRORS,
                 "400": error_response("Invalid run id or body"),
                 "404": error_response("No run of the caller has this id"),
-                "409": error_response("The run is not waiting at an interrupt"),
+                "409": error_response(
+                    "The run did not stop at an interrupt, or its interrupt was already answered"
+                ),
                 "503": error_response("Agent not ready, or the events backend cannot take a run"),
             },
         },

@@ -19,6 +19,7 @@ from typing import Any
 
 from dockrion_events import (
     BaseEvent,
+    EventEncodingError,
     PrivateRunLog,
     RunCancelledError,
     RunFinishedError,
@@ -30,7 +31,7 @@ from dockrion_events import (
 
 from .agents import Agent, AgentResult, InvalidOutputError, RunOptions
 from .deadline import deadline
-from .encoding import UnencodableError, to_jsonable
+from .encoding import UnencodableError, event_data_problem, to_jsonable
 from .errors import RuntimeHTTPError, agent_failure
 from .payload import SchemaChecker
 from .policies import SafetyPolicies
@@ -189,6 +190,9 @@ class RunSupervisor:
                 await context.emit_cancelled(reason)
             context.cancel(reason)
             raise
+        except EventEncodingError as exc:
+            with contextlib.suppress(*_ENDED):
+                await context.emit_error(event_data_problem(exc), exc.code)
         except (RuntimeHTTPError, InvalidOutputError) as exc:
             message = exc.message if isinstance(exc, RuntimeHTTPError) else str(exc)
             details = getattr(exc, "details", None)

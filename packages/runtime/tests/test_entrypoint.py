@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
 from dockrion_events import parse_sse
+
+from .conftest import kill_server, start_server, write_project
 
 FACTORIES = """
 class Sync:
@@ -70,6 +73,13 @@ chunks_add = make(ChunksAdd)
 
 def not_a_runner():
     return 42
+
+def counted():
+    # one line per call, in a file beside this module: visible from another process
+    import pathlib
+    with open(pathlib.Path(__file__).with_name("factory_calls.txt"), "a") as calls:
+        calls.write("called\\n")
+    return Sync()
 """
 
 
@@ -148,3 +158,15 @@ def test_factory_result_without_invoke(serve: Serve) -> None:
     ready = httpx.get(f"{url}/ready")
     assert ready.status_code == 503
     assert "returned int, which has no invoke() or ainvoke() method" in ready.json()["error"]
+
+
+def test_serve_calls_the_factory_once(tmp_path: Path) -> None:
+    dockfile = write_project(tmp_path, "counted", module=FACTORIES, entrypoint=True)
+    process, url = start_server(dockfile)
+    try:
+        answer = httpx.post(f"{url}/invoke", json={"query": "q"})
+        assert answer.json()["output"] == {"sync": "q"}
+        assert httpx.post(f"{url}/invoke/stream", json={"query": "q"}).status_code == 200
+    finally:
+        kill_server(process)
+    assert (tmp_path / "factory_calls.txt").read_text() == "called\n"

@@ -1,6 +1,7 @@
 """A real ReAct-style LangGraph agent (examples/langgraph-react): tool calls and results as
-events of their own, threads that remember, interrupts that resume, cancellation that
-leaves the thread usable. Real langgraph, langchain-core and checkpointer; no mocks."""
+events of their own on every transport, threads that remember and belong to their caller
+(on every instance when the backend is Redis), interrupts that resume. Real langgraph,
+langchain-core and checkpointer; no mocks."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from dockrion_events import RunStatus, parse_sse
 from dockrion_events.client import Client, ServerError
@@ -19,24 +21,31 @@ from dockrion_events.models import CompleteEvent
 from dockrion_runtime import create_app
 
 from .conftest import serve_app
+from .test_websocket import read_all, ws_url
 
 pytest.importorskip("langgraph")
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langgraph-react"
 ALICE, BOB = {"X-API-Key": "key-alice"}, {"X-API-Key": "key-bob"}
+KEYS = {"TEAM_API_KEY_ALICE": ALICE["X-API-Key"], "TEAM_API_KEY_BOB": BOB["X-API-Key"]}
+
+
+def example_project(folder: Path, streaming: str = "") -> Path:
+    """The example with API keys for two callers, WebSockets beside SSE, and `streaming`
+    settings added to the example's own."""
+    dockfile = folder / "Dockfile.yaml"
+    text = (EXAMPLE / "Dockfile.yaml").read_text()
+    text = text.replace("expose:\n", "expose:\n  streaming: [sse, websocket]\n", 1)
+    text = text.replace("streaming:\n  events:", f"streaming:\n{streaming}  events:", 1)
+    dockfile.write_text(text + "auth:\n  mode: api_key\n  api_keys: {prefix: team}\n")
+    (folder / "react.py").write_text((EXAMPLE / "react.py").read_text())
+    return dockfile
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("react")
-    dockfile = folder / "Dockfile.yaml"
-    dockfile.write_text(
-        (EXAMPLE / "Dockfile.yaml").read_text()
-        + "auth:\n  mode: api_key\n  api_keys: {prefix: team}\n"
-    )
-    (folder / "react.py").write_text((EXAMPLE / "react.py").read_text())
-    environ = {"TEAM_API_KEY_ALICE": ALICE["X-API-Key"], "TEAM_API_KEY_BOB": BOB["X-API-Key"]}
-    with serve_app(create_app(dockfile, environ=environ)) as base:
+    dockfile = example_project(tmp_path_factory.mktemp("react"))
+    with serve_app(create_app(dockfile, environ=KEYS)) as base:
         yield base
 
 
@@ -145,6 +154,11 @@ def test_interrupt_then_resume_to_completion(url: str) -> None:
     assert final["output"]["messages"][-1]["content"] == (
         "Here is what I found: email to bob@example.com sent."
     )
+    # its interrupt is answered: a second resume is refused, and the thread is unchanged
+    again = httpx.post(
+        f"{url}/runs/{run['run_id']}/resume", json={"approved": False}, headers=ALICE
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "CONFLICT"), again.text
 
 
 def test_the_python_client_resumes_an_interrupted_run(url: str) -> None:
@@ -182,3 +196,125 @@ def test_a_thread_id_needs_a_checkpointer(serve: Callable[..., str]) -> None:
     refused = httpx.post(f"{base}/invoke", json={"query": "q"}, params={"thread_id": "t"})
     assert refused.status_code == 400
     assert "checkpointer" in refused.json()["error"]
+
+
+def test_the_graph_over_websockets(url: str) -> None:
+    with connect(ws_url(url, "/invoke/ws"), additional_headers=ALICE) as socket:
+        socket.send(json.dumps(ask("what is the weather in London?")))
+        events, code, _ = read_all(socket)
+    assert code == 1000
+    types = [e["type"] for e in events]
+    assert types[0] == "started" and types[-1] == "complete"
+    assert types.index("tool_call") < types.index("tool_result")
+    tokens = "".join(e["content"] for e in events if e["type"] == "token")
+    assert tokens == "Let me check the weather.Here is what I found: 12°C and raining."
+    # a background run stopped at its interrupt, followed over WS /runs/{id}/ws
+    created = httpx.post(
+        f"{url}/runs", json=ask("email ana@example.com the plan"), headers=ALICE
+    ).json()
+    with connect(ws_url(url, f"/runs/{created['run_id']}/ws"), additional_headers=ALICE) as socket:
+        events, code, _ = read_all(socket)
+    assert [e["sequence"] for e in events] == list(range(len(events)))
+    last = events[-1]
+    assert last["type"] == "complete" and last["metadata"]["interrupted"] is True
+    assert last["output"]["__interrupt__"][0]["value"]["to"] == "ana@example.com"
+
+
+def test_a_thread_belongs_to_its_caller_on_every_redis_instance(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    redis = f"  backend: redis\n  redis: {{url: '{redis_server.url}', key_prefix: threads-{tmp_path.name}}}\n"
+    dockfile = example_project(tmp_path, redis)
+    thread = {"thread_id": "shared-trip"}
+    with (
+        serve_app(create_app(dockfile, environ=KEYS)) as a,
+        serve_app(create_app(dockfile, environ=KEYS)) as b,
+    ):
+        first = httpx.post(f"{a}/invoke", json=ask("hello"), params=thread, headers=ALICE)
+        assert first.status_code == 200, first.text
+        for path in ("/invoke", "/invoke/stream", "/runs"):
+            refused = httpx.post(f"{b}{path}", json=ask("hi"), params=thread, headers=BOB)
+            assert (refused.status_code, refused.json()["code"]) == (404, "NOT_FOUND"), path
+        again = httpx.post(f"{b}/invoke", json=ask("hi"), params=thread, headers=ALICE)
+        assert again.status_code == 200, again.text
+
+
+NESTED = """
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
+from react import TOOLS, ScriptedChatModel
+
+def build():
+    model = ScriptedChatModel()
+
+    async def agent(state):
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    inner = StateGraph(MessagesState)
+    inner.add_node("agent", agent)
+    inner.add_node("tools", ToolNode(TOOLS))
+    inner.add_edge(START, "agent")
+    inner.add_conditional_edges("agent", tools_condition, {"tools": "tools", END: END})
+    inner.add_edge("tools", "agent")
+    outer = StateGraph(MessagesState)
+    outer.add_node("assistant", inner.compile())
+    outer.add_edge(START, "assistant")
+    outer.add_edge("assistant", END)
+    return outer.compile()
+"""
+
+
+def test_tool_events_of_a_subgraph_arrive_once(serve: Callable[..., str], tmp_path: Path) -> None:
+    (tmp_path / "react.py").write_text((EXAMPLE / "react.py").read_text())
+    base = serve("build", module=NESTED, entrypoint=True, framework="langgraph")
+    body = {"query": "q", **ask("weather in Tokyo?")}
+    raw = httpx.post(f"{base}/invoke/stream", json=body, timeout=60).content
+    events = [json.loads(m.data) for m in parse_sse(raw)]
+    # the parent's update for `assistant` repeats the subgraph's messages: not its events
+    (call,) = [e for e in events if e["type"] == "tool_call"]
+    (result,) = [e for e in events if e["type"] == "tool_result"]
+    assert (call["node_name"], result["node_name"]) == ("assistant/agent", "assistant/tools")
+    assert result["call_id"] == call["call_id"]
+    steps = [e["node_name"] for e in events if e["type"] == "step"]
+    assert steps == ["assistant/agent", "assistant/tools", "assistant/agent", "assistant"]
+    complete = events[-1]
+    assert complete["type"] == "complete"
+    # usage is counted once per model answer, not again for the parent's copy
+    answers = [m for m in complete["output"]["messages"] if m["type"] == "ai"]
+    total = sum(m["usage_metadata"]["total_tokens"] for m in answers)
+    assert complete["metadata"]["usage"]["total_tokens"] == total > 0
+
+
+HAND_WRITTEN = """
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+def build():
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="model words")]))
+
+    def greet(state):
+        return {"messages": [AIMessage(content="hand written"), HumanMessage(content="aside")]}
+
+    async def answer(state):
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("greet", greet)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "greet")
+    graph.add_edge("greet", "answer")
+    graph.add_edge("answer", END)
+    return graph.compile()
+"""
+
+
+def test_messages_a_node_writes_are_not_tokens(serve: Callable[..., str]) -> None:
+    base = serve("build", module=HAND_WRITTEN, entrypoint=True, framework="langgraph")
+    raw = httpx.post(f"{base}/invoke/stream", json={"query": "q", **ask("hi")}, timeout=60)
+    events = [json.loads(m.data) for m in parse_sse(raw.content)]
+    tokens = [e for e in events if e["type"] == "token"]
+    assert "".join(t["content"] for t in tokens) == "model words"
+    assert {t["node_name"] for t in tokens} == {"answer"}
+    contents = [m["content"] for m in events[-1]["output"]["messages"]]
+    assert contents == ["hi", "hand written", "aside", "model words"]

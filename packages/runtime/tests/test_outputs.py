@@ -62,6 +62,10 @@ def ids(payload, context):
 
 def opaque(payload):
     return {"items": [1, {"deep": Opaque()}]}
+
+def opaque_event(payload, context):
+    context.sync_emit("note", seen=[{"what": Opaque()}])
+    return {"never": "returned"}
 """
 
 
@@ -117,6 +121,24 @@ def test_an_output_without_json_form_names_its_type_and_place(serve: Serve) -> N
     assert body["code"] == "INVALID_OUTPUT"
     assert "output.items[1].deep" in body["error"]
     assert "Opaque" in body["error"]
+
+
+def test_an_output_without_json_form_ends_a_stream_with_invalid_output(serve: Serve) -> None:
+    url = serve("opaque", module=AGENT)
+    raw = httpx.post(f"{url}/invoke/stream", json={"query": "q"}, timeout=60).content
+    last = json.loads(list(parse_sse(raw))[-1].data)
+    assert (last["type"], last["code"]) == ("error", "INVALID_OUTPUT")
+    assert "output.items[1].deep" in last["error"] and "Opaque" in last["error"]
+
+
+def test_event_data_without_json_form_names_the_event_its_place_and_type(serve: Serve) -> None:
+    url = serve("opaque_event", module=AGENT)
+    raw = httpx.post(f"{url}/invoke/stream", json={"query": "q"}, timeout=60).content
+    events = [json.loads(message.data) for message in parse_sse(raw)]
+    assert [event["type"] for event in events] == ["started", "error"]
+    assert events[-1]["code"] == "INVALID_OUTPUT"
+    assert "custom:note.seen[0].what" in events[-1]["error"]
+    assert "Opaque" in events[-1]["error"]
 
 
 def test_agent_code_reads_its_run_and_thread_ids(serve: Serve) -> None:

@@ -89,6 +89,11 @@ class Agent:
         the thread id in its context and keeps its own memory."""
         return None
 
+    async def pending_interrupts(self, thread_id: str) -> set[str] | None:
+        """The ids of the interrupts `thread_id` waits at, from the agent's own memory, or
+        None when the agent cannot tell."""
+        return None
+
     async def invoke(
         self,
         payload: Any,

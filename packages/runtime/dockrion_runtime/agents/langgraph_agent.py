@@ -76,6 +76,11 @@ class LangGraphAgent(Agent):
             )
         return None
 
+    async def pending_interrupts(self, thread_id: str) -> set[str] | None:
+        """From the thread's saved state: empty once its interrupt was answered."""
+        state = await self._graph.aget_state({"configurable": {"thread_id": thread_id}})
+        return {str(item.id) for item in getattr(state, "interrupts", ())}
+
     def _config(self, options: RunOptions | None) -> dict[str, Any] | None:
         if options is None or options.thread_id is None:
             return None

@@ -69,7 +69,8 @@ async def create_run(request: Request) -> Response:
 
 async def resume_run(request: Request) -> Response:
     """`POST /runs/{run_id}/resume`: the body is the value the interrupted run waits for;
-    a new run continues the same thread from the interrupt."""
+    a new run continues the same thread from the interrupt. A run whose interrupt was
+    already answered (its thread no longer waits at it) is 409."""
     run = await owned_run(request)
     runtime = runtime_of(request)
     agent = runtime.require_agent()
@@ -83,6 +84,13 @@ async def resume_run(request: Request) -> Response:
             "CONFLICT",
         )
     options = await runtime.threads.claim(request, agent, thread_id)
+    waiting = {str(item.get("id")) for item in output["__interrupt__"] if isinstance(item, dict)}
+    pending = await agent.pending_interrupts(thread_id)
+    if pending is not None and not waiting & pending:
+        raise RuntimeHTTPError(
+            f"Run '{run.run_id}' was already resumed: its thread no longer waits at its interrupt",
+            "CONFLICT",
+        )
     resume = RunOptions(thread_id=options.thread_id, resume=value, resuming=True)
     return await _start(request, None, None, resume, resumed_from=run.run_id)
 
