@@ -129,6 +129,11 @@ def test_introspected_tokens(serve: Serve, introspection: Introspection) -> None
     assert narrow.json()["details"]["missing_scopes"] == ["agents:invoke"]
     dead = call(url, "dead-token")
     assert (dead.status_code, dead.json()["detail"]["error"]) == (401, "TOKEN_INVALID")
+    document = httpx.get(f"{url}/openapi.json").json()
+    assert document["components"]["securitySchemes"] == {
+        "BearerAuth": {"type": "http", "scheme": "bearer"}
+    }
+    assert document["paths"]["/invoke"]["post"]["security"] == [{"BearerAuth": []}]
     missing = call(url, None)
     assert (missing.status_code, missing.json()["detail"]["error"]) == (
         401,
