@@ -47,7 +47,7 @@ from dockrion_events import (
 from .auth import Access, ApiKeyAuth, Authenticator, AuthFailed, Limiter, Refused
 from .errors import RuntimeHTTPError, error_body, status_for
 from .logs import current_request_id, reset_request_id, set_request_id, valid_request_id
-from .security import cors_options
+from .security import cors_options, security_headers
 from .server import SEND_TEXTS
 
 if TYPE_CHECKING:
@@ -137,7 +137,15 @@ async def _refuse(websocket: WebSocket, exc: Exception) -> int:
 
 
 async def _deny(websocket: WebSocket, response: Response) -> None:
-    """Answer the handshake with an HTTP response (the upgrade never completes)."""
+    """Answer the handshake with an HTTP response (the upgrade never completes), with the
+    request id and the security headers every HTTP answer carries."""
+    runtime: Runtime = websocket.scope["app"].state.runtime
+    present = {name for name, _ in response.raw_headers}
+    response.raw_headers += [
+        item
+        for item in security_headers(runtime.settings.security_headers)
+        if item[0] not in present
+    ]
     response.raw_headers += _request_id_header()
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(response)

@@ -117,6 +117,7 @@ def test_websocket_and_ag_ui_need_the_invoke_permission(serve: Serve) -> None:
         assert refused.json()["code"] == "FORBIDDEN"
         assert refused.json()["details"]["required_permissions"] == ["invoke"]
         assert refused.headers["x-request-id"]
+        assert refused.headers["x-content-type-options"] == "nosniff"
     for anonymous in (ws_refusal(url, "/invoke/ws", {}), httpx.post(f"{url}/ag-ui", json={})):
         assert anonymous.status_code == 401
 
