@@ -24,8 +24,6 @@ from dockrion_runtime import create_app
 from .conftest import agent_module, write_project
 from .test_websocket import read_all, recv_until, ws_url
 
-pytest.importorskip("ag_ui.core")
-
 Serve = Callable[..., str]
 
 AGENT = """
