@@ -22,6 +22,8 @@ from starlette.responses import Response
 from dockrion_events import AuthContext
 from dockrion_schema import ApiKeysConfig, AuthConfig
 
+from .sse import EventStreamResponse
+
 __all__ = [
     "PERMISSIONS",
     "Access",
@@ -354,8 +356,11 @@ def protect(
         access.require(principal, permission)
         decision = await limiter.check(principal) if limiter is not None else None
         response = await handler(request)
-        if decision is not None and isinstance(response, Response):
-            response.headers.update(decision.headers())
+        if decision is not None:
+            if isinstance(response, Response):
+                response.headers.update(decision.headers())
+            elif isinstance(response, EventStreamResponse):
+                response.add_headers(decision.headers())
         return response
 
     endpoint.__name__ = getattr(handler, "__name__", "endpoint")

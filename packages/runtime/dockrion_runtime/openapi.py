@@ -47,6 +47,10 @@ def build_openapi(
     elif auth is not None and auth.mode == "jwt":
         schemes["BearerAuth"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         security.append({"BearerAuth": []})
+    elif auth is not None and auth.mode == "oauth2":
+        # opaque access tokens, checked by introspection: a bearer scheme without a format
+        schemes["BearerAuth"] = {"type": "http", "scheme": "bearer"}
+        security.append({"BearerAuth": []})
     paths: dict[str, dict[str, Any]] = {}
     for method, path, protected in routes:
         operation = dict(operations[(method, path)])

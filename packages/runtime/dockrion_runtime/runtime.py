@@ -326,7 +326,8 @@ class Runtime:
                 self.runs.start_reaper()
             self.load_agent()
         except AgentLoadError as exc:
-            self.load_error = str(exc)
+            # what the agent's code raised stays in the log unless errors are verbose
+            self.load_error = str(exc) if settings.verbose_errors else exc.public
             log.error("agent not loaded: %s", exc)
         if self.probes is not None:
             await self.probes.start(self.readiness)

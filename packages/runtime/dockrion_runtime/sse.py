@@ -54,6 +54,13 @@ class EventStreamResponse:
         self._timeout = timeout
         self._headers = SSE_HEADERS + (extra_headers or [])
 
+    def add_headers(self, headers: dict[str, str]) -> None:
+        """More headers for the response (before it starts), such as the rate limit's."""
+        self._headers = self._headers + [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+        ]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Plain asyncio (a watcher task, a timeout), not an anyio task group: this runs once
         # per stream, and a task group with its cancel scopes costs several times more.

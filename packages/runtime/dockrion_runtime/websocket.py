@@ -9,7 +9,9 @@ Browsers cannot set headers on a WebSocket; they send the key or token in
 `Sec-WebSocket-Protocol` instead, as the subprotocol `dockrion.bearer.<base64url of the
 token>` beside `dockrion`, which the server echoes (never the token). The token then
 counts as if sent in the header the Dockfile's auth reads; it is never logged and never
-reaches agent code.
+reaches agent code. A session has a request id like an HTTP request (the caller's
+`X-Request-ID` when sane), named in the handshake's answer, its log lines and the errors
+it reports.
 
 Once accepted, a refusal is one JSON message holding the HTTP error body (`success`
 false, `error`, `code`, maybe `details`; never a `type`, which only events have), then a
@@ -42,9 +44,15 @@ from dockrion_events import (
 
 from .auth import Access, Authenticator, AuthFailed, Limiter, Refused
 from .errors import RuntimeHTTPError, error_body, status_for
-from .logs import current_request_id
+from .logs import current_request_id, reset_request_id, set_request_id, valid_request_id
 from .server import SEND_TEXTS
-from .websocket_handshake import TOKEN_SUBPROTOCOL, deny, http_view, origin_refusal
+from .websocket_handshake import (
+    TOKEN_SUBPROTOCOL,
+    deny,
+    http_view,
+    origin_refusal,
+    request_id_header,
+)
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -101,9 +109,13 @@ def _error(exc: Exception) -> tuple[dict[str, Any], str]:
 
 
 async def accept(websocket: WebSocket) -> None:
-    """Complete the handshake, choosing `dockrion` when the client offers it."""
+    """Complete the handshake, choosing `dockrion` when the client offers it; the answer
+    names the session's request id, as HTTP answers do."""
     offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    await websocket.accept(
+        subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None,
+        headers=request_id_header(),
+    )
 
 
 async def _refuse(websocket: WebSocket, exc: Exception) -> int:
@@ -186,9 +198,17 @@ class WebSocketEndpoint:
 
         websocket = EventSocket(scope, watch_receive, watch_send)
         runtime: Runtime = scope["app"].state.runtime
+        # One request id per session, as an HTTP request has: the caller's `X-Request-ID`
+        # when sane, in the handshake's answer, the logs, and the errors callers see.
+        supplied = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                supplied = value  # the last one, as on HTTP
+        token = set_request_id(valid_request_id(supplied))
         try:
             await self._session(websocket, runtime)
         finally:
+            reset_request_id(token)
             metrics = runtime.metrics
             metrics.websocket_sessions.labels(
                 metrics.agent, self.path, str(ended if ended is not None else 1006)

@@ -17,7 +17,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from .auth import ApiKeyAuth, Authenticator, AuthFailed
-from .security import cors_options
+from .logs import current_request_id
+from .security import cors_options, security_headers
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -27,8 +28,23 @@ __all__ = ["TOKEN_SUBPROTOCOL", "deny", "http_view", "origin_refusal", "subproto
 TOKEN_SUBPROTOCOL = "dockrion.bearer."  # noqa: S105 - a prefix, not a secret
 
 
+def request_id_header() -> list[tuple[bytes, bytes]]:
+    """The session's request id as a response header (none outside a session)."""
+    request_id = current_request_id()
+    return [] if request_id is None else [(b"x-request-id", request_id.encode())]
+
+
 async def deny(websocket: WebSocket, response: Response) -> None:
-    """Answer the handshake with an HTTP response (the upgrade never completes)."""
+    """Answer the handshake with an HTTP response (the upgrade never completes), with the
+    request id and the security headers every HTTP answer carries."""
+    runtime: Runtime = websocket.scope["app"].state.runtime
+    present = {name for name, _ in response.raw_headers}
+    response.raw_headers += [
+        item
+        for item in security_headers(runtime.settings.security_headers)
+        if item[0] not in present
+    ]
+    response.raw_headers += request_id_header()
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(response)
     else:  # a server without the denial extension answers 403 itself

@@ -20,6 +20,9 @@ def leaky(payload, context):
 
 def broken_ids():
     raise RuntimeError("id generator exploded password=hunter2")
+
+def broken_factory():
+    raise RuntimeError("cannot reach the model password=hunter2")
 """
 
 
@@ -92,3 +95,21 @@ def test_unexpected_500_names_the_request_id_it_answers_with(serve: Serve, tmp_p
         "request_id": "trace-7",
     }
     assert "hunter2" not in response.text
+
+
+def test_a_failing_factory_is_named_without_its_text(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="dockrion.runtime"):
+        url = serve("broken_factory", module=LEAKY, entrypoint=True)
+        ready = httpx.get(f"{url}/ready")
+        invoked = httpx.post(f"{url}/invoke", json={"query": "x"})
+    assert (ready.status_code, invoked.status_code) == (503, 503)
+    for body in (ready.json(), invoked.json()):
+        assert "RuntimeError" in body["error"] and "hunter2" not in body["error"]
+        assert "the server log has the details" in body["error"]
+    assert "hunter2" in caplog.text  # the operator still reads why
+    verbose = serve(
+        "broken_factory", "observability: {verbose_errors: true}\n", LEAKY, entrypoint=True
+    )
+    assert "password=hunter2" in httpx.get(f"{verbose}/ready").json()["error"]

@@ -38,6 +38,8 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "narrow-token": {"active": True, "sub": "bob", "scope": "profile"},
     "machine-token": {"active": True, "client_id": "batch-job", "scope": "agents:invoke"},
     "dead-token": {"active": False},
+    # active by the server's word, but its `exp` has passed: never cached
+    "stale-token": {"active": True, "sub": "carol", "scope": "agents:invoke", "exp": 1},
 }
 CLIENT = ("dockrion-runtime", "s3cret/with:chars")
 
@@ -117,6 +119,9 @@ def test_introspected_tokens(serve: Serve, introspection: Introspection) -> None
     }
     assert call(url, "good-token").status_code == 200
     assert introspection.calls.count("good-token") == 1  # the answer is cached
+    call(url, "stale-token")
+    call(url, "stale-token")
+    assert introspection.calls.count("stale-token") == 2  # a cache never outlives `exp`
     machine = call(url, "machine-token")
     assert machine.json()["output"]["principal_id"] == "oauth2:batch-job"
     narrow = call(url, "narrow-token")
@@ -124,6 +129,11 @@ def test_introspected_tokens(serve: Serve, introspection: Introspection) -> None
     assert narrow.json()["details"]["missing_scopes"] == ["agents:invoke"]
     dead = call(url, "dead-token")
     assert (dead.status_code, dead.json()["detail"]["error"]) == (401, "TOKEN_INVALID")
+    document = httpx.get(f"{url}/openapi.json").json()
+    assert document["components"]["securitySchemes"] == {
+        "BearerAuth": {"type": "http", "scheme": "bearer"}
+    }
+    assert document["paths"]["/invoke"]["post"]["security"] == [{"BearerAuth": []}]
     missing = call(url, None)
     assert (missing.status_code, missing.json()["detail"]["error"]) == (
         401,

@@ -46,7 +46,9 @@ def test_memory_counts_per_principal(serve: Serve) -> None:
     assert (first.headers["ratelimit-limit"], first.headers["ratelimit-remaining"]) == ("2", "1")
     assert invoke(url, "key-a").status_code == 200
     assert_limited(invoke(url, "key-a"), 2, 3600)
-    assert invoke(url, "key-b").status_code == 200  # Bob has his own count
+    stream = httpx.post(f"{url}/invoke/stream", json={"query": "x"}, headers={"X-API-Key": "key-b"})
+    assert stream.status_code == 200  # Bob has his own count; streams carry it too
+    assert (stream.headers["ratelimit-limit"], stream.headers["ratelimit-remaining"]) == ("2", "1")
     # refused requests do not count, and other protected endpoints count too
     assert httpx.post(f"{url}/invoke", json={"query": "x"}).status_code == 401
     assert httpx.get(f"{url}/runs/nope", headers={"X-API-Key": "key-b"}).status_code == 404

@@ -10,8 +10,10 @@ from collections.abc import Callable
 import httpx
 import jwt
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
-from dockrion_runtime.routes import ROUTE_TABLE
+from dockrion_runtime.routes import ROUTE_TABLE, Endpoint
 
 Serve = Callable[..., str]
 
@@ -29,6 +31,10 @@ def whoami(payload, context):
 """
 
 ROLES = """
+expose:
+  host: 127.0.0.1
+  streaming: [sse, websocket]
+  ag_ui: {enabled: true}
 auth:
   api_keys:
     prefix: team
@@ -54,10 +60,19 @@ def key(value: str) -> dict[str, str]:
     return {"X-API-Key": value}
 
 
-def request(url: str, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
-    path = path.replace("{run_id}", "no-such-run")
-    body = {"query": "hi"} if method == "POST" else None
-    return httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=30)
+def request(url: str, endpoint: Endpoint, headers: dict[str, str]) -> httpx.Response:
+    """The endpoint's answer; for a WebSocket row, the HTTP answer to the handshake (101
+    when the upgrade completes)."""
+    path = endpoint.path.replace("{run_id}", "no-such-run")
+    if endpoint.kind == "websocket":
+        try:
+            with connect("ws" + url.removeprefix("http") + path, additional_headers=headers):
+                return httpx.Response(101)
+        except InvalidStatus as refused:
+            answer = refused.response
+            return httpx.Response(answer.status_code, content=bytes(answer.body or b""))
+    body = {"query": "hi"} if endpoint.method == "POST" else None
+    return httpx.request(endpoint.method, f"{url}{path}", json=body, headers=headers, timeout=30)
 
 
 def test_every_endpoint_of_the_permission_table_refuses_callers_without_it(
@@ -66,13 +81,11 @@ def test_every_endpoint_of_the_permission_table_refuses_callers_without_it(
     url = serve("whoami", ROLES, AGENT, environ=KEYS)
     checked = 0
     for endpoint in ROUTE_TABLE:
-        if endpoint.permission is None or endpoint.path.startswith("/ag-ui"):
-            continue  # AG-UI is off here; its rows need invoke like the runs family
-        if endpoint.kind == "websocket":
-            continue  # not served here (expose.streaming: websocket); test_websocket.py
+        if endpoint.permission is None:
+            continue
         checked += 1
         for name, holder in HOLDER.items():
-            response = request(url, endpoint.method, endpoint.path, key(holder))
+            response = request(url, endpoint, key(holder))
             if name == endpoint.permission:
                 assert response.status_code not in (401, 403), endpoint.path
                 continue
@@ -82,9 +95,9 @@ def test_every_endpoint_of_the_permission_table_refuses_callers_without_it(
             assert body["details"]["required_permissions"] == [endpoint.permission]
             assert f"'{endpoint.permission}' permission" in body["error"]
             assert body["detail"]["code"] == "FORBIDDEN"
-        anonymous = request(url, endpoint.method, endpoint.path, {})
+        anonymous = request(url, endpoint, {})
         assert anonymous.status_code == 401, endpoint.path
-    assert checked == 11
+    assert checked == 15  # every row with a permission is served here
     # no role at all: the key is known, so 403 rather than 401
     refused = httpx.post(f"{url}/invoke", json={"query": "x"}, headers=key("key-default"))
     assert refused.status_code == 403
@@ -133,6 +146,10 @@ def test_read_logs_reads_other_callers_runs_but_never_cancels_them(serve: Serve)
 
 SECRET = "a-long-test-secret-for-hs256-signing-0123456789"
 JWT_ROLES = """
+expose:
+  host: 127.0.0.1
+  streaming: [sse, websocket]
+  ag_ui: {enabled: true}
 auth:
   mode: jwt
   jwt:

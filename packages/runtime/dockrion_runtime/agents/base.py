@@ -27,9 +27,15 @@ __all__ = [
 
 
 class AgentLoadError(Exception):
-    """The agent module or callable cannot be loaded; the message says which and why."""
+    """The agent module or callable cannot be loaded; the message says which and why (for
+    the log). `public` says it without any text the agent's own code raised, for callers
+    (`/ready`, 503 bodies)."""
 
     code = "AGENT_LOAD_ERROR"
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = message if public is None else public
 
 
 class InvalidOutputError(Exception):

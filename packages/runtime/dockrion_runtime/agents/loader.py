@@ -33,15 +33,18 @@ def import_target(target: str, base_dir: Path) -> Any:
             f"sys.path): {exc}"
         ) from exc
     except Exception as exc:
-        raise AgentLoadError(
-            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        failed = f"importing {module_name!r} failed: {type(exc).__name__}"
+        raise AgentLoadError(f"{failed}: {exc}", _see_log(failed)) from exc
     try:
         return getattr(module, attribute)
     except AttributeError:
         raise AgentLoadError(
             f"module {module_name!r} has no attribute {attribute!r} (from {target!r})"
         ) from None
+
+
+def _see_log(failed: str) -> str:
+    return f"{failed}; the server log has the details"
 
 
 def _wants_context(function: Callable[..., Any]) -> bool:
@@ -77,7 +80,8 @@ def load_agent(
     try:
         runner = loaded()
     except Exception as exc:
-        raise AgentLoadError(f"factory {target!r} failed: {type(exc).__name__}: {exc}") from exc
+        failed = f"factory {target!r} failed: {type(exc).__name__}"
+        raise AgentLoadError(f"{failed}: {exc}", _see_log(failed)) from exc
     if config.framework == "langgraph" and hasattr(runner, "astream"):
         from .langgraph_agent import LangGraphAgent
 
