@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _builders as builders
-from ._staging import BatchStage, DirectStage, Stage
+from ._batch_stage import BatchStage
+from ._staging import DirectStage, Stage
 from .auth_context import AuthContext
 from .filter import EventsFilter, TokenFilter
 from .models import MANDATORY_EVENT_TYPES, BaseEvent

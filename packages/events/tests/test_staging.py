@@ -20,8 +20,9 @@ from dockrion_events import (
     StreamClosedError,
     StreamContext,
 )
+from dockrion_events._batch_stage import LIVE_EVENTS, Backoff, BatchStage
 from dockrion_events._builders import token
-from dockrion_events._staging import LIVE_EVENTS, Backoff, BatchStage, DirectStage
+from dockrion_events._staging import DirectStage
 from dockrion_events.errors import RunFinishedError
 from dockrion_events.sinks import LangGraphSink, QueueSink, StreamingSink
 
