@@ -24,6 +24,7 @@ from .probes import ProbeListener
 from .runtime import Runtime
 from .server import ServerOptions, tune_gc, uvicorn_options
 from .settings import SettingsError
+from .try_it import try_it_command
 
 __all__ = ["GracefulServer", "main", "reload_app"]
 
@@ -223,10 +224,7 @@ def _serve(args: argparse.Namespace) -> int:
     url = f"http://{host}:{port}"
     print(f"Serving agent '{spec.agent.name}' at {url}")
     print("Try it:")
-    print(
-        f"  curl -N -X POST {url}/invoke/stream -H 'Content-Type: application/json' "
-        '-d \'{"query": "hello from dockrion"}\''
-    )
+    print(f"  {try_it_command(url, spec.io_schema.input)}")
     sys.stdout.flush()
     if args.reload or args.workers > 1:
         # uvicorn's reloader and worker processes import a factory; it finds the Dockfile

@@ -346,3 +346,48 @@ def test_a_callers_auth_context_is_built_once_and_read_only() -> None:
     # An agent may return what it read: a read-only mapping encodes as an object.
     assert to_jsonable({"claims": auth.claims}) == {"claims": {"sub": "alice"}}
     assert isinstance(auth.claims, MappingProxyType)
+
+
+@pytest.mark.parametrize(
+    "example", ["quickstart", "langgraph-chat", "langgraph-react", "langchain-chain"]
+)
+def test_the_try_it_body_is_accepted_by_the_example_s_input_schema(example: str) -> None:
+    from dockrion_runtime.try_it import example_payload
+    from dockrion_schema import load_dockspec
+
+    root = Path(__file__).resolve().parents[3]
+    spec = load_dockspec(root / "examples" / example / "Dockfile.yaml")
+    body = example_payload(spec.io_schema.input)
+    assert SchemaChecker(spec.io_schema.input).problems(body) == []
+
+
+def test_the_try_it_body_follows_the_schema() -> None:
+    from dockrion_runtime.try_it import example_payload, try_it_command
+
+    chat = IOSubSchema.model_validate(
+        {
+            "type": "object",
+            "properties": {
+                "messages": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
+                        "required": ["role", "content"],
+                    },
+                },
+                "temperature": {"type": "number", "minimum": 0.5},
+            },
+            "required": ["messages", "temperature"],
+        }
+    )
+    assert example_payload(chat) == {
+        "messages": [{"role": "user", "content": "hello from dockrion"}],
+        "temperature": 0.5,
+    }
+    quoted = IOSubSchema.model_validate(
+        {"type": "object", "properties": {"who": {"type": "string", "default": "it's me"}}}
+    )
+    command = try_it_command("http://127.0.0.1:8080", quoted)
+    assert command.endswith("""-d '{"who": "it'\\''s me"}'""")  # safe inside '...' in a shell
+    assert example_payload(None) == {"query": "hello from dockrion"}
