@@ -79,6 +79,7 @@ class BatchStage(Stage):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._handoff_waiting = False
+        self._handoff_after_write = False  # the waiter goes on once its readers wrote
         # A sink that stores a batch at once (an in-process log) takes it in the loop's
         # callback, without a task per batch.
         self._append_now: Callable[[str, Sequence[EventRecord]], bool] | None = getattr(
@@ -108,8 +109,9 @@ class BatchStage(Stage):
                 self._batch_started = time.monotonic()
         if wake:
             self._wake()
+            first = not self._from_thread
             if threading.get_ident() != self._loop_thread and (
-                not self._from_thread or self._batch_started - self._flushed_at >= HANDOFF_QUIET
+                first or self._batch_started - self._flushed_at >= HANDOFF_QUIET
             ):
                 self._from_thread = True
                 # The run's first event, or the first after a long quiet spell, from a worker
@@ -121,6 +123,7 @@ class BatchStage(Stage):
                         if self._handoff is None:
                             self._handoff = threading.Condition(self.lock)
                         self._handoff_waiting = True
+                        self._handoff_after_write = first
                         self._handoff.wait(LIVE_SECONDS)
                         self._handoff_waiting = False
         return event
@@ -161,14 +164,19 @@ class BatchStage(Stage):
 
     def _taken(self) -> None:
         """The pending events were taken (under `lock`): producers waiting for room go on at
-        once; a worker thread waiting for its first event to be written goes on one turn of
-        the loop later, after the readers this batch woke have written it (woken now, it
-        would take the GIL back from the loop before they do)."""
+        once, and so does a worker thread waiting after a quiet spell (an agent pacing its
+        events must not wait for the readers too). One waiting with the run's first event
+        goes on one turn of the loop later, after the readers this batch woke have written
+        it: woken now, it would take the GIL back from the loop before they do, and the
+        first event of a busy agent would wait for the thread's GIL slice."""
         if self._drained is not None:
             self._drained.notify_all()
-        if self._handoff_waiting and self._loop is not None:
+        if self._handoff_waiting:
             self._handoff_waiting = False
-            self._loop.call_soon(self._end_handoff)
+            if self._handoff_after_write and self._loop is not None:
+                self._loop.call_soon(self._end_handoff)
+            elif self._handoff is not None:
+                self._handoff.notify_all()
 
     def _end_handoff(self) -> None:
         with self.lock:
