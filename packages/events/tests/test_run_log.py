@@ -358,3 +358,16 @@ def test_a_thread_belongs_to_its_first_claimant(run_async: Any, make_backend: Ma
         assert await backend.claim_thread("t-2", "bob", 60) == "bob"
 
     run_async(scenario())
+
+
+def test_a_resume_is_claimed_once(run_async: Any, make_backend: Make) -> None:
+    async def scenario() -> None:
+        backend = make_backend()
+        claims = await asyncio.gather(*(backend.claim_resume("run-1", 60) for _ in range(5)))
+        assert sorted(claims) == [False, False, False, False, True]  # one wins, at once
+        assert await backend.claim_resume("run-2", 60) is True  # another run's is its own
+        await backend.release_resume("run-1")  # its run could not be started
+        assert await backend.claim_resume("run-1", 60) is True
+        assert await backend.claim_resume("run-1", 60) is False
+
+    run_async(scenario())

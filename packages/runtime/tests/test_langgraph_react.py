@@ -5,6 +5,7 @@ langchain-core and checkpointer; no mocks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -159,6 +160,34 @@ def test_interrupt_then_resume_to_completion(url: str) -> None:
         f"{url}/runs/{run['run_id']}/resume", json={"approved": False}, headers=ALICE
     )
     assert (again.status_code, again.json()["code"]) == (409, "CONFLICT"), again.text
+
+
+def test_two_resumes_sent_at_once_start_one_run(url: str) -> None:
+    created = httpx.post(
+        f"{url}/runs",
+        json=ask("email cy@example.com the plan"),
+        params={"thread_id": "mail-race"},
+        headers=ALICE,
+    )
+    run = wait_for(url, created.json()["run_id"])
+    assert run["output"]["__interrupt__"]
+
+    async def resume_twice() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, headers=ALICE, timeout=60) as client:
+            path = f"/runs/{run['run_id']}/resume"
+            return list(
+                await asyncio.gather(*(client.post(path, json={"approved": True}) for _ in "ab"))
+            )
+
+    answers = asyncio.run(resume_twice())
+    assert sorted(answer.status_code for answer in answers) == [202, 409], [
+        answer.text for answer in answers
+    ]
+    (started,) = [answer.json() for answer in answers if answer.status_code == 202]
+    final = wait_for(url, started["run_id"])
+    assert final["output"]["messages"][-1]["content"] == (
+        "Here is what I found: email to cy@example.com sent."
+    )
 
 
 def test_the_python_client_resumes_an_interrupted_run(url: str) -> None:

@@ -103,6 +103,16 @@ class EventBackend(ABC):
         shares the backend.
         """
 
+    @abstractmethod
+    async def claim_resume(self, run_id: str, ttl_seconds: float) -> bool:
+        """Record that the interrupt `run_id` stopped at is being answered: True for the
+        first claim only, False for every later one within `ttl_seconds`, atomically across
+        every instance that shares the backend (two resumes sent at once start one run)."""
+
+    @abstractmethod
+    async def release_resume(self, run_id: str) -> None:
+        """Undo `claim_resume` (the resumed run could not be started)."""
+
     async def ping(self) -> bool:
         """True when the backend answers (used by readiness checks)."""
         return True

@@ -73,6 +73,7 @@ class InMemoryBackend(EventBackend):
         if max_runs is not None and max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         self._threads: dict[str, tuple[str, float]] = {}  # thread id -> (owner, expiry)
+        self._resumed: dict[str, float] = {}  # run id -> when its resume claim expires
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
         self.max_runs = max_runs
@@ -238,6 +239,19 @@ class InMemoryBackend(EventBackend):
         self._closed = True
         for log in self._runs.values():
             log.notify()
+
+    async def claim_resume(self, run_id: str, ttl_seconds: float) -> bool:
+        now = time.monotonic()
+        if self._resumed.get(run_id, 0.0) > now:
+            return False
+        self._resumed[run_id] = now + ttl_seconds
+        if len(self._resumed) > _MAX_THREADS:
+            for stale in [key for key, expiry in self._resumed.items() if expiry <= now]:
+                del self._resumed[stale]
+        return True
+
+    async def release_resume(self, run_id: str) -> None:
+        self._resumed.pop(run_id, None)
 
     async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
         now = time.monotonic()

@@ -125,6 +125,15 @@ class RedisBackend(EventBackend):
                 return owner
             return text(previous)
 
+    async def claim_resume(self, run_id: str, ttl_seconds: float) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        with self._errors("claiming a resume"):
+            return bool(await self._client.set(self._keys.resumed(run_id), 1, nx=True, px=ttl_ms))
+
+    async def release_resume(self, run_id: str) -> None:
+        with self._errors("releasing a resume"):
+            await self._client.delete(self._keys.resumed(run_id))
+
     # --- run state -----------------------------------------------------------------------
 
     async def create_run(self, run: Run) -> None:

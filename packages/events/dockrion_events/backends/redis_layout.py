@@ -53,6 +53,10 @@ class Keys:
     def lease(self, run_id: str) -> str:
         return f"{self.prefix}:{{{run_id}}}:lease"
 
+    def resumed(self, run_id: str) -> str:
+        """Set once the interrupt a run stopped at is being answered (`claim_resume`)."""
+        return f"{self.prefix}:{{{run_id}}}:resumed"
+
     def thread(self, thread_id: str) -> str:
         """Who owns a conversation thread: a key of its own (its own hash tag)."""
         return f"{self.prefix}:thread:{{{thread_id}}}"

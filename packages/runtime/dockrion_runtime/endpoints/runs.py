@@ -27,6 +27,7 @@ from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..sse import EventStreamResponse
+from ..threads import THREAD_OWNERSHIP_SECONDS
 
 __all__ = [
     "MAX_CLIENT_RUN_ID",
@@ -91,8 +92,19 @@ async def resume_run(request: Request) -> Response:
             f"Run '{run.run_id}' was already resumed: its thread no longer waits at its interrupt",
             "CONFLICT",
         )
+    # Two resumes sent at once both find the interrupt waiting: one claim, one run.
+    backend = runtime.threads.backend
+    if not await backend.claim_resume(run.run_id, THREAD_OWNERSHIP_SECONDS):
+        raise RuntimeHTTPError(
+            f"Run '{run.run_id}' was already resumed: its thread no longer waits at its interrupt",
+            "CONFLICT",
+        )
     resume = RunOptions(thread_id=options.thread_id, resume=value, resuming=True)
-    return await _start(request, None, None, resume, resumed_from=run.run_id)
+    try:
+        return await _start(request, None, None, resume, resumed_from=run.run_id)
+    except BaseException:
+        await backend.release_resume(run.run_id)  # nothing started: it may be tried again
+        raise
 
 
 async def start_run(
