@@ -15,6 +15,14 @@ from .threads import THREAD_ID_PATTERN
 
 __all__ = ["endpoint_operations", "error_response"]
 
+# `?timeout=` of every subscription (SSE and AG-UI alike).
+_TIMEOUT_PARAMETER: dict[str, Any] = {
+    "name": "timeout",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SUBSCRIPTION_TIMEOUT},
+    "description": "Seconds before the subscription ends (the run goes on)",
+}
+
 
 def error_response(description: str) -> dict[str, Any]:
     return {
@@ -111,16 +119,7 @@ def _ag_ui_operations(run_id: dict[str, Any]) -> dict[tuple[str, str], dict[str,
                     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE},
                     "description": "First stored event to send AG-UI events of (inclusive)",
                 },
-                {
-                    "name": "timeout",
-                    "in": "query",
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_SUBSCRIPTION_TIMEOUT,
-                    },
-                    "description": "Seconds before the subscription ends (the run goes on)",
-                },
+                _TIMEOUT_PARAMETER,
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
@@ -289,16 +288,7 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE},
                     "description": "First sequence to send (inclusive)",
                 },
-                {
-                    "name": "timeout",
-                    "in": "query",
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_SUBSCRIPTION_TIMEOUT,
-                    },
-                    "description": "Seconds before the subscription ends (the run goes on)",
-                },
+                _TIMEOUT_PARAMETER,
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
