@@ -88,7 +88,12 @@ class DockfileError(ValidationError):
         self.issues = list(issues)
         self.warnings = list(warnings or [])
         count = len(self.issues)
-        head = f"{count} problem{'s' if count != 1 else ''} in Dockfile"
+        # Name the files: a problem may sit in an env file beside the Dockfile.
+        sources = list(
+            dict.fromkeys(i.source for i in self.issues if i.source and not i.source.startswith("<"))
+        )
+        where = " and ".join(sources) if 0 < len(sources) <= 3 else "the Dockfile"
+        head = f"{count} problem{'s' if count != 1 else ''} in {where}"
         super().__init__(head + ":\n" + "\n".join(f"  {issue}" for issue in self.issues))
 
     def to_dict(self) -> dict[str, Any]:

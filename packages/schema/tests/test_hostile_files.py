@@ -134,9 +134,17 @@ def test_load_dockspec_raises_with_every_problem(tmp_path: Path) -> None:
         "expose.port",
         "expose.streaming",
     ]
-    assert str(error).startswith("3 problems in Dockfile:\n")
+    assert str(error).startswith(f"3 problems in {path}:\n")
 
 
 def test_parse_dockspec_without_a_file() -> None:
     spec = parse_dockspec(GOOD)
     assert spec.agent.name == "demo"
+
+
+def test_a_problem_in_an_env_file_names_that_file(tmp_path: Path) -> None:
+    write(tmp_path, 'version: "1.0"\nagent: {name: ok, handler: "a:b"}\nio_schema: {}\n')
+    env = write(tmp_path, "PORT: [8080\n", name="env.yaml")
+    with pytest.raises(DockfileError) as caught:
+        load_dockspec(tmp_path / "Dockfile.yaml")
+    assert str(caught.value).startswith(f"1 problem in {env}:\n"), str(caught.value)
