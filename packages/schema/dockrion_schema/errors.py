@@ -89,9 +89,8 @@ class DockfileError(ValidationError):
         self.warnings = list(warnings or [])
         count = len(self.issues)
         # Name the files: a problem may sit in an env file beside the Dockfile.
-        sources = list(
-            dict.fromkeys(i.source for i in self.issues if i.source and not i.source.startswith("<"))
-        )
+        named = (issue.source for issue in self.issues if not issue.source.startswith("<"))
+        sources = list(dict.fromkeys(source for source in named if source))
         where = " and ".join(sources) if 0 < len(sources) <= 3 else "the Dockfile"
         head = f"{count} problem{'s' if count != 1 else ''} in {where}"
         super().__init__(head + ":\n" + "\n".join(f"  {issue}" for issue in self.issues))
