@@ -18,6 +18,7 @@ import json
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ __all__ = [
     "Target",
     "calibrate",
     "record_events",
+    "run_exchange",
     "stream",
 ]
 
@@ -284,19 +286,22 @@ class _StreamProtocol(Exchange):
                 self._finish()
 
 
-async def stream(
-    target: Target, method: str, path: str, body: Any = None, *, timeout: float = 120.0
-) -> StreamResult:
-    """One request on a fresh connection, its SSE response parsed to the end."""
+async def run_exchange(
+    target: Target,
+    protocol: Callable[[asyncio.Future[None]], Exchange],
+    result: StreamResult,
+    timeout: float,
+) -> None:
+    """Open a connection served by `protocol(done)` and wait until it resolves `done`, at
+    most `timeout` s; a timeout or a socket error is recorded on `result`, and so is the end
+    time whatever happened."""
     loop = asyncio.get_running_loop()
-    result = StreamResult()
     done: asyncio.Future[None] = loop.create_future()
-    request = request_bytes(target, method, path, body)
     transport: asyncio.BaseTransport | None = None
     try:
         async with asyncio.timeout(timeout):
             transport, _ = await loop.create_connection(
-                lambda: _StreamProtocol(request, result, done), target.host, target.port
+                lambda: protocol(done), target.host, target.port
             )
             await done
     except TimeoutError:
@@ -308,6 +313,15 @@ async def stream(
             transport.close()
         if not result.ended:
             result.ended = PC()
+
+
+async def stream(
+    target: Target, method: str, path: str, body: Any = None, *, timeout: float = 120.0
+) -> StreamResult:
+    """One request on a fresh connection, its SSE response parsed to the end."""
+    result = StreamResult()
+    request = request_bytes(target, method, path, body)
+    await run_exchange(target, lambda done: _StreamProtocol(request, result, done), result, timeout)
     return result
 
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client import KeepAlive, Target, calibrate, request_bytes, stream
+from client import KeepAlive, StreamResult, Target, calibrate, request_bytes, stream
 from harness import free_port, redis_server
 
 HERE = Path(__file__).resolve().parent
@@ -217,24 +217,31 @@ async def w2_first_token(srv: Server, streams: int = 200) -> dict[str, float]:
     }
 
 
-async def _create_run(srv: Server, body: dict[str, Any]) -> str:
+async def create_run(srv: Server, body: dict[str, Any]) -> str:
     async with KeepAlive(srv.target) as connection:
         status, answer = await connection.exchange(request_bytes(srv.target, "POST", "/runs", body))
     assert status == 202, (status, answer)
     return str(json.loads(answer)["run_id"])
 
 
-async def w3_fanout(
-    srv: Server, tokens: int = 2000, subscribers: int = 100, pace: float = 0.001
+async def join_paced_run(
+    srv: Server,
+    subscribe: Callable[[str], Awaitable[StreamResult]],
+    tokens: int,
+    subscribers: int,
+    pace: float,
 ) -> dict[str, float]:
+    """`subscribers` readers (`subscribe(run_id)`) joining one run of `tokens` paced at
+    `pace` s, at random times that are the same for every target: events delivered per
+    second, and whether each reader got every event once."""
     rng = random.Random(7)
     delays = [rng.random() * tokens * pace for _ in range(subscribers)]
     with Meter(srv.pid) as meter:
-        run_id = await _create_run(srv, {"tokens": tokens, "pace": pace})
+        run_id = await create_run(srv, {"tokens": tokens, "pace": pace})
 
-        async def subscriber(delay: float) -> Any:
+        async def subscriber(delay: float) -> StreamResult:
             await asyncio.sleep(delay)
-            return await stream(srv.target, "GET", f"/runs/{run_id}/events", timeout=60)
+            return await subscribe(run_id)
 
         results = await asyncio.gather(*(subscriber(delay) for delay in delays))
     complete = sum(r.tokens == tokens and r.terminal == "complete" for r in results)
@@ -245,6 +252,15 @@ async def w3_fanout(
         "duplicates": float(sum(r.duplicates for r in results)),
         **meter.shares(),
     }
+
+
+async def w3_fanout(
+    srv: Server, tokens: int = 2000, subscribers: int = 100, pace: float = 0.001
+) -> dict[str, float]:
+    def subscribe(run_id: str) -> Awaitable[StreamResult]:
+        return stream(srv.target, "GET", f"/runs/{run_id}/events", timeout=60)
+
+    return await join_paced_run(srv, subscribe, tokens, subscribers, pace)
 
 
 async def _sample_rss(pid: int, peak: list[int], stop: asyncio.Event) -> None:

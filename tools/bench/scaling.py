@@ -30,16 +30,18 @@ from typing import Any
 
 from client import KeepAlive, request_bytes, stream
 from harness import redis_server
-from run_all import HERE, ROOT, Meter, Server, prepare_bench_process, rss_kib, server
+from run_all import (
+    HERE,
+    ROOT,
+    Meter,
+    Server,
+    create_run,
+    prepare_bench_process,
+    rss_kib,
+    server,
+)
 
 PC = time.perf_counter
-
-
-async def _create_run(srv: Server, body: dict[str, Any]) -> str:
-    async with KeepAlive(srv.target) as connection:
-        status, answer = await connection.exchange(request_bytes(srv.target, "POST", "/runs", body))
-    assert status == 202, (status, answer)
-    return str(json.loads(answer)["run_id"])
 
 
 async def _wait_done(srv: Server, run_id: str, timeout: float = 300) -> None:
@@ -64,7 +66,7 @@ def events_per_run(sizes: list[int]) -> list[dict[str, float]]:
             async def scenario(
                 srv: Server = srv, size: int = size, idle: int = idle
             ) -> dict[str, float]:
-                run_id = await _create_run(srv, {"tokens": size})
+                run_id = await create_run(srv, {"tokens": size})
                 await _wait_done(srv, run_id)
                 stored = rss_kib(srv.pid)
                 start = max(0, size - 99_000)  # within what the backend keeps
@@ -91,7 +93,7 @@ def events_per_run(sizes: list[int]) -> list[dict[str, float]]:
 async def _fanout(
     servers: list[Server], subscribers: int, tokens: int, pace: float
 ) -> dict[str, float]:
-    run_id = await _create_run(servers[0], {"tokens": tokens, "pace": pace})
+    run_id = await create_run(servers[0], {"tokens": tokens, "pace": pace})
     before = [rss_kib(s.pid) for s in servers]
     peak = list(before)
     meters = [Meter(s.pid) for s in servers]

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -35,8 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from client import StreamResult, calibrate, stream
-from run_all import HERE, Meter, Server, orders, prepare_bench_process, server, summarize
-from scaling import _create_run
+from run_all import (
+    HERE,
+    Meter,
+    Server,
+    join_paced_run,
+    orders,
+    prepare_bench_process,
+    server,
+    summarize,
+)
 from ws_client import calibrate as ws_calibrate
 from ws_client import session
 
@@ -76,29 +83,15 @@ async def flood(srv: Server, transport: str, tokens: int = 20_000) -> dict[str, 
 async def fanout(
     srv: Server, transport: str, tokens: int = 2000, subscribers: int = 100, pace: float = 0.001
 ) -> dict[str, float]:
-    rng = random.Random(7)  # the same join times for every transport
-    delays = [rng.random() * tokens * pace for _ in range(subscribers)]
-    with Meter(srv.pid) as meter:
-        run_id = await _create_run(srv, {"tokens": tokens, "pace": pace})
+    def subscribe(run_id: str) -> Awaitable[StreamResult]:
+        return _one(
+            srv,
+            transport,
+            ("GET", f"/runs/{run_id}/events", None),
+            (f"/runs/{run_id}/ws", None),
+        )
 
-        async def subscriber(delay: float) -> StreamResult:
-            await asyncio.sleep(delay)
-            return await _one(
-                srv,
-                transport,
-                ("GET", f"/runs/{run_id}/events", None),
-                (f"/runs/{run_id}/ws", None),
-            )
-
-        results = await asyncio.gather(*(subscriber(delay) for delay in delays))
-    complete = sum(r.tokens == tokens and r.terminal == "complete" for r in results)
-    return {
-        "delivered_per_s": sum(r.events for r in results) / meter.wall,
-        "complete": float(complete),
-        "gaps": float(sum(r.gaps for r in results)),
-        "duplicates": float(sum(r.duplicates for r in results)),
-        **meter.shares(),
-    }
+    return await join_paced_run(srv, subscribe, tokens, subscribers, pace)
 
 
 Workload = Callable[..., Awaitable[dict[str, float]]]

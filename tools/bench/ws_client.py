@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from client import Exchange, StreamResult, Target, record_events
+from client import Exchange, StreamResult, Target, record_events, run_exchange
 
 __all__ = ["WsCalibration", "WsResult", "calibrate", "encode_frame", "session"]
 
@@ -216,27 +216,12 @@ async def session(
 ) -> WsResult:
     """One WebSocket session on a fresh connection: `first` (JSON) sent once open, then
     every frame to the server's close frame."""
-    loop = asyncio.get_running_loop()
     result = WsResult()
-    done: asyncio.Future[None] = loop.create_future()
     request = handshake(target, path, deflate=deflate)
     message = None if first is None else json.dumps(first).encode()
-    transport: asyncio.BaseTransport | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            transport, _ = await loop.create_connection(
-                lambda: _SessionProtocol(request, message, result, done), target.host, target.port
-            )
-            await done
-    except TimeoutError:
-        result.error = "timeout"
-    except OSError as error:
-        result.error = f"{type(error).__name__}: {error}"
-    finally:
-        if transport is not None:
-            transport.close()
-        if not result.ended:
-            result.ended = PC()
+    await run_exchange(
+        target, lambda done: _SessionProtocol(request, message, result, done), result, timeout
+    )
     return result
 
 
