@@ -20,12 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockrion_events import AuthContext
-from dockrion_schema import ApiKeysConfig, AuthConfig
+from dockrion_schema import PERMISSIONS, ApiKeysConfig, AuthConfig
 
 from .sse import EventStreamResponse
 
 __all__ = [
-    "PERMISSIONS",
     "Access",
     "ApiKeyAuth",
     "AuthConfigError",
@@ -38,17 +37,6 @@ __all__ = [
     "principal_of",
     "protect",
 ]
-
-# Every permission a role may grant, in the Dockfile's order.
-PERMISSIONS: tuple[str, ...] = (
-    "deploy",
-    "rollback",
-    "invoke",
-    "view_metrics",
-    "key_manage",
-    "read_logs",
-    "read_docs",
-)
 
 
 class AuthConfigError(Exception):

@@ -12,6 +12,7 @@
 """
 
 from ._auth import (
+    PERMISSIONS,
     ApiKeysConfig,
     AuthConfig,
     JWTClaimsConfig,
@@ -61,6 +62,7 @@ from .loader import (
 from .serialize import from_dict, to_dict, to_yaml_string
 
 __all__ = [
+    "PERMISSIONS",
     "AgUiConfig",
     "AgentConfig",
     "ApiKeysConfig",

@@ -3,7 +3,7 @@ rate limits."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -84,6 +84,8 @@ class OAuth2Config(_Section):
 Permission = Literal[
     "deploy", "rollback", "invoke", "view_metrics", "key_manage", "read_logs", "read_docs"
 ]
+# Every permission a role may grant, in the Dockfile's order (what a server enforces).
+PERMISSIONS: tuple[str, ...] = get_args(Permission)
 
 
 class RoleConfig(_Section):

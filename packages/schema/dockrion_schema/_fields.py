@@ -22,15 +22,6 @@ from pydantic_core import core_schema
 SUPPORTED_VERSIONS = ("1.0",)
 FRAMEWORKS = ("langgraph", "langchain", "custom")
 JSON_TYPES = ("object", "string", "number", "integer", "boolean", "array", "null")
-PERMISSIONS = (
-    "deploy",
-    "rollback",
-    "invoke",
-    "view_metrics",
-    "key_manage",
-    "read_logs",
-    "read_docs",
-)
 CONFIGURABLE_EVENTS = (
     "token",
     "step",
