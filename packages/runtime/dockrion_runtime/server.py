@@ -37,7 +37,7 @@ import asyncio
 import gc
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.utils import ClientDisconnected
@@ -173,16 +173,40 @@ async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
 
 
 class _HeadDeadline:
-    """The request-head deadline both guarded protocols share: armed when a connection
-    opens and before each next request on it, cancelled when a whole head has arrived; on
-    expiry the client gets a JSON 408 and the connection is closed."""
+    """What both guarded protocols share: the connection cap, the head-holding transport
+    (a response's head leaves with its body), and the request-head deadline, armed when a
+    connection opens and before each next request on it, cancelled when a whole head has
+    arrived; on expiry the client gets a JSON 408 and the connection is closed."""
 
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     cycle: Any
+    connections: set[Any]
+    app: Any
+    _holding: HeadHoldingTransport
     _header_timer: asyncio.TimerHandle | None = None
     _cycle_before: object = None
     _head_bytes = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._holding = HeadHoldingTransport(
+            cast(asyncio.Transport, transport), asyncio.get_running_loop()
+        )
+        super().connection_made(self._holding)  # type: ignore[misc]
+        if len(self.connections) > _options.max_connections:
+            self.app = _over_capacity
+        self._arm_header_timer()
+
+    def _bytes_arriving(self) -> None:
+        """Before the parser sees a request's bytes: time the head of a next request, and
+        hold the head of the answer until its body."""
+        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm_header_timer()  # the first byte of the next request on this connection
+        self._holding.hold_next = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
@@ -212,24 +236,11 @@ class _HeadDeadline:
 class GuardedH11Protocol(_HeadDeadline, H11Protocol):
     """uvicorn's h11 protocol with a request-head deadline and a connection cap."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._holding = HeadHoldingTransport(transport, asyncio.get_running_loop())
-        super().connection_made(self._holding)  # type: ignore[arg-type]
-        if len(self.connections) > _options.max_connections:
-            self.app = _over_capacity
-        self._arm_header_timer()
-
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
-            self._arm_header_timer()  # the first byte of the next request on this connection
-        self._holding.hold_next = True
+        self._bytes_arriving()
         super().data_received(data)
         if self._header_timer is not None and self.cycle is not self._cycle_before:
             self._cancel_header_timer()  # a request head arrived whole
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
-        super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
         self._cancel_header_timer()
@@ -250,17 +261,8 @@ if HttpToolsProtocol is not None:
         cap as `GuardedH11Protocol`, and the request-head size limit that h11 enforces
         itself."""
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            self._holding = HeadHoldingTransport(transport, asyncio.get_running_loop())
-            super().connection_made(self._holding)  # type: ignore[arg-type]
-            if len(self.connections) > _options.max_connections:
-                self.app = _over_capacity
-            self._arm_header_timer()
-
         def data_received(self, data: bytes) -> None:
-            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
-                self._arm_header_timer()  # the first byte of the next request
-            self._holding.hold_next = True
+            self._bytes_arriving()
             waiting = self._header_timer is not None
             if waiting:
                 self._head_bytes += len(data)
@@ -274,10 +276,6 @@ if HttpToolsProtocol is not None:
                     f"The request line and headers are over the {_options.max_header_bytes} "
                     "byte limit"
                 )
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_header_timer()
-            super().connection_lost(exc)
 
         def send_400_response(self, msg: str) -> None:
             self._refuse_head("Malformed HTTP request")
