@@ -20,14 +20,14 @@ from starlette.applications import Starlette
 
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
-from .auth import Access, build_auth
+from .auth.base import Access, build_auth
 from .errors import EXCEPTION_HANDLERS
-from .http_layer import RuntimeApp
-from .openapi import build_openapi
+from .openapi.document import build_openapi
+from .request.headers import cors_options, security_headers
+from .request.layer import RuntimeApp
 from .routes import needs_auth, served, starlette_routes
 from .runtime import Runtime
 from .secret_env import apply_secrets, check_secrets
-from .security import cors_options, security_headers
 from .settings import RuntimeSettings
 
 __all__ = ["create_app"]

@@ -18,11 +18,11 @@ from dockrion_schema import DockfileError, ServerLimits, load_dockspec
 from ._version import __version__
 from .agents import AgentLoadError
 from .app import create_app
-from .auth import AuthConfigError
+from .auth.base import AuthConfigError
 from .logs import configure_logging, release_access_log
-from .probes import ProbeListener
 from .runtime import Runtime
-from .server import ServerOptions, tune_gc, uvicorn_options
+from .serve.probes import ProbeListener
+from .serve.server import ServerOptions, tune_gc, uvicorn_options
 from .settings import SettingsError
 from .try_it import try_it_command
 

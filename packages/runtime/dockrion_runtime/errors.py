@@ -19,7 +19,7 @@ from starlette.routing import Match, Route
 
 from dockrion_events import BackendError, EventsError, EventsExpiredError
 
-from .auth import AuthFailed, Refused
+from .auth.base import AuthFailed, Refused
 from .logs import current_request_id
 
 __all__ = [

@@ -20,10 +20,10 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from .auth import Access, Authenticator, Limiter, protect
+from .auth.base import Access, Authenticator, Limiter, protect
 from .endpoints import ag_ui, invoke, playground, runs, service, sockets
 from .settings import RuntimeSettings
-from .websocket import WebSocketEndpoint
+from .wire.websocket import WebSocketEndpoint
 
 __all__ = ["ROUTE_TABLE", "Endpoint", "needs_auth", "served", "starlette_routes"]
 

@@ -25,17 +25,17 @@ from dockrion_events import (
 from dockrion_schema import RedisSentinelConfig
 
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
-from .auth import Access, Authenticator, principal_of
+from .auth.base import Access, Authenticator, principal_of
+from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
+from .engine.conversations import ThreadRegistry
+from .engine.policies import CheckedBodyReader
+from .engine.supervisor import RunSupervisor
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
-from .policies import CheckedBodyReader
-from .probes import ProbeListener
-from .rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
-from .run_supervisor import RunSupervisor
 from .secret_env import MissingSecretError
+from .serve.probes import ProbeListener
 from .settings import RuntimeSettings
-from .sse import EventStreamResponse
-from .threads import ThreadRegistry
+from .wire.sse import EventStreamResponse
 
 __all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
 

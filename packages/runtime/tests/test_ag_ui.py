@@ -385,7 +385,7 @@ def test_missing_extra_is_a_clear_request_error(
 ) -> None:
     base = serve("answer", "expose:\n  host: 127.0.0.1\n  ag_ui: {enabled: true}\n", HANDLER)
     # as if `dockrion-runtime[ag-ui]` were not installed: the import fails
-    monkeypatch.setitem(sys.modules, "dockrion_runtime.ag_ui", None)
+    monkeypatch.setitem(sys.modules, "dockrion_runtime.wire.ag_ui", None)
     monkeypatch.delattr(dockrion_runtime, "ag_ui", raising=False)
     refused = httpx.post(f"{base}/ag-ui", json=run_input("t", user("hi")))
     assert refused.status_code == 503

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from dockrion_events import EventBus, InMemoryBackend, RunManager
-from dockrion_runtime.run_supervisor import RunSupervisor
+from dockrion_runtime.engine.supervisor import RunSupervisor
 from dockrion_runtime.settings import RuntimeSettings
 from dockrion_schema import DockSpec
 

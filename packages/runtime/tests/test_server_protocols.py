@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from dockrion_runtime import create_app
-from dockrion_runtime import server as guarded
+from dockrion_runtime.serve import server as guarded
 
 from .conftest import bound_socket, write_project
 

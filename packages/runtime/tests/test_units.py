@@ -15,7 +15,7 @@ from starlette.routing import Match, Route
 
 from dockrion_events import EventsExpiredError, InvalidRunIdError, RunExistsError
 from dockrion_runtime.agents.chunks import chunk_call
-from dockrion_runtime.auth import Authenticator
+from dockrion_runtime.auth.base import Authenticator
 from dockrion_runtime.deadline import deadline
 from dockrion_runtime.errors import (
     EXCEPTION_HANDLERS,
@@ -24,8 +24,8 @@ from dockrion_runtime.errors import (
     status_for,
 )
 from dockrion_runtime.logs import timestamp
-from dockrion_runtime.openapi import build_openapi
-from dockrion_runtime.payload import BodyReader, SchemaChecker
+from dockrion_runtime.openapi.document import build_openapi
+from dockrion_runtime.request.body import BodyReader, SchemaChecker
 from dockrion_runtime.routes import ROUTE_TABLE, served, starlette_routes
 from dockrion_runtime.settings import RuntimeSettings, SettingsError
 from dockrion_schema import DockSpec, IOSubSchema, StreamingEventsConfig
@@ -334,8 +334,8 @@ async def _sleep_within(limit: Any) -> None:
 def test_a_callers_auth_context_is_built_once_and_read_only() -> None:
     from types import MappingProxyType
 
-    from dockrion_runtime.auth import Principal
-    from dockrion_runtime.encoding import to_jsonable
+    from dockrion_runtime.auth.base import Principal
+    from dockrion_runtime.engine.encoding import to_jsonable
 
     principal = Principal(id="jwt:alice", method="jwt", claims={"sub": "alice"})
     auth = principal.auth_context

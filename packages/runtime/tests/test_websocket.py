@@ -18,7 +18,8 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from dockrion_runtime import create_app, server
+from dockrion_runtime import create_app
+from dockrion_runtime.serve import server
 
 from .browser_page import CHROMIUM, run_page
 from .conftest import agent_module, bound_socket, kill_server, start_server, write_project

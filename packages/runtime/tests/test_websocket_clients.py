@@ -22,7 +22,8 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from dockrion_runtime import create_app, server
+from dockrion_runtime import create_app
+from dockrion_runtime.serve import server
 
 from .conftest import bound_socket, kill_server, start_server, write_project
 from .test_websocket import AUTH, KEYS, WS, Serve, read_all, start_run, ws_url

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from ..agents import RunOptions
 from ..errors import RuntimeHTTPError
 from ..runtime import Runtime, runtime_of
-from ..sse import EventStreamResponse
+from ..wire.sse import EventStreamResponse
 from .runs import MAX_SUBSCRIPTION_TIMEOUT, owned_run, start_run
 
 __all__ = ["replay_run", "run_agent"]
@@ -30,7 +30,7 @@ _MAX_PROBLEMS = 20
 def _ag_ui() -> tuple[ModuleType, ModuleType, ModuleType]:
     """The AG-UI translation, stream and input modules (they need the `ag-ui` extra)."""
     try:
-        from .. import ag_ui, ag_ui_input, ag_ui_stream
+        from ..wire import ag_ui, ag_ui_input, ag_ui_stream
     except ImportError:
         raise RuntimeHTTPError(
             "expose.ag_ui is enabled but the AG-UI protocol package is not installed: "

@@ -15,9 +15,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..encoding import FastJSONResponse
+from ..engine.encoding import FastJSONResponse
 from ..runtime import runtime_of
-from ..sse import EventStreamResponse
+from ..wire.sse import EventStreamResponse
 
 __all__ = ["invoke", "invoke_stream"]
 

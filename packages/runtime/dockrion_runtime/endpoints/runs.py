@@ -23,11 +23,11 @@ from starlette.responses import JSONResponse, Response
 from dockrion_events import InvalidRunIdError, Run, RunFinishedError, validate_run_id
 
 from ..agents import RunOptions
-from ..auth import principal_of
+from ..auth.base import principal_of
+from ..engine.conversations import THREAD_OWNERSHIP_SECONDS
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
-from ..sse import EventStreamResponse
-from ..threads import THREAD_OWNERSHIP_SECONDS
+from ..wire.sse import EventStreamResponse
 
 __all__ = [
     "MAX_CLIENT_RUN_ID",

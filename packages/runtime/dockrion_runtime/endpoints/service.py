@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from .._version import __version__
-from ..openapi import docs_page
+from ..openapi.document import docs_page
 from ..runtime import runtime_of
 
 __all__ = ["docs", "health", "info", "metrics", "openapi", "ready", "schema", "welcome"]

@@ -22,10 +22,10 @@ from starlette.websockets import WebSocket
 
 from dockrion_events import RunFinishedError
 
-from ..auth import principal_of
+from ..auth.base import principal_of
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
-from ..websocket import ClientGone, accept, stream_events
+from ..wire.websocket import ClientGone, accept, stream_events
 from .runs import MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT, _int_query, owned_run
 from .runs import _resume_from as _sse_resume_from
 

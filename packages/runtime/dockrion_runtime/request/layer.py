@@ -31,9 +31,9 @@ from starlette.requests import Request
 from starlette.routing import Match, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import internal_error
-from .logs import AccessLog, reset_request_id, set_request_id, valid_request_id
-from .metrics import RuntimeMetrics
+from ..errors import internal_error
+from ..logs import AccessLog, reset_request_id, set_request_id, valid_request_id
+from ..metrics import RuntimeMetrics
 
 __all__ = ["RequestLayer", "RuntimeApp"]
 

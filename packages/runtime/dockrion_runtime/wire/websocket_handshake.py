@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from .auth import ApiKeyAuth, Authenticator, AuthFailed
-from .logs import current_request_id
-from .security import cors_options, security_headers
+from ..auth.base import ApiKeyAuth, Authenticator, AuthFailed
+from ..logs import current_request_id
+from ..request.headers import cors_options, security_headers
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
 __all__ = ["TOKEN_SUBPROTOCOL", "deny", "http_view", "origin_refusal", "subprotocol_token"]
 

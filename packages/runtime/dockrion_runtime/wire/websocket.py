@@ -42,10 +42,10 @@ from dockrion_events import (
     HeartbeatEvent,
 )
 
-from .auth import Access, Authenticator, AuthFailed, Limiter, Refused
-from .errors import RuntimeHTTPError, error_body, status_for
-from .logs import current_request_id, reset_request_id, set_request_id, valid_request_id
-from .server import SEND_TEXTS
+from ..auth.base import Access, Authenticator, AuthFailed, Limiter, Refused
+from ..errors import RuntimeHTTPError, error_body, status_for
+from ..logs import current_request_id, reset_request_id, set_request_id, valid_request_id
+from ..serve.server import SEND_TEXTS
 from .websocket_handshake import (
     TOKEN_SUBPROTOCOL,
     deny,
@@ -55,7 +55,7 @@ from .websocket_handshake import (
 )
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
 __all__ = [
     "CLOSE_DONE",

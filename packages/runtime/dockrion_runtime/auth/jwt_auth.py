@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from dockrion_schema import JWTClaimsConfig, JWTConfig
 
-from .auth import AuthConfigError, Authenticator, AuthFailed, Principal
+from .base import AuthConfigError, Authenticator, AuthFailed, Principal
 
 __all__ = ["JwtAuth", "claim", "principal_from_claims"]
 

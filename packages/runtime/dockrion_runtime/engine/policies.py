@@ -24,8 +24,8 @@ from starlette.requests import Request
 
 from dockrion_schema import Policies, SafetyPolicy, ToolPolicy
 
-from .errors import RuntimeHTTPError
-from .payload import BodyReader
+from ..errors import RuntimeHTTPError
+from ..request.body import BodyReader
 
 __all__ = [
     "INJECTION_PATTERNS",

@@ -27,8 +27,8 @@ from starlette.types import Receive
 
 from dockrion_schema import IOSubSchema
 
-from .deadline import deadline
-from .errors import RuntimeHTTPError
+from ..deadline import deadline
+from ..errors import RuntimeHTTPError
 
 __all__ = [
     "MAX_INTEGER_DIGITS",

@@ -29,13 +29,13 @@ from dockrion_events import (
     StreamContext,
 )
 
-from .agents import Agent, AgentResult, InvalidOutputError, RunOptions
-from .deadline import deadline
+from ..agents import Agent, AgentResult, InvalidOutputError, RunOptions
+from ..deadline import deadline
+from ..errors import RuntimeHTTPError, agent_failure
+from ..request.body import SchemaChecker
+from ..settings import RuntimeSettings
 from .encoding import UnencodableError, event_data_problem, to_jsonable
-from .errors import RuntimeHTTPError, agent_failure
-from .payload import SchemaChecker
 from .policies import SafetyPolicies
-from .settings import RuntimeSettings
 
 __all__ = ["RunSupervisor"]
 

@@ -15,9 +15,9 @@ from starlette.requests import Request
 
 from dockrion_events import EventBackend, InMemoryBackend
 
-from .agents import Agent, RunOptions
-from .auth import principal_of
-from .errors import RuntimeHTTPError
+from ..agents import Agent, RunOptions
+from ..auth.base import principal_of
+from ..errors import RuntimeHTTPError
 
 __all__ = ["THREAD_ID_PATTERN", "THREAD_OWNERSHIP_SECONDS", "ThreadRegistry"]
 

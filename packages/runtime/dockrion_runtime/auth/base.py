@@ -22,7 +22,7 @@ from starlette.responses import Response
 from dockrion_events import AuthContext
 from dockrion_schema import PERMISSIONS, ApiKeysConfig, AuthConfig
 
-from .sse import EventStreamResponse
+from ..wire.sse import EventStreamResponse
 
 __all__ = [
     "Access",

@@ -7,8 +7,8 @@ from typing import Any
 
 from dockrion_schema import ApiKeysConfig, DockSpec, IOSubSchema
 
-from .openapi_operations import endpoint_operations, error_response
-from .payload import io_json_schema
+from ..request.body import io_json_schema
+from .operations import endpoint_operations, error_response
 
 __all__ = ["build_openapi", "docs_page", "model_prefix"]
 

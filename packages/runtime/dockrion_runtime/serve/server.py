@@ -52,8 +52,8 @@ except ImportError:  # pragma: no cover - httptools has no wheel for this platfo
 
 from dockrion_schema import ServerLimits
 
-from .errors import error_body
-from .logs import AccessLog
+from ..errors import error_body
+from ..logs import AccessLog
 from .transports import CoalescingTransport, HeadHoldingTransport
 
 __all__ = [
@@ -111,8 +111,8 @@ def uvicorn_options(options: ServerOptions) -> dict[str, Any]:
     _options = options
     protocol = "GuardedH11Protocol" if HttpToolsProtocol is None else "GuardedHttpToolsProtocol"
     return {
-        "http": f"dockrion_runtime.server:{protocol}",
-        "ws": "dockrion_runtime.server:CoalescingWebSocketProtocol",
+        "http": f"dockrion_runtime.serve.server:{protocol}",
+        "ws": "dockrion_runtime.serve.server:CoalescingWebSocketProtocol",
         "timeout_keep_alive": options.keep_alive_timeout,
         "h11_max_incomplete_event_size": options.max_header_bytes,
         "ws_max_size": options.websocket_max_message_bytes,

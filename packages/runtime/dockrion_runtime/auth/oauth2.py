@@ -27,7 +27,7 @@ from starlette.requests import Request
 
 from dockrion_schema import JWTClaimsConfig, OAuth2Config
 
-from .auth import AuthConfigError, Authenticator, AuthFailed, Principal, Refused
+from .base import AuthConfigError, Authenticator, AuthFailed, Principal, Refused
 from .jwt_auth import principal_from_claims
 
 __all__ = ["CACHE_SECONDS", "OAuth2Introspection"]

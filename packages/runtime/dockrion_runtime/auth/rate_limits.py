@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .auth import Principal, Refused
+from .base import Principal, Refused
 
 __all__ = [
     "Decision",

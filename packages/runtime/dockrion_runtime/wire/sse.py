@@ -16,7 +16,7 @@ from dockrion_events import (
     encode_frame,
 )
 
-from .deadline import deadline
+from ..deadline import deadline
 
 __all__ = ["SSE_HEADERS", "EventStreamResponse"]
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import h11
 
-from .errors import error_body
+from ..errors import error_body
 
 __all__ = ["CHECK_INTERVAL", "LIVE_STALE", "READY_STALE", "ProbeListener"]
 

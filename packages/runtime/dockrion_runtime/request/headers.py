@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .settings import SettingsError
+from ..settings import SettingsError
 
 __all__ = ["DEFAULT_SECURITY_HEADERS", "cors_options", "security_headers"]
 
