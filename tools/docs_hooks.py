@@ -4,7 +4,8 @@
   Schema and the comments on the fields of the schema models, the StreamContext
   reference (`reference/stream-context.md`) from the class itself, and the tables of
   `events.md` (the fields of every event type, the presets) from the event models and
-  the filter's presets, at every build: they cannot drift from the code.
+  the filter's presets, and the permission table of `security.md` from the runtime's route
+  table, at every build: they cannot drift from the code.
 - The navigation keeps only the pages that exist, and lists every other page of `docs/`
   under "More", so adding or removing a page never breaks the strict build.
 
@@ -361,6 +362,40 @@ def event_presets_reference() -> str:
     return "\n".join(out) + "\n"
 
 
+# --- the permission table ----------------------------------------------------------------
+
+PERMISSIONS_MARKER = "<!-- generated: permissions -->"
+
+# Rows of the permission table that are rules of the run endpoints, not rows of the route
+# table: reading another caller's run.
+_OTHER_CALLERS = (
+    "| another caller's run (`GET /runs/{id}`, `/events`, `WS /runs/{id}/ws`, "
+    "`/ag-ui/runs/{id}`) | `read_logs` | never (404) |"
+)
+
+
+def permissions_reference() -> str:
+    """The endpoints that ask for each permission, read from `ROUTE_TABLE`: one row per
+    permission and kind of access, in the route table's order."""
+    from dockrion_runtime.routes import ROUTE_TABLE
+
+    rows: dict[tuple[str | None, str], list[str]] = {}
+    for endpoint in ROUTE_TABLE:
+        method = "WS" if endpoint.kind == "websocket" else endpoint.method
+        owned = endpoint.path.startswith(("/runs/", "/ag-ui/runs/"))
+        if endpoint.protected:
+            without = "any authenticated caller" + (" (own runs only)" if owned else "")
+        else:
+            without = "public"
+        rows.setdefault((endpoint.permission, without), []).append(f"`{method} {endpoint.path}`")
+    out = ["| Endpoint | Permission | Without roles configured |", "|---|---|---|"]
+    for (permission, without), endpoints in rows.items():
+        named = f"`{permission}`" if permission else "none"
+        out.append(f"| {', '.join(endpoints)} | {named} | {without} |")
+    out.append(_OTHER_CALLERS)
+    return "\n".join(out) + "\n"
+
+
 # --- MkDocs hooks -------------------------------------------------------------------------
 
 
@@ -406,6 +441,10 @@ def on_config(config: Any) -> Any:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if page.file.src_uri == "security.md":
+        if PERMISSIONS_MARKER not in markdown:
+            raise ValueError(f"docs/security.md lost its marker {PERMISSIONS_MARKER}")
+        return markdown.replace(PERMISSIONS_MARKER, permissions_reference())
     if page.file.src_uri != "events.md":
         return markdown
     for marker, generate in zip(

@@ -2,6 +2,6 @@
 
 from ._version import __version__
 from .app import create_app
-from .auth.base import AuthConfigError
+from .auth import AuthConfigError
 
 __all__ = ["AuthConfigError", "__version__", "create_app"]

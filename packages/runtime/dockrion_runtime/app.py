@@ -14,18 +14,20 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
+from typing import Any, Final
 
 from starlette.applications import Starlette
 
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
-from .auth.base import Access, build_auth
+from .auth import Access, build_auth
 from .errors import EXCEPTION_HANDLERS
 from .openapi.document import build_openapi
 from .request.headers import cors_options, security_headers
 from .request.layer import RuntimeApp
-from .routes import needs_auth, served, starlette_routes
+from .routes import Endpoint, needs_auth, served, starlette_routes
 from .runtime import Runtime
 from .secret_env import apply_secrets, check_secrets
 from .settings import RuntimeSettings
@@ -35,17 +37,29 @@ __all__ = ["create_app"]
 log = logging.getLogger("dockrion.runtime")
 
 
+class DockfileProbes(Enum):
+    """`create_app`'s default probe address: the Dockfile's `expose.probe_port`."""
+
+    DOCKFILE = "dockfile"
+
+
+DOCKFILE_PROBES: Final = DockfileProbes.DOCKFILE
+
+
 def create_app(
     spec_or_path: DockSpec | str | os.PathLike[str],
     *,
     env_file: str | None = None,
     environ: Mapping[str, str] | None = None,
+    probe_address: tuple[str, int] | DockfileProbes | None = DOCKFILE_PROBES,
 ) -> Starlette:
     """A Starlette app serving the Dockfile's agent. A path loads the Dockfile (env files
     beside it included) and resolves the agent module relative to its folder. Raises
     `AuthConfigError` when the auth section cannot work (for example a missing key). With
     required secrets missing the app serves, but is not ready and never loads the agent
-    (`runtime.missing_secrets` names them; `serve` refuses to start instead)."""
+    (`runtime.missing_secrets` names them; `serve` refuses to start instead).
+    `probe_address` (host, port) replaces the Dockfile's `expose.probe_port`; None serves
+    no probe listener."""
     if isinstance(spec_or_path, DockSpec):
         spec, base_dir = spec_or_path, Path.cwd()
     else:
@@ -61,28 +75,23 @@ def create_app(
     # Agent code reads the process environment; an explicit `environ` stays the caller's.
     apply_secrets(secrets, os.environ if environ is None else dict(env))
     access = Access(spec.auth)
-    runtime = Runtime(settings, auth)
-    runtime.access = access
-    runtime.missing_secrets = secrets.missing
+    if isinstance(probe_address, DockfileProbes):
+        port = settings.probe_port
+        probe_address = None if port is None else (settings.host, port)
 
     endpoints = served(settings)
     listed = [endpoint for endpoint in endpoints if endpoint.listed]
-    # the welcome page: `WS /invoke/ws` beside `POST /invoke`
-    runtime.listing = [("WS" if e.kind == "websocket" else e.method, e.path) for e in listed]
-    operations = [e for e in listed if e.kind == "http"]
-    runtime.openapi = build_openapi(
-        spec, [(e.method, e.path, needs_auth(e, access)) for e in operations], settings.version
+    runtime = Runtime(
+        settings,
+        auth,
+        access=access,
+        missing_secrets=secrets.missing,
+        # the welcome page: `WS /invoke/ws` beside `POST /invoke`
+        listing=[("WS" if e.kind == "websocket" else e.method, e.path) for e in listed],
+        openapi=_openapi(spec, settings, listed, access),
+        probe_address=probe_address,
     )
-    sockets = [e.path for e in listed if e.kind == "websocket"]
-    if sockets:  # OpenAPI has no WebSocket operations: named in the description instead
-        info = runtime.openapi["info"]
-        info["description"] += (
-            f"\n\nWebSocket endpoints (not OpenAPI operations): {', '.join(sockets)}. Each "
-            "event is one text message holding the JSON that Server-Sent Events send as "
-            "`data:`; see the runtime's WebSocket documentation."
-        )
     routes = starlette_routes(endpoints, auth, access, runtime.rate_limiter)
-
     app = RuntimeApp(
         routes=routes,
         lifespan=runtime.lifespan,
@@ -95,6 +104,24 @@ def create_app(
     )
     app.state.runtime = runtime
     return app
+
+
+def _openapi(
+    spec: DockSpec, settings: RuntimeSettings, listed: list[Endpoint], access: Access
+) -> dict[str, Any]:
+    operations = [e for e in listed if e.kind == "http"]
+    document = build_openapi(
+        spec, [(e.method, e.path, needs_auth(e, access)) for e in operations], settings.version
+    )
+    sockets = [e.path for e in listed if e.kind == "websocket"]
+    if sockets:  # OpenAPI has no WebSocket operations: named in the description instead
+        info = document["info"]
+        info["description"] += (
+            f"\n\nWebSocket endpoints (not OpenAPI operations): {', '.join(sockets)}. Each "
+            "event is one text message holding the JSON that Server-Sent Events send as "
+            "`data:`; see the runtime's WebSocket documentation."
+        )
+    return document
 
 
 def _warn_unenforced(spec: DockSpec) -> None:

@@ -18,10 +18,9 @@ from dockrion_schema import DockfileError, ServerLimits, load_dockspec
 from ._version import __version__
 from .agents import AgentLoadError
 from .app import create_app
-from .auth.base import AuthConfigError
+from .auth import AuthConfigError
 from .logs import configure_logging, release_access_log
 from .runtime import Runtime
-from .serve.probes import ProbeListener
 from .serve.server import ServerOptions, tune_gc, uvicorn_options
 from .settings import SettingsError
 from .try_it import try_it_command
@@ -110,11 +109,15 @@ class GracefulServer(uvicorn.Server):
 
 def reload_app() -> Starlette:
     """The app factory `serve --reload` hands to uvicorn's reloader."""
-    app = create_app(os.environ["DOCKRION_DOCKFILE"], env_file=os.environ.get("DOCKRION_ENV_FILE"))
+    probes = None
     if "DOCKRION_PROBE_ADDRESS" in os.environ:
-        runtime: Runtime = app.state.runtime
         host, port = os.environ["DOCKRION_PROBE_ADDRESS"].rsplit(":", 1)
-        runtime.probes = ProbeListener(host, int(port), runtime.health)
+        probes = (host, int(port))
+    app = create_app(
+        os.environ["DOCKRION_DOCKFILE"],
+        env_file=os.environ.get("DOCKRION_ENV_FILE"),
+        probe_address=probes,
+    )
     # Each worker process serves with the limits of the Dockfile and the command line.
     overrides = json.loads(os.environ.get("DOCKRION_SERVER_OPTIONS", "{}"))
     uvicorn_options(ServerOptions.from_limits(app.state.runtime.settings.limits, **overrides))
@@ -190,7 +193,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
             return 2
     try:
-        app = create_app(path, env_file=args.env_file)
+        probes = (host, probe_port) if probe_port is not None else None
+        app = create_app(path, env_file=args.env_file, probe_address=probes)
     except (AuthConfigError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -206,9 +210,7 @@ def _serve(args: argparse.Namespace) -> int:
     server_options = uvicorn_options(
         ServerOptions.from_limits(runtime.settings.limits, **overrides)
     )
-    runtime.probes = None
-    if probe_port is not None:
-        runtime.probes = ProbeListener(host, probe_port, runtime.health)
+    if runtime.probes is not None:
         try:
             runtime.probes.bind()  # a port in use is an error now, not at the first probe
         except OSError as error:

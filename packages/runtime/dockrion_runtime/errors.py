@@ -19,16 +19,18 @@ from starlette.routing import Match, Route
 
 from dockrion_events import BackendError, EventsError, EventsExpiredError
 
-from .auth.base import AuthFailed, Refused
 from .logs import current_request_id
 
 __all__ = [
     "EXCEPTION_HANDLERS",
     "STATUS_BY_CODE",
+    "AuthFailed",
+    "Refused",
     "RuntimeHTTPError",
     "agent_failure",
     "error_body",
     "internal_error",
+    "refusal",
     "status_for",
 ]
 
@@ -76,13 +78,21 @@ def error_body(message: str, code: str, details: Any = None) -> dict[str, Any]:
 
 
 class RuntimeHTTPError(Exception):
-    """A refusal: `{"success": false, "error", "code"[, "details"]}` with the code's status."""
+    """A refusal: `{"success": false, "error", "code"[, "details"]}` with the code's status
+    (and `headers` on the answer, such as `Retry-After`)."""
 
-    def __init__(self, message: str, code: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.details = details
+        self.headers = headers or {}
 
     @property
     def status(self) -> int:
@@ -90,6 +100,60 @@ class RuntimeHTTPError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.code, self.details)
+
+
+class AuthFailed(Exception):
+    """401: the caller did not prove who it is."""
+
+    def __init__(self, message: str, error: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error = error
+
+    def body(self) -> dict[str, object]:
+        return {
+            "detail": {
+                "message": self.message,
+                "code": "AUTH_ERROR",
+                "error": self.error,
+                "details": {},
+            }
+        }
+
+
+class Refused(Exception):
+    """A known caller refused (403 FORBIDDEN, 429 RATE_LIMIT_EXCEEDED). The body holds both
+    shapes clients know: the runtime's `{"success", "error", "code"}` and the auth errors'
+    `{"detail": {"message", "code", "error", "details"}}`."""
+
+    def __init__(
+        self,
+        message: str,
+        code: str,
+        error: str,
+        details: dict[str, object],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.error = error
+        self.details = details
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, object]:
+        return {
+            "success": False,
+            "error": self.message,
+            "code": self.code,
+            "details": self.details,
+            "detail": {
+                "message": self.message,
+                "code": self.code,
+                "error": self.error,
+                "details": self.details,
+            },
+        }
 
 
 def agent_failure(exc: BaseException, *, verbose: bool) -> RuntimeHTTPError:
@@ -107,34 +171,38 @@ def agent_failure(exc: BaseException, *, verbose: bool) -> RuntimeHTTPError:
     )
 
 
-async def _runtime_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RuntimeHTTPError)
-    body = exc.body()
-    if exc.status >= 500:
+def refusal(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The status, body and headers a caller is answered with for `exc`: the one mapping
+    that HTTP responses and WebSocket refusals (before or after the handshake) share. A 5xx
+    body names the request id, never the exception's text."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthFailed):
+        return 401, exc.body(), {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, Refused):
+        return status_for(exc.code), exc.body(), exc.headers
+    if isinstance(exc, RuntimeHTTPError):
+        status, body, headers = exc.status, exc.body(), exc.headers
+    elif isinstance(exc, BackendError):
+        code = "BACKEND_UNAVAILABLE"
+        status, body = status_for(code), error_body(f"Events backend unavailable: {exc}", code)
+    elif isinstance(exc, EventsError):
+        status, body = status_for(exc.code), error_body(exc.message, exc.code)
+        if isinstance(exc, EventsExpiredError):
+            body["first_available"] = exc.first_available
+    else:
+        request_id = current_request_id()
+        code = "INTERNAL_ERROR"
+        status, body = 500, error_body(f"Internal server error (request id {request_id})", code)
+    if status >= 500:
         body["request_id"] = current_request_id()
-    return JSONResponse(body, status_code=exc.status)
+    return status, body, headers
 
 
-async def _events_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, EventsError)
+async def _refusal(request: Request, exc: Exception) -> Response:
     if isinstance(exc, BackendError):
         log.error("events backend error on %s %s: %s", request.method, request.url.path, exc)
-        body = error_body(f"Events backend unavailable: {exc}", "BACKEND_UNAVAILABLE")
-        return JSONResponse(body, status_code=status_for("BACKEND_UNAVAILABLE"))
-    body = error_body(exc.message, exc.code)
-    if isinstance(exc, EventsExpiredError):
-        body["first_available"] = exc.first_available
-    return JSONResponse(body, status_code=status_for(exc.code))
-
-
-async def _auth_failed(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AuthFailed)
-    return JSONResponse(exc.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-
-async def _refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Refused)
-    return JSONResponse(exc.body(), status_code=status_for(exc.code), headers=exc.headers)
+    status, body, headers = refusal(exc)
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 # What Starlette itself refuses (no route, wrong method), in the same body as ours.
@@ -171,10 +239,8 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 def internal_error() -> JSONResponse:
     """The 500 of an exception nothing handled: the request id, never a traceback."""
-    request_id = current_request_id()
-    body = error_body(f"Internal server error (request id {request_id})", "INTERNAL_ERROR")
-    body["request_id"] = request_id
-    return JSONResponse(body, status_code=500)
+    status, body, _ = refusal(Exception())
+    return JSONResponse(body, status_code=status)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -184,9 +250,9 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     HTTPException: _http_exception,
-    RuntimeHTTPError: _runtime_error,
-    EventsError: _events_error,
-    AuthFailed: _auth_failed,
-    Refused: _refused,
+    RuntimeHTTPError: _refusal,
+    EventsError: _refusal,
+    AuthFailed: _refusal,
+    Refused: _refusal,
     Exception: _unexpected_error,
 }

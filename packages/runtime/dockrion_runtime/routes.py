@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from .auth.base import Access, Authenticator, Limiter, protect
+from .auth import Access, Authenticator, Limiter, protect
 from .endpoints import ag_ui, invoke, playground, runs, service, sockets
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint

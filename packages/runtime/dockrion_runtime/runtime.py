@@ -25,10 +25,10 @@ from dockrion_events import (
 from dockrion_schema import RedisSentinelConfig
 
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
-from .auth.base import Access, Authenticator, principal_of
+from .auth import Access, Authenticator, principal_of
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .engine.conversations import ThreadRegistry
-from .engine.policies import CheckedBodyReader
+from .engine.input_check import CheckedBodyReader
 from .engine.supervisor import RunSupervisor
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
@@ -78,24 +78,38 @@ class SubscriberLimit:
 
 
 class Runtime:
-    def __init__(self, settings: RuntimeSettings, auth: Authenticator) -> None:
+    """What the app is built from, made once and whole by `create_app` (nothing is set on
+    it afterwards), and what the lifespan brings up: the agent, the events backend and its
+    run manager. Endpoints reach it through `runtime_of(request)`."""
+
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        auth: Authenticator,
+        *,
+        access: Access,
+        missing_secrets: list[str],
+        listing: list[tuple[str, str]],
+        openapi: dict[str, Any],
+        probe_address: tuple[str, int] | None,
+    ) -> None:
         self.settings = settings
         self.auth = auth
-        self.access = Access(None)  # the app sets the Dockfile's roles
+        self.access = access  # the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
         self.metrics = RuntimeMetrics(settings.name, settings.version)
         # the label values never change: each stream uses the same children
         self._open_streams = self.metrics.streams.labels(settings.name)
         self._events_sent = self.metrics.events.labels(settings.name)
+        self.supervisor = RunSupervisor(settings)
         arguments = settings.arguments
         self.body = CheckedBodyReader(
             settings.spec.io_schema.input,
             arguments.max_body_bytes,
             max_depth=arguments.max_json_depth,
             timeout=arguments.body_timeout_sec,
+            policies=self.supervisor.policies,  # the input check, before any run
         )
-        self.supervisor = RunSupervisor(settings)
-        self.body.policies = self.supervisor.policies  # the input check, before any run
         self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
         self._redacts_tokens = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
@@ -105,18 +119,17 @@ class Runtime:
         self.runs: RunManager | None = None
         self.load_error: str | None = None
         # Required secrets that are unset: the agent is never loaded without them.
-        self.missing_secrets: list[str] = []
+        self.missing_secrets = missing_secrets
         # Set when shutdown begins: not ready from then on.
         self.draining = False
-        # `/health` and `/ready` on a port of their own, when the Dockfile (or `serve
-        # --probe-port`, which replaces this) asks for one.
+        # `/health` and `/ready` on a port of their own (`expose.probe_port`, or `serve
+        # --probe-port`), off the app's event loop.
         self.probes: ProbeListener | None = None
-        if settings.probe_port is not None:
-            self.probes = ProbeListener(settings.host, settings.probe_port, self.health)
-        # Filled in by the app from the route table: the welcome page's list of routes and
-        # the OpenAPI document.
-        self.listing: list[tuple[str, str]] = []
-        self.openapi: dict[str, Any] = {}
+        if probe_address is not None:
+            self.probes = ProbeListener(*probe_address, self.health)
+        # From the route table: the welcome page's list of routes and the OpenAPI document.
+        self.listing = listing
+        self.openapi = openapi
 
     # --- what endpoints need ---------------------------------------------------------------
 

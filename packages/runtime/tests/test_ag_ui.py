@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-import dockrion_runtime
+import dockrion_runtime.wire
 from dockrion_events import parse_sse
 from dockrion_runtime import create_app
 
@@ -386,7 +386,7 @@ def test_missing_extra_is_a_clear_request_error(
     base = serve("answer", "expose:\n  host: 127.0.0.1\n  ag_ui: {enabled: true}\n", HANDLER)
     # as if `dockrion-runtime[ag-ui]` were not installed: the import fails
     monkeypatch.setitem(sys.modules, "dockrion_runtime.wire.ag_ui", None)
-    monkeypatch.delattr(dockrion_runtime, "ag_ui", raising=False)
+    monkeypatch.delattr(dockrion_runtime.wire, "ag_ui", raising=False)
     refused = httpx.post(f"{base}/ag-ui", json=run_input("t", user("hi")))
     assert refused.status_code == 503
     assert "pip install 'dockrion-runtime[ag-ui]'" in refused.json()["error"]

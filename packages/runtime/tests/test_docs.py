@@ -201,6 +201,20 @@ def test_the_events_reference_has_every_event_type_and_field() -> None:
     assert "| `chat` | `token` |" in presets
 
 
+def test_the_permission_table_is_the_route_table() -> None:
+    from dockrion_runtime.routes import ROUTE_TABLE
+
+    module = hooks()
+    assert module.PERMISSIONS_MARKER in (DOCS / "security.md").read_text()
+    rows = module.permissions_reference().splitlines()[2:]
+    for endpoint in ROUTE_TABLE:
+        method = "WS" if endpoint.kind == "websocket" else endpoint.method
+        [row] = [line for line in rows if f"`{method} {endpoint.path}`" in line]
+        permission = row.split(" | ")[1]
+        assert permission == (f"`{endpoint.permission}`" if endpoint.permission else "none")
+        assert ("public" in row) == (not endpoint.protected), row
+
+
 def test_the_navigation_keeps_existing_pages_and_lists_the_others(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# A")
     (tmp_path / "extra.md").write_text("# Extra")

@@ -34,20 +34,18 @@ def _modules(package: str) -> dict[str, Path]:
     return modules
 
 
-def _import_time(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
-    """The imports a module runs when it is imported: not those inside functions, nor those
-    under `if TYPE_CHECKING:` (neither can take part in an import-time cycle)."""
+def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import a module makes, those inside functions included (an import on use still
+    ties the two modules together: a cycle through one is a cycle), but not those under
+    `if TYPE_CHECKING:`, which only the type checker runs."""
     found: list[ast.Import | ast.ImportFrom] = []
-    for node in body:
+    for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
             found.append(node)
-        elif isinstance(node, ast.If):
-            if "TYPE_CHECKING" not in ast.unparse(node.test):
-                found += _import_time(node.body) + _import_time(node.orelse)
-        elif isinstance(node, ast.Try):
-            found += _import_time(node.body) + _import_time(node.orelse)
-            for handler in node.handlers:
-                found += _import_time(handler.body)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found += [n for n in node.orelse if isinstance(n, ast.Import | ast.ImportFrom)]
+        else:
+            found += _imports(node)
     return found
 
 
@@ -70,7 +68,7 @@ def _graph(package: str) -> dict[str, set[str]]:
     for module, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         edges: set[str] = set()
-        for node in _import_time(tree.body):
+        for node in _imports(tree):
             for target in _targets(module, path.name == "__init__.py", node):
                 # Importing a.b.c runs a, a.b and a.b.c; the importer's own packages are
                 # already being imported and are not an edge.
@@ -126,6 +124,19 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def test_imports_inside_functions_are_edges() -> None:
+    tree = ast.parse(
+        "import a\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import hidden\n"
+        "def f():\n    import b\n"
+        "class C:\n    def g(self):\n        from c import d\n"
+    )
+    names = {alias.name for node in _imports(tree) for alias in node.names}
+    assert {"a", "b", "d"} <= names
+    assert "hidden" not in names
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
@@ -156,3 +167,69 @@ def test_packages_import_only_what_they_build_on(package: str) -> None:
 def test_no_grab_bag_modules(package: str) -> None:
     names = {name.rsplit(".", 1)[-1].lstrip("_") for name in _modules(package)}
     assert names.isdisjoint({"utils", "util", "common", "helpers", "misc"})
+
+
+def _runtime_imports() -> dict[str, set[str]]:
+    """Each runtime module -> the top-level names of everything it imports, and its own
+    package's modules in full."""
+    found: dict[str, set[str]] = {}
+    modules = _modules("dockrion_runtime")
+    graph = _graph("dockrion_runtime")
+    for module, path in modules.items():
+        names = set(graph[module])
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[module] = names
+    return found
+
+
+def test_no_runtime_module_imports_the_package_root() -> None:
+    """`from dockrion_runtime import x` inside the package runs `__init__`, which builds the
+    app: a cycle the module graph would not show."""
+    wrong = [m for m, names in _runtime_imports().items() if "dockrion_runtime" in names]
+    assert wrong == []
+
+
+def test_only_serve_imports_uvicorn() -> None:
+    wrong = [
+        m
+        for m, names in _runtime_imports().items()
+        if "uvicorn" in names and not m.startswith("dockrion_runtime.serve.")
+    ]
+    assert wrong == []
+
+
+# What each family of the runtime may import of the others: dependencies point from the
+# request's edge (endpoints, routes, app) towards the leaves (errors, logs, settings).
+FORBIDDEN = {
+    "dockrion_runtime.errors": ("dockrion_runtime.",),  # a leaf, but for the request id
+    "dockrion_runtime.auth": ("dockrion_runtime.wire", "dockrion_runtime.endpoints"),
+    "dockrion_runtime.engine": ("dockrion_runtime.wire", "dockrion_runtime.endpoints"),
+    "dockrion_runtime.wire": ("dockrion_runtime.endpoints", "dockrion_runtime.serve"),
+    "dockrion_runtime.serve": ("dockrion_runtime.endpoints", "dockrion_runtime.wire"),
+    "dockrion_runtime.agents": (
+        "dockrion_runtime.endpoints",
+        "dockrion_runtime.wire",
+        "dockrion_runtime.auth",
+        "dockrion_runtime.engine",
+    ),
+}
+LEAF_ALLOWED = {"dockrion_runtime.errors": {"dockrion_runtime.logs"}}
+
+
+@pytest.mark.parametrize("family", sorted(FORBIDDEN))
+def test_families_import_in_one_direction(family: str) -> None:
+    graph = _graph("dockrion_runtime")
+    wrong = [
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module == family or module.startswith(family + ".")
+        for target in targets
+        if target.startswith(FORBIDDEN[family])
+        and target not in LEAF_ALLOWED.get(family, set())
+        and not (target == family or target.startswith(family + "."))
+    ]
+    assert wrong == []

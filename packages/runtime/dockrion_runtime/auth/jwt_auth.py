@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from dockrion_schema import JWTClaimsConfig, JWTConfig
 
-from .base import AuthConfigError, Authenticator, AuthFailed, Principal
+from .base import AuthConfigError, Authenticator, AuthFailed, Principal, bearer_token
 
 __all__ = ["JwtAuth", "claim", "principal_from_claims"]
 
@@ -58,9 +58,8 @@ class JwtAuth(Authenticator):
             )
 
     async def authenticate(self, request: Request) -> Principal:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(request)
+        if token is None:
             raise AuthFailed(
                 "Bearer token required: send 'Authorization: Bearer <jwt>'", "MISSING_CREDENTIALS"
             )

@@ -27,7 +27,14 @@ from starlette.requests import Request
 
 from dockrion_schema import JWTClaimsConfig, OAuth2Config
 
-from .base import AuthConfigError, Authenticator, AuthFailed, Principal, Refused
+from .base import (
+    AuthConfigError,
+    Authenticator,
+    AuthFailed,
+    Principal,
+    Refused,
+    bearer_token,
+)
 from .jwt_auth import principal_from_claims
 
 __all__ = ["CACHE_SECONDS", "OAuth2Introspection"]
@@ -66,9 +73,8 @@ class OAuth2Introspection(Authenticator):
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def authenticate(self, request: Request) -> Principal:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(request)
+        if token is None:
             raise AuthFailed(
                 "Bearer token required: send 'Authorization: Bearer <token>'",
                 "MISSING_CREDENTIALS",

@@ -20,7 +20,7 @@ from ..agents import RunOptions
 from ..errors import RuntimeHTTPError
 from ..runtime import Runtime, runtime_of
 from ..wire.sse import EventStreamResponse
-from .runs import MAX_SUBSCRIPTION_TIMEOUT, owned_run, start_run
+from .run_access import MAX_SUBSCRIPTION_TIMEOUT, owned_run, start_run
 
 __all__ = ["replay_run", "run_agent"]
 

@@ -22,12 +22,12 @@ from starlette.websockets import WebSocket
 
 from dockrion_events import RunFinishedError
 
-from ..auth.base import principal_of
+from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..wire.websocket import ClientGone, accept, stream_events
-from .runs import MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT, _int_query, owned_run
-from .runs import _resume_from as _sse_resume_from
+from .run_access import MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT, int_query, owned_run
+from .run_access import resume_from as _sse_resume_from
 
 __all__ = ["invoke_ws", "run_ws", "upgrade_required"]
 
@@ -82,9 +82,9 @@ def _resume_from(request: Request) -> int:
     a fresh header resumes from the header."""
     if request.headers.get("last-event-id") is not None:
         return _sse_resume_from(request)  # checked like the SSE header
-    start = _int_query(request, "from_sequence", 0, 0, None)
+    start = int_query(request, "from_sequence", 0, 0, None)
     if request.query_params.get("last_event_id") is not None:
-        start = _int_query(request, "last_event_id", 0, 0, MAX_SEQUENCE) + 1
+        start = int_query(request, "last_event_id", 0, 0, MAX_SEQUENCE) + 1
     return start
 
 
@@ -93,7 +93,7 @@ async def run_ws(websocket: WebSocket, request: Request) -> None:
     runtime = runtime_of(request)
     runs = runtime.require_runs()
     start = _resume_from(request)
-    timeout = _int_query(
+    timeout = int_query(
         request, "timeout", runtime.settings.default_timeout, 1, MAX_SUBSCRIPTION_TIMEOUT
     )
     # Refuses (410, with the first sequence still kept) a cursor the log no longer holds.

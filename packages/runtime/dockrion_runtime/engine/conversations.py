@@ -16,7 +16,7 @@ from starlette.requests import Request
 from dockrion_events import EventBackend, InMemoryBackend
 
 from ..agents import Agent, RunOptions
-from ..auth.base import principal_of
+from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 
 __all__ = ["THREAD_ID_PATTERN", "THREAD_OWNERSHIP_SECONDS", "ThreadRegistry"]

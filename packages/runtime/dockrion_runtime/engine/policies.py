@@ -20,18 +20,14 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from starlette.requests import Request
-
 from dockrion_schema import Policies, SafetyPolicy, ToolPolicy
 
 from ..errors import RuntimeHTTPError
-from ..request.body import BodyReader
 
 __all__ = [
     "INJECTION_PATTERNS",
     "REDACTED",
     "UNBOUNDED_HOLD",
-    "CheckedBodyReader",
     "OutputPolicy",
     "PolicyViolationError",
     "SafetyPolicies",
@@ -265,22 +261,3 @@ class SafetyPolicies:
             return lambda name: True
         allowed = frozenset(tools.allowed)
         return allowed.__contains__
-
-
-class CheckedBodyReader(BodyReader):
-    """The request body, refused with POLICY_VIOLATION when it looks like a prompt
-    injection: before any run is created, so the agent never sees it."""
-
-    policies: SafetyPolicies | None = None
-
-    async def read(self, request: Request, *, check: bool = True) -> Any:
-        payload = await super().read(request, check=check)
-        if self.policies is not None:
-            self.policies.check_input(payload)
-        return payload
-
-    def message(self, data: bytes, *, check: bool = True) -> Any:
-        payload = super().message(data, check=check)
-        if self.policies is not None:
-            self.policies.check_input(payload)
-        return payload

@@ -10,7 +10,7 @@ from typing import Any
 from dockrion_events.runs import RUN_ID_PATTERN
 from dockrion_schema import DockSpec
 
-from ..endpoints.runs import MAX_CLIENT_RUN_ID, MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT
+from ..endpoints.run_access import MAX_CLIENT_RUN_ID, MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT
 from ..engine.conversations import THREAD_ID_PATTERN
 
 __all__ = ["endpoint_operations", "error_response"]

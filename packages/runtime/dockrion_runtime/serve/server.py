@@ -52,13 +52,13 @@ except ImportError:  # pragma: no cover - httptools has no wheel for this platfo
 
 from dockrion_schema import ServerLimits
 
+from ..asgi_extensions import SEND_TEXTS
 from ..errors import error_body
 from ..logs import AccessLog
 from .transports import CoalescingTransport, HeadHoldingTransport
 
 __all__ = [
     "GC_THRESHOLD",
-    "SEND_TEXTS",
     "CoalescingWebSocketProtocol",
     "GuardedH11Protocol",
     "GuardedHttpToolsProtocol",
@@ -97,8 +97,6 @@ class ServerOptions:
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
 
-
-SEND_TEXTS = "dockrion.websocket.send_texts"
 
 # One server per process: the protocol, which uvicorn builds per connection from a class,
 # reads the options of the app this process serves.

@@ -3,7 +3,6 @@ and a callback when the client goes away."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Receive, Scope, Send
@@ -16,7 +15,7 @@ from dockrion_events import (
     encode_frame,
 )
 
-from ..deadline import deadline
+from .pump import Ending, follow
 
 __all__ = ["SSE_HEADERS", "EventStreamResponse"]
 
@@ -62,80 +61,53 @@ class EventStreamResponse:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Plain asyncio (a watcher task, a timeout), not an anyio task group: this runs once
-        # per stream, and a task group with its cancel scopes costs several times more.
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-        finished = False
-        gone = False
-        task = asyncio.current_task()
-        assert task is not None
-
-        async def watch_disconnect() -> None:
-            nonlocal gone
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    break
-            if not finished:
-                gone = True
-                if self._on_disconnect is not None:
-                    self._on_disconnect()
-                task.cancel()
-
-        watcher = asyncio.ensure_future(watch_disconnect())
-        try:
-            try:
-                ending = b""
-                try:
-                    async with deadline(self._timeout):
-                        ending = await self._pump(send)
-                except TimeoutError:
-                    # The subscription ends; the run goes on and a reconnect resumes.
-                    ending = encode_comment("timeout")
-                if ending:
-                    await send({"type": "http.response.body", "body": ending, "more_body": True})
-            finally:
-                finished = True
-                if self._on_close is not None:
-                    self._on_close()
-                closing = asyncio.ensure_future(self._batches.aclose())  # type: ignore[attr-defined]
-                try:
-                    await asyncio.shield(closing)
-                except asyncio.CancelledError:
-                    await closing  # finish closing the subscription, then stop
-                    raise
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not gone:
-                raise  # cancelled from outside (shutdown): not ours to swallow
-            task.uncancel()  # the client left: nothing more to send
-        finally:
-            watcher.cancel()
-
-    async def _pump(self, send: Send) -> bytes:
-        """Write batches until the log ends; returns a closing comment, if any."""
         # The reconnection hint rides on the first frame: a block of its own would look
         # like an empty event to some clients.
         retry = f"retry: {self._retry_ms}\n".encode()
-        last = -1
+
+        async def write(body: bytes) -> None:
+            nonlocal retry
+            if retry:
+                body, retry = retry + body, b""
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+        async def write_batch(batch: list[EventRecord]) -> None:
+            if self._on_sent is not None:
+                self._on_sent(len(batch))
+            await write(b"".join(record.frame for record in batch))
+
+        async def idle(last: int) -> None:
+            if self._heartbeat_events:
+                # Not stored, no `id:` line: resumption is never disturbed.
+                beat = HeartbeatEvent(run_id=self._run_id, sequence=last)
+                await write(encode_frame("heartbeat", beat.to_json()))
+            else:
+                await write(encode_comment("keep-alive"))
+
+        async def departed() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
         try:
-            async for batch in self._batches:
-                if batch:
-                    last = batch[-1].sequence
-                    body = b"".join(record.frame for record in batch)
-                    if self._on_sent is not None:
-                        self._on_sent(len(batch))
-                elif self._heartbeat_events:
-                    # Not stored, no `id:` line: resumption is never disturbed.
-                    beat = HeartbeatEvent(run_id=self._run_id, sequence=max(last, 0))
-                    body = encode_frame("heartbeat", beat.to_json())
-                else:
-                    body = encode_comment("keep-alive")
-                if retry:
-                    body, retry = retry + body, b""
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-        except BackendError as exc:
+            ending = await follow(
+                self._batches,
+                write=write_batch,
+                idle=idle,
+                departed=departed,
+                on_disconnect=self._on_disconnect,
+                timeout=self._timeout,
+            )
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+        if ending is None:
+            return  # the client left
+        if ending is Ending.TIMEOUT:
+            # The subscription ends; the run goes on and a reconnect resumes.
+            await write(encode_comment("timeout"))
+        elif isinstance(ending, BackendError):
             # Not an event (no id, nothing stored): the run may be fine. The client
             # reconnects with Last-Event-ID once the backend is back.
-            return encode_comment(f"events backend unavailable ({exc.message}); reconnect")
-        return b""
+            await write(encode_comment(f"events backend unavailable ({ending.message}); reconnect"))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -23,11 +23,11 @@ sequence received).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -38,14 +38,14 @@ from dockrion_events import (
     BackendError,
     EventRecord,
     EventsError,
-    EventsExpiredError,
     HeartbeatEvent,
 )
 
-from ..auth.base import Access, Authenticator, AuthFailed, Limiter, Refused
-from ..errors import RuntimeHTTPError, error_body, status_for
-from ..logs import current_request_id, reset_request_id, set_request_id, valid_request_id
-from ..serve.server import SEND_TEXTS
+from ..asgi_extensions import SEND_TEXTS
+from ..auth import Access, Authenticator, AuthFailed, Limiter, Refused, authorize
+from ..errors import RuntimeHTTPError, error_body, refusal, status_for
+from ..logs import reset_request_id, set_request_id, valid_request_id
+from .pump import Ending, follow
 from .websocket_handshake import (
     TOKEN_SUBPROTOCOL,
     deny,
@@ -89,25 +89,6 @@ class ClientGone(Exception):
     """The client closed the socket before the session had anything to do."""
 
 
-def _error(exc: Exception) -> tuple[dict[str, Any], str]:
-    """The HTTP error body of a refusal, and its code."""
-    if isinstance(exc, RuntimeHTTPError):
-        body, code = exc.body(), exc.code
-    elif isinstance(exc, BackendError):
-        code = "BACKEND_UNAVAILABLE"
-        body = error_body(f"Events backend unavailable: {exc}", code)
-    elif isinstance(exc, EventsError):
-        body, code = error_body(exc.message, exc.code), exc.code
-        if isinstance(exc, EventsExpiredError):
-            body["first_available"] = exc.first_available
-    else:
-        code = "INTERNAL_ERROR"
-        body = error_body(f"Internal server error (request id {current_request_id()})", code)
-    if status_for(code) >= 500:
-        body["request_id"] = current_request_id()
-    return body, code
-
-
 async def accept(websocket: WebSocket) -> None:
     """Complete the handshake, choosing `dockrion` when the client offers it; the answer
     names the session's request id, as HTTP answers do."""
@@ -121,7 +102,8 @@ async def accept(websocket: WebSocket) -> None:
 async def _refuse(websocket: WebSocket, exc: Exception) -> int:
     """Send the refusal's error body, then close with its code (accepting first if the
     handshake is still open, so that a browser can read why). Returns the close code."""
-    body, code = _error(exc)
+    _, body, _ = refusal(exc)
+    code = body["code"]
     if websocket.application_state == WebSocketState.CONNECTING:
         await accept(websocket)
     if websocket.application_state != WebSocketState.CONNECTED:
@@ -215,28 +197,17 @@ class WebSocketEndpoint:
             ).inc()
 
     async def _session(self, websocket: WebSocket, runtime: Runtime) -> None:
-        refusal = origin_refusal(websocket, runtime)
-        if refusal is not None:
-            await deny(websocket, JSONResponse(error_body(refusal, "FORBIDDEN"), 403))
+        foreign = origin_refusal(websocket, runtime)
+        if foreign is not None:
+            await deny(websocket, JSONResponse(error_body(foreign, "FORBIDDEN"), 403))
             return
         try:
             request = http_view(websocket, self.auth)
             if self.authenticate:
-                principal = self.access.resolve(await self.auth.authenticate(request))
-                request.state.principal = principal
-                self.access.require(principal, self.permission)
-                if self.limiter is not None:
-                    await self.limiter.check(principal)
-        except AuthFailed as exc:
-            headers = {"WWW-Authenticate": "Bearer"}
-            await deny(websocket, JSONResponse(exc.body(), 401, headers=headers))
-            return
-        except Refused as exc:
-            status = status_for(exc.code)
-            await deny(websocket, JSONResponse(exc.body(), status, headers=exc.headers))
-            return
-        except RuntimeHTTPError as exc:
-            await deny(websocket, JSONResponse(exc.body(), exc.status))
+                await authorize(request, self.auth, self.access, self.permission, self.limiter)
+        except (AuthFailed, Refused, RuntimeHTTPError) as exc:
+            status, body, headers = refusal(exc)
+            await deny(websocket, JSONResponse(body, status, headers=headers or None))
             return
         try:
             await self.handler(websocket, request)
@@ -281,19 +252,9 @@ async def stream_events(
     agent = runtime.settings.name
     heartbeat_events = runtime.settings.events_filter.allows_heartbeats
     sent = metrics.websocket_events.labels(agent)
-    task = asyncio.current_task()
-    assert task is not None
-    finished = False  # the log ended (or the subscription did): a departure cancels nothing
-    gone = False
-
-    def left() -> None:
-        nonlocal gone
-        if not gone:
-            gone = True
-            if on_disconnect is not None:
-                on_disconnect()
 
     async def listen() -> None:
+        """Answer the client's messages until it closes the socket."""
         try:
             while True:
                 message = await websocket.receive()
@@ -304,65 +265,52 @@ async def stream_events(
                     await on_cancel()
                     continue
                 if action == "cancel":
-                    refusal = error_body("Only the run's owner may cancel it", "FORBIDDEN")
+                    answer = error_body("Only the run's owner may cancel it", "FORBIDDEN")
                 else:
-                    refusal = error_body(
+                    answer = error_body(
                         'Unknown message: the only one accepted is {"action": "cancel"}',
                         "VALIDATION_ERROR",
                     )
-                await websocket.send_text(json.dumps(refusal))
+                await websocket.send_text(json.dumps(answer))
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
-        if not finished:
-            left()
-            task.cancel()
+
+    async def write(batch: list[EventRecord]) -> None:
+        if isinstance(websocket, EventSocket):
+            await websocket.send_texts([record.data for record in batch])
+        else:
+            for record in batch:
+                await websocket.send_text(record.data)
+        sent.inc(len(batch))
+
+    async def idle(last: int) -> None:
+        if heartbeat_events:
+            # Not stored: the sequence is the last one sent, for information.
+            await websocket.send_text(HeartbeatEvent(run_id=run_id, sequence=last).to_json())
 
     metrics.websockets.labels(agent).inc()
-    listener = asyncio.ensure_future(listen())
     try:
-        try:
-            code, reason = CLOSE_DONE, ""
-            try:
-                async with asyncio.timeout(timeout):
-                    last = -1
-                    async for batch in batches:
-                        if batch:
-                            last = batch[-1].sequence
-                            if isinstance(websocket, EventSocket):
-                                await websocket.send_texts([record.data for record in batch])
-                            else:
-                                for record in batch:
-                                    await websocket.send_text(record.data)
-                            sent.inc(len(batch))
-                        elif heartbeat_events:
-                            # Not stored: the sequence is the last one sent, for information.
-                            beat = HeartbeatEvent(run_id=run_id, sequence=max(last, 0))
-                            await websocket.send_text(beat.to_json())
-                finished = True
-            except TimeoutError:
-                finished = True
-                code, reason = CLOSE_TIMEOUT, "subscription timeout"  # the run goes on
-            except BackendError as exc:
-                finished = True
-                # The run may be fine: the client resumes once the backend is back.
-                body, error = _error(exc)
-                await websocket.send_text(json.dumps(body))
-                code, reason = close_code(error), error
-        finally:
-            metrics.websockets.labels(agent).dec()
-            closing = asyncio.ensure_future(batches.aclose())  # type: ignore[attr-defined]
-            try:
-                await asyncio.shield(closing)
-            except asyncio.CancelledError:
-                await closing  # finish closing the subscription, then stop
-                raise
-        await websocket.close(code, reason)
-    except asyncio.CancelledError:
-        if not gone:
-            raise  # cancelled from outside (shutdown): not ours to swallow
-        task.uncancel()  # the client left: nothing more to send
-    except (WebSocketDisconnect, OSError):
-        if not finished:
-            left()  # a send found the client gone before the listener did
+        ending = await follow(
+            batches,
+            write=write,
+            idle=idle,
+            departed=listen,
+            gone_errors=(WebSocketDisconnect, OSError),
+            on_disconnect=on_disconnect,
+            timeout=timeout,
+        )
     finally:
-        listener.cancel()
+        metrics.websockets.labels(agent).dec()
+    if ending is None:
+        return  # the client left
+    code, reason = CLOSE_DONE, ""
+    if ending is Ending.TIMEOUT:
+        code, reason = CLOSE_TIMEOUT, "subscription timeout"  # the run goes on
+    elif isinstance(ending, BackendError):
+        # The run may be fine: the client resumes once the backend is back.
+        _, body, _ = refusal(ending)
+        code, reason = close_code(body["code"]), body["code"]
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        if isinstance(ending, BackendError):
+            await websocket.send_text(json.dumps(body))
+        await websocket.close(code, reason)

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from ..auth.base import ApiKeyAuth, Authenticator, AuthFailed
+from ..auth import Authenticator, AuthFailed
+from ..auth.api_keys import ApiKeyAuth
 from ..logs import current_request_id
 from ..request.headers import cors_options, security_headers
 
