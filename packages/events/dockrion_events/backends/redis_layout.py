@@ -1,13 +1,20 @@
 """How a run is laid out in Redis: key names, the Lua scripts that change a run, and how
 stream entries decode back into records.
 
-Every key of a run sits under one hash tag, so the layout works on Redis Cluster:
+Every key name Dockrion uses in Redis is made by `Keys`. Every key of a run sits under one
+hash tag, so the layout works on Redis Cluster:
 
-    <prefix>:{<run_id>}:state   hash   the run record, its status and `next` sequence
-    <prefix>:{<run_id>}:log     stream entry id `<sequence>-1`, fields t (type), d (JSON)
-    <prefix>:{<run_id>}:lease   string the instance running the agent (renewed, expiring)
-    <prefix>:runs               zset   run ids by last activity, seconds (listing)
-    <prefix>:running            set    ids of RUNNING runs (orphan detection)
+    <prefix>:{<run_id>}:state      hash   the run record, its status and `next` sequence
+    <prefix>:{<run_id>}:log        stream entry id `<sequence>-1`, fields t (type), d (JSON)
+    <prefix>:{<run_id>}:lease      string the instance running the agent (renewed, expiring)
+    <prefix>:{<run_id>}:resumed    string set while the interrupt the run stopped at is being
+                                          answered (expiring)
+    <prefix>:runs                  zset   run ids by last activity, seconds (listing)
+    <prefix>:running               set    ids of RUNNING runs (orphan detection)
+    <prefix>:thread:{<thread_id>}  string the owner of a conversation thread (renewed,
+                                          expiring)
+    <prefix>:ratelimit:<principal> string a principal's rate-limit count (the runtime's
+                                          `auth.rate_limits`; expiring)
 
 Appends and terminal transitions are Lua scripts touching one run's keys only, so they are
 atomic: a terminal event is appended exactly once, and the status changes with it. No
@@ -60,6 +67,10 @@ class Keys:
     def thread(self, thread_id: str) -> str:
         """Who owns a conversation thread: a key of its own (its own hash tag)."""
         return f"{self.prefix}:thread:{{{thread_id}}}"
+
+    def rate_limit(self, principal: str) -> str:
+        """A principal's rate-limit count (one key a script, so no hash tag is needed)."""
+        return f"{self.prefix}:ratelimit:{principal}"
 
 
 # Every script that changes a run starts here: the run must exist and not have ended.
