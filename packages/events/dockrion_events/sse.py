@@ -8,13 +8,27 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SseMessage", "SseParser", "encode_comment", "encode_frame", "parse_sse"]
+__all__ = [
+    "SseMessage",
+    "SseParser",
+    "encode_comment",
+    "encode_frame",
+    "encode_stored_frame",
+    "parse_sse",
+]
 
 
 def encode_frame(event_type: str, data_json: str, sequence: int | None = None) -> bytes:
     """`id:` (when stored), `event:`, one `data:` line of compact JSON, blank line."""
-    head = f"id: {sequence}\n" if sequence is not None else ""
-    return f"{head}event: {event_type}\ndata: {data_json}\n\n".encode()
+    if sequence is None:
+        return f"event: {event_type}\ndata: {data_json}\n\n".encode()
+    return encode_stored_frame(sequence, event_type.encode(), data_json.encode())
+
+
+def encode_stored_frame(sequence: int, event_type: bytes, data_json: bytes) -> bytes:
+    """`encode_frame` of a stored event, from its type and JSON already in UTF-8 (as Redis
+    returns them)."""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (sequence, event_type, data_json)
 
 
 def encode_comment(text: str) -> bytes:

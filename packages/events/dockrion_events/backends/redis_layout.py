@@ -37,6 +37,7 @@ from typing import Any
 
 from ..record import EventRecord
 from ..runs import Run
+from ..sse import encode_stored_frame
 
 __all__ = ["SCRIPTS", "Keys", "decode_entries", "run_from_state", "sequence_of", "text"]
 
@@ -170,12 +171,12 @@ def sequence_of(entry_id: Any) -> int:
 
 def decode_entries(entries: Any) -> list[EventRecord]:
     """Stream entries (`<sequence>-1`, {t, d}) as records; each SSE frame is made from the
-    bytes Redis sent (the same bytes `encode_frame` makes from the text)."""
+    bytes Redis sent, without decoding them first."""
     records = []
     for entry_id, fields in entries:
         sequence = sequence_of(entry_id)
         kind, data = fields[b"t"], fields[b"d"]
-        frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (sequence, kind, data)
+        frame = encode_stored_frame(sequence, kind, data)
         records.append(EventRecord(sequence, kind.decode(), data.decode(), frame))
     return records
 
