@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from pydantic_core import PydanticSerializationError
 
 from .errors import EventEncodingError
+from .sse import encode_frame
 
 # Event ids come from a generator seeded from the OS, reseeded in a forked child.
 _ids = random.Random()  # noqa: S311 - an identifier, not a secret
@@ -91,8 +92,8 @@ class BaseEvent(BaseModel):
         return EventEncodingError(self.type, fields, reason)
 
     def to_sse(self) -> str:
-        """One SSE frame: `id: <sequence>`, `event: <type>`, one `data:` line, blank line."""
-        return f"id: {self.sequence}\nevent: {self.type}\ndata: {self.to_json()}\n\n"
+        """This event's SSE frame, as text (`encode_frame`)."""
+        return encode_frame(self.type, self.to_json(), self.sequence).decode()
 
 
 class StartedEvent(BaseEvent):

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dockrion_events import BaseEvent, EventEncodingError, SseParser, encode_comment, parse_sse
+from dockrion_events import (
+    BaseEvent,
+    EventEncodingError,
+    EventRecord,
+    SseParser,
+    encode_comment,
+    parse_sse,
+)
 from dockrion_events.models import (
     CompleteEvent,
     ProgressEvent,
@@ -24,11 +31,13 @@ def test_token_event_wire_bytes_are_exact() -> None:
     event = TokenEvent(
         id="evt-1a2b3c4d5e6f", run_id="run-1", sequence=5, timestamp=STAMP, content="Hello"
     )
-    assert event.to_sse() == (
+    frame = (
         "id: 5\nevent: token\n"
         'data: {"id":"evt-1a2b3c4d5e6f","type":"token","run_id":"run-1","sequence":5,'
         '"timestamp":"2025-01-15T10:30:05+00:00","content":"Hello","finish_reason":null}\n\n'
     )
+    assert EventRecord.from_event(event).frame == frame.encode()
+    assert event.to_sse() == frame  # the same encoder, as text
 
 
 def test_generated_ids_and_timestamps() -> None:

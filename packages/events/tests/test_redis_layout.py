@@ -108,6 +108,9 @@ def test_key_names_and_entry_decoding_without_a_server() -> None:
         "p:{r}:lease",
     ]
     assert (keys.runs, keys.running) == ("p:runs", "p:running")
+    assert keys.resumed("r") == "p:{r}:resumed"
+    assert keys.thread("t") == "p:thread:{t}"
+    assert keys.rate_limit("ab12") == "p:ratelimit:ab12"
     assert sequence_of(b"12-1") == 12
     [record] = decode_entries([(b"3-1", {b"t": b"token", b"d": b'{"sequence":3}'})])
     assert (record.sequence, record.type, record.data) == (3, "token", '{"sequence":3}')

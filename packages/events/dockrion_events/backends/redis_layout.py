@@ -1,13 +1,20 @@
 """How a run is laid out in Redis: key names, the Lua scripts that change a run, and how
 stream entries decode back into records.
 
-Every key of a run sits under one hash tag, so the layout works on Redis Cluster:
+Every key name Dockrion uses in Redis is made by `Keys`. Every key of a run sits under one
+hash tag, so the layout works on Redis Cluster:
 
-    <prefix>:{<run_id>}:state   hash   the run record, its status and `next` sequence
-    <prefix>:{<run_id>}:log     stream entry id `<sequence>-1`, fields t (type), d (JSON)
-    <prefix>:{<run_id>}:lease   string the instance running the agent (renewed, expiring)
-    <prefix>:runs               zset   run ids by last activity, seconds (listing)
-    <prefix>:running            set    ids of RUNNING runs (orphan detection)
+    <prefix>:{<run_id>}:state      hash   the run record, its status and `next` sequence
+    <prefix>:{<run_id>}:log        stream entry id `<sequence>-1`, fields t (type), d (JSON)
+    <prefix>:{<run_id>}:lease      string the instance running the agent (renewed, expiring)
+    <prefix>:{<run_id>}:resumed    string set while the interrupt the run stopped at is being
+                                          answered (expiring)
+    <prefix>:runs                  zset   run ids by last activity, seconds (listing)
+    <prefix>:running               set    ids of RUNNING runs (orphan detection)
+    <prefix>:thread:{<thread_id>}  string the owner of a conversation thread (renewed,
+                                          expiring)
+    <prefix>:ratelimit:<principal> string a principal's rate-limit count (the runtime's
+                                          `auth.rate_limits`; expiring)
 
 Appends and terminal transitions are Lua scripts touching one run's keys only, so they are
 atomic: a terminal event is appended exactly once, and the status changes with it. No
@@ -30,6 +37,7 @@ from typing import Any
 
 from ..record import EventRecord
 from ..runs import Run
+from ..sse import encode_stored_frame
 
 __all__ = ["SCRIPTS", "Keys", "decode_entries", "run_from_state", "sequence_of", "text"]
 
@@ -60,6 +68,10 @@ class Keys:
     def thread(self, thread_id: str) -> str:
         """Who owns a conversation thread: a key of its own (its own hash tag)."""
         return f"{self.prefix}:thread:{{{thread_id}}}"
+
+    def rate_limit(self, principal: str) -> str:
+        """A principal's rate-limit count (one key a script, so no hash tag is needed)."""
+        return f"{self.prefix}:ratelimit:{principal}"
 
 
 # Every script that changes a run starts here: the run must exist and not have ended.
@@ -159,12 +171,12 @@ def sequence_of(entry_id: Any) -> int:
 
 def decode_entries(entries: Any) -> list[EventRecord]:
     """Stream entries (`<sequence>-1`, {t, d}) as records; each SSE frame is made from the
-    bytes Redis sent (the same bytes `encode_frame` makes from the text)."""
+    bytes Redis sent, without decoding them first."""
     records = []
     for entry_id, fields in entries:
         sequence = sequence_of(entry_id)
         kind, data = fields[b"t"], fields[b"d"]
-        frame = b"id: %d\nevent: %s\ndata: %s\n\n" % (sequence, kind, data)
+        frame = encode_stored_frame(sequence, kind, data)
         records.append(EventRecord(sequence, kind.decode(), data.decode(), frame))
     return records
 

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dockrion_events.backends.redis_layout import Keys
+
 from .base import Principal, Refused
 
 __all__ = [
@@ -180,7 +182,7 @@ class RedisRateLimiter(RateLimiter):
     ) -> None:
         super().__init__(limits)
         self._url = url
-        self._prefix = f"{key_prefix}:ratelimit:"
+        self._key = Keys(key_prefix).rate_limit
         self._cluster = cluster
         self._sentinel = sentinel  # a dockrion_events SentinelService, or None
         self._connections: Any = None
@@ -197,7 +199,7 @@ class RedisRateLimiter(RateLimiter):
     async def hit(self, key: str, limit: Limit) -> Decision:
         script = self._ensure()
         allowed, until_tat, until_allowed = await script(
-            keys=[self._prefix + key],
+            keys=[self._key(key)],
             args=[limit.window * 1_000_000, int(limit.interval * 1_000_000)],
         )
         until_tat /= 1_000_000
