@@ -74,9 +74,11 @@ def test_the_page_and_its_files_are_public_and_the_api_is_not(serve: Serve) -> N
     script = httpx.get(f"{url}/playground/playground.js")
     assert script.headers["content-type"].startswith("text/javascript")
     assert "Last-Event-ID" in script.text
+    assert '<script src="/playground/chat.js"' in page.text
+    assert httpx.get(f"{url}/playground/chat.js").status_code == 200
     assert httpx.get(f"{url}/playground/playground.css").status_code == 200
     # nothing is fetched from elsewhere: no CDN, no remote font or script
-    for name in ("", "/playground.js", "/playground.css"):
+    for name in ("", "/playground.js", "/chat.js", "/playground.css"):
         text = httpx.get(f"{url}/playground{name}").text
         assert "http://" not in text and "https://" not in text and '"//' not in text, name
     assert httpx.get(f"{url}/playground/nope.js").json()["code"] == "NOT_FOUND"
@@ -401,6 +403,8 @@ ANSWERED = "document.querySelectorAll('#chat > .msg.agent[data-state=done]').len
 
 
 def say(browser: Browser, text: str) -> None:
+    # the page runs one run at a time: the previous one has let go of the page first
+    browser.wait("document.body.dataset.busy !== 'true'")
     set_value(browser, "#message", text)
     browser.eval("document.getElementById('send').click()")
 
@@ -539,6 +543,22 @@ def test_the_chat_view_streams_tool_cards_resumes_an_approval_and_keeps_the_thre
         ["agent", "done", ["You said: thanks"]],
     ]
     browser.screenshot(shots / "playground-chat-thread.png")
+
+    # Reject resumes the run too: the tool answers that it did not send
+    say(browser, "email bob@example.com the minutes")
+    browser.wait("!!document.querySelector('.approval button.reject')")
+    browser.eval("document.querySelector('.approval button.reject').click()")
+    browser.wait(f"{ANSWERED} === 2")
+    assert browser.eval(CONVERSATION)[-1][2][1:] == [
+        [
+            "send_email",
+            "done",
+            {"to": "bob@example.com", "body": "email bob@example.com the minutes"},
+            "email to bob@example.com not sent: not approved",
+        ],
+        "Here is what I found: email to bob@example.com not sent: not approved.",
+    ]
+    assert browser.eval("document.querySelector('.approval').dataset.answer") == "rejected"
 
     # New thread: an empty conversation, no thread in the field or the link
     browser.eval("document.getElementById('new-thread').click()")

@@ -19,12 +19,14 @@ const chatView = (() => {
 
   // --- small DOM helpers ---------------------------------------------------------------------
 
+  const camel = (name) => name.replace(/-(\w)/g, (_, c) => c.toUpperCase());
+
   function el(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
     for (const [name, value] of Object.entries(attributes)) {
       if (name === "class") node.className = value;
       else if (name === "text") node.textContent = value;
-      else if (name.startsWith("data-")) node.dataset[name.slice(5).replace(/-(\w)/g, (_, c) => c.toUpperCase())] = value;
+      else if (name.startsWith("data-")) node.dataset[camel(name.slice(5))] = value;
       else node.setAttribute(name, value);
     }
     node.append(...children);
@@ -56,10 +58,14 @@ const chatView = (() => {
   function threadNote() {
     const id = thread();
     const note = $("thread-note");
-    if (!id) note.textContent = "A new conversation: the first message starts a thread when the agent keeps them.";
-    else if (!chat.earlierShown && chat.history.length === 0 && !$("chat").children.length)
-      note.textContent = `Continuing thread ${id}: its earlier messages appear with the first answer.`;
-    else note.textContent = "Each message continues this thread; the agent remembers the conversation.";
+    if (!id) {
+      note.textContent =
+        "A new conversation: the first message starts a thread when the agent keeps them.";
+    } else if (!chat.earlierShown && !$("chat").children.length) {
+      note.textContent = `Continuing thread ${id}: earlier messages appear with the next answer.`;
+    } else {
+      note.textContent = "Each message continues this thread: the agent remembers the rest.";
+    }
   }
 
   function newConversation() {
@@ -132,7 +138,8 @@ const chatView = (() => {
   }
 
   function findCard(callId, name) {
-    const open = [...$("chat").querySelectorAll(".tool:not([data-state=done]):not([data-state=error])")];
+    const unanswered = ".tool:not([data-state=done]):not([data-state=error])";
+    const open = [...$("chat").querySelectorAll(unanswered)];
     return (
       open.reverse().find((card) => callId && card.dataset.callId === callId) ||
       open.find((card) => card.querySelector(".name").textContent === name)
@@ -157,7 +164,9 @@ const chatView = (() => {
 
   // --- what an output says -------------------------------------------------------------------
 
-  const roleOf = (message) => message?.role || { human: "user", ai: "assistant" }[message?.type] || message?.type;
+  // OpenAI-style `role`, or langchain-core's `type` (what a LangGraph output holds).
+  const ROLES = { human: "user", ai: "assistant" };
+  const roleOf = (message) => message?.role || ROLES[message?.type] || message?.type;
 
   function textOf(content) {
     if (typeof content === "string") return content;
@@ -241,13 +250,16 @@ const chatView = (() => {
     if (!turn.wroteText && !interrupts.length) {
       const answer = answerOf(output);
       if (answer) appendText(turn, answer);
-      else if (answer === null) turn.body.append(el("pre", { class: "output", text: pretty(output) }));
+      else if (answer === null) {
+        turn.body.append(el("pre", { class: "output", text: pretty(output) }));
+      }
     }
     if (!chat.earlierShown && thread()) showEarlier(output, turn);
     turn.interrupts = interrupts;
     turn.article.dataset.state = interrupts.length ? "waiting" : "done";
     if (!interrupts.length && !thread()) {
-      chat.history.push({ role: "assistant", content: [...turn.body.querySelectorAll(".text")].map((p) => p.textContent).join("\n") });
+      const paragraphs = [...turn.body.querySelectorAll(".text")].map((p) => p.textContent);
+      chat.history.push({ role: "assistant", content: paragraphs.join("\n") });
     }
   }
 
@@ -256,9 +268,13 @@ const chatView = (() => {
   // Shown once the interrupted run is over, so that answering it starts the next run.
   function approvalPanel(turn, interrupt, index) {
     const value = interrupt?.value;
-    const details = value && typeof value === "object" && !Array.isArray(value) ? { ...value } : null;
-    const question = (details && typeof details.question === "string" && details.question) || "The agent asks for a decision";
-    if (details) delete details.question;
+    const details =
+      value && typeof value === "object" && !Array.isArray(value) ? { ...value } : null;
+    let question = "The agent asks for a decision";
+    if (typeof details?.question === "string" && details.question) {
+      question = details.question;
+      delete details.question;
+    }
     const headingId = `approval-${turn.runId}-${index}`;
     const panel = el(
       "section",
@@ -295,8 +311,11 @@ const chatView = (() => {
       panel.querySelector(".buttons").remove();
       panel.querySelector("details").remove();
       panel.dataset.answer = label;
-      const said = { approved: "Approved", rejected: "Rejected" }[label] || `Answered ${JSON.stringify(resumeWith)}`;
+      const said =
+        { approved: "Approved", rejected: "Rejected" }[label] ||
+        `Answered ${JSON.stringify(resumeWith)}`;
       panel.append(el("p", { class: "answered", text: said }));
+      $("message").focus({ preventScroll: true });
       await resume(turn, resumeWith, panel);
     };
     approve.addEventListener("click", answer("approved", () => ({ approved: true })));
@@ -344,7 +363,9 @@ const chatView = (() => {
       },
       { keepTimeline: true },
     );
-    if (end === null && turn.article.dataset.state === "streaming") turn.article.dataset.state = "stopped";
+    if (end === null && turn.article.dataset.state === "streaming") {
+      turn.article.dataset.state = "stopped";
+    }
     if (end === "complete") showApprovals(turn);
     return end;
   }
@@ -383,7 +404,8 @@ const chatView = (() => {
     const runId = turn.runId;
     turn.interrupts = [];
     turn.article.dataset.state = "streaming";
-    const end = await converse(turn, () => api("POST", `/runs/${encodeURIComponent(runId)}/resume`, value));
+    const path = `/runs/${encodeURIComponent(runId)}/resume`;
+    const end = await converse(turn, () => api("POST", path, value));
     if (end === null) panel.dataset.answer = "failed";
   }
 

@@ -291,7 +291,12 @@ function showFrame(frame) {
   if (type === "started" && state.runId && state.runs.has(state.runId)) {
     recordRun(state.runId, { status: "RUNNING" });
   }
-  state.onEvent?.(type, event);
+  try {
+    state.onEvent?.(type, event);
+  } catch (error) {
+    // A view that fails to draw an event must not break the stream (nor replay it).
+    console.error(error);
+  }
   if (type === "token" && typeof event.content === "string") {
     const tokens = $("tokens");
     tokens.append(event.content);
