@@ -324,7 +324,6 @@ def test_the_page_runs_streams_resumes_after_a_cut_and_stops(
         timeline = browser.eval(TIMELINE)
         assert [seq for seq, _ in timeline] == list(range(7))
         assert timeline[0][1] == "started" and timeline[-1][1] == "complete"
-        browser.screenshot(shots / "playground-complete.png")
 
         # a long run, cut mid-stream: the page reconnects with Last-Event-ID by itself
         set_value(browser, "#form [name=count]", "400")
