@@ -115,7 +115,7 @@ def check_metadata(files: dict[str, tuple[Path, Path]]) -> str:
                 n.endswith("dockrion_schema/dockfile-v1.schema.json") for n in archive.namelist()
             ):
                 raise SmokeError(f"{wheel.name} lacks the Dockfile JSON Schema")
-            playground = {"index.html", "playground.js", "playground.css"}
+            playground = {"index.html", "playground.js", "chat.js", "playground.css"}
             if module == "dockrion_runtime" and not all(
                 f"dockrion_runtime/playground/{n}" in archive.namelist() for n in playground
             ):

@@ -1,7 +1,8 @@
 """The playground page: served by default, switchable off, public static files whose API
 calls carry the user's key; and driven in headless Chromium through the DevTools protocol:
 the form generated from io_schema.input, Run, tokens arriving, a network cut the page
-resumes from by itself, Stop."""
+resumes from by itself, Stop; and for a chat agent (examples/langgraph-react) the chat
+view: a message, tool cards, an approval that resumes the run, a thread continued."""
 
 from __future__ import annotations
 
@@ -73,9 +74,11 @@ def test_the_page_and_its_files_are_public_and_the_api_is_not(serve: Serve) -> N
     script = httpx.get(f"{url}/playground/playground.js")
     assert script.headers["content-type"].startswith("text/javascript")
     assert "Last-Event-ID" in script.text
+    assert '<script src="/playground/chat.js"' in page.text
+    assert httpx.get(f"{url}/playground/chat.js").status_code == 200
     assert httpx.get(f"{url}/playground/playground.css").status_code == 200
     # nothing is fetched from elsewhere: no CDN, no remote font or script
-    for name in ("", "/playground.js", "/playground.css"):
+    for name in ("", "/playground.js", "/chat.js", "/playground.css"):
         text = httpx.get(f"{url}/playground{name}").text
         assert "http://" not in text and "https://" not in text and '"//' not in text, name
     assert httpx.get(f"{url}/playground/nope.js").json()["code"] == "NOT_FOUND"
@@ -321,17 +324,16 @@ def test_the_page_runs_streams_resumes_after_a_cut_and_stops(
         timeline = browser.eval(TIMELINE)
         assert [seq for seq, _ in timeline] == list(range(7))
         assert timeline[0][1] == "started" and timeline[-1][1] == "complete"
-        browser.screenshot(shots / "dockrion-playground-complete.png")
 
         # a long run, cut mid-stream: the page reconnects with Last-Event-ID by itself
         set_value(browser, "#form [name=count]", "400")
         browser.eval("document.getElementById('run').click()")
         browser.wait(f"({TOKENS}).split(' ').length > 15")
-        browser.screenshot(shots / "dockrion-playground-streaming.png")
+        browser.screenshot(shots / "playground-streaming.png")
         before = len(token_numbers(browser))
         proxy.cut(down_for=1.5)
         browser.wait(f"{STATE} === 'reconnecting'", timeout=10)
-        browser.screenshot(shots / "dockrion-playground-reconnecting.png")
+        browser.screenshot(shots / "playground-reconnecting.png")
         browser.wait(
             f"{STATE} === 'streaming' && "
             "Number(document.getElementById('status').dataset.connections) >= 2",
@@ -361,6 +363,211 @@ def test_the_page_runs_streams_resumes_after_a_cut_and_stops(
             ".join() === 'CANCELLED,COMPLETED'",
             timeout=15,
         )
-        browser.screenshot(shots / "dockrion-playground-stopped.png")
+        browser.screenshot(shots / "playground-stopped.png")
     finally:
         proxy.close()
+
+
+# --- the chat view ---------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langgraph-react"
+
+
+@pytest.fixture
+def chat_server(tmp_path: Path) -> Iterator[str]:
+    """examples/langgraph-react as it is, behind an API key."""
+    pytest.importorskip("langgraph")
+    project = tmp_path / "react-project"
+    project.mkdir()
+    (project / "react.py").write_text((EXAMPLE / "react.py").read_text())
+    dockfile = project / "Dockfile.yaml"
+    dockfile.write_text((EXAMPLE / "Dockfile.yaml").read_text() + "auth:\n  mode: api_key\n")
+    with serve_app(create_app(dockfile, environ={"DOCKRION_API_KEY": KEY})) as url:
+        yield url
+
+
+# Each message of the conversation: who, the state of an answer, its parts in order (text,
+# or a tool card as [name, state, arguments, result]).
+CONVERSATION = """
+[...document.querySelectorAll('#chat > .msg')].map(m => m.classList.contains('user')
+  ? ['user', m.querySelector('.bubble').textContent]
+  : ['agent', m.dataset.state, [...m.querySelector('.bubble').children]
+      .filter(p => p.matches('.text, .tool'))
+      .map(p => p.matches('.text') ? p.textContent : [
+        p.querySelector('.name').textContent, p.dataset.state,
+        JSON.parse(p.querySelector('.args').textContent),
+        p.querySelector('.result')?.textContent ?? null])])
+"""
+ANSWERED = "document.querySelectorAll('#chat > .msg.agent[data-state=done]').length"
+
+
+def say(browser: Browser, text: str) -> None:
+    # the page runs one run at a time: the previous one has let go of the page first
+    browser.wait("document.body.dataset.busy !== 'true'")
+    set_value(browser, "#message", text)
+    browser.eval("document.getElementById('send').click()")
+
+
+def test_the_chat_view_streams_tool_cards_resumes_an_approval_and_keeps_the_thread(
+    chat_server: str, browser: Browser, tmp_path: Path
+) -> None:
+    shots = Path(os.environ.get("DOCKRION_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    browser.call("Page.navigate", url=f"{chat_server}/playground")
+    browser.wait("document.getElementById('form')?.dataset.ready === 'true'")
+
+    # input with a `messages` array: the chat view instead of the form
+    assert browser.eval("document.body.dataset.view") == "chat"
+    assert browser.eval("document.getElementById('input-panel').offsetParent") is None
+    assert browser.eval("document.getElementById('thread').value") == ""
+
+    # a message: the answer streams around a tool card with the call and its result
+    set_value(browser, "#key", KEY)
+    say(browser, "what is the weather in Paris?")
+    browser.wait(f"{ANSWERED} === 1")
+    assert browser.eval(CONVERSATION) == [
+        ["user", "what is the weather in Paris?"],
+        [
+            "agent",
+            "done",
+            [
+                "Let me check the weather.",
+                ["get_weather", "done", {"city": "Paris"}, "18°C and sunny"],
+                "Here is what I found: 18°C and sunny.",
+            ],
+        ],
+    ]
+    # the graph keeps threads: the page continues the one the first run was given
+    thread = browser.eval("document.getElementById('thread').value")
+    assert thread.startswith("run-")
+    assert browser.eval("new URL(location.href).searchParams.get('thread_id')") == thread
+    browser.screenshot(shots / "playground-chat-tool.png")
+
+    # a tool that asks for approval: the run stops at the interrupt, a panel asks
+    say(browser, "email ana@example.com the agenda")
+    browser.wait("!!document.querySelector('.approval button.approve:not(:disabled)')")
+    conversation = browser.eval(CONVERSATION)
+    assert conversation[-1] == [
+        "agent",
+        "waiting",
+        [
+            "I will draft that email.",
+            [
+                "send_email",
+                "waiting",
+                {"to": "ana@example.com", "body": "email ana@example.com the agenda"},
+                None,
+            ],
+        ],
+    ]
+    panel = browser.eval(
+        "(p => [p.querySelector('h3').textContent,"
+        " [...p.querySelectorAll('dt, dd')].map(e => e.textContent)])"
+        "(document.querySelector('.approval'))"
+    )
+    assert panel[0] == "Send it?"
+    assert panel[1][:4] == ["action", "send_email", "to", "ana@example.com"]
+    browser.screenshot(shots / "playground-chat-approval.png")
+
+    # Approve resumes the run: the tool runs and the same answer goes on
+    browser.eval("document.querySelector('.approval button.approve').click()")
+    browser.wait(f"{ANSWERED} === 2")
+    assert browser.eval(CONVERSATION)[-1] == [
+        "agent",
+        "done",
+        [
+            "I will draft that email.",
+            [
+                "send_email",
+                "done",
+                {"to": "ana@example.com", "body": "email ana@example.com the agenda"},
+                "email to ana@example.com sent",
+            ],
+            "Here is what I found: email to ana@example.com sent.",
+        ],
+    ]
+    assert browser.eval("document.querySelector('.approval').dataset.answer") == "approved"
+    assert browser.eval("document.querySelectorAll('.approval button').length") == 0
+    assert browser.eval("document.querySelector('.approval .answered').textContent") == "Approved"
+    browser.screenshot(shots / "playground-chat-approved.png")
+
+    # three runs (two messages and the resume), all on one thread, with the key
+    runs = browser.eval(
+        "[...document.querySelectorAll('#runs tbody tr')].map(r => r.dataset.runId)"
+    )
+    assert len(runs) == 3
+    details = [
+        httpx.get(f"{chat_server}/runs/{run}", headers={"X-API-Key": KEY}).json() for run in runs
+    ]
+    assert {run["metadata"]["thread_id"] for run in details} == {thread}
+    assert all(run["status"] == "COMPLETED" for run in details)
+
+    # a long event name wraps inside its column instead of running into the payload
+    browser.eval(
+        "showFrame({id: null, event: 'custom:x', data: JSON.stringify("
+        "{type: 'custom:a_remarkably_long_event_name_for_the_timeline', n: 1})})"
+    )
+    overlaps = browser.eval(
+        "[...document.querySelectorAll('#events li:not(.note)')].filter(li =>"
+        " li.querySelector('.type').getBoundingClientRect().right >"
+        " li.querySelector('code').getBoundingClientRect().left).length"
+    )
+    assert overlaps == 0
+
+    # the thread continued from its link: earlier messages appear with the first answer
+    browser.call("Page.navigate", url=f"{chat_server}/playground?thread_id={thread}")
+    browser.wait("document.getElementById('form')?.dataset.ready === 'true'")
+    assert browser.eval("document.getElementById('thread').value") == thread
+    set_value(browser, "#key", KEY)
+    say(browser, "thanks")
+    browser.wait(f"{ANSWERED} >= 1 && !!document.querySelector('#chat .earlier')")
+    earlier = browser.eval(
+        "[...document.querySelectorAll('#chat .earlier .msg.user')].map(m => m.textContent)"
+    )
+    assert earlier == [
+        "Youwhat is the weather in Paris?",
+        "Youemail ana@example.com the agenda",
+    ]
+    earlier_tools = browser.eval(
+        "[...document.querySelectorAll('#chat .earlier .tool')].map(t =>"
+        " [t.querySelector('.name').textContent, t.dataset.state,"
+        " t.querySelector('.result')?.textContent])"
+    )
+    assert earlier_tools == [
+        ["get_weather", "done", "18°C and sunny"],
+        ["send_email", "done", "email to ana@example.com sent"],
+    ]
+    assert browser.eval(CONVERSATION)[-2:] == [
+        ["user", "thanks"],
+        ["agent", "done", ["You said: thanks"]],
+    ]
+    browser.screenshot(shots / "playground-chat-thread.png")
+
+    # Reject resumes the run too: the tool answers that it did not send
+    say(browser, "email bob@example.com the minutes")
+    browser.wait("!!document.querySelector('.approval button.reject')")
+    browser.eval("document.querySelector('.approval button.reject').click()")
+    browser.wait(f"{ANSWERED} === 2")
+    assert browser.eval(CONVERSATION)[-1][2][1:] == [
+        [
+            "send_email",
+            "done",
+            {"to": "bob@example.com", "body": "email bob@example.com the minutes"},
+            "email to bob@example.com not sent: not approved",
+        ],
+        "Here is what I found: email to bob@example.com not sent: not approved.",
+    ]
+    assert browser.eval("document.querySelector('.approval').dataset.answer") == "rejected"
+
+    # New thread: an empty conversation, no thread in the field or the link
+    browser.eval("document.getElementById('new-thread').click()")
+    assert browser.eval("document.querySelectorAll('#chat .msg').length") == 0
+    assert browser.eval("document.getElementById('thread').value") == ""
+    assert browser.eval("location.search") == ""
+
+    # the form stays one click away, for raw JSON
+    browser.eval("document.getElementById('to-form').click()")
+    assert browser.eval("document.getElementById('input-panel').offsetParent") is not None
+    assert browser.eval("[...document.querySelectorAll('#form [name]')].map(e => e.name)") == [
+        "messages"
+    ]

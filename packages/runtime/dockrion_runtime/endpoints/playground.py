@@ -1,4 +1,4 @@
-"""`GET /playground`: a page to try the agent in a browser, and its script and style sheet.
+"""`GET /playground`: a page to try the agent in a browser, and its scripts and style sheet.
 
 The page is static files shipped in the package (no CDN, no build step), so it is public
 like the welcome page: a browser cannot send an API key header when it loads a page. The

@@ -1,5 +1,6 @@
 // The playground: a form generated from the agent's io_schema.input, runs streamed live,
 // every event in a timeline, background runs that resume by themselves after a cut.
+// An agent whose input is `messages` gets the chat view of chat.js instead of the form.
 //
 // Credentials: the page itself is public static files (a browser cannot send an API key
 // header when it loads a page). The user types a key or token into the page; every API
@@ -27,6 +28,7 @@ const state = {
   lastSequence: null,
   events: 0,
   runs: new Map(), // run id -> {status, created}
+  onEvent: null, // the chat view's listener while one of its runs is followed
 };
 
 // --- credentials ---------------------------------------------------------------------------
@@ -244,9 +246,9 @@ function setConnections(count) {
   $("status").dataset.connections = String(count);
 }
 
-function note(text) {
+function note(text, kind = "") {
   const item = document.createElement("li");
-  item.className = "note";
+  item.className = `note ${kind}`.trim();
   item.textContent = text;
   appendTimeline(item);
 }
@@ -288,6 +290,12 @@ function showFrame(frame) {
 
   if (type === "started" && state.runId && state.runs.has(state.runId)) {
     recordRun(state.runId, { status: "RUNNING" });
+  }
+  try {
+    state.onEvent?.(type, event);
+  } catch (error) {
+    // A view that fails to draw an event must not break the stream (nor replay it).
+    console.error(error);
   }
   if (type === "token" && typeof event.content === "string") {
     const tokens = $("tokens");
@@ -460,15 +468,31 @@ function resetOutput() {
   setConnections(0);
 }
 
-async function start(body) {
-  if (state.controller) return;
+function setBusy(busy) {
+  document.body.dataset.busy = String(busy);
+  for (const id of ["run", "send"]) $(id).disabled = busy;
+  for (const id of ["stop", "chat-stop"]) $(id).disabled = !busy;
+}
+
+// Runs `body` as the page's one active run; resolves with how it ended ("complete",
+// "error", "cancelled", or null when stopped or refused). A conversation keeps its
+// timeline across runs (`keepTimeline`).
+async function start(body, { keepTimeline = false } = {}) {
+  if (state.controller) return null;
   const controller = new AbortController();
   state.controller = controller;
-  $("run").disabled = true;
-  $("stop").disabled = false;
-  resetOutput();
+  setBusy(true);
+  if (keepTimeline) {
+    state.lastSequence = null;
+    setConnections(0);
+    $("tokens").textContent = "";
+    $("result").textContent = "";
+  } else {
+    resetOutput();
+  }
+  let end = null;
   try {
-    const end = await body(controller.signal);
+    end = await body(controller.signal);
     if (end === "complete") setStatus("complete", "Complete");
     else if (end === "error") setStatus("error", "The run failed");
     else if (end === "cancelled") setStatus("cancelled", "Cancelled");
@@ -478,10 +502,11 @@ async function start(body) {
   } finally {
     state.controller = null;
     state.runId = null;
-    $("run").disabled = false;
-    $("stop").disabled = true;
+    state.onEvent = null;
+    setBusy(false);
     refreshRuns();
   }
+  return end;
 }
 
 async function watchRun(runId) {
@@ -544,6 +569,7 @@ async function loadAgent() {
     const schema = await api("GET", "/schema");
     state.schema = schema.input_schema;
     buildForm(state.schema);
+    if (chatView.accepts(state.schema)) chatView.enable();
     setStatus("idle", "Ready");
   } catch (error) {
     buildForm({});
@@ -558,6 +584,7 @@ function init() {
   renderRuns();
   $("run").addEventListener("click", run);
   $("stop").addEventListener("click", stop);
+  chatView.init();
   $("clear").addEventListener("click", () => {
     if (!state.controller) {
       resetOutput();
@@ -581,4 +608,5 @@ function init() {
   setInterval(refreshRuns, 3000);
 }
 
-init();
+// chat.js, loaded after this script, defines chatView: start once both are in.
+document.addEventListener("DOMContentLoaded", init);
