@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
-from starlette.applications import Starlette
-
 from dockrion_schema import DockfileError, ServerLimits, load_dockspec
 
 from ._version import __version__
-from .agents import AgentLoadError
-from .app import create_app
-from .auth import AuthConfigError
 from .logs import configure_logging, release_access_log
-from .runtime import Runtime
-from .serve.server import ServerOptions, tune_gc, uvicorn_options
-from .settings import SettingsError
-from .try_it import try_it_command
+from .serve.launch import ServePlan, serve
 
-__all__ = ["GracefulServer", "main", "reload_app"]
+__all__ = ["main"]
 
 _LIMITS = ServerLimits()  # the schema's defaults, which the help texts quote
 
@@ -89,40 +77,6 @@ def _parser() -> argparse.ArgumentParser:
         help="json lines with the request id (default), or plain text",
     )
     return parser
-
-
-class GracefulServer(uvicorn.Server):
-    """SIGTERM: stop accepting, let running agents finish within the grace period, cancel the
-    rest (reason `shutdown`, so open streams end with a terminal event), then close."""
-
-    def __init__(self, config: uvicorn.Config, runtime: Runtime, grace: float) -> None:
-        super().__init__(config)
-        self._runtime = runtime
-        self._grace = grace
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        await self._runtime.drain(self._grace)
-        await super().shutdown(sockets)
-
-
-def reload_app() -> Starlette:
-    """The app factory `serve --reload` hands to uvicorn's reloader."""
-    probes = None
-    if "DOCKRION_PROBE_ADDRESS" in os.environ:
-        host, port = os.environ["DOCKRION_PROBE_ADDRESS"].rsplit(":", 1)
-        probes = (host, int(port))
-    app = create_app(
-        os.environ["DOCKRION_DOCKFILE"],
-        env_file=os.environ.get("DOCKRION_ENV_FILE"),
-        probe_address=probes,
-    )
-    # Each worker process serves with the limits of the Dockfile and the command line.
-    overrides = json.loads(os.environ.get("DOCKRION_SERVER_OPTIONS", "{}"))
-    uvicorn_options(ServerOptions.from_limits(app.state.runtime.settings.limits, **overrides))
-    tune_gc()
-    return app
 
 
 def _positive(value: float | None, flag: str) -> str | None:
@@ -192,80 +146,20 @@ def _serve(args: argparse.Namespace) -> int:
         if problem is not None:
             print(problem, file=sys.stderr)
             return 2
-    try:
-        probes = (host, probe_port) if probe_port is not None else None
-        app = create_app(path, env_file=args.env_file, probe_address=probes)
-    except (AuthConfigError, SettingsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    runtime: Runtime = app.state.runtime
-    if runtime.missing_secrets:
-        missing = ", ".join(runtime.missing_secrets)
-        print(
-            f"error: MISSING_SECRET: missing required secrets: {missing}; set them in the "
-            "environment or an env file beside the Dockfile (or give them a default)",
-            file=sys.stderr,
-        )
-        return 1
-    server_options = uvicorn_options(
-        ServerOptions.from_limits(runtime.settings.limits, **overrides)
+    plan = ServePlan(
+        dockfile=str(path.resolve()),
+        env_file=str(Path(args.env_file).resolve()) if args.env_file else None,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        grace_period=args.grace_period,
+        workers=args.workers,
+        reload=args.reload,
+        probe_port=probe_port,
+        server_limits={name: value for name, value in overrides.items() if value is not None},
     )
-    if runtime.probes is not None:
-        try:
-            runtime.probes.bind()  # a port in use is an error now, not at the first probe
-        except OSError as error:
-            message = f"error: cannot listen for probes on {host}:{probe_port}: {error}"
-            print(message, file=sys.stderr)
-            return 1
-    try:
-        # Fail here, with the reason, rather than at the first request.
-        runtime.load_agent()
-    except AgentLoadError as error:
-        print(f"error: cannot load the agent: {error}", file=sys.stderr)
-        return 1
-    url = f"http://{host}:{port}"
-    print(f"Serving agent '{spec.agent.name}' at {url}")
-    print("Try it:")
-    print(f"  {try_it_command(url, spec.io_schema.input)}")
-    sys.stdout.flush()
-    if args.reload or args.workers > 1:
-        # uvicorn's reloader and worker processes import a factory; it finds the Dockfile
-        # through the environment.
-        os.environ["DOCKRION_DOCKFILE"] = str(path.resolve())
-        if args.env_file:
-            os.environ["DOCKRION_ENV_FILE"] = str(Path(args.env_file).resolve())
-        if runtime.probes is not None:
-            runtime.probes.unbind()  # the reloaded process binds it again
-            os.environ["DOCKRION_PROBE_ADDRESS"] = f"{host}:{probe_port}"
-        os.environ["DOCKRION_SERVER_OPTIONS"] = json.dumps(
-            {name: value for name, value in overrides.items() if value is not None}
-        )
-        reload_options: dict[str, object] = (
-            {
-                "reload": True,
-                "reload_dirs": [str(path.resolve().parent)],
-                "reload_includes": ["*.py", "*.yaml", "*.yml", ".env"],
-            }
-            if args.reload
-            else {"workers": args.workers}
-        )
-        uvicorn.run(
-            "dockrion_runtime.cli:reload_app",
-            factory=True,
-            host=host,
-            port=port,
-            log_level=args.log_level,
-            log_config=None,
-            **server_options,
-            **reload_options,  # type: ignore[arg-type]
-        )
-        return 0
-    tune_gc()
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=args.log_level, log_config=None, **server_options
-    )
-    GracefulServer(config, runtime, args.grace_period).run()
-    return 0
+    return serve(plan)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ made a WebSocket flood far slower than the same events over SSE):
 
 It also marks a refused handshake as answered, so that refusing one is not logged as an
 error.
+
+`GracefulServer` is the server `serve` runs in every process that serves (the only one,
+each worker of `--workers N`, the reloader's child under `--reload`): uvicorn's server
+with a drain on SIGTERM.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import socket
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+import uvicorn
+from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -57,9 +64,13 @@ from ..errors import error_body
 from ..logs import AccessLog
 from .transports import CoalescingTransport, HeadHoldingTransport
 
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
 __all__ = [
     "GC_THRESHOLD",
     "CoalescingWebSocketProtocol",
+    "GracefulServer",
     "GuardedH11Protocol",
     "GuardedHttpToolsProtocol",
     "ServerOptions",
@@ -134,6 +145,38 @@ def tune_gc() -> None:
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, middle, oldest)
     gc.freeze()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM stops accepting, lets running agents finish within
+    `grace` seconds, cancels the rest (reason `shutdown`, so open streams end with a
+    terminal event), then closes.
+
+    Given no `runtime`, it runs in a process that uvicorn's supervisor spawned (a worker,
+    the reloader's child), and `config.app` names the factory that builds this process's
+    app from the Dockfile: `run` calls it before serving, so that the drain knows the
+    app's runtime."""
+
+    def __init__(
+        self, config: uvicorn.Config, grace: float, runtime: Runtime | None = None
+    ) -> None:
+        super().__init__(config)
+        self.grace = grace
+        self.runtime = runtime
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.runtime is None:
+            app = import_from_string(self.config.app)()
+            self.runtime = app.state.runtime
+            self.config.app, self.config.factory = app, False
+        super().run(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        if self.runtime is not None:
+            await self.runtime.drain(self.grace)
+        await super().shutdown(sockets)
 
 
 def _raw_response(status: int, reason: str, message: str, code: str) -> bytes:
