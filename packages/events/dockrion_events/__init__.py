@@ -34,8 +34,9 @@ from .errors import (
     RunFinishedError,
     RunNotFoundError,
     StreamClosedError,
+    TerminalEventError,
 )
-from .filter import EventsFilter
+from .filter import EventsFilter, Redaction
 from .models import BaseEvent, HeartbeatEvent
 from .private_log import PrivateRunLog
 from .record import EventRecord
@@ -62,6 +63,7 @@ __all__ = [
     "InMemoryBackend",
     "InvalidRunIdError",
     "PrivateRunLog",
+    "Redaction",
     "Run",
     "RunCancelledError",
     "RunExistsError",
@@ -73,6 +75,7 @@ __all__ = [
     "SseParser",
     "StreamClosedError",
     "StreamContext",
+    "TerminalEventError",
     "__version__",
     "context_scope",
     "encode_comment",

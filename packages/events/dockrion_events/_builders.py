@@ -31,6 +31,21 @@ Build = Callable[[int], BaseEvent]
 _RESERVED = frozenset({"id", "type", "run_id", "sequence", "timestamp"})
 
 
+def redacted(build: Build, scrub: Callable[[Any], Any]) -> Build:
+    """`build`, with the value of every field but the common ones passed through `scrub`
+    (a server's redaction) when the event is made, before it is logged."""
+
+    def build_redacted(sequence: int) -> BaseEvent:
+        event = build(sequence)
+        for fields in (event.__dict__, event.__pydantic_extra__ or {}):
+            for name, value in list(fields.items()):
+                if value is not None and name not in _RESERVED:
+                    fields[name] = scrub(value)
+        return event
+
+    return build_redacted
+
+
 def started(run_id: str, agent_name: str | None, framework: str | None) -> Build:
     return lambda seq: StartedEvent(
         run_id=run_id, sequence=seq, agent_name=agent_name, framework=framework

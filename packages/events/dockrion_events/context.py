@@ -5,6 +5,10 @@ Either way the event is numbered at once, in emit order, and reaches the run's l
 batches. Events a run's filter drops take no number. After the terminal event every emit
 raises `StreamClosedError`; after a cancellation the next one raises `RunCancelledError`,
 so a sync agent stops at its next emit.
+
+A server that runs agent code sets the context's `redaction` (everything an event carries
+is rewritten before it is logged) and reserves the terminal events to itself
+(`reserve_terminal_events`): agent code returns or raises, and the server ends the run.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from . import _builders as builders
 from ._batch_stage import BatchStage
 from ._staging import DirectStage, Stage
 from .auth_context import AuthContext
-from .filter import EventsFilter, TokenFilter
+from .errors import TerminalEventError
+from .filter import EventsFilter, Redaction, TokenFilter
 from .models import MANDATORY_EVENT_TYPES, BaseEvent
 from .runs import RunStatus
 from .sinks import RunLogSink, StreamingSink
 
-__all__ = ["StreamContext", "TokenFilter"]
+__all__ = ["Redaction", "RunEnding", "StreamContext", "TokenFilter"]
 
 
 class StreamContext:
@@ -61,7 +66,8 @@ class StreamContext:
         self._thread_id: str | None = None
         self._auth = AuthContext()
         self._tool_check: Callable[[str], bool] | None = None
-        self._token_filter: TokenFilter | None = None
+        self._redaction: Redaction | None = None
+        self._ending: RunEnding | None = None
         self._bus = bus
         self._agent_name = agent_name
         self._framework = framework
@@ -109,17 +115,38 @@ class StreamContext:
         self._tool_check = value
 
     @property
-    def token_filter(self) -> TokenFilter | None:
-        return self._token_filter
+    def redaction(self) -> Redaction | None:
+        """The server's redaction of this run's events (None: events go out as emitted)."""
+        return self._redaction
 
-    @token_filter.setter
-    def token_filter(self, value: TokenFilter | None) -> None:
-        self._token_filter = value
+    @redaction.setter
+    def redaction(self, value: Redaction | None) -> None:
+        self._redaction = value
+
+    def reserve_terminal_events(self) -> RunEnding:
+        """Keep `complete`, `error` and `cancelled` for the caller, the server that runs the
+        agent: from now on `emit_complete`, `emit_error` and `emit_cancelled` raise
+        `TerminalEventError`, and the returned `RunEnding` is the one way to end the run."""
+        if self._ending is not None:
+            raise RuntimeError(f"the terminal events of run '{self._run_id}' are reserved")
+        self._ending = RunEnding(self)
+        return self._ending
+
+    def _reserved(self, method: str, instead: str) -> None:
+        if self._ending is not None:
+            raise TerminalEventError(
+                f"{method}() is reserved to the server running this agent (run "
+                f"'{self._run_id}'): {instead}"
+            )
+
+    def _redacted(self, build: builders.Build) -> builders.Build:
+        redaction = self._redaction
+        return build if redaction is None else builders.redacted(build, redaction.scrub)
 
     async def _flush_tokens(self) -> None:
         # Before `complete` or `error` only: a cancelled run drops what the filter holds.
-        if self._token_filter is not None and not self.closed:
-            held = self._token_filter.flush()
+        if self._redaction is not None and not self.closed:
+            held = self._redaction.flush()
             if held and self._allowed("token"):
                 await self._stage.emit("token", builders.token(self._run_id, held, None, None))
 
@@ -184,7 +211,9 @@ class StreamContext:
         self, agent_name: str | None = None, framework: str | None = None
     ) -> BaseEvent:
         name, kind = agent_name or self._agent_name, framework or self._framework
-        return await self._stage.emit("started", builders.started(self._run_id, name, kind))
+        return await self._stage.emit(
+            "started", self._redacted(builders.started(self._run_id, name, kind))
+        )
 
     async def emit_progress(
         self, step: str, progress: float, message: str | None = None
@@ -192,22 +221,26 @@ class StreamContext:
         if not self._allowed("progress"):
             return None
         build = builders.progress(self._run_id, step, progress, message)
-        return await self._stage.emit("progress", build)
+        return await self._stage.emit("progress", self._redacted(build))
 
     async def checkpoint(self, name: str, data: dict[str, Any] | None = None) -> BaseEvent | None:
         if not self._allowed("checkpoint"):
             return None
-        return await self._stage.emit("checkpoint", builders.checkpoint(self._run_id, name, data))
+        return await self._stage.emit(
+            "checkpoint", self._redacted(builders.checkpoint(self._run_id, name, data))
+        )
 
     async def emit_token(
         self, content: str, finish_reason: str | None = None, *, node_name: str | None = None
     ) -> BaseEvent | None:
         if not self._allowed("token"):
             return None
-        if self._token_filter is not None:
-            content = self._token_filter.feed(content)
+        if self._redaction is not None:
+            content = self._redaction.feed(content)
             if not content and finish_reason is None:
                 return None  # held back until more text (or the end) shows what it is
+            if node_name is not None:
+                node_name = self._redaction.scrub(node_name)
         build = builders.token(self._run_id, content, finish_reason, node_name)
         return await self._stage.emit("token", build)
 
@@ -223,7 +256,7 @@ class StreamContext:
         if not self._allowed("tool_call"):
             return None
         build = builders.tool_call(self._run_id, name, arguments or {}, call_id, node_name)
-        return await self._stage.emit("tool_call", build)
+        return await self._stage.emit("tool_call", self._redacted(build))
 
     async def emit_tool_result(
         self,
@@ -238,7 +271,7 @@ class StreamContext:
         if not self._allowed("tool_result"):
             return None
         build = builders.tool_result(self._run_id, call_id, name, content, is_error, node_name)
-        return await self._stage.emit("tool_result", build)
+        return await self._stage.emit("tool_result", self._redacted(build))
 
     async def emit_step(
         self,
@@ -250,7 +283,7 @@ class StreamContext:
         if not self._allowed("step"):
             return None
         build = builders.step(self._run_id, node_name, duration_ms, input_keys, output_keys)
-        return await self._stage.emit("step", build)
+        return await self._stage.emit("step", self._redacted(build))
 
     async def emit(
         self, event_type: str, data: dict[str, Any] | None = None, **fields: Any
@@ -259,7 +292,7 @@ class StreamContext:
         name, build = builders.custom(self._run_id, event_type, data, fields)
         if not self._allowed("custom", name):
             return None
-        return await self._stage.emit(f"custom:{name}", build)
+        return await self._stage.emit(f"custom:{name}", self._redacted(build))
 
     async def emit_heartbeat(self) -> None:
         """Accepted for compatibility; heartbeats are sent by the server while a stream is
@@ -272,7 +305,33 @@ class StreamContext:
         latency_seconds: float | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> BaseEvent:
+        """End the run with `complete` (not under a server: it ends runs itself)."""
+        self._reserved("emit_complete", "return the output from the agent instead")
+        return await self._complete(output, latency_seconds, metadata)
+
+    async def emit_error(
+        self, error: str, code: str = "INTERNAL_ERROR", details: dict[str, Any] | None = None
+    ) -> BaseEvent:
+        """End the run with `error` (not under a server: it ends runs itself)."""
+        self._reserved("emit_error", "raise an exception from the agent instead")
+        return await self._error(error, code, details)
+
+    async def emit_cancelled(self, reason: str | None = None) -> BaseEvent:
+        """End the run with `cancelled` (not under a server: it ends runs itself)."""
+        self._reserved(
+            "emit_cancelled",
+            "the run is cancelled by its caller (DELETE, a "
+            "client that leaves, max_run_duration); return or raise instead",
+        )
+        return await self._cancelled(reason)
+
+    async def _complete(
+        self, output: Any, latency_seconds: float | None, metadata: dict[str, Any] | None
+    ) -> BaseEvent:
         await self._flush_tokens()
+        if self._redaction is not None:
+            output = self._redaction.scrub(output)
+            metadata = self._redaction.scrub(metadata) if metadata else metadata
         return await self._stage.finish(
             RunStatus.COMPLETED,
             "complete",
@@ -280,10 +339,11 @@ class StreamContext:
             output=output,
         )
 
-    async def emit_error(
-        self, error: str, code: str = "INTERNAL_ERROR", details: dict[str, Any] | None = None
-    ) -> BaseEvent:
+    async def _error(self, error: str, code: str, details: dict[str, Any] | None) -> BaseEvent:
         await self._flush_tokens()
+        if self._redaction is not None:
+            error = self._redaction.scrub(error, may_refuse=False)
+            details = self._redaction.scrub(details, may_refuse=False) if details else details
         return await self._stage.finish(
             RunStatus.FAILED,
             "error",
@@ -291,7 +351,9 @@ class StreamContext:
             error={"message": error, "code": code, "details": details},
         )
 
-    async def emit_cancelled(self, reason: str | None = None) -> BaseEvent:
+    async def _cancelled(self, reason: str | None) -> BaseEvent:
+        if self._redaction is not None and reason:
+            reason = self._redaction.scrub(reason, may_refuse=False)
         event = await self._stage.finish(
             RunStatus.CANCELLED, "cancelled", builders.cancelled(self._run_id, reason)
         )
@@ -303,13 +365,17 @@ class StreamContext:
     def sync_emit_progress(self, step: str, progress: float, message: str | None = None) -> bool:
         if not self._allowed("progress"):
             return False
-        self._stage.stage("progress", builders.progress(self._run_id, step, progress, message))
+        self._stage.stage(
+            "progress", self._redacted(builders.progress(self._run_id, step, progress, message))
+        )
         return True
 
     def sync_checkpoint(self, name: str, data: dict[str, Any] | None = None) -> bool:
         if not self._allowed("checkpoint"):
             return False
-        self._stage.stage("checkpoint", builders.checkpoint(self._run_id, name, data))
+        self._stage.stage(
+            "checkpoint", self._redacted(builders.checkpoint(self._run_id, name, data))
+        )
         return True
 
     def sync_emit_token(
@@ -317,10 +383,12 @@ class StreamContext:
     ) -> bool:
         if not self._allowed("token"):
             return False
-        if self._token_filter is not None:
-            content = self._token_filter.feed(content)
+        if self._redaction is not None:
+            content = self._redaction.feed(content)
             if not content and finish_reason is None:
                 return True  # held back until more text (or the end) shows what it is
+            if node_name is not None:
+                node_name = self._redaction.scrub(node_name)
         build = builders.token(self._run_id, content, finish_reason, node_name)
         self._stage.stage("token", build)
         return True
@@ -336,7 +404,7 @@ class StreamContext:
         if not self._allowed("tool_call"):
             return False
         build = builders.tool_call(self._run_id, name, arguments or {}, call_id, node_name)
-        self._stage.stage("tool_call", build)
+        self._stage.stage("tool_call", self._redacted(build))
         return True
 
     def sync_emit_tool_result(
@@ -351,7 +419,7 @@ class StreamContext:
         if not self._allowed("tool_result"):
             return False
         build = builders.tool_result(self._run_id, call_id, name, content, is_error, node_name)
-        self._stage.stage("tool_result", build)
+        self._stage.stage("tool_result", self._redacted(build))
         return True
 
     def sync_emit_step(
@@ -364,14 +432,14 @@ class StreamContext:
         if not self._allowed("step"):
             return False
         build = builders.step(self._run_id, node_name, duration_ms, input_keys, output_keys)
-        self._stage.stage("step", build)
+        self._stage.stage("step", self._redacted(build))
         return True
 
     def sync_emit(self, event_type: str, data: dict[str, Any] | None = None, **fields: Any) -> bool:
         name, build = builders.custom(self._run_id, event_type, data, fields)
         if not self._allowed("custom", name):
             return False
-        self._stage.stage(f"custom:{name}", build)
+        self._stage.stage(f"custom:{name}", self._redacted(build))
         return True
 
     def sync_emit_heartbeat(self) -> bool:
@@ -395,3 +463,30 @@ class StreamContext:
 
     def __repr__(self) -> str:
         return f"StreamContext(run_id={self._run_id!r}, next_sequence={self._stage.next_sequence})"
+
+
+class RunEnding:
+    """Ends a run whose terminal events a server reserved
+    (`StreamContext.reserve_terminal_events`); the same rules as the `emit_*` methods
+    (redaction, one terminal event)."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: StreamContext) -> None:
+        self._context = context
+
+    async def complete(
+        self,
+        output: Any,
+        latency_seconds: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> BaseEvent:
+        return await self._context._complete(output, latency_seconds, metadata)
+
+    async def error(
+        self, error: str, code: str = "INTERNAL_ERROR", details: dict[str, Any] | None = None
+    ) -> BaseEvent:
+        return await self._context._error(error, code, details)
+
+    async def cancelled(self, reason: str | None = None) -> BaseEvent:
+        return await self._context._cancelled(reason)

@@ -18,6 +18,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "StreamClosedError",
+    "TerminalEventError",
 ]
 
 
@@ -93,6 +94,14 @@ class StreamClosedError(EventsError, RuntimeError):
     """An emit after the run's terminal event."""
 
     code = "STREAM_CLOSED"
+
+
+class TerminalEventError(EventsError, RuntimeError):
+    """Agent code emitted `complete`, `error` or `cancelled` on a context whose run a server
+    ends: the server emits them, after its policies, from what the agent returns or
+    raises."""
+
+    code = "TERMINAL_EVENT_RESERVED"
 
 
 class RunCancelledError(StreamClosedError):

@@ -3,19 +3,27 @@
 Presets: `minimal` = mandatory only; `chat` = `token`; `debug` = `token`, `step`, `progress`,
 `checkpoint`, `heartbeat`, `tool_call`, `tool_result`; `all` (or no config) = every built-in
 type and every custom event.
-`started`, `complete`, `error` and `cancelled` always pass. A `TokenFilter` (a server's
-redaction) rewrites the text of the token events that pass.
+`started`, `complete`, `error` and `cancelled` always pass. A `Redaction` (a server's)
+rewrites what the events that pass carry: the token text as a stream, every other field
+whole.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .models import CONFIGURABLE_EVENT_TYPES, MANDATORY_EVENT_TYPES
 
-__all__ = ["CUSTOM_NAME_RE", "PRESETS", "EventsFilter", "TokenFilter", "custom_event_name"]
+__all__ = [
+    "CUSTOM_NAME_RE",
+    "PRESETS",
+    "EventsFilter",
+    "Redaction",
+    "TokenFilter",
+    "custom_event_name",
+]
 
 CUSTOM_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PRESETS: dict[str, frozenset[str]] = {
@@ -161,3 +169,14 @@ class TokenFilter(Protocol):
     def feed(self, text: str) -> str: ...
 
     def flush(self) -> str: ...
+
+
+class Redaction(TokenFilter, Protocol):
+    """A server's rewriting of everything a run emits, before it is numbered and logged:
+    `feed` / `flush` for the token text (a stream, see `TokenFilter`), `scrub` for the
+    value of every other field of every event (custom events' data, tool arguments and
+    results, progress messages, outputs, errors). `scrub` may raise to refuse the event
+    (nothing of it is logged); with `may_refuse=False` (the error that ends a run) it
+    rewrites only."""
+
+    def scrub(self, value: Any, *, may_refuse: bool = True) -> Any: ...

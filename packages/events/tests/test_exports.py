@@ -20,11 +20,13 @@ EXPECTED = {
     "RunCancelledError",
     "StreamClosedError",
     "EventEncodingError",
+    "TerminalEventError",
     # a server keeping run logs and streaming them
     "EventBackend",
     "InMemoryBackend",
     "EventBus",
     "EventRecord",
+    "Redaction",
     "RunManager",
     "Run",
     "RunStatus",

@@ -18,6 +18,7 @@ from dockrion_events import (
     RunManager,
     StreamClosedError,
     StreamContext,
+    TerminalEventError,
     context_scope,
     get_current_context,
 )
@@ -283,7 +284,8 @@ async def _tool_events() -> None:
 
 
 class _HoldLastChar:
-    """Holds back the last character of each feed; upper-cases what it releases."""
+    """Holds back the last character of each feed; upper-cases what it releases, and
+    every other value's strings."""
 
     def __init__(self) -> None:
         self.held = ""
@@ -296,13 +298,22 @@ class _HoldLastChar:
         held, self.held = self.held, ""
         return held.upper()
 
+    def scrub(self, value: Any, *, may_refuse: bool = True) -> Any:
+        if isinstance(value, str):
+            return value.upper()
+        if isinstance(value, dict):
+            return {k.upper(): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(v) for v in value]
+        return value
 
-def test_token_filter_rewrites_holds_and_flushes_before_complete(run_async: Any) -> None:
+
+def test_redaction_rewrites_holds_and_flushes_tokens_before_complete(run_async: Any) -> None:
     async def scenario() -> list[EventRecord]:
         manager, run_id = await new_run()
         context = manager.get_context(run_id)
         assert context is not None
-        context.token_filter = _HoldLastChar()
+        context.redaction = _HoldLastChar()
         await context.emit_token("a")  # all held: no event
         context.sync_emit_token("bc")
         await context.emit_complete({"done": True})
@@ -329,3 +340,57 @@ def test_auth_and_tool_policy_defaults(run_async: Any) -> None:
         assert context.is_tool_allowed("search") and not context.is_tool_allowed("shell")
 
     run_async(scenario())
+
+
+def test_redaction_rewrites_every_field_of_every_event_and_the_run(run_async: Any) -> None:
+    async def scenario() -> tuple[list[EventRecord], Any]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        context.redaction = _HoldLastChar()
+        await context.emit_progress("load", 0.5, "secret message")
+        await context.checkpoint("cp", {"key": ["secret"]})
+        await context.emit_tool_call("search", {"q": "secret"}, "c1")
+        context.sync_emit_tool_result("c1", "search", [{"text": "secret"}])
+        context.sync_emit_step("node", input_keys=["secret"])
+        await context.emit("note", body="secret")
+        context.sync_emit("note", {"body": "secret"})
+        await context.emit_error("secret failure", "X", {"why": "secret"})
+        return await collect(manager, run_id), await manager.get_run(run_id)
+
+    records, run = run_async(scenario())
+    text = json.dumps([json.loads(r.data) for r in records[1:]])
+    assert "secret" not in text and "SECRET" in text
+    assert run.error == {"message": "SECRET FAILURE", "code": "X", "details": {"WHY": "SECRET"}}
+
+
+def test_terminal_events_reserved_by_a_server_raise_for_agent_code(run_async: Any) -> None:
+    async def scenario() -> list[EventRecord]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        ending = context.reserve_terminal_events()
+        with pytest.raises(TerminalEventError, match=r"emit_complete\(\) is reserved"):
+            await context.emit_complete({"raw": True})
+        with pytest.raises(TerminalEventError, match="raise an exception"):
+            await context.emit_error("no")
+        with pytest.raises(TerminalEventError):
+            await context.emit_cancelled()
+        await context.emit_token("still open")
+        await ending.complete({"from": "server"})
+        return await collect(manager, run_id)
+
+    records = run_async(scenario())
+    assert [r.type for r in records] == ["started", "token", "complete"]
+    assert json.loads(records[-1].data)["output"] == {"from": "server"}
+
+
+def test_an_unreserved_context_still_ends_its_own_run(run_async: Any) -> None:
+    async def scenario() -> list[EventRecord]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        await context.emit_complete({"done": True})
+        return await collect(manager, run_id)
+
+    assert run_async(scenario())[-1].type == "complete"

@@ -111,7 +111,7 @@ class Runtime:
             policies=self.supervisor.policies,  # the input check, before any run
         )
         self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
-        self._redacts_tokens = self.supervisor.policies.output is not None
+        self._redacts = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
         self.threads = ThreadRegistry()
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
@@ -142,11 +142,12 @@ class Runtime:
 
     def bind(self, context: StreamContext, request: Request) -> None:
         """Give a run's context its caller (`context.auth`), the tool policy
-        (`context.is_tool_allowed`) and the redaction of its streamed tokens."""
+        (`context.is_tool_allowed`) and the output policies of everything it emits
+        (`context.redaction`)."""
         context.auth = principal_of(request).auth_context
         context.tool_check = self._tool_check
-        if self._redacts_tokens:
-            context.token_filter = self.supervisor.policies.token_filter()
+        if self._redacts:
+            context.redaction = self.supervisor.policies.run_redaction()
 
     async def start_private_run(
         self, request: Request, agent: Agent, payload: Any

@@ -21,6 +21,7 @@ from ._auth import (
     RoleConfig,
     normalize_rate_limit,
 )
+from ._redaction import MAX_STREAM_REACH, StreamShape, stream_shape
 from ._streaming import (
     MemoryStreamingConfig,
     RedisSentinelConfig,
@@ -62,6 +63,7 @@ from .loader import (
 from .serialize import from_dict, to_dict, to_yaml_string
 
 __all__ = [
+    "MAX_STREAM_REACH",
     "PERMISSIONS",
     "AgUiConfig",
     "AgentConfig",
@@ -92,6 +94,7 @@ __all__ = [
     "SecretDefinition",
     "SecretsConfig",
     "ServerLimits",
+    "StreamShape",
     "StreamingConfig",
     "StreamingConnectionConfig",
     "StreamingEventsConfig",
@@ -108,6 +111,7 @@ __all__ = [
     "normalize_rate_limit",
     "parse_dockspec",
     "resolve_environment",
+    "stream_shape",
     "to_dict",
     "to_yaml_string",
     "write_json_schema",

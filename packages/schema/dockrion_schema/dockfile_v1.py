@@ -40,6 +40,7 @@ from ._fields import (
     _Section,
     _target,
 )
+from ._redaction import stream_shape
 from ._streaming import (
     MemoryStreamingConfig,
     RedisSentinelConfig,
@@ -287,6 +288,7 @@ def _regexes(patterns: list[str]) -> list[str]:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        stream_shape(pattern)  # streamed text is redacted too: refuse what it cannot hold
     return patterns
 
 

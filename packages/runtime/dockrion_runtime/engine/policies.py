@@ -3,45 +3,37 @@
 input check (prompt injection, before the agent runs) -> agent -> redaction ->
 truncation (`max_output_chars`) -> the strict output check (`io_schema.strict`).
 
-Redaction rewrites every string of the output (`/invoke`, `complete.output`, the output
-of `GET /runs/{id}`) and the streamed tokens; a secret split over several tokens is still
-caught because the token stream holds back as much text as the longest match of the
-patterns needs (see `TokenRedactor`). With `halt_on_violation` a match fails the request
-or run with POLICY_VIOLATION instead of being redacted. The tool policy answers
+Redaction (`redaction.py`) rewrites every string of the output and of every event a run
+emits, tokens as a stream; with `halt_on_violation` a match fails the request or run with
+POLICY_VIOLATION instead, and nothing that matched is sent. `max_output_chars` cuts the
+output and the streamed token text alike. The tool policy answers
 `context.is_tool_allowed(name)` and blocks LangGraph tool calls to denied tools.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from dockrion_schema import Policies, SafetyPolicy, ToolPolicy
 
-from ..errors import RuntimeHTTPError
+from .redaction import (
+    REDACTED,
+    PolicyViolationError,
+    RedactPattern,
+    RunRedaction,
+    redact_text,
+)
 
 __all__ = [
     "INJECTION_PATTERNS",
     "REDACTED",
-    "UNBOUNDED_HOLD",
     "OutputPolicy",
     "PolicyViolationError",
     "SafetyPolicies",
-    "TokenRedactor",
 ]
-
-REDACTED = "[REDACTED]"
-
-# The regex parser (private, untyped) knows the longest match a pattern can make.
-_sre_parse: Any = importlib.import_module("re._parser")
-
-# A pattern with no longest match (`sk-[a-z0-9]+`) makes the token stream hold back this
-# many characters; a match that long or shorter is caught however it is split.
-UNBOUNDED_HOLD = 256
 
 _CI = re.IGNORECASE
 INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -58,13 +50,6 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
     ),  # system-prompt extraction
     re.compile(r"\bdo\s+anything\s+now\b|\bDAN\s+mode\b|\bjailbreak\s+mode\b", _CI),
 )
-
-
-class PolicyViolationError(RuntimeHTTPError):
-    """400 POLICY_VIOLATION: the input, or the output under `halt_on_violation`."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, "POLICY_VIOLATION")
 
 
 def _strings(value: Any) -> list[str]:
@@ -84,118 +69,29 @@ def _strings(value: Any) -> list[str]:
     return found
 
 
-def _hold_for(patterns: list[re.Pattern[str]]) -> int:
-    """Characters to hold back in a token stream: one less than the longest match any
-    pattern can make (UNBOUNDED_HOLD when a pattern has no longest match)."""
-    widest = 0
-    for pattern in patterns:
-        try:
-            width = _sre_parse.parse(pattern.pattern, pattern.flags).getwidth()[1]
-        except Exception:  # the private parser changed: hold the safe amount
-            return UNBOUNDED_HOLD
-        if width >= _sre_parse.MAXREPEAT or width > UNBOUNDED_HOLD:
-            return UNBOUNDED_HOLD
-        widest = max(widest, width)
-    return max(widest - 1, 0)
-
-
-def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Overlapping matches (of several patterns) as one span each."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-class TokenRedactor:
-    """Redacts a run's token stream. `feed` releases the text no match can still reach:
-    everything except the last `hold` characters and any match that touches the end of
-    what has arrived (it may still grow); `flush` releases the rest before the run's
-    terminal event. Called from the loop and from worker threads alike."""
-
-    def __init__(self, patterns: list[re.Pattern[str]], hold: int, halt: bool) -> None:
-        self._patterns = patterns
-        self.hold = hold
-        self._halt = halt
-        self._buffer = ""
-        self._halted = False
-        self._lock = threading.Lock()
-
-    def feed(self, text: str) -> str:
-        with self._lock:
-            self._buffer += text
-            return self._release(final=False)
-
-    def flush(self) -> str:
-        with self._lock:
-            return self._release(final=True)
-
-    def _release(self, final: bool) -> str:
-        if self._halted:
-            return ""
-        buffer = self._buffer
-        spans = _merged(
-            (m.start(), m.end())
-            for pattern in self._patterns
-            for m in pattern.finditer(buffer)
-            if m.end() > m.start()
-        )
-        if spans and self._halt:
-            self._halted = True
-            self._buffer = ""
-            raise PolicyViolationError(
-                "Agent output matched a redaction pattern and policies.safety."
-                "halt_on_violation is on"
-            )
-        cut = len(buffer) if final else max(len(buffer) - self.hold, 0)
-        moved = True
-        while moved and not final:
-            moved = False
-            for start, end in spans:
-                if start < cut and (end > cut or end == len(buffer)):
-                    cut, moved = start, True
-        released: list[str] = []
-        position = 0
-        for start, end in spans:
-            if end > cut:
-                break
-            released.append(buffer[position:start])
-            released.append(REDACTED)
-            position = end
-        released.append(buffer[position:cut])
-        self._buffer = buffer[cut:]
-        return "".join(released)
-
-
 class OutputPolicy:
-    """Redaction then truncation of an agent's output (already in its JSON form)."""
+    """Redaction then truncation of an agent's output (already in its JSON form), and the
+    same for what each run streams (`run_redaction`)."""
 
     def __init__(self, safety: SafetyPolicy) -> None:
-        self.patterns = [re.compile(pattern) for pattern in safety.redact_patterns]
+        self.patterns = [RedactPattern(pattern) for pattern in safety.redact_patterns]
         self.max_chars = safety.max_output_chars
         self.halt = safety.halt_on_violation
-        self.hold = _hold_for(self.patterns)
 
     def apply(self, output: Any) -> Any:
         return self._truncate(self._redact(output))
 
-    def token_filter(self) -> TokenRedactor | None:
-        if not self.patterns:
-            return None
-        return TokenRedactor(self.patterns, self.hold, self.halt)
+    def run_redaction(self) -> RunRedaction:
+        return RunRedaction(self.patterns, self.halt, self.max_chars)
 
     def _redact_text(self, text: str) -> str:
-        for pattern in self.patterns:
-            if self.halt and pattern.search(text):
-                raise PolicyViolationError(
-                    "Agent output matched a redaction pattern and policies.safety."
-                    "halt_on_violation is on"
-                )
-            text = pattern.sub(REDACTED, text)
-        return text
+        redacted, matched = redact_text(self.patterns, text)
+        if matched and self.halt:
+            raise PolicyViolationError(
+                "Agent output matched a redaction pattern and policies.safety."
+                "halt_on_violation is on"
+            )
+        return redacted
 
     def _redact(self, value: Any) -> Any:
         if not self.patterns:
@@ -250,8 +146,9 @@ class SafetyPolicies:
     def apply_output(self, output: Any) -> Any:
         return output if self.output is None else self.output.apply(output)
 
-    def token_filter(self) -> TokenRedactor | None:
-        return None if self.output is None else self.output.token_filter()
+    def run_redaction(self) -> RunRedaction | None:
+        """A run's redaction of what it emits (None without a `safety` section)."""
+        return None if self.output is None else self.output.run_redaction()
 
     def tool_check(self) -> Callable[[str], bool] | None:
         tools = self.tools

@@ -141,6 +141,7 @@ class RunSupervisor:
     ) -> AgentResult:
         """`POST /invoke`: the agent's output, within `arguments.timeout_sec`."""
         timeout = self.settings.invoke_timeout
+        context.reserve_terminal_events()  # the output is the answer: agent code ends nothing
         try:
             async with deadline(timeout):
                 return _result(
@@ -168,6 +169,8 @@ class RunSupervisor:
         """Run the agent for one run and end its log with exactly one terminal event."""
         started = time.perf_counter()
         limit = self.settings.max_run_duration
+        # Only the runtime ends the run, with what the agent returned after the policies.
+        ending = context.reserve_terminal_events()
         try:
             async with asyncio.timeout(limit):
                 result = _result(await agent.invoke(payload, context, options=options))
@@ -175,36 +178,34 @@ class RunSupervisor:
             metadata = self.metadata(**result.metadata)
             if problems:
                 metadata["output_schema_errors"] = problems
-            await context.emit_complete(output, round(time.perf_counter() - started, 3), metadata)
+            await ending.complete(output, round(time.perf_counter() - started, 3), metadata)
         except (RunCancelledError, *_ENDED):
             return  # the run already ended (cancelled): nothing more to say
         except TimeoutError:
             with contextlib.suppress(*_ENDED):
-                await context.emit_error(
-                    f"Run exceeded max_run_duration of {limit:g}s", "RUN_TIMEOUT"
-                )
+                await ending.error(f"Run exceeded max_run_duration of {limit:g}s", "RUN_TIMEOUT")
             context.cancel("timeout")
         except asyncio.CancelledError:
             reason = "shutdown" if self.shutting_down else cancel_reason
             with contextlib.suppress(*_ENDED):
-                await context.emit_cancelled(reason)
+                await ending.cancelled(reason)
             context.cancel(reason)
             raise
         except EventEncodingError as exc:
             with contextlib.suppress(*_ENDED):
-                await context.emit_error(event_data_problem(exc), exc.code)
+                await ending.error(event_data_problem(exc), exc.code)
         except (RuntimeHTTPError, InvalidOutputError) as exc:
             message = exc.message if isinstance(exc, RuntimeHTTPError) else str(exc)
             details = getattr(exc, "details", None)
             with contextlib.suppress(*_ENDED):
-                await context.emit_error(
+                await ending.error(
                     message, exc.code, details if isinstance(details, dict) else None
                 )
         except Exception as exc:
             log.exception("agent failed on run %s", context.run_id)
             failure = agent_failure(exc, verbose=self.settings.verbose_errors)
             with contextlib.suppress(*_ENDED):
-                await context.emit_error(failure.message, failure.code, failure.details)
+                await ending.error(failure.message, failure.code, failure.details)
 
     async def execute_run(
         self,
