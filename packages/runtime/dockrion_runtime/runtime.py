@@ -30,7 +30,7 @@ from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, 
 from .engine.conversations import ThreadRegistry
 from .engine.input_check import CheckedBodyReader
 from .engine.supervisor import RunSupervisor
-from .errors import RuntimeHTTPError
+from .errors import RuntimeHTTPError, error_body
 from .metrics import RuntimeMetrics
 from .secret_env import MissingSecretError
 from .serve.probes import ProbeListener
@@ -223,12 +223,8 @@ class Runtime:
         if reason is None:
             return 200, {"success": True, "status": "ready", "agent": self.settings.name}
         code = "MISSING_SECRET" if self.missing_secrets else "AGENT_NOT_READY"
-        body: dict[str, Any] = {
-            "success": False,
-            "status": "not_ready",
-            "error": reason,
-            "code": "SHUTTING_DOWN" if self.draining else code,
-        }
+        code = "SHUTTING_DOWN" if self.draining else code
+        body: dict[str, Any] = {"status": "not_ready", **error_body(reason, code)}
         if self.missing_secrets:
             body["missing_secrets"] = self.missing_secrets
         return 503, body
