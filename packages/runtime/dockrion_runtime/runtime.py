@@ -24,6 +24,7 @@ from dockrion_events import (
 )
 from dockrion_schema import RedisSentinelConfig
 
+from ._version import __version__
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
 from .auth import Access, Authenticator, principal_of
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
@@ -206,12 +207,17 @@ class Runtime:
         )
 
     def health(self) -> dict[str, Any]:
-        """The `/health` body (read-only: the probe listener calls it from its thread)."""
+        """The `/health` body (read-only: the probe listener calls it from its thread).
+        `version` is the agent's (`metadata.version`), kept for clients that read it;
+        `agent_version` says the same under a name that cannot be mistaken for
+        `runtime_version`, the version of dockrion-runtime serving it."""
         settings = self.settings
         return {
             "status": "ok",
             "service": f"runtime:{settings.name}",
             "version": settings.version,
+            "agent_version": settings.version,
+            "runtime_version": __version__,
             "timestamp": datetime.now(UTC).isoformat(),
             "agent": settings.name,
             "framework": settings.framework,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+import dockrion_runtime
 from dockrion_events import SseParser, parse_sse
 
 from .conftest import agent_module, write_project
@@ -39,6 +40,15 @@ def test_health_ready_info_schema(serve: Serve) -> None:
     assert info["agent"]["mode"] == "handler" and info["auth_enabled"] is False
     schema = httpx.get(f"{url}/schema").json()
     assert schema["input_schema"]["required"] == ["query"] and schema["output_schema"] == {}
+
+
+def test_health_names_the_runtime_version_and_the_agent_version_apart(serve: Serve) -> None:
+    url = serve("echo", "metadata: {version: 2.3.4}\n")
+    health = httpx.get(f"{url}/health").json()
+    assert health["runtime_version"] == dockrion_runtime.__version__
+    assert health["agent_version"] == "2.3.4"
+    assert health["version"] == "2.3.4"  # kept: the agent's, as clients already read it
+    assert {"status", "service", "timestamp", "agent", "framework"} <= set(health)
 
 
 def test_invoke_returns_output_and_metadata(serve: Serve) -> None:
