@@ -20,6 +20,7 @@ EXPECTED = {
     "RunCancelledError",
     "StreamClosedError",
     "EventEncodingError",
+    "SyncEmitRequiredError",
     # a server keeping run logs and streaming them
     "EventBackend",
     "InMemoryBackend",
@@ -32,7 +33,19 @@ EXPECTED = {
     "HeartbeatEvent",
     "encode_frame",
     "encode_comment",
-    # clients reading a stream
+    # clients reading a stream: the typed event models
+    "StartedEvent",
+    "TokenEvent",
+    "ProgressEvent",
+    "StepEvent",
+    "CheckpointEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
+    "CompleteEvent",
+    "ErrorEvent",
+    "CancelledEvent",
+    "is_terminal_event",
+    "parse_event",
     "SseMessage",
     "SseParser",
     "parse_sse",
