@@ -92,6 +92,7 @@ def test_unexpected_500_names_the_request_id_it_answers_with(serve: Serve, tmp_p
         "success": False,
         "error": "Internal server error (request id trace-7)",
         "code": "INTERNAL_ERROR",
+        "details": None,
         "request_id": "trace-7",
     }
     assert "hunter2" not in response.text
