@@ -84,9 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--log-format",
-        choices=("json", "text"),
-        default="json",
-        help="json lines with the request id (default), or plain text",
+        choices=("auto", "json", "text"),
+        default="auto",
+        help="text (readable tracebacks) or json lines, each with the request id; auto "
+        "(default): text when stderr is a terminal, json otherwise",
     )
     return parser
 

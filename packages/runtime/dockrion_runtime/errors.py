@@ -24,6 +24,7 @@ from .logs import current_request_id
 __all__ = [
     "EXCEPTION_HANDLERS",
     "STATUS_BY_CODE",
+    "VERBOSE_HINT",
     "AuthFailed",
     "Refused",
     "RuntimeHTTPError",
@@ -155,6 +156,13 @@ class Refused(Exception):
         return error_body(self.message, self.code, self.details, self.error)
 
 
+# Where an answer that names only an exception's type says how to see its message.
+VERBOSE_HINT = (
+    "To return the message too, set 'observability: {verbose_errors: true}' in the "
+    "Dockfile (development only)"
+)
+
+
 def agent_failure(exc: BaseException, *, verbose: bool) -> RuntimeHTTPError:
     """What a caller learns when the agent raised: the exception's type, a stable code and
     the request id under which the log holds the message. The message itself reaches the
@@ -164,7 +172,10 @@ def agent_failure(exc: BaseException, *, verbose: bool) -> RuntimeHTTPError:
     if verbose:
         message = f"Handler invocation failed: {kind}: {exc}"
     else:
-        message = f"Agent raised {kind}; the server log has the details (request id {request_id})"
+        message = (
+            f"Agent raised {kind}; the server log has the details (request id {request_id}). "
+            + VERBOSE_HINT
+        )
     return RuntimeHTTPError(
         message, "AGENT_EXECUTION_ERROR", {"error_type": kind, "request_id": request_id}
     )

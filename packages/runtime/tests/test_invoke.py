@@ -95,7 +95,8 @@ def test_agent_errors_have_codes(serve: Serve) -> None:
     assert response.json() == {
         "success": False,
         "error": f"Agent raised ValueError; the server log has the details (request id "
-        f"{request_id})",
+        f"{request_id}). To return the message too, set 'observability: {{verbose_errors: "
+        "true}' in the Dockfile (development only)",
         "code": "AGENT_EXECUTION_ERROR",
         "details": {"error_type": "ValueError", "request_id": request_id},
         "request_id": request_id,

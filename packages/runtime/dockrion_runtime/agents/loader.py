@@ -13,6 +13,7 @@ from typing import Any
 from dockrion_events import EventsFilter
 from dockrion_schema import DockSpec
 
+from ..errors import VERBOSE_HINT
 from .base import Agent, AgentLoadError
 from .worker_threads import AgentThreads
 
@@ -44,7 +45,7 @@ def import_target(target: str, base_dir: Path) -> Any:
 
 
 def _see_log(failed: str) -> str:
-    return f"{failed}; the server log has the details"
+    return f"{failed}; the server log has the details. {VERBOSE_HINT}"
 
 
 def _wants_context(function: Callable[..., Any]) -> bool:
