@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import socket
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
-from dockrion_schema import DockfileError, ServerLimits, load_dockspec
+from dockrion_schema import DockfileError, DockfileWarning, ServerLimits, load_dockspec
 
 from ._version import __version__
 from .agents import AgentLoadError
@@ -148,11 +150,35 @@ def _probe_port_problem(probe_port: int, port: int, workers: int) -> str | None:
     return None
 
 
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """A Dockfile's warnings as `warning: <text>` lines (no source line); others as usual."""
+    for warning in caught:
+        if issubclass(warning.category, DockfileWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     try:
         return _serve(args)
+    except KeyboardInterrupt:
+        # Ctrl+C: the server has shut down cleanly; the traceback would only alarm.
+        return 130
     finally:
         # Called in-process (tests, an embedding program): later servers in this process
         # must not write their access lines to this run's stream.
@@ -161,11 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     path = Path(args.dockfile)
-    try:
-        spec = load_dockspec(path, env_file=args.env_file)
-    except DockfileError as error:
-        print(str(error), file=sys.stderr)
-        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DockfileWarning)
+        try:
+            spec = load_dockspec(path, env_file=args.env_file)
+        except DockfileError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+    _print_warnings(caught)
     backend = spec.streaming.backend if spec.streaming else "memory"
     if args.workers > 1 and backend == "memory":
         print(
@@ -195,7 +224,9 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     try:
         probes = (host, probe_port) if probe_port is not None else None
-        app = create_app(path, env_file=args.env_file, probe_address=probes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DockfileWarning)  # printed once, above
+            app = create_app(path, env_file=args.env_file, probe_address=probes)
     except (AuthConfigError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -220,14 +251,21 @@ def _serve(args: argparse.Namespace) -> int:
             return 1
     try:
         # Fail here, with the reason, rather than at the first request.
-        runtime.load_agent()
+        agent = runtime.load_agent()
     except AgentLoadError as error:
         print(f"error: cannot load the agent: {error}", file=sys.stderr)
         return 1
+    if runtime.settings.auth_mode == "none" and not _loopback(host):
+        print(
+            f"warning: listening on {host} with no auth: anyone who can reach this machine "
+            "can call the agent. Add an 'auth:' section to the Dockfile, or listen on "
+            "127.0.0.1 only ('expose.host: 127.0.0.1' or --host 127.0.0.1).",
+            file=sys.stderr,
+        )
     url = f"http://{host}:{port}"
     print(f"Serving agent '{spec.agent.name}' at {url}")
     print("Try it:")
-    print(f"  {try_it_command(url, spec.io_schema.input)}")
+    print(f"  {try_it_command(url, spec, agent.input_keys, os.environ)}")
     sys.stdout.flush()
     if args.reload or args.workers > 1:
         # uvicorn's reloader and worker processes import a factory; it finds the Dockfile
