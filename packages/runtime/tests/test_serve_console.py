@@ -163,3 +163,22 @@ def test_listening_on_every_interface_without_auth_is_warned_about(
     )
     keyed.interrupt()
     assert "no auth" not in keyed.stderr
+
+
+def test_the_try_it_line_of_a_graph_whose_io_schema_lists_no_properties(
+    serve_cli: StartServe, tmp_path: Path
+) -> None:
+    # What a langgraph.json user writes first: the graph, and an io_schema that says little.
+    pytest.importorskip("langgraph")
+    dockfile = example_copy(tmp_path, "langgraph-react")
+    dockfile.write_text(
+        'version: "1.0"\n'
+        "agent: {name: bare-graph, entrypoint: 'react:build', framework: langgraph}\n"
+        "io_schema: {input: {type: object}}\n"
+        "expose: {host: 127.0.0.1}\n"
+    )
+    served = serve_cli(dockfile)
+    line = served.try_it()
+    assert '"messages": [{"role": "user", "content": "hello from dockrion"}]' in line
+    result = run_in_a_shell(line, {})
+    assert "event: complete" in result.stdout and "event: error" not in result.stdout
