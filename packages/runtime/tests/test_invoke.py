@@ -51,6 +51,22 @@ def test_health_names_the_runtime_version_and_the_agent_version_apart(serve: Ser
     assert {"status", "service", "timestamp", "agent", "framework"} <= set(health)
 
 
+def test_the_welcome_page_is_styled_and_links_the_playground_docs_and_openapi(
+    serve: Serve,
+) -> None:
+    url = serve("echo", "auth: {mode: api_key}\n", environ={"DOCKRION_API_KEY": "k"})
+    page = httpx.get(f"{url}/")
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert "<style>" in text and "--accent" in text  # the playground's look
+    for href in ("/playground", "/docs", "/openapi.json"):
+        assert f'href="{href}"' in text
+    assert "POST /invoke/stream" in text  # every route is listed
+    # a curl that works as pasted: this server's address, a body the agent takes, the key
+    assert f"curl -N -X POST {url}/invoke/stream" in text
+    assert "X-API-Key: $DOCKRION_API_KEY" in text
+
+
 def test_invoke_returns_output_and_metadata(serve: Serve) -> None:
     url = serve("no_context")
     response = httpx.post(f"{url}/invoke", json={"query": "hi", "extra": [1, 2]})
