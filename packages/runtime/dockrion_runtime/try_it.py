@@ -106,8 +106,8 @@ def _example(spec: dict[str, Any], name: str, depth: int, defs: dict[str, Any]) 
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "array" and name == "messages":
         item = spec.get("items") or {}
-        properties = item.get("properties") if isinstance(item, dict) else None
-        if not properties or {"role", "content"} <= set(properties):
+        fields = item.get("properties") if isinstance(item, dict) else None
+        if not fields or {"role", "content"} <= set(fields):
             return [dict(_USER_MESSAGE)]
     if kind == "object":
         properties: dict[str, dict[str, Any]] = spec.get("properties") or {}
