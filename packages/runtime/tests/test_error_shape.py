@@ -126,8 +126,10 @@ def test_every_refusal_has_the_one_error_shape(server: str) -> None:
             ),
         }
         limited = {"X-API-Key": "key-bob"}
-        client.post("/invoke", json={"query": "x"}, headers=limited).raise_for_status()
-        answers["rate limited"] = client.post("/invoke", json={"query": "x"}, headers=limited)
+        for _ in range(3):  # 1/hour: the first or second call is refused, never the third
+            answers["rate limited"] = client.post("/invoke", json={"query": "x"}, headers=limited)
+            if answers["rate limited"].status_code == 429:
+                break
     for what, response in answers.items():
         assert response.status_code >= 400, what
         assert_one_shape(response.status_code, response.json(), what)
