@@ -278,7 +278,7 @@ def stream_context_reference() -> str:
                 doc = inspect.getdoc(member.fget)
             else:
                 function = getattr(StreamContext, name)
-                prefix = "await " if inspect.iscoroutinefunction(function) else ""
+                prefix = "await " if inspect.iscoroutinefunction(inspect.unwrap(function)) else ""
                 signature = f"{prefix}context.{name}({_parameters(function)})"
                 doc = inspect.getdoc(function)
             text = " ".join((doc or _NOTES.get(name, "")).split("\n\n")[0].split())

@@ -6,9 +6,11 @@
 ...     context.sync_emit_progress("search", 0.5)
 ...     return {"answer": "Hello"}
 
-The names here are the public API: what agent code emits with, and what a server needs to
-keep run logs and stream them. The rest (event classes, sinks, run-id helpers) is in the
-submodules. Importing this package never imports Starlette, uvicorn or redis.
+The names here are the public API: what agent code emits with, the typed event models a
+client reads (`TokenEvent`, `CompleteEvent`, ..., `parse_event` to turn a decoded event
+into one), and what a server needs to keep run logs and stream them. The rest (sinks,
+run-id helpers) is in the submodules. Importing this package never imports Starlette,
+uvicorn or redis.
 """
 
 from __future__ import annotations
@@ -34,10 +36,26 @@ from .errors import (
     RunFinishedError,
     RunNotFoundError,
     StreamClosedError,
+    SyncEmitRequiredError,
     TerminalEventError,
 )
 from .filter import EventsFilter, Redaction
-from .models import BaseEvent, HeartbeatEvent
+from .models import (
+    BaseEvent,
+    CancelledEvent,
+    CheckpointEvent,
+    CompleteEvent,
+    ErrorEvent,
+    HeartbeatEvent,
+    ProgressEvent,
+    StartedEvent,
+    StepEvent,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    is_terminal_event,
+    parse_event,
+)
 from .private_log import PrivateRunLog
 from .record import EventRecord
 from .run_manager import RunManager
@@ -52,6 +70,10 @@ __all__ = [
     "BackendConnectionError",
     "BackendError",
     "BaseEvent",
+    "CancelledEvent",
+    "CheckpointEvent",
+    "CompleteEvent",
+    "ErrorEvent",
     "EventBackend",
     "EventBus",
     "EventEncodingError",
@@ -63,6 +85,7 @@ __all__ = [
     "InMemoryBackend",
     "InvalidRunIdError",
     "PrivateRunLog",
+    "ProgressEvent",
     "Redaction",
     "Run",
     "RunCancelledError",
@@ -73,14 +96,22 @@ __all__ = [
     "RunStatus",
     "SseMessage",
     "SseParser",
+    "StartedEvent",
+    "StepEvent",
     "StreamClosedError",
     "StreamContext",
+    "SyncEmitRequiredError",
     "TerminalEventError",
+    "TokenEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
     "__version__",
     "context_scope",
     "encode_comment",
     "encode_frame",
     "get_current_context",
+    "is_terminal_event",
+    "parse_event",
     "parse_sse",
     "validate_run_id",
 ]

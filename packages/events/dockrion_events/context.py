@@ -1,6 +1,9 @@
 """StreamContext: how agent code emits events, from async code or from worker threads.
 
 Async code awaits `emit_*`; sync code (a handler in a worker thread) calls `sync_emit_*`.
+An `emit_*` called with no event loop running in its thread (a plain `def` handler
+forgetting the `sync_` prefix) raises `SyncEmitRequiredError` at the call, naming the
+`sync_emit_*` to use, instead of making a coroutine nothing awaits (an event never sent).
 Either way the event is numbered at once, in emit order, and reaches the run's log in
 batches. Events a run's filter drops take no number. After the terminal event every emit
 raises `StreamClosedError`; after a cancellation the next one raises `RunCancelledError`,
@@ -15,20 +18,54 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from . import _builders as builders
 from ._batch_stage import BatchStage
 from ._staging import DirectStage, Stage
 from .auth_context import AuthContext
-from .errors import TerminalEventError
+from .errors import SyncEmitRequiredError, TerminalEventError
 from .filter import EventsFilter, Redaction, TokenFilter
 from .models import MANDATORY_EVENT_TYPES, BaseEvent
 from .runs import RunStatus
 from .sinks import RunLogSink, StreamingSink
 
 __all__ = ["Redaction", "RunEnding", "StreamContext", "TokenFilter"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _awaited(
+    sync_name: str,
+) -> Callable[[Callable[_P, Coroutine[Any, Any, _R]]], Callable[_P, Coroutine[Any, Any, _R]]]:
+    """An async emitter that refuses to be called from a thread with no running loop,
+    where the coroutine it returns could never be awaited."""
+
+    def decorate(
+        method: Callable[_P, Coroutine[Any, Any, _R]],
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        name = method.__name__
+
+        @functools.wraps(method)
+        def call(*args: _P.args, **kwargs: _P.kwargs) -> Coroutine[Any, Any, _R]:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                raise SyncEmitRequiredError(
+                    f"context.{name}() is async and this code cannot await it (no event "
+                    f"loop runs in this thread: a plain 'def' handler?), so the event would "
+                    f"never be sent. In a 'def' handler call context.{sync_name}(...) with "
+                    f"the same arguments; in an 'async def' handler write "
+                    f"'await context.{name}(...)'."
+                ) from None
+            return method(*args, **kwargs)
+
+        return call
+
+    return decorate
 
 
 class StreamContext:
@@ -215,6 +252,7 @@ class StreamContext:
             "started", self._redacted(builders.started(self._run_id, name, kind))
         )
 
+    @_awaited("sync_emit_progress")
     async def emit_progress(
         self, step: str, progress: float, message: str | None = None
     ) -> BaseEvent | None:
@@ -223,6 +261,7 @@ class StreamContext:
         build = builders.progress(self._run_id, step, progress, message)
         return await self._stage.emit("progress", self._redacted(build))
 
+    @_awaited("sync_checkpoint")
     async def checkpoint(self, name: str, data: dict[str, Any] | None = None) -> BaseEvent | None:
         if not self._allowed("checkpoint"):
             return None
@@ -230,6 +269,7 @@ class StreamContext:
             "checkpoint", self._redacted(builders.checkpoint(self._run_id, name, data))
         )
 
+    @_awaited("sync_emit_token")
     async def emit_token(
         self, content: str, finish_reason: str | None = None, *, node_name: str | None = None
     ) -> BaseEvent | None:
@@ -244,6 +284,7 @@ class StreamContext:
         build = builders.token(self._run_id, content, finish_reason, node_name)
         return await self._stage.emit("token", build)
 
+    @_awaited("sync_emit_tool_call")
     async def emit_tool_call(
         self,
         name: str,
@@ -258,6 +299,7 @@ class StreamContext:
         build = builders.tool_call(self._run_id, name, arguments or {}, call_id, node_name)
         return await self._stage.emit("tool_call", self._redacted(build))
 
+    @_awaited("sync_emit_tool_result")
     async def emit_tool_result(
         self,
         call_id: str | None,
@@ -273,6 +315,7 @@ class StreamContext:
         build = builders.tool_result(self._run_id, call_id, name, content, is_error, node_name)
         return await self._stage.emit("tool_result", self._redacted(build))
 
+    @_awaited("sync_emit_step")
     async def emit_step(
         self,
         node_name: str,
@@ -285,6 +328,7 @@ class StreamContext:
         build = builders.step(self._run_id, node_name, duration_ms, input_keys, output_keys)
         return await self._stage.emit("step", self._redacted(build))
 
+    @_awaited("sync_emit")
     async def emit(
         self, event_type: str, data: dict[str, Any] | None = None, **fields: Any
     ) -> BaseEvent | None:

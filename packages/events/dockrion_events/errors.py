@@ -18,6 +18,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFoundError",
     "StreamClosedError",
+    "SyncEmitRequiredError",
     "TerminalEventError",
 ]
 
@@ -108,6 +109,13 @@ class RunCancelledError(StreamClosedError):
     """Raised by the next emit of an agent whose run was cancelled, so the agent stops."""
 
     code = "CANCELLED"
+
+
+class SyncEmitRequiredError(EventsError, TypeError):
+    """An async `emit_*` called where nothing can await it (a plain `def` handler, in a
+    worker thread): raised at the call, since the event would otherwise never be sent."""
+
+    code = "AGENT_EXECUTION_ERROR"
 
 
 class BackendError(EventsError):

@@ -21,6 +21,7 @@ EXPECTED = {
     "StreamClosedError",
     "EventEncodingError",
     "TerminalEventError",
+    "SyncEmitRequiredError",
     # a server keeping run logs and streaming them
     "EventBackend",
     "InMemoryBackend",
@@ -34,7 +35,19 @@ EXPECTED = {
     "HeartbeatEvent",
     "encode_frame",
     "encode_comment",
-    # clients reading a stream
+    # clients reading a stream: the typed event models
+    "StartedEvent",
+    "TokenEvent",
+    "ProgressEvent",
+    "StepEvent",
+    "CheckpointEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
+    "CompleteEvent",
+    "ErrorEvent",
+    "CancelledEvent",
+    "is_terminal_event",
+    "parse_event",
     "SseMessage",
     "SseParser",
     "parse_sse",

@@ -18,6 +18,7 @@ from dockrion_events import (
     RunManager,
     StreamClosedError,
     StreamContext,
+    SyncEmitRequiredError,
     TerminalEventError,
     context_scope,
     get_current_context,
@@ -394,3 +395,39 @@ def test_an_unreserved_context_still_ends_its_own_run(run_async: Any) -> None:
         return await collect(manager, run_id)
 
     assert run_async(scenario())[-1].type == "complete"
+
+
+def test_an_async_emit_from_a_plain_def_fails_at_the_call_not_silently(run_async: Any) -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        manager, run_id = await new_run()
+        context = manager.get_context(run_id)
+        assert context is not None
+        problems: list[str] = []
+
+        def plain_def_handler() -> None:
+            # forgot `sync_`: no loop runs in a worker thread, so nothing could await this
+            for call in (
+                lambda: context.emit_token("lost"),
+                lambda: context.emit("note", word="lost"),
+                lambda: context.emit_progress("step", 0.5),
+                lambda: context.emit_step("node"),
+                lambda: context.emit_tool_call("search"),
+                lambda: context.emit_tool_result("c1"),
+                lambda: context.checkpoint("c"),
+            ):
+                with pytest.raises(SyncEmitRequiredError) as refused:
+                    call()
+                problems.append(str(refused.value))
+            context.sync_emit_token("kept")
+
+        await asyncio.to_thread(plain_def_handler)
+        await context.emit_token("awaited")  # in the loop, the async call still works
+        await context.emit_complete({})
+        return problems, [r.type for r in await collect(manager, run_id)]
+
+    problems, types = run_async(scenario())
+    assert "context.sync_emit_token(...)" in problems[0]
+    assert "await context.emit_token(...)" in problems[0]
+    assert "context.sync_emit(...)" in problems[1]
+    assert "context.sync_checkpoint(...)" in problems[-1]
+    assert types == ["started", "token", "token", "complete"]

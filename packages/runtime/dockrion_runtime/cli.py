@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from dockrion_schema import DockfileError, ServerLimits, load_dockspec
+from dockrion_schema import DockfileError, DockfileWarning, ServerLimits, load_dockspec
 
 from ._version import __version__
 from .logs import configure_logging, release_access_log
@@ -72,9 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--log-format",
-        choices=("json", "text"),
-        default="json",
-        help="json lines with the request id (default), or plain text",
+        choices=("auto", "json", "text"),
+        default="auto",
+        help="text (readable tracebacks) or json lines, each with the request id; auto "
+        "(default): text when stderr is a terminal, json otherwise",
     )
     return parser
 
@@ -101,11 +103,25 @@ def _probe_port_problem(probe_port: int, port: int, workers: int) -> str | None:
     return None
 
 
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """A Dockfile's warnings as `warning: <text>` lines (no source line); others as usual."""
+    for warning in caught:
+        if issubclass(warning.category, DockfileWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     try:
         return _serve(args)
+    except KeyboardInterrupt:
+        # Ctrl+C: the server has shut down cleanly; the traceback would only alarm.
+        return 130
     finally:
         # Called in-process (tests, an embedding program): later servers in this process
         # must not write their access lines to this run's stream.
@@ -114,11 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     path = Path(args.dockfile)
-    try:
-        spec = load_dockspec(path, env_file=args.env_file)
-    except DockfileError as error:
-        print(str(error), file=sys.stderr)
-        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DockfileWarning)
+        try:
+            spec = load_dockspec(path, env_file=args.env_file)
+        except DockfileError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+    _print_warnings(caught)
     backend = spec.streaming.backend if spec.streaming else "memory"
     if args.workers > 1 and backend == "memory":
         print(

@@ -24,6 +24,7 @@ from .logs import current_request_id
 __all__ = [
     "EXCEPTION_HANDLERS",
     "STATUS_BY_CODE",
+    "VERBOSE_HINT",
     "AuthFailed",
     "Refused",
     "RuntimeHTTPError",
@@ -70,15 +71,31 @@ def status_for(code: str) -> int:
     return STATUS_BY_CODE.get(code, 500)
 
 
-def error_body(message: str, code: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"success": False, "error": message, "code": code}
-    if details is not None:
-        body["details"] = details
+# Refusals of who the caller is or what it may do: their bodies also hold the `detail`
+# object of the auth errors' documented shape, for clients that read that.
+_DETAIL_STATUSES = frozenset({401, 403, 429})
+
+
+def error_body(
+    message: str, code: str, details: Any = None, reason: str | None = None
+) -> dict[str, Any]:
+    """The one error body: `{"success": false, "error", "code", "details"}` (`details` is
+    null when the error has none). A 401, 403 or 429 also carries
+    `"detail": {"message", "code", "error", "details"}` with the same facts, `error` being
+    `reason` (a finer cause such as `INVALID_CREDENTIALS`) or the code."""
+    body: dict[str, Any] = {"success": False, "error": message, "code": code, "details": details}
+    if status_for(code) in _DETAIL_STATUSES:
+        body["detail"] = {
+            "message": message,
+            "code": code,
+            "error": reason or code,
+            "details": details,
+        }
     return body
 
 
 class RuntimeHTTPError(Exception):
-    """A refusal: `{"success": false, "error", "code"[, "details"]}` with the code's status
+    """A refusal: `{"success": false, "error", "code", "details"}` with the code's status
     (and `headers` on the answer, such as `Retry-After`)."""
 
     def __init__(
@@ -103,28 +120,22 @@ class RuntimeHTTPError(Exception):
 
 
 class AuthFailed(Exception):
-    """401: the caller did not prove who it is."""
+    """401: the caller did not prove who it is. The body is the one error body (code
+    `AUTH_ERROR`, `details.reason` the finer cause such as `INVALID_CREDENTIALS`) plus the
+    `detail` object of the auth errors' documented shape."""
 
     def __init__(self, message: str, error: str) -> None:
         super().__init__(message)
         self.message = message
         self.error = error
 
-    def body(self) -> dict[str, object]:
-        return {
-            "detail": {
-                "message": self.message,
-                "code": "AUTH_ERROR",
-                "error": self.error,
-                "details": {},
-            }
-        }
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, "AUTH_ERROR", {"reason": self.error}, self.error)
 
 
 class Refused(Exception):
-    """A known caller refused (403 FORBIDDEN, 429 RATE_LIMIT_EXCEEDED). The body holds both
-    shapes clients know: the runtime's `{"success", "error", "code"}` and the auth errors'
-    `{"detail": {"message", "code", "error", "details"}}`."""
+    """A known caller refused (403 FORBIDDEN, 429 RATE_LIMIT_EXCEEDED): the one error body
+    plus the `detail` object of the auth errors' documented shape, as `AuthFailed`."""
 
     def __init__(
         self,
@@ -141,19 +152,15 @@ class Refused(Exception):
         self.details = details
         self.headers = headers or {}
 
-    def body(self) -> dict[str, object]:
-        return {
-            "success": False,
-            "error": self.message,
-            "code": self.code,
-            "details": self.details,
-            "detail": {
-                "message": self.message,
-                "code": self.code,
-                "error": self.error,
-                "details": self.details,
-            },
-        }
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.code, self.details, self.error)
+
+
+# Where an answer that names only an exception's type says how to see its message.
+VERBOSE_HINT = (
+    "To return the message too, set 'observability: {verbose_errors: true}' in the "
+    "Dockfile (development only)"
+)
 
 
 def agent_failure(exc: BaseException, *, verbose: bool) -> RuntimeHTTPError:
@@ -165,7 +172,10 @@ def agent_failure(exc: BaseException, *, verbose: bool) -> RuntimeHTTPError:
     if verbose:
         message = f"Handler invocation failed: {kind}: {exc}"
     else:
-        message = f"Agent raised {kind}; the server log has the details (request id {request_id})"
+        message = (
+            f"Agent raised {kind}; the server log has the details (request id {request_id}). "
+            + VERBOSE_HINT
+        )
     return RuntimeHTTPError(
         message, "AGENT_EXECUTION_ERROR", {"error_type": kind, "request_id": request_id}
     )

@@ -1,5 +1,7 @@
-"""Logs as JSON lines (or plain text), each carrying the id of the request it belongs to,
-and the access log: one line per HTTP request.
+"""Logs as JSON lines or plain text (readable tracebacks), each carrying the id of the
+request it belongs to, and the access log: one line per HTTP request. `auto` picks text
+when the log goes to a terminal (a developer reading it), JSON lines otherwise (a log
+collector parsing it).
 
 `serve` writes the access log itself (`AccessLog`), the line uvicorn would log (client,
 request line, status) under uvicorn's logger name, formatted like every other line: no log
@@ -23,8 +25,10 @@ from typing import Any, ClassVar, TextIO
 __all__ = [
     "AccessLog",
     "JsonFormatter",
+    "TextFormatter",
     "configure_logging",
     "current_request_id",
+    "log_format_for",
     "release_access_log",
     "reset_request_id",
     "set_request_id",
@@ -91,6 +95,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """`LEVEL logger: message (request id ...)`, a traceback as Python prints it."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        request_id = current_request_id()
+        return text if request_id is None else f"{text} (request id {request_id})"
+
+
+def log_format_for(choice: str, stream: TextIO) -> str:
+    """The format `choice` means on `stream`: `auto` is text on a terminal, else json."""
+    if choice != "auto":
+        return choice
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
 class AccessLog:
     """The access log `serve` writes: the line of `JsonFormatter` (or of the text format)
     for uvicorn's `'%s - "%s %s HTTP/%s" %d'` record, without the record. Lines wait for
@@ -143,10 +167,12 @@ class AccessLog:
 
 def configure_logging(level: str, log_format: str) -> None:
     """`serve`'s logging: every line to stderr as JSON (with the request id) or plain
-    text, at `level`; the access log written by `AccessLog` when `level` lets info through
-    (uvicorn's own access record is then never built)."""
+    text (`auto`: text when stderr is a terminal), at `level`; the access log written by
+    `AccessLog` when `level` lets info through (uvicorn's own access record is then never
+    built)."""
     handler = logging.StreamHandler()
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    log_format = log_format_for(log_format, handler.stream)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter()
     handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     access = logging.getLogger(ACCESS_LOGGER)

@@ -24,13 +24,14 @@ from dockrion_events import (
 )
 from dockrion_schema import RedisSentinelConfig
 
+from ._version import __version__
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
 from .auth import Access, Authenticator, principal_of
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .engine.conversations import ThreadRegistry
 from .engine.input_check import CheckedBodyReader
 from .engine.supervisor import RunSupervisor
-from .errors import RuntimeHTTPError
+from .errors import RuntimeHTTPError, error_body
 from .metrics import RuntimeMetrics
 from .secret_env import MissingSecretError
 from .serve.probes import ProbeListener
@@ -207,12 +208,17 @@ class Runtime:
         )
 
     def health(self) -> dict[str, Any]:
-        """The `/health` body (read-only: the probe listener calls it from its thread)."""
+        """The `/health` body (read-only: the probe listener calls it from its thread).
+        `version` is the agent's (`metadata.version`), kept for clients that read it;
+        `agent_version` says the same under a name that cannot be mistaken for
+        `runtime_version`, the version of dockrion-runtime serving it."""
         settings = self.settings
         return {
             "status": "ok",
             "service": f"runtime:{settings.name}",
             "version": settings.version,
+            "agent_version": settings.version,
+            "runtime_version": __version__,
             "timestamp": datetime.now(UTC).isoformat(),
             "agent": settings.name,
             "framework": settings.framework,
@@ -224,12 +230,8 @@ class Runtime:
         if reason is None:
             return 200, {"success": True, "status": "ready", "agent": self.settings.name}
         code = "MISSING_SECRET" if self.missing_secrets else "AGENT_NOT_READY"
-        body: dict[str, Any] = {
-            "success": False,
-            "status": "not_ready",
-            "error": reason,
-            "code": "SHUTTING_DOWN" if self.draining else code,
-        }
+        code = "SHUTTING_DOWN" if self.draining else code
+        body: dict[str, Any] = {"status": "not_ready", **error_body(reason, code)}
         if self.missing_secrets:
             body["missing_secrets"] = self.missing_secrets
         return 503, body

@@ -1,35 +1,92 @@
-"""The "Try it" line `serve` prints: a curl of `POST /invoke/stream` with a body the agent's
-`io_schema.input` accepts, so that the first command a user pastes works."""
+"""The "Try it" line `serve` prints: a curl of the agent's streaming (or plain) endpoint
+with a body the agent accepts and, behind auth, the credential header, so that the first
+command a user pastes works.
+
+The body comes from `io_schema.input`; when that lists no properties, from the input keys
+the loaded agent declares (a LangGraph graph's state), else the quickstart's `{"query"}`.
+A `messages` array holds one user message with text. An API key is never printed: the
+header names the environment variable that holds it (`"X-API-Key: $DOCKRION_API_KEY"`),
+which the shell fills in.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from dockrion_schema import IOSubSchema
+from dockrion_schema import AuthConfig, DockSpec, IOSubSchema
 
 __all__ = ["example_payload", "try_it_command"]
 
 GREETING = "hello from dockrion"
 _DEPTH = 8  # how deep an example follows nested objects and arrays
+_ANY_HOST = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 - names of "every interface"
+_USER_MESSAGE = {"role": "user", "content": GREETING}
 
 
-def example_payload(schema: IOSubSchema | None) -> Any:
+def example_payload(schema: IOSubSchema | None, agent_keys: Iterable[str] | None = None) -> Any:
     """A small value `schema` accepts: its required properties (the first property when
-    none is required), strings that say hello (a chat message's `role` is a user's),
-    defaults, first enum values and minimums where the schema gives them. Without a schema,
-    the quickstart's `{"query": ...}`."""
-    if schema is None or (schema.type == "object" and not schema.properties):
-        return {"query": GREETING}
-    return _example(schema.model_dump(exclude_none=True), "", 0)
+    none is required), strings that say hello (a chat message's `role` is a user's, a
+    `messages` array one user message), defaults, first enum values and minimums where the
+    schema gives them. Without properties: the agent's own input keys (`messages` when it
+    has them, else its first key), else the quickstart's `{"query": ...}`."""
+    if schema is not None and schema.properties:
+        spec = schema.model_dump(exclude_none=True)
+        return _example(spec, "", 0, spec.get("$defs") or spec.get("definitions") or {})
+    keys = sorted(agent_keys or ())
+    if "messages" in keys:
+        return {"messages": [dict(_USER_MESSAGE)]}
+    if keys and "query" not in keys:
+        return {keys[0]: GREETING}
+    return {"query": GREETING}
 
 
-def try_it_command(url: str, schema: IOSubSchema | None) -> str:
-    body = json.dumps(example_payload(schema)).replace("'", "'\\''")  # inside '...'
-    return f"curl -N -X POST {url}/invoke/stream -H 'Content-Type: application/json' -d '{body}'"
+def try_it_command(
+    url: str,
+    spec: DockSpec,
+    agent_keys: Iterable[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The curl line for the agent of `spec` served at `url` (`0.0.0.0` and `::` become
+    `127.0.0.1`: a client cannot connect to "every interface" everywhere)."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    if host in _ANY_HOST:
+        url = f"{scheme}://127.0.0.1:{port}"
+    path = "/invoke/stream" if spec.expose.serves("sse") else "/invoke"
+    body = json.dumps(example_payload(spec.io_schema.input, agent_keys))
+    quoted = body.replace("'", "'\\''")  # inside '...'
+    auth = _auth_header(spec.auth, environ or {})
+    flags = "-N " if path.endswith("/stream") else ""
+    return (
+        f"curl {flags}-X POST {url}{path} -H 'Content-Type: application/json'{auth} -d '{quoted}'"
+    )
 
 
-def _example(spec: dict[str, Any], name: str, depth: int) -> Any:
+def _auth_header(auth: AuthConfig | None, environ: Mapping[str, str]) -> str:
+    """` -H "<header>: $<VAR>"`, the shell reading the credential from where the server
+    read it; empty without auth."""
+    if auth is None or auth.mode == "none":
+        return ""
+    if auth.mode != "api_key":
+        return ' -H "Authorization: Bearer $TOKEN"'
+    keys = auth.api_keys
+    header = keys.header if keys is not None else "X-API-Key"
+    variable = keys.env_var if keys is not None else "DOCKRION_API_KEY"
+    if keys is not None and keys.prefix:
+        single = keys.prefix.upper().rstrip("_") + "_API_KEY"
+        held = sorted(n for n in environ if n == single or n.startswith(single + "_"))
+        variable = held[0] if held else single
+    return f' -H "{header}: ${variable}"'
+
+
+def _example(spec: dict[str, Any], name: str, depth: int, defs: dict[str, Any]) -> Any:
+    reference = spec.get("$ref")
+    if isinstance(reference, str) and depth < _DEPTH:
+        target = defs.get(reference.rsplit("/", 1)[-1])
+        if isinstance(target, dict):
+            return _example(target, name, depth + 1, defs)
     if "default" in spec:
         return spec["default"]
     if "const" in spec:
@@ -38,19 +95,30 @@ def _example(spec: dict[str, Any], name: str, depth: int) -> Any:
         return spec["enum"][0]
     if spec.get("examples"):
         return spec["examples"][0]
+    for choice in ("anyOf", "oneOf", "allOf"):
+        options = spec.get(choice)
+        if isinstance(options, list) and options and depth < _DEPTH:
+            usable = [o for o in options if isinstance(o, dict) and o.get("type") != "null"]
+            if usable:
+                return _example(usable[0], name, depth + 1, defs)
     kind = spec.get("type", "object" if "properties" in spec else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
+    if kind == "array" and name == "messages":
+        item = spec.get("items") or {}
+        fields = item.get("properties") if isinstance(item, dict) else None
+        if not fields or {"role", "content"} <= set(fields):
+            return [dict(_USER_MESSAGE)]
     if kind == "object":
         properties: dict[str, dict[str, Any]] = spec.get("properties") or {}
         if depth >= _DEPTH:
             return {}
         names = [n for n in spec.get("required", []) if n in properties] or list(properties)[:1]
-        return {n: _example(properties[n], n, depth + 1) for n in names}
+        return {n: _example(properties[n], n, depth + 1, defs) for n in names}
     if kind == "array":
         if depth >= _DEPTH:
             return []
-        return [_example(spec.get("items") or {}, name, depth + 1)] * max(
+        return [_example(spec.get("items") or {}, name, depth + 1, defs)] * max(
             1, int(spec.get("minItems", 1))
         )
     if kind in ("integer", "number"):

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dockrion_events import parse_sse
+
 Serve = Callable[..., str]
 
 LEAKY = """
@@ -92,6 +94,7 @@ def test_unexpected_500_names_the_request_id_it_answers_with(serve: Serve, tmp_p
         "success": False,
         "error": "Internal server error (request id trace-7)",
         "code": "INTERNAL_ERROR",
+        "details": None,
         "request_id": "trace-7",
     }
     assert "hunter2" not in response.text
@@ -113,3 +116,22 @@ def test_a_failing_factory_is_named_without_its_text(
         "broken_factory", "observability: {verbose_errors: true}\n", LEAKY, entrypoint=True
     )
     assert "password=hunter2" in httpx.get(f"{verbose}/ready").json()["error"]
+
+
+FORGOT_SYNC = """
+def forgot(payload, context):
+    context.emit_token("lost")  # async, in a plain def: nothing can await it
+    return {"answer": "done"}
+"""
+
+
+def test_a_plain_def_calling_the_async_emit_fails_the_run_instead_of_dropping_the_event(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="dockrion.runtime"):
+        url = serve("forgot", module=FORGOT_SYNC)
+        raw = httpx.post(f"{url}/invoke/stream", json={"query": "x"}, timeout=60).content
+    events = [json.loads(m.data) for m in parse_sse(raw)]
+    assert [e["type"] for e in events] == ["started", "error"]
+    assert events[-1]["details"]["error_type"] == "SyncEmitRequiredError"
+    assert "context.sync_emit_token(...)" in caplog.text  # the log says what to write

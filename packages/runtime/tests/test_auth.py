@@ -24,14 +24,19 @@ def test_protected_endpoints_need_a_key(serve: Serve, caplog: pytest.LogCaptureF
     url = serve("no_context", "auth: {mode: api_key}\n", environ={"DOCKRION_API_KEY": KEY})
     missing = httpx.post(f"{url}/invoke", json={"query": "x"})
     assert missing.status_code == 401
+    message = "API key required: send it in the 'X-API-Key' header or 'Authorization: Bearer <key>'"
+    # the one error body, and the `detail` object clients of the documented auth shape read
     assert missing.json() == {
+        "success": False,
+        "error": message,
+        "code": "AUTH_ERROR",
+        "details": {"reason": "MISSING_CREDENTIALS"},
         "detail": {
-            "message": "API key required: send it in the 'X-API-Key' header or "
-            "'Authorization: Bearer <key>'",
+            "message": message,
             "code": "AUTH_ERROR",
             "error": "MISSING_CREDENTIALS",
-            "details": {},
-        }
+            "details": {"reason": "MISSING_CREDENTIALS"},
+        },
     }
     wrong = httpx.post(f"{url}/invoke", json={"query": "x"}, headers={"X-API-Key": KEY + "x"})
     assert wrong.status_code == 401

@@ -139,11 +139,17 @@ def test_refusals_carry_status_and_code(serve: Serve) -> None:
     with Client(url, api_key="wrong") as client, pytest.raises(ServerError) as refused:
         client.invoke({"query": "x"})
     assert (refused.value.status, refused.value.code) == (401, "AUTH_ERROR")
+    # the readable reason, not the finer machine cause
+    assert refused.value.message == "Invalid API key"
+    assert str(refused.value) == "401 AUTH_ERROR: Invalid API key"
+    assert refused.value.details == {"reason": "INVALID_CREDENTIALS"}
     with Client(url, api_key="k1") as client:
         assert client.invoke({"query": "hello"}) == {"answer": "hello"}
         with pytest.raises(ServerError) as invalid:
             client.invoke({"nope": 1})
         assert (invalid.value.status, invalid.value.code) == (400, "VALIDATION_ERROR")
+        # which field failed reaches the caller
+        assert any("query" in str(d["loc"]) for d in invalid.value.details)
         with pytest.raises(ServerError) as missing:
             list(client.events("no-such-run"))
         assert (missing.value.status, missing.value.code) == (404, "NOT_FOUND")

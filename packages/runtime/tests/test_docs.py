@@ -158,6 +158,30 @@ def test_the_root_readme_stays_short_and_ci_runs_its_test_command() -> None:
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
+def test_the_readme_installs_the_three_packages_from_the_clone_in_one_command() -> None:
+    # Before the packages are on PyPI, `pip install dockrion-runtime` fails: the README's
+    # line must name the three package folders, so pip finds the runtime's pinned
+    # siblings in the same command and needs an index only for third-party packages.
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    line = next(m for m in re.findall(r"`(pip install [^`]+)`", readme) if "./packages" in m)
+    folders = line.split()[2:]
+    names = {}
+    for folder in folders:
+        project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())["project"]
+        names[project["name"]] = project
+    assert set(names) == {"dockrion-schema", "dockrion-events", "dockrion-runtime"}
+    pinned = {
+        d.split("==")[0].split("[")[0]
+        for d in names["dockrion-runtime"]["dependencies"]
+        if d.startswith("dockrion-")
+    }
+    assert pinned <= set(names)
+    quickstart = (DOCS / "quickstart.md").read_text()
+    assert f"$ {line}" in quickstart  # the quick start shows the same command
+
+
 # --- the generated references ---------------------------------------------------------------
 
 

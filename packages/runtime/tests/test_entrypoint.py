@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import httpx
 
 from dockrion_events import parse_sse
 
-from .conftest import kill_server, start_server, write_project
+from .conftest import agent_module, kill_server, start_server, write_project
 
 FACTORIES = """
 class Sync:
@@ -74,6 +76,9 @@ chunks_add = make(ChunksAdd)
 def not_a_runner():
     return 42
 
+runner_object = Sync()  # the agent itself: used as it is, not called
+not_an_agent = 42
+
 def counted():
     # one line per call, in a file beside this module: visible from another process
     import pathlib
@@ -102,6 +107,23 @@ def test_sync_runner(serve: Serve) -> None:
     events = stream_types(url)
     assert [e["type"] for e in events] == ["started", "complete"]
     assert events[-1]["output"] == {"sync": "q"}
+
+
+def test_an_entrypoint_naming_an_object_serves_it_and_a_non_agent_is_refused(
+    serve: Serve, tmp_path: Path
+) -> None:
+    url = serve_entry(serve, "runner_object")
+    assert httpx.post(f"{url}/invoke", json={"query": "q"}).json()["output"] == {"sync": "q"}
+    assert "Sync" not in agent_module(tmp_path).built  # no factory was called
+    dockfile = write_project(tmp_path, "not_an_agent", module=FACTORIES, entrypoint=True)
+    process = subprocess.run(
+        [sys.executable, "-m", "dockrion_runtime", "serve", str(dockfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode == 1
+    assert "is a int: neither a factory" in process.stderr
 
 
 def test_async_runner(serve: Serve) -> None:

@@ -109,6 +109,7 @@ def test_content_types_other_than_json_in_utf8_are_415(serve: Serve) -> None:
             "success": False,
             "error": error,
             "code": "UNSUPPORTED_MEDIA_TYPE",
+            "details": None,
         }
     # JSON in UTF-16 under a JSON content type is not JSON in UTF-8
     utf16 = httpx.post(f"{url}/invoke", content='{"query": "x"}'.encode("utf-16"), headers=JSON)
@@ -130,6 +131,7 @@ def test_last_event_id_and_query_numbers_are_parsed_strictly(serve: Serve) -> No
         "success": False,
         "error": "Last-Event-ID must be the sequence number of an event (at most 18 ASCII digits)",
         "code": "VALIDATION_ERROR",
+        "details": None,
     }
     # b"\xb2" is "²" in Latin-1, how HTTP header bytes are read: isdigit() is true for it
     for value in (b"9" * 5000, b"\xb2", b"-1", b"1.0", b"\xd9\xa1"):
@@ -141,6 +143,7 @@ def test_last_event_id_and_query_numbers_are_parsed_strictly(serve: Serve) -> No
         "success": False,
         "error": f"Query parameter 'from_sequence' must be an integer at least 0, got '{'9' * 40}'",
         "code": "VALIDATION_ERROR",
+        "details": None,
     }
 
 
@@ -169,7 +172,7 @@ def test_a_malformed_content_length_is_a_400_with_the_error_body(
             assert head.startswith(b"HTTP/1.1 400 ")
             assert b"content-type: application/json" in head.lower()
             assert body == (
-                b'{"success": false, "error": "Malformed HTTP request", "code": "BAD_REQUEST"}'
+                b'{"success": false, "error": "Malformed HTTP request", "code": "BAD_REQUEST", "details": null}'
             )
     finally:
         kill_server(process)
@@ -180,7 +183,7 @@ def test_unknown_routes_and_wrong_methods_answer_json(serve: Serve) -> None:
     missing = httpx.get(f"{url}/nope")
     assert (missing.status_code, missing.json()) == (
         404,
-        {"success": False, "error": "No route for GET /nope", "code": "NOT_FOUND"},
+        {"success": False, "error": "No route for GET /nope", "code": "NOT_FOUND", "details": None},
     )
     wrong = httpx.put(f"{url}/runs/abc")
     assert wrong.status_code == 405
@@ -189,6 +192,7 @@ def test_unknown_routes_and_wrong_methods_answer_json(serve: Serve) -> None:
         "success": False,
         "error": "Method PUT is not allowed here; allowed: DELETE, GET, HEAD",
         "code": "METHOD_NOT_ALLOWED",
+        "details": None,
     }
     assert httpx.get(f"{url}/invoke").json()["code"] == "METHOD_NOT_ALLOWED"
 
@@ -303,7 +307,7 @@ def test_a_client_sending_its_headers_byte_by_byte_is_cut_off(guarded_server: st
     assert head.startswith(b"HTTP/1.1 408 ")
     assert body == (
         b'{"success": false, "error": "Request line and headers not received within 1s", '
-        b'"code": "REQUEST_TIMEOUT"}'
+        b'"code": "REQUEST_TIMEOUT", "details": null}'
     )
 
 
@@ -330,7 +334,7 @@ def test_a_request_head_over_the_size_limit_is_a_400(guarded_server: str) -> Non
     assert head.startswith(b"HTTP/1.1 400 ")
     assert body == (
         b'{"success": false, "error": "The request line and headers are over the 16384 byte '
-        b'limit", "code": "BAD_REQUEST"}'
+        b'limit", "code": "BAD_REQUEST", "details": null}'
     )
 
 
@@ -344,6 +348,7 @@ def test_connections_past_the_cap_get_503_then_service_resumes(guarded_server: s
             "success": False,
             "error": "The server is at its limit of 4 open connections; try again later",
             "code": "SERVER_BUSY",
+            "details": None,
         }
     finally:
         for sock in held:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+import dockrion_runtime
 from dockrion_events import SseParser, parse_sse
 
 from .conftest import agent_module, write_project
@@ -39,6 +40,31 @@ def test_health_ready_info_schema(serve: Serve) -> None:
     assert info["agent"]["mode"] == "handler" and info["auth_enabled"] is False
     schema = httpx.get(f"{url}/schema").json()
     assert schema["input_schema"]["required"] == ["query"] and schema["output_schema"] == {}
+
+
+def test_health_names_the_runtime_version_and_the_agent_version_apart(serve: Serve) -> None:
+    url = serve("echo", "metadata: {version: 2.3.4}\n")
+    health = httpx.get(f"{url}/health").json()
+    assert health["runtime_version"] == dockrion_runtime.__version__
+    assert health["agent_version"] == "2.3.4"
+    assert health["version"] == "2.3.4"  # kept: the agent's, as clients already read it
+    assert {"status", "service", "timestamp", "agent", "framework"} <= set(health)
+
+
+def test_the_welcome_page_is_styled_and_links_the_playground_docs_and_openapi(
+    serve: Serve,
+) -> None:
+    url = serve("echo", "auth: {mode: api_key}\n", environ={"DOCKRION_API_KEY": "k"})
+    page = httpx.get(f"{url}/")
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.text
+    assert "<style>" in text and "--accent" in text  # the playground's look
+    for href in ("/playground", "/docs", "/openapi.json"):
+        assert f'href="{href}"' in text
+    assert "POST /invoke/stream" in text  # every route is listed
+    # a curl that works as pasted: this server's address, a body the agent takes, the key
+    assert f"curl -N -X POST {url}/invoke/stream" in text
+    assert "X-API-Key: $DOCKRION_API_KEY" in text
 
 
 def test_invoke_returns_output_and_metadata(serve: Serve) -> None:
@@ -85,7 +111,8 @@ def test_agent_errors_have_codes(serve: Serve) -> None:
     assert response.json() == {
         "success": False,
         "error": f"Agent raised ValueError; the server log has the details (request id "
-        f"{request_id})",
+        f"{request_id}). To return the message too, set 'observability: {{verbose_errors: "
+        "true}' in the Dockfile (development only)",
         "code": "AGENT_EXECUTION_ERROR",
         "details": {"error_type": "ValueError", "request_id": request_id},
         "request_id": request_id,

@@ -162,6 +162,18 @@ def test_tokens_steps_and_writer_events_stream_in_order(serve: Serve) -> None:
     }
 
 
+def test_an_entrypoint_may_name_the_compiled_graph_itself(serve: Serve) -> None:
+    # what langgraph.json users write: `module:graph`, not a factory
+    module = GRAPH + "\ngraph = build()\n"
+    url = serve("graph", module=module, entrypoint=True, framework="langgraph")
+    events = stream(url)
+    assert events[-1]["type"] == "complete"
+    assert events[-1]["output"]["answer"] == "Quantum bits are neat"
+    assert "".join(e["content"] for e in events if e["type"] == "token") == (
+        "Quantum bits are neat"
+    )
+
+
 def test_only_the_modes_the_filter_allows(serve: Serve) -> None:
     url = serve_graph(serve, "build", "streaming:\n  events: {allowed: chat}\n")
     types = [e["type"] for e in stream(url)]

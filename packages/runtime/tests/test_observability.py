@@ -162,3 +162,61 @@ def test_serve_called_in_process_leaves_no_access_log_behind(tmp_path: Path) -> 
     assert main(["serve", str(tmp_path / "missing.yaml"), "--log-level", "info"]) == 1
     assert AccessLog.current is None
     assert logging.getLogger("uvicorn.access").propagate
+
+
+def _serve_on_a_terminal(dockfile: Path, request_id: str, needle: str, *args: str) -> str:
+    """`serve` with its stderr on a pseudo-terminal: what it wrote there by the time
+    `needle` appeared, after a request with `request_id` made the agent fail."""
+    import os
+    import pty
+    import select
+
+    port = harness.free_port()
+    primary, secondary = pty.openpty()
+    command = [sys.executable, "-m", "dockrion_runtime", "serve", str(dockfile), "--port"]
+    process = subprocess.Popen(
+        [*command, str(port), *args], stdout=subprocess.DEVNULL, stderr=secondary
+    )
+    os.close(secondary)
+    output = b""
+    try:
+        url = wait_ready(process, port)
+        httpx.post(f"{url}/invoke", json={"query": "x"}, headers={"X-Request-ID": request_id})
+        deadline = time.monotonic() + 30
+        while needle.encode() not in output and time.monotonic() < deadline:
+            if select.select([primary], [], [], 0.5)[0]:
+                try:
+                    output += os.read(primary, 65536)
+                except OSError:  # the server exited: nothing more to read
+                    break
+    finally:
+        process.terminate()
+        process.wait(30)
+        os.close(primary)
+    return output.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_logs_are_text_on_a_terminal_and_json_lines_otherwise(tmp_path: Path) -> None:
+    dockfile = write_project(tmp_path, "boom")
+    on_terminal = _serve_on_a_terminal(dockfile, "tty-1", "ValueError: the agent broke")
+    # a developer's terminal: Python's own traceback, line by line, and the request id
+    assert "Traceback (most recent call last):\n" in on_terminal
+    assert "\nValueError: the agent broke" in on_terminal
+    assert "agent failed on /invoke (request id tty-1)" in on_terminal
+    assert '{"time"' not in on_terminal
+    # switched to JSON on a terminal: one JSON object per line
+    forced = _serve_on_a_terminal(dockfile, "tty-2", "tty-2", "--log-format", "json")
+    failure = next(line for line in forced.splitlines() if "tty-2" in line)
+    assert "the agent broke" in json.loads(failure)["exception"]
+    # not a terminal (a file, a pipe, a collector): JSON lines by default
+    log = tmp_path / "serve.log"
+    process, url = _serve_logging(dockfile, log)
+    try:
+        httpx.post(f"{url}/invoke", json={"query": "x"}, headers={"X-Request-ID": "file-1"})
+        lines = _lines_with(log, "Traceback", time.monotonic() + 30)
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["request_id"] == "file-1" and "ValueError: the agent broke" in entry["exception"]

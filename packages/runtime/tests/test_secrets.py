@@ -83,6 +83,7 @@ def test_create_app_is_not_ready_and_names_them(
             "status": "not_ready",
             "error": "Missing required secrets: DOCKRION_TEST_TOKEN",
             "code": "MISSING_SECRET",
+            "details": None,
             "missing_secrets": ["DOCKRION_TEST_TOKEN"],
         }
         invoked = httpx.post(f"{url}/invoke", json={"query": "x"})

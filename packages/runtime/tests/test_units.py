@@ -286,7 +286,7 @@ def _handle(exc: Exception) -> tuple[int, dict[str, Any]]:
 def test_events_errors_become_responses_by_their_code() -> None:
     assert _handle(RunExistsError("r1")) == (
         409,
-        {"success": False, "error": "Run 'r1' already exists", "code": "CONFLICT"},
+        {"success": False, "error": "Run 'r1' already exists", "code": "CONFLICT", "details": None},
     )
     assert _handle(InvalidRunIdError("bad id"))[0] == 400
     status, body = _handle(EventsExpiredError("r1", 0, 5))
@@ -385,9 +385,45 @@ def test_the_try_it_body_follows_the_schema() -> None:
         "messages": [{"role": "user", "content": "hello from dockrion"}],
         "temperature": 0.5,
     }
-    quoted = IOSubSchema.model_validate(
-        {"type": "object", "properties": {"who": {"type": "string", "default": "it's me"}}}
+    quoted = spec(
+        io_schema={
+            "input": {
+                "type": "object",
+                "properties": {"who": {"type": "string", "default": "it's me"}},
+            }
+        }
     )
     command = try_it_command("http://127.0.0.1:8080", quoted)
     assert command.endswith("""-d '{"who": "it'\\''s me"}'""")  # safe inside '...' in a shell
     assert example_payload(None) == {"query": "hello from dockrion"}
+
+
+def test_the_try_it_line_fits_chat_agents_agents_without_properties_and_auth() -> None:
+    from dockrion_runtime.try_it import example_payload, try_it_command
+
+    user = {"role": "user", "content": "hello from dockrion"}
+    # a LangGraph agent's `messages`, however little its schema says about them
+    bare = IOSubSchema.model_validate(
+        {"type": "object", "properties": {"messages": {"type": "array", "items": {}}}}
+    )
+    assert example_payload(bare) == {"messages": [user]}
+    # no properties: what the loaded agent takes (a graph's state), else the quickstart's
+    anything = IOSubSchema.model_validate({"type": "object"})
+    assert example_payload(anything, frozenset({"messages", "remaining_steps"})) == {
+        "messages": [user]
+    }
+    assert example_payload(anything, frozenset({"question", "answer"})) == {
+        "answer": "hello from dockrion"
+    }
+    assert example_payload(anything) == {"query": "hello from dockrion"}
+
+    keyed = spec(auth={"mode": "api_key", "api_keys": {"header": "X-Team-Key"}})
+    command = try_it_command("http://0.0.0.0:9000", keyed)
+    # the key stays in the environment: the shell reads the variable the server read
+    assert ' -H "X-Team-Key: $DOCKRION_API_KEY" ' in command
+    assert command.startswith("curl -N -X POST http://127.0.0.1:9000/invoke/stream ")
+    team = spec(auth={"mode": "api_key", "api_keys": {"prefix": "team"}})
+    environ = {"TEAM_API_KEY_BOB": "b", "TEAM_API_KEY_ALICE": "a", "OTHER": "x"}
+    assert '"X-API-Key: $TEAM_API_KEY_ALICE"' in try_it_command("http://h:1", team, None, environ)
+    rest_only = spec(expose={"streaming": "none"})
+    assert try_it_command("http://h:1", rest_only).startswith("curl -X POST http://h:1/invoke ")

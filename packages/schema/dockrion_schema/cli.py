@@ -2,6 +2,8 @@
 
 Exit status: 0 every file valid, 1 some file invalid, 2 usage error. Validation needs no
 deployment environment: an unset `${VAR}` is a warning unless `--require-env` is given.
+It never imports agent code: what an entrypoint names (a factory or an object) is read
+from its module's source.
 """
 
 from __future__ import annotations
@@ -10,19 +12,24 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._version import __version__
 from .dockfile_v1 import DockSpec
+from .entrypoint import entrypoint_kind
 from .json_schema import generate_json_schema
 from .loader import DockfileReport, check_dockfile
 
 __all__ = ["describe", "main"]
 
 
-def describe(spec: DockSpec) -> str:
-    """One line on what a Dockfile declares."""
+def describe(spec: DockSpec, base_dir: Path | None = None) -> str:
+    """One line on what a Dockfile declares. With `base_dir` (the Dockfile's folder), what
+    an entrypoint names, read from its module's source (never imported)."""
     agent = spec.agent
     parts = [f"agent {agent.name!r} ({agent.mode} {agent.target}, framework {agent.framework})"]
+    if agent.mode == "entrypoint" and agent.entrypoint is not None and base_dir is not None:
+        parts.append(f"entrypoint {entrypoint_kind(agent.entrypoint, base_dir)}")
     routes: list[str] = []
     if spec.expose.rest:
         routes.append("POST /invoke")
@@ -49,7 +56,9 @@ def _text(report: DockfileReport) -> str:
         else ""
     )
     if report.ok and report.spec is not None:
-        summary = describe(report.spec) + (f"; {waiting}" if waiting else "")
+        summary = describe(report.spec, Path(report.source).parent) + (
+            f"; {waiting}" if waiting else ""
+        )
         lines.append(f"{report.source}: valid: {summary}")
     elif report.ok:
         lines.append(f"{report.source}: valid ({waiting})")
@@ -63,7 +72,9 @@ def _json(report: DockfileReport) -> dict[str, object]:
     return {
         "file": report.source,
         "valid": report.ok,
-        "summary": describe(report.spec) if report.ok and report.spec else None,
+        "summary": describe(report.spec, Path(report.source).parent)
+        if report.ok and report.spec
+        else None,
         "errors": [{"severity": "error", **issue.to_dict()} for issue in report.errors],
         "warnings": [{"severity": "warning", **issue.to_dict()} for issue in report.warnings],
         "unchecked": report.unchecked,

@@ -69,7 +69,7 @@ class AgentConfig(_Section):
         AfterValidator(_agent_name),
         Field(json_schema_extra={"pattern": AGENT_NAME_RE.pattern}),
     ]
-    entrypoint: Annotated[str | None, AfterValidator(_target("factory"))] = None
+    entrypoint: Annotated[str | None, AfterValidator(_target("factory or agent object"))] = None
     handler: Annotated[str | None, AfterValidator(_target("handler"))] = None
     framework: Literal["langgraph", "langchain", "custom"] | None = None
     description: str | None = None

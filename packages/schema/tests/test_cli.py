@@ -97,3 +97,44 @@ def test_json_schema_command(tmp_path: Path) -> None:
     target = tmp_path / "schema.json"
     assert run("json-schema", "-o", str(target)).returncode == 0
     assert json.loads(target.read_text()) == schema
+
+
+def test_validate_says_whether_an_entrypoint_is_a_factory_or_an_object(tmp_path: Path) -> None:
+    # importing this module would fail loudly: validate must read it, never run it
+    (tmp_path / "agent.py").write_text(
+        "raise SystemExit('imported!')\n"
+        "from langgraph.graph import StateGraph\n"
+        "def build():\n    return make().compile()\n"
+        "class Runner:\n    pass\n"
+        "graph = build()\n"
+        "alias = build\n"
+    )
+    expected = {
+        "build": "entrypoint a factory (def build), called once at start-up",
+        "Runner": "entrypoint a factory (class Runner), called once at start-up",
+        "graph": "entrypoint an object (graph = build()), served as it is",
+        "alias": "entrypoint bound to build; a factory or an object, told when served",
+        "StateGraph": "entrypoint imported from langgraph.graph; a factory or an object, "
+        "told when served",
+        "missing": "entrypoint no 'missing' at the top level of agent.py; checked when served",
+    }
+    for name, phrase in expected.items():
+        dockfile = tmp_path / f"{name}.yaml"
+        dockfile.write_text(
+            'version: "1.0"\n'
+            f"agent: {{name: a, entrypoint: 'agent:{name}', framework: langgraph}}\n"
+            "io_schema: {input: {type: object}}\nexpose: {}\n"
+        )
+        result = run("validate", str(dockfile))
+        assert result.returncode == 0, result.stdout
+        assert f"; {phrase};" in result.stdout, result.stdout
+        assert "imported!" not in result.stdout + result.stderr
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text(
+        'version: "1.0"\n'
+        "agent: {name: a, entrypoint: 'pkg.nowhere:build', framework: langgraph}\n"
+        "io_schema: {input: {type: object}}\nexpose: {}\n"
+    )
+    assert "entrypoint module not found beside the Dockfile; checked when served" in (
+        run("validate", str(elsewhere)).stdout
+    )

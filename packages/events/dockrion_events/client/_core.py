@@ -21,13 +21,19 @@ class ClientError(Exception):
 
 
 class ServerError(ClientError):
-    """The server refused: `status` is the HTTP status, `code` the stable error code."""
+    """The server refused: `status` is the HTTP status, `code` the stable error code,
+    `message` the readable reason and `details` what the body adds (which field failed, the
+    required permission, `retry_after`, ...; None when it adds nothing). `body` is the
+    whole decoded body."""
 
-    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, body: Any = None, details: Any = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.details = details
         self.body = body
 
 
@@ -36,14 +42,20 @@ class ConnectionLostError(ClientError):
 
 
 def server_error(status: int, body: Any, text: str) -> ServerError:
-    """The error for a refusal, from the runtime's error bodies (`{"code", "error"}` or
-    `{"detail": {"code", "message"}}`)."""
+    """The error for a refusal, from the runtime's error body
+    (`{"success": false, "error", "code", "details"}`), or from a `{"detail": {"message",
+    "code", "details"}}` body alone."""
     if isinstance(body, dict):
         nested = body.get("detail")
-        detail: dict[str, Any] = nested if isinstance(nested, dict) else body
-        code = str(detail.get("code") or "HTTP_ERROR")
-        message = str(detail.get("error") or detail.get("message") or text)
-        return ServerError(status, code, message, body)
+        if "code" not in body and isinstance(nested, dict):
+            body_fields = nested
+            message = nested.get("message") or nested.get("error")
+        else:
+            body_fields = body
+            message = body.get("error") or body.get("message")
+        code = str(body_fields.get("code") or "HTTP_ERROR")
+        details = body_fields.get("details")
+        return ServerError(status, code, str(message or text), body, details)
     return ServerError(status, "HTTP_ERROR", text[:200] or f"HTTP {status}", body)
 
 

@@ -1,5 +1,6 @@
 """Loading the Dockfile's agent: import the module relative to the Dockfile's folder, then
-the handler itself or the runner an entrypoint factory builds."""
+the handler itself, or the runner an entrypoint names (an object served as it is, or a
+factory that builds it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from dockrion_events import EventsFilter
 from dockrion_schema import DockSpec
 
+from ..errors import VERBOSE_HINT
 from .base import Agent, AgentLoadError
 from .worker_threads import AgentThreads
 
@@ -44,7 +46,7 @@ def import_target(target: str, base_dir: Path) -> Any:
 
 
 def _see_log(failed: str) -> str:
-    return f"{failed}; the server log has the details"
+    return f"{failed}; the server log has the details. {VERBOSE_HINT}"
 
 
 def _wants_context(function: Callable[..., Any]) -> bool:
@@ -62,14 +64,24 @@ def _wants_context(function: Callable[..., Any]) -> bool:
     return False
 
 
+def _is_runner(value: Any) -> bool:
+    """An entrypoint that is the agent itself, not a factory: an object (not a function or
+    a class) with `invoke` or `ainvoke`, such as a compiled LangGraph graph or a LangChain
+    runnable."""
+    if isinstance(value, type) or inspect.isroutine(value):
+        return False
+    return callable(getattr(value, "ainvoke", None)) or callable(getattr(value, "invoke", None))
+
+
 def load_agent(
     spec: DockSpec,
     base_dir: Path,
     threads: AgentThreads | None = None,
     events_filter: EventsFilter | None = None,
 ) -> Agent:
-    """Handler mode: the callable itself. Entrypoint mode: the factory's result, called once
-    (a compiled LangGraph graph with `framework: langgraph`)."""
+    """Handler mode: the callable itself. Entrypoint mode: the object it names when that
+    has `invoke`/`ainvoke` (a compiled LangGraph graph, a LangChain runnable), else the
+    result of calling it once (a factory)."""
     config = spec.agent
     target = config.target
     loaded = import_target(target, base_dir)
@@ -77,11 +89,19 @@ def load_agent(
         if not callable(loaded):
             raise AgentLoadError(f"{target!r} is a {type(loaded).__name__}, not a callable")
         return Agent(loaded, wants_context=_wants_context(loaded), target=target, threads=threads)
-    try:
-        runner = loaded()
-    except Exception as exc:
-        failed = f"factory {target!r} failed: {type(exc).__name__}"
-        raise AgentLoadError(f"{failed}: {exc}", _see_log(failed)) from exc
+    if _is_runner(loaded):
+        runner = loaded  # an object served as it is: a compiled graph, a runnable
+    elif callable(loaded):
+        try:
+            runner = loaded()
+        except Exception as exc:
+            failed = f"factory {target!r} failed: {type(exc).__name__}"
+            raise AgentLoadError(f"{failed}: {exc}", _see_log(failed)) from exc
+    else:
+        raise AgentLoadError(
+            f"entrypoint {target!r} is a {type(loaded).__name__}: neither a factory (a "
+            "function returning the agent) nor an object with invoke() or ainvoke()"
+        )
     if config.framework == "langgraph" and hasattr(runner, "astream"):
         from .langgraph_agent import LangGraphAgent
 

@@ -84,12 +84,23 @@ def build_openapi(
                 },
                 "ErrorResponse": {
                     "type": "object",
-                    "required": ["success", "error", "code"],
+                    "required": ["success", "error", "code", "details"],
                     "properties": {
                         "success": {"type": "boolean", "default": False},
-                        "error": {"type": "string"},
-                        "code": {"type": "string"},
-                        "details": {"type": "array", "items": {"type": "object"}},
+                        "error": {"type": "string", "description": "What went wrong"},
+                        "code": {"type": "string", "description": "Stable error code"},
+                        "details": {
+                            "nullable": True,
+                            "description": "A list of {loc, msg} for a refused body; "
+                            "an object for other errors (reason, retry_after, ...); "
+                            "null when there is nothing to add",
+                        },
+                        "detail": {
+                            "type": "object",
+                            "description": "Auth, permission and rate-limit refusals "
+                            "only: {message, code, error, details}, the same facts in "
+                            "the auth errors' documented shape",
+                        },
                     },
                 },
             },

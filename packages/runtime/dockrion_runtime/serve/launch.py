@@ -18,9 +18,11 @@ once, with the reason and the same exit status as a single process.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from importlib.util import find_spec
@@ -33,6 +35,8 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import ChangeReload, Multiprocess, multiprocess
+
+from dockrion_schema import DockfileWarning
 
 from ..agents import AgentLoadError
 from ..app import create_app
@@ -96,7 +100,9 @@ class ServePlan:
         the uvicorn settings of its server limits. Raises `StartupError`."""
         try:
             probes = (self.host, self.probe_port) if self.probe_port is not None else None
-            app = create_app(self.dockfile, env_file=self.env_file, probe_address=probes)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DockfileWarning)  # `serve` printed them once
+                app = create_app(self.dockfile, env_file=self.env_file, probe_address=probes)
         except (AuthConfigError, SettingsError) as error:
             raise StartupError(f"error: {error}") from error
         runtime: Runtime = app.state.runtime
@@ -128,12 +134,20 @@ class ServePlan:
         return app, options
 
     def announce(self, runtime: Runtime) -> None:
-        """The start-up lines: what is served where, and a command that tries it."""
+        """The start-up lines: what is served where, a warning when anyone may call it,
+        and a command that tries it."""
         spec = runtime.settings.spec
+        if runtime.settings.auth_mode == "none" and not _loopback(self.host):
+            sys.stderr.write(
+                f"warning: listening on {self.host} with no auth: anyone who can reach this "
+                "machine can call the agent. Add an 'auth:' section to the Dockfile, or listen "
+                "on 127.0.0.1 only ('expose.host: 127.0.0.1' or --host 127.0.0.1).\n"
+            )
         serving = f"Serving agent '{spec.agent.name}' at {self.url}"
         if self.spawns_workers:
             serving += f" (worker process {os.getpid()})"
-        command = try_it_command(self.url, spec.io_schema.input)
+        agent = runtime.require_agent()
+        command = try_it_command(self.url, spec, agent.input_keys, os.environ)
         # One write: the lines of several workers do not interleave.
         sys.stdout.write(f"{serving}\nTry it:\n  {command}\n")
         sys.stdout.flush()
@@ -172,6 +186,16 @@ def serve(plan: ServePlan) -> int:
         return 0
     finally:
         del os.environ[PLAN_VARIABLE]
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
 
 
 def process_app() -> Starlette:

@@ -262,12 +262,7 @@ def _json(body: Body) -> bytes:
 
 
 def _not_ready(reason: str) -> tuple[int, Body]:
-    return 503, {
-        "success": False,
-        "status": "not_ready",
-        "error": reason,
-        "code": "AGENT_NOT_READY",
-    }
+    return 503, {"status": "not_ready", **error_body(reason, "AGENT_NOT_READY")}
 
 
 def _stalled(seconds: float) -> bytes:
