@@ -61,7 +61,9 @@ class RunExistsError(EventsError):
     code = "CONFLICT"
 
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"Run '{run_id}' already exists")
+        super().__init__(
+            f"Run id '{run_id}' is already in use; choose another (a UUID, for example)"
+        )
         self.run_id = run_id
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "custom_event_name",
 ]
 
+# checked with fullmatch: `$` alone also matches before a trailing newline
 CUSTOM_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PRESETS: dict[str, frozenset[str]] = {
     "minimal": frozenset(),
@@ -39,7 +40,7 @@ PRESETS: dict[str, frozenset[str]] = {
 def custom_event_name(event_type: str) -> str:
     """`"custom:x"` or `"x"` -> `"x"`, validated."""
     name = event_type.removeprefix("custom:")
-    if not CUSTOM_NAME_RE.match(name):
+    if not CUSTOM_NAME_RE.fullmatch(name):
         raise ValueError(
             f"invalid custom event name {event_type!r}: names match ^[a-zA-Z_][a-zA-Z0-9_]*$ "
             "(e.g. 'fraud_check' or 'custom:fraud_check')"

@@ -20,6 +20,8 @@ __all__ = [
     "validate_run_id",
 ]
 
+# Anchored for JSON Schema readers (OpenAPI); checked with fullmatch, as `$` alone also
+# matches before a trailing newline.
 RUN_ID_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$")
 
 
@@ -47,7 +49,7 @@ def validate_run_id(run_id: str) -> str:
         raise InvalidRunIdError("Run id must be 128 characters or less")
     if run_id.startswith("_"):
         raise InvalidRunIdError("Run id cannot start with underscore (reserved)")
-    if not RUN_ID_PATTERN.match(run_id):
+    if not RUN_ID_PATTERN.fullmatch(run_id):
         raise InvalidRunIdError(
             f"Invalid run id {run_id[:40]!r}: use only letters, digits, hyphens and "
             "underscores, starting with a letter or digit"

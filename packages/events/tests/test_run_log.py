@@ -54,7 +54,7 @@ def test_duplicate_and_disallowed_ids(run_async: Any, make_backend: Make) -> Non
     async def scenario() -> None:
         runs = manager(make_backend)
         await runs.create_run("job-1")
-        with pytest.raises(RunExistsError, match="Run 'job-1' already exists"):
+        with pytest.raises(RunExistsError, match="Run id 'job-1' is already in use"):
             await runs.create_run("job-1")
         strict = RunManager(EventBus(make_backend()), allow_client_ids=False)
         with pytest.raises(InvalidRunIdError, match="not allowed"):

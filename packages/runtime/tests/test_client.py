@@ -206,7 +206,7 @@ def test_cancel_and_get_run_with_a_bearer_token(serve: Serve) -> None:
         assert client.get_run(run.run_id).status is RunStatus.CANCELLED
         with pytest.raises(ServerError) as finished:
             client.cancel(run.run_id)
-        assert (finished.value.status, finished.value.code) == (400, "VALIDATION_ERROR")
+        assert (finished.value.status, finished.value.code) == (409, "CONFLICT")
     with Client(url, token="wrong") as client, pytest.raises(ServerError) as refused:
         client.get_run(run.run_id)
     assert refused.value.status == 401

@@ -78,7 +78,7 @@ def test_client_ids_duplicates_and_bad_ids(serve: Serve) -> None:
     assert duplicate.status_code == 409
     assert duplicate.json() == {
         "success": False,
-        "error": "Run 'order-42' already exists",
+        "error": "Run id 'order-42' is already in use; choose another (a UUID, for example)",
         "code": "CONFLICT",
     }
     bad = httpx.post(f"{url}/runs", params={"run_id": "_hidden"}, json={"query": "x"})
@@ -148,7 +148,7 @@ def test_delete_stops_the_agent_and_ends_the_log(serve: Serve, tmp_path: Path) -
     assert sum(m.event in ("complete", "error", "cancelled") for m in messages) == 1
     assert httpx.get(f"{url}/runs/{run_id}").json()["status"] == "CANCELLED"
     again = httpx.delete(f"{url}/runs/{run_id}")
-    assert (again.status_code, again.json()["code"]) == (400, "VALIDATION_ERROR")
+    assert (again.status_code, again.json()["code"]) == (409, "CONFLICT")
 
 
 def test_subscription_timeout_closes_cleanly_and_resume_loses_nothing(

@@ -61,6 +61,7 @@ auth:
     - {name: admin, permissions: [read_logs]}
 policies:
   safety:
+    block_prompt_injection: true
     redact_patterns: ['sk-[A-Z0-9]{12}']
     max_output_chars: 60
 """

@@ -286,7 +286,12 @@ def _handle(exc: Exception) -> tuple[int, dict[str, Any]]:
 def test_events_errors_become_responses_by_their_code() -> None:
     assert _handle(RunExistsError("r1")) == (
         409,
-        {"success": False, "error": "Run 'r1' already exists", "code": "CONFLICT", "details": None},
+        {
+            "success": False,
+            "error": "Run id 'r1' is already in use; choose another (a UUID, for example)",
+            "code": "CONFLICT",
+            "details": None,
+        },
     )
     assert _handle(InvalidRunIdError("bad id"))[0] == 400
     status, body = _handle(EventsExpiredError("r1", 0, 5))

@@ -300,7 +300,7 @@ class ToolPolicy(_Section):
 class SafetyPolicy(_Section):
     redact_patterns: Annotated[list[str], AfterValidator(_regexes)] = Field(default_factory=list)
     max_output_chars: Annotated[int | None, AfterValidator(_positive)] = None
-    block_prompt_injection: bool = True
+    block_prompt_injection: bool = False
     halt_on_violation: bool = False
 
 

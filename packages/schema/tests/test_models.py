@@ -200,3 +200,12 @@ def test_security_switches_default_to_the_safe_side() -> None:
     assert spec.auth is not None and spec.auth.jwt is not None
     assert spec.auth.jwt.require_exp is True
     assert spec.observability is not None and spec.observability.verbose_errors is False
+
+
+def test_the_prompt_injection_heuristic_is_off_unless_written() -> None:
+    safety = spec_with(policies={"safety": {"redact_patterns": ["sk-[a-z]{8}"]}}).policies
+    assert safety is not None and safety.safety is not None
+    assert safety.safety.block_prompt_injection is False
+    asked = spec_with(policies={"safety": {"block_prompt_injection": True}}).policies
+    assert asked is not None and asked.safety is not None
+    assert asked.safety.block_prompt_injection is True

@@ -1,18 +1,17 @@
 """What the run endpoints of every wire format share (`/runs`, their WebSocket view and
-AG-UI): the caller's own runs (`owned_run`, 404 for anyone else's), the ids a caller may
-choose (`scoped_run_id`), starting a background run (`start_run`), and reading a cursor or
-a bounded number from a query (`resume_from`, `int_query`)."""
+AG-UI): the caller's own runs (`owned_run`, 404 for anyone else's), starting a background
+run (`start_run`), and reading a cursor or a bounded number from a query (`resume_from`,
+`int_query`)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 from typing import Any
 
 from starlette.requests import Request
 
-from dockrion_events import InvalidRunIdError, Run, validate_run_id
+from dockrion_events import Run, validate_run_id
 
 from ..agents import RunOptions
 from ..auth import principal_of
@@ -20,19 +19,13 @@ from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 
 __all__ = [
-    "MAX_CLIENT_RUN_ID",
     "MAX_SEQUENCE",
     "MAX_SUBSCRIPTION_TIMEOUT",
     "int_query",
     "owned_run",
     "resume_from",
-    "scoped_run_id",
     "start_run",
 ]
-
-_TAG_LENGTH = 12
-# Run ids are at most 128 characters; an authenticated caller's tag takes 13 of them.
-MAX_CLIENT_RUN_ID = 128 - _TAG_LENGTH - 1
 
 # A sequence number, as a client may send it back: a non-negative integer below 10**18.
 _MAX_SEQUENCE_DIGITS = 18
@@ -40,20 +33,6 @@ MAX_SEQUENCE = 10**_MAX_SEQUENCE_DIGITS - 1
 _SEQUENCE = re.compile(rf"[0-9]{{1,{_MAX_SEQUENCE_DIGITS}}}")
 # The longest `?timeout=` (seconds) a subscription may ask for: the run goes on after it.
 MAX_SUBSCRIPTION_TIMEOUT = 3600
-
-
-def scoped_run_id(requested: str, owner: str | None) -> str:
-    """The id of a run whose caller chose `requested`: as given for the anonymous caller,
-    else followed by a tag of the owner, so that different callers never share an id."""
-    if owner is None:
-        return requested
-    tag = hashlib.sha256(owner.encode()).hexdigest()[:_TAG_LENGTH]
-    if len(requested) > MAX_CLIENT_RUN_ID:
-        raise InvalidRunIdError(
-            f"Run id must be {MAX_CLIENT_RUN_ID} characters or less when callers authenticate "
-            f"(a {_TAG_LENGTH + 1}-character tag of the caller is added)"
-        )
-    return f"{requested}-{tag}"
 
 
 def _cancel(task: asyncio.Task[None]) -> None:

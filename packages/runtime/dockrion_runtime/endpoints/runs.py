@@ -3,11 +3,9 @@ state, `GET /runs/{run_id}/events` replays its log and follows it live (Server-S
 Events, resumable), `DELETE /runs/{run_id}` cancels it and stops the agent.
 
 A run belongs to the principal that created it; to anyone else it does not exist (404).
-A run id a client chooses (`?run_id=`) lives in the caller's own namespace: when callers
-authenticate, the run's id is the chosen id followed by a tag of the caller
-(`order-42-1f2e3d4c5b6a`), so the answer never depends on what other callers created and
-nobody can learn, by choosing ids, which runs exist. Without authentication there is one
-caller and the id is used as given.
+A run id a client chooses (`?run_id=`) is the run's id exactly, whoever calls; an id any
+run holds is 409 CONFLICT, the same answer whoever holds it, so it says nothing about the
+other run (unguessable ids, such as UUIDs, never meet).
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from starlette.responses import JSONResponse, Response
 from dockrion_events import RunFinishedError, validate_run_id
 
 from ..agents import RunOptions
-from ..auth import principal_of
 from ..engine.conversations import THREAD_OWNERSHIP_SECONDS
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
@@ -31,7 +28,6 @@ from .run_access import (
     int_query,
     owned_run,
     resume_from,
-    scoped_run_id,
     start_run,
 )
 
@@ -49,10 +45,9 @@ async def create_run(request: Request) -> Response:
     agent = runtime.require_agent()
     runtime.require_runs()
     payload = await runtime.body.read(request)
-    owner = principal_of(request).id
     requested = request.query_params.get("run_id")
     if requested is not None:
-        requested = scoped_run_id(validate_run_id(requested), owner)
+        validate_run_id(requested)
     options = await runtime.threads.options(request, agent)
     return await _start(request, payload, requested, options)
 
@@ -130,7 +125,7 @@ async def cancel_run(request: Request) -> Response:
     except RunFinishedError as exc:
         raise RuntimeHTTPError(
             f"Run '{run.run_id}' already finished ({exc.status}); nothing to cancel",
-            "VALIDATION_ERROR",
+            "CONFLICT",
         ) from None
     return JSONResponse({"run_id": cancelled.run_id, "status": cancelled.status.value})
 

@@ -21,6 +21,8 @@ from ..errors import RuntimeHTTPError
 
 __all__ = ["THREAD_ID_PATTERN", "THREAD_OWNERSHIP_SECONDS", "ThreadRegistry"]
 
+# Anchored for JSON Schema readers (OpenAPI); checked with fullmatch, as `$` alone also
+# matches before a trailing newline.
 THREAD_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 THREAD_OWNERSHIP_SECONDS = 30 * 24 * 3600
 
@@ -35,7 +37,7 @@ class ThreadRegistry:
     async def claim(self, request: Request, agent: Agent, thread_id: str) -> RunOptions:
         """Options for a run on `thread_id` by this request's caller; 400 for a bad id or an
         agent that keeps no threads, 404 for another caller's thread."""
-        if not THREAD_ID_PATTERN.match(thread_id):
+        if not THREAD_ID_PATTERN.fullmatch(thread_id):
             raise RuntimeHTTPError(
                 f"Invalid thread id {thread_id[:40]!r}: use 1 to 128 letters, digits, '_', "
                 "'.', ':' or '-', starting with a letter or digit",

@@ -1,6 +1,7 @@
 """The Dockfile's `policies:`, enforced in one order on every run:
 
-input check (prompt injection, before the agent runs) -> agent -> redaction ->
+input check (the prompt-injection heuristic of `injection.py`, before the agent runs,
+when asked for) -> agent -> redaction ->
 truncation (`max_output_chars`) -> the strict output check (`io_schema.strict`).
 
 Redaction (`redaction.py`) rewrites every string of the output and of every event a run
@@ -13,12 +14,12 @@ output and the streamed token text alike. The tool policy answers
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 from dockrion_schema import Policies, SafetyPolicy, ToolPolicy
 
+from .injection import looks_like_injection
 from .redaction import (
     REDACTED,
     PolicyViolationError,
@@ -28,28 +29,11 @@ from .redaction import (
 )
 
 __all__ = [
-    "INJECTION_PATTERNS",
     "REDACTED",
     "OutputPolicy",
     "PolicyViolationError",
     "SafetyPolicies",
 ]
-
-_CI = re.IGNORECASE
-INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"ignore\s+(?:all\s+)?(?:previous|above|all|prior)\s+instructions", _CI),
-    re.compile(r"\bsystem\s*:", _CI),
-    re.compile(r"<\|[^|]{0,64}\|>"),  # special-token markers such as <|im_start|>
-    re.compile(r"\[INST\].*?\[/INST\]", _CI | re.DOTALL),
-    re.compile(r"\byou\s+are\s+now\s+(?:a|an|the|in|my)\b", _CI),  # role reassignment
-    re.compile(r"(?:^|\n)\s*#{2,}\s*system\b", _CI),  # "### system" headers
-    re.compile(
-        r"\b(?:reveal|show|print|repeat|output|tell\s+me)\s+(?:me\s+)?(?:your|the)\s+"
-        r"(?:system\s+prompt|initial\s+instructions|hidden\s+instructions)",
-        _CI,
-    ),  # system-prompt extraction
-    re.compile(r"\bdo\s+anything\s+now\b|\bDAN\s+mode\b|\bjailbreak\s+mode\b", _CI),
-)
 
 
 def _strings(value: Any) -> list[str]:
@@ -127,21 +111,19 @@ class SafetyPolicies:
         safety = policies.safety if policies is not None else None
         tools = policies.tools if policies is not None else None
         self.output = OutputPolicy(safety) if safety is not None else None
-        # The check runs when a `safety` section asks for it (block_prompt_injection
-        # defaults to true there); without one the input is not scanned.
+        # A heuristic, run only when the Dockfile asks for it (`block_prompt_injection:
+        # true`): it refuses inputs, so it is never on by surprise.
         self.block_injection = safety is not None and safety.block_prompt_injection
         self.tools: ToolPolicy | None = tools
 
     def check_input(self, payload: Any) -> None:
         if not self.block_injection:
             return
-        text = "\n".join(_strings(payload))
-        for pattern in INJECTION_PATTERNS:
-            if pattern.search(text):
-                raise PolicyViolationError(
-                    "The input looks like a prompt injection and was refused "
-                    "(policies.safety.block_prompt_injection); the agent did not run"
-                )
+        if looks_like_injection("\n".join(_strings(payload))):
+            raise PolicyViolationError(
+                "The input looks like a prompt injection and was refused "
+                "(policies.safety.block_prompt_injection); the agent did not run"
+            )
 
     def apply_output(self, output: Any) -> Any:
         return output if self.output is None else self.output.apply(output)

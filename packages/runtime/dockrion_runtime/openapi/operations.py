@@ -10,7 +10,7 @@ from typing import Any
 from dockrion_events.runs import RUN_ID_PATTERN
 from dockrion_schema import DockSpec
 
-from ..endpoints.run_access import MAX_CLIENT_RUN_ID, MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT
+from ..endpoints.run_access import MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT
 from ..engine.conversations import THREAD_ID_PATTERN
 
 __all__ = ["endpoint_operations", "error_response"]
@@ -156,8 +156,6 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         "schema": _RUN_ID_SCHEMA,
         "description": "The run id `POST /runs` returned",
     }
-    authenticated = spec.auth is not None and spec.auth.mode != "none"
-    client_id_length = MAX_CLIENT_RUN_ID if authenticated else 128
     bad_run_id = error_response("Not a valid run id")
     thread = {
         "name": "thread_id",
@@ -238,10 +236,10 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                     "name": "run_id",
                     "in": "query",
                     "required": False,
-                    "schema": {**_RUN_ID_SCHEMA, "minLength": 1, "maxLength": client_id_length},
-                    "description": "Client-chosen id (when streaming.allow_client_ids). When "
-                    "callers authenticate, the run's id is this id followed by a tag of the "
-                    "caller, so ids chosen by different callers never meet.",
+                    "schema": {**_RUN_ID_SCHEMA, "minLength": 1},
+                    "description": "Client-chosen id (when streaming.allow_client_ids): the "
+                    "run's id exactly. An id any run holds is 409 CONFLICT, whoever holds it; "
+                    "choose unguessable ids (UUIDs).",
                 },
                 thread,
             ],
@@ -265,7 +263,7 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                     "Invalid input, run id or thread id, or client run ids not allowed"
                 ),
                 "404": error_response("The thread belongs to another caller"),
-                "409": error_response("The caller already has a run with this id"),
+                "409": error_response("A run already holds this id (whoever created it)"),
                 "503": error_response("Agent not ready, or the events backend cannot take a run"),
             },
         },
@@ -329,8 +327,9 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
             "parameters": [run_id, {"name": "reason", "in": "query", "schema": {"type": "string"}}],
             "responses": {
                 "200": _json("Cancelled"),
-                "400": error_response("Invalid run id, or the run already finished"),
+                "400": error_response("Invalid run id"),
                 "404": error_response("No run of the caller has this id"),
+                "409": error_response("The run already finished: nothing to cancel"),
             },
         },
     }

@@ -10,6 +10,7 @@ transport and join what would leave separately.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["CoalescingTransport", "HeadHoldingTransport"]
@@ -47,12 +48,34 @@ class HeadHoldingTransport(_JoiningTransport):
     back, and the loop needs no extra turn per write (a turn can cost a whole GIL switch
     interval while a sync agent's thread is busy)."""
 
-    __slots__ = ("_held", "hold_next")
+    __slots__ = ("_held", "_lingering", "hold_next", "linger")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(transport, loop)
         self._held: bytes | None = None
         self.hold_next = False  # set by the protocol when a request's bytes arrive
+        # Asked when the connection is closed: true when the protocol closes it later
+        # itself (it first reads what the client is still sending, see `lingering`).
+        self.linger: Callable[[], bool] | None = None
+        self._lingering = False
+
+    @property
+    def lingering(self) -> bool:
+        """Closed as far as the protocol above is concerned, while the real connection
+        still reads (and drops) the rest of a request before closing."""
+        return self._lingering
+
+    def close(self) -> None:
+        self._flush()
+        if self._lingering:
+            return
+        if self.linger is not None and self.linger():
+            self._lingering = True
+            return
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._lingering or self._transport.is_closing()
 
     def write(self, data: bytes) -> None:
         held = self._held

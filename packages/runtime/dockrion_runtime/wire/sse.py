@@ -61,6 +61,21 @@ class EventStreamResponse:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # However the stream ends, even before its head is sent (the server refused a
+        # header), the subscription is closed and its subscriber place given back.
+        try:
+            await self._stream(receive, send)
+        finally:
+            try:
+                close = getattr(self._batches, "aclose", None)
+                if close is not None:
+                    await close()
+            finally:
+                if self._on_close is not None:
+                    on_close, self._on_close = self._on_close, None
+                    on_close()
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         # The reconnection hint rides on the first frame: a block of its own would look
         # like an empty event to some clients.
@@ -99,8 +114,10 @@ class EventStreamResponse:
                 timeout=self._timeout,
             )
         finally:
+            # given back as soon as the subscription ends, before the last writes
             if self._on_close is not None:
-                self._on_close()
+                on_close, self._on_close = self._on_close, None
+                on_close()
         if ending is None:
             return  # the client left
         if ending is Ending.TIMEOUT:
