@@ -100,23 +100,22 @@ def test_runs_belong_to_the_key_that_created_them(serve: Serve) -> None:
         assert response.json()["code"] == "NOT_FOUND"
     with httpx.stream("GET", f"{url}/runs/{run_id}/events", headers=alice, timeout=60) as events:
         assert b"event: complete" in b"".join(events.iter_bytes())
-    # a client-chosen id lives in the caller's namespace: Bob learns nothing from Alice's
-    # runs by choosing the same id, and neither can reach the other's run
+    # a client-chosen id is the run's id exactly: one run holds it, and another caller who
+    # chooses it is refused the same way as its owner, learning nothing of the run
     mine = httpx.post(
         f"{url}/runs", params={"run_id": "shared-id"}, json={"query": "x"}, headers=alice
     )
     theirs = httpx.post(
         f"{url}/runs", params={"run_id": "shared-id"}, json={"query": "x"}, headers=bob
     )
-    assert (mine.status_code, theirs.status_code) == (202, 202)
-    alice_id, bob_id = mine.json()["run_id"], theirs.json()["run_id"]
-    assert alice_id.startswith("shared-id-") and bob_id.startswith("shared-id-")
-    assert alice_id != bob_id
-    assert httpx.get(f"{url}/runs/{alice_id}", headers=bob).status_code == 404
     again = httpx.post(
         f"{url}/runs", params={"run_id": "shared-id"}, json={"query": "x"}, headers=alice
     )
-    assert (again.status_code, again.json()["code"]) == (409, "CONFLICT")  # her own run
+    assert (mine.status_code, mine.json()["run_id"]) == (202, "shared-id")
+    assert (theirs.status_code, theirs.json()["code"]) == (409, "CONFLICT")
+    assert theirs.json() == again.json()
+    assert httpx.get(f"{url}/runs/shared-id", headers=bob).status_code == 404
+    assert httpx.get(f"{url}/runs/shared-id", headers=alice).status_code == 200
 
 
 def test_missing_key_is_a_start_up_error(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ def test_invoke_passes_a_context_and_a_timeout_stops_a_sync_agent(
         "success": False,
         "error": "Agent invocation timed out after 1s",
         "code": "RUN_TIMEOUT",
+        "details": None,
         "request_id": response.headers["x-request-id"],
     }
     assert module.stopped.wait(30), "the timed-out agent kept running"

@@ -95,6 +95,7 @@ def test_cancelling_a_finished_run_is_a_409_conflict(serve: Serve) -> None:
         "success": False,
         "error": f"Run '{run_id}' already finished (COMPLETED); nothing to cancel",
         "code": "CONFLICT",
+        "details": None,
     }
 
 
@@ -132,6 +133,7 @@ def test_an_id_in_use_is_409_whoever_holds_it_and_reveals_nothing(serve: Serve) 
             "success": False,
             "error": "Run id 'order-42' is already in use; choose another (a UUID, for example)",
             "code": "CONFLICT",
+            "details": None,
         }
     )
     # the id names Alice's run, which stays hers

@@ -80,6 +80,7 @@ def test_client_ids_duplicates_and_bad_ids(serve: Serve) -> None:
         "success": False,
         "error": "Run id 'order-42' is already in use; choose another (a UUID, for example)",
         "code": "CONFLICT",
+        "details": None,
     }
     bad = httpx.post(f"{url}/runs", params={"run_id": "_hidden"}, json={"query": "x"})
     assert (bad.status_code, bad.json()["code"]) == (400, "VALIDATION_ERROR")
@@ -111,6 +112,7 @@ def test_unknown_runs_and_bad_queries(serve: Serve) -> None:
             "success": False,
             "error": "Run 'no-such-run' not found",
             "code": "NOT_FOUND",
+            "details": None,
         }
     assert httpx.get(f"{url}/runs/no-such-run/events").status_code == 404
     assert httpx.get(f"{url}/runs/bad%20id").json()["code"] == "VALIDATION_ERROR"
