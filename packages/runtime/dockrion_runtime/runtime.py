@@ -25,6 +25,7 @@ from dockrion_events import (
 from dockrion_schema import RedisSentinelConfig
 
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
+from .agents.checkpointers import open_checkpointer
 from .auth import Access, Authenticator, principal_of
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .engine.conversations import ThreadRegistry
@@ -116,6 +117,8 @@ class Runtime:
         self.threads = ThreadRegistry()
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
+        # closes what keeps threads' state (a SQLite file, a PostgreSQL pool) at shutdown
+        self.thread_state = contextlib.AsyncExitStack()
         self.runs: RunManager | None = None
         self.load_error: str | None = None
         # Required secrets that are unset: the agent is never loaded without them.
@@ -322,6 +325,33 @@ class Runtime:
             )
         return self.agent
 
+    async def keep_threads(self, agent: Agent) -> None:
+        """Give the agent the checkpointer of `threads` when it has none of its own (the
+        agent is not served when that fails)."""
+        config = self.settings.threads
+        try:
+            if agent.wants_checkpointer:
+                agent.use_checkpointer(
+                    await open_checkpointer(config, self.settings.base_dir, self.thread_state)
+                )
+            elif config.checkpointer == "memory":
+                pass
+            elif agent.needs_thread:
+                log.warning(
+                    "%s was compiled with its own checkpointer, which it keeps: "
+                    "threads.checkpointer %s is not used",
+                    agent.target,
+                    config.checkpointer,
+                )
+            else:
+                raise AgentLoadError(
+                    f"threads.checkpointer {config.checkpointer} keeps the threads of LangGraph "
+                    f"graphs; {agent.target} is not one (use checkpointer: memory)"
+                )
+        except AgentLoadError:
+            self.agent = None
+            raise
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
         settings = self.settings
@@ -337,7 +367,7 @@ class Runtime:
                     self.load_error = str(exc)
                     log.error("events backend not reachable: %s", exc)
                 self.runs.start_reaper()
-            self.load_agent()
+            await self.keep_threads(self.load_agent())
         except AgentLoadError as exc:
             # what the agent's code raised stays in the log unless errors are verbose
             self.load_error = str(exc) if settings.verbose_errors else exc.public
@@ -353,6 +383,7 @@ class Runtime:
             await self.runs.close()
             await self.runs.bus.close()
         await self.rate_limiter.close()
+        await self.thread_state.aclose()
         self.agent_threads.shutdown()
 
     async def drain(self, grace: float) -> None:

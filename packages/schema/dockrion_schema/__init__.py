@@ -30,6 +30,7 @@ from ._streaming import (
     StreamingEventsConfig,
     StreamingIdGenerator,
 )
+from ._threads import ThreadsConfig
 from ._version import __version__
 from .dockfile_v1 import (
     AgentConfig,
@@ -96,6 +97,7 @@ __all__ = [
     "StreamingConnectionConfig",
     "StreamingEventsConfig",
     "StreamingIdGenerator",
+    "ThreadsConfig",
     "ToolPolicy",
     "ValidationError",
     "__version__",

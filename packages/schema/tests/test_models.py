@@ -200,3 +200,31 @@ def test_security_switches_default_to_the_safe_side() -> None:
     assert spec.auth is not None and spec.auth.jwt is not None
     assert spec.auth.jwt.require_exp is True
     assert spec.observability is not None and spec.observability.verbose_errors is False
+
+
+def test_threads_keep_state_in_memory_unless_told() -> None:
+    assert spec_with(threads={}).threads.model_dump() == {  # type: ignore[union-attr]
+        "checkpointer": "memory",
+        "path": None,
+        "url": None,
+        "pool_size": 10,
+    }
+    sqlite = spec_with(threads={"checkpointer": "sqlite", "path": "threads.db"}).threads
+    assert sqlite is not None and sqlite.path == "threads.db"
+
+
+@pytest.mark.parametrize(
+    ("threads", "needs"),
+    [
+        ({"checkpointer": "sqlite"}, "needs 'path'"),
+        ({"checkpointer": "postgres"}, "needs 'url'"),
+        ({"path": "threads.db"}, "needs checkpointer 'sqlite'"),
+        ({"checkpointer": "sqlite", "path": "t.db", "url": "postgresql://x"}, "'postgres'"),
+        ({"pool_size": 3}, "needs checkpointer 'postgres'"),
+        ({"checkpointer": "redis"}, "checkpointer"),
+    ],
+)
+def test_threads_settings_that_cannot_work_are_refused(threads: dict[str, Any], needs: str) -> None:
+    with pytest.raises(DockfileError) as refused:
+        from_dict({**BASE, "threads": threads})
+    assert needs in str(refused.value)

@@ -90,6 +90,14 @@ class Agent:
     # state keeps only those); None: it is given its input whole.
     input_keys: frozenset[str] | None = None
 
+    # True for agents that keep threads only with a checkpointer the runtime gives them
+    # (`use_checkpointer`): a LangGraph graph compiled without one.
+    wants_checkpointer = False
+
+    def use_checkpointer(self, checkpointer: Any) -> None:
+        """Keep threads with `checkpointer` (only called when `wants_checkpointer`)."""
+        raise NotImplementedError
+
     def thread_refusal(self) -> str | None:
         """Why this agent cannot continue a thread (`?thread_id=`), or None. A handler gets
         the thread id in its context and keeps its own memory."""
