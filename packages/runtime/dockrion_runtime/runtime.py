@@ -31,6 +31,7 @@ from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, 
 from .engine.conversations import ThreadRegistry
 from .engine.input_check import CheckedBodyReader
 from .engine.supervisor import RunSupervisor
+from .engine.thread_turns import ThreadTurns
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
 from .secret_env import MissingSecretError
@@ -114,7 +115,9 @@ class Runtime:
         self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
         self._redacts_tokens = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
-        self.threads = ThreadRegistry()
+        self.threads = ThreadRegistry(
+            ThreadTurns(settings.threads.multitask_strategy, float(settings.redis.lease_seconds))
+        )
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
         # closes what keeps threads' state (a SQLite file, a PostgreSQL pool) at shutdown

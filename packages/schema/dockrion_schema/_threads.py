@@ -24,6 +24,11 @@ class ThreadsConfig(_Section):
     # use, so a restarted PostgreSQL costs no request.
     pool_size: Annotated[int, Between(1, 1000)] = 10
 
+    # A run sent to a thread that is running one: `enqueue` (accepted; it starts when the
+    # thread is free, in the order the runs arrived) or `reject` (409 THREAD_BUSY). A
+    # request's `?multitask_strategy=` overrides it.
+    multitask_strategy: Literal["enqueue", "reject"] = "enqueue"
+
     @model_validator(mode="after")
     def _where_state_lives(self) -> ThreadsConfig:
         if self.checkpointer == "sqlite" and not self.path:

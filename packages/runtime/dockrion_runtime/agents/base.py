@@ -53,6 +53,8 @@ class RunOptions:
     resume: Any = None
     resuming: bool = False
     update: dict[str, Any] | None = None
+    # the run's turn on its thread (one run at a time per thread), held or waited for
+    turn: Any = None
 
 
 @dataclasses.dataclass(slots=True)

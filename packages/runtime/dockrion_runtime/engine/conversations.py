@@ -18,6 +18,7 @@ from dockrion_events import EventBackend, InMemoryBackend
 from ..agents import Agent, RunOptions
 from ..auth import principal_of
 from ..errors import RuntimeHTTPError
+from .thread_turns import ThreadTurns
 
 __all__ = ["THREAD_ID_PATTERN", "THREAD_OWNERSHIP_SECONDS", "ThreadRegistry"]
 
@@ -29,8 +30,9 @@ class ThreadRegistry:
     """Claims threads for callers in the events backend (a process-local one when the
     runtime serves no background runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns: ThreadTurns | None = None) -> None:
         self.backend: EventBackend = InMemoryBackend()
+        self.turns = turns  # one run at a time per thread
 
     async def claim(self, request: Request, agent: Agent, thread_id: str) -> RunOptions:
         """Options for a run on `thread_id` by this request's caller; 400 for a bad id or an
@@ -47,7 +49,8 @@ class ThreadRegistry:
         owner = principal_of(request).id or ""
         if await self.backend.claim_thread(thread_id, owner, THREAD_OWNERSHIP_SECONDS) != owner:
             raise RuntimeHTTPError(f"Thread '{thread_id}' not found", "NOT_FOUND")
-        return RunOptions(thread_id=thread_id)
+        turn = await self.turns.take(self.backend, request, thread_id) if self.turns else None
+        return RunOptions(thread_id=thread_id, turn=turn)
 
     async def options(self, request: Request, agent: Agent) -> RunOptions | None:
         """The thread of a new run: `?thread_id=` when given; otherwise a new thread of its

@@ -142,7 +142,7 @@ class RunSupervisor:
         """`POST /invoke`: the agent's output, within `arguments.timeout_sec`."""
         timeout = self.settings.invoke_timeout
         try:
-            async with deadline(timeout):
+            async with deadline(timeout), _turn_of(options):
                 return _result(
                     await agent.invoke(payload, context, streaming=False, options=options)
                 )
@@ -169,7 +169,7 @@ class RunSupervisor:
         started = time.perf_counter()
         limit = self.settings.max_run_duration
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit), _turn_of(options):
                 result = _result(await agent.invoke(payload, context, options=options))
             output, problems = self.check_output(result.output)
             metadata = self.metadata(**result.metadata)
@@ -214,12 +214,23 @@ class RunSupervisor:
         context: StreamContext,
         options: RunOptions | None = None,
     ) -> None:
-        """A background run: mark it running, execute, then let the manager forget it."""
+        """A background run: wait for its thread's turn, mark it running, execute, then let
+        the manager forget it."""
+        turn = options.turn if options is not None else None
         try:
+            if turn is not None:
+                await turn.wait()  # ACCEPTED until the thread is free
             await runs.start_run(context.run_id)
         except (RunFinishedError, RunNotFoundError):
             runs.forget(context.run_id)
+            if turn is not None:
+                await turn.end()
             return  # cancelled before it started, or the backend lost the run
+        except BaseException:
+            runs.forget(context.run_id)
+            if turn is not None:
+                await turn.end()
+            raise
         try:
             await self.execute(agent, payload, context, cancel_reason="cancelled", options=options)
         finally:
@@ -259,6 +270,12 @@ class _Discard:
 
 
 _DISCARD = _Discard()
+
+
+def _turn_of(options: RunOptions | None) -> contextlib.AbstractAsyncContextManager[None]:
+    """The run's turn on its thread, held for the block (nothing without a thread)."""
+    turn = options.turn if options is not None else None
+    return turn.running() if turn is not None else contextlib.nullcontext()
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:
