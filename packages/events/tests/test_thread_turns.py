@@ -54,3 +54,18 @@ def test_a_holder_or_waiter_that_stops_asking_is_replaced(
         assert await take("t", "next", 30, wait=False)
 
     run_async(scenario())
+
+
+def test_a_released_thread_can_be_claimed_by_anyone(run_async: Any, make_backend: Make) -> None:
+    async def scenario() -> None:
+        backend = make_backend()
+        assert await backend.thread_owner("t") is None
+        assert await backend.claim_thread("t", "ana", 60) == "ana"
+        assert await backend.thread_owner("t") == "ana"
+        await backend.release_thread("t", "bob")  # not bob's: nothing happens
+        assert await backend.claim_thread("t", "bob", 60) == "ana"
+        await backend.release_thread("t", "ana")
+        assert await backend.thread_owner("t") is None
+        assert await backend.claim_thread("t", "bob", 60) == "bob"
+
+    run_async(scenario())

@@ -104,6 +104,16 @@ class EventBackend(ABC):
         """
 
     @abstractmethod
+    async def thread_owner(self, thread_id: str) -> str | None:
+        """Who owns the conversation `thread_id` (None: nobody, or the ownership expired);
+        unlike `claim_thread`, claims nothing."""
+
+    @abstractmethod
+    async def release_thread(self, thread_id: str, owner: str) -> None:
+        """Forget that `owner` owns `thread_id` (the thread was deleted): anyone may claim
+        it again. Does nothing when someone else owns it."""
+
+    @abstractmethod
     async def take_thread_turn(
         self, thread_id: str, holder: str, ttl_seconds: float, *, wait: bool
     ) -> bool:

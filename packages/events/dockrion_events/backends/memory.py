@@ -266,6 +266,17 @@ class InMemoryBackend(EventBackend):
     async def release_resume(self, run_id: str) -> None:
         self._resumed.pop(run_id, None)
 
+    async def thread_owner(self, thread_id: str) -> str | None:
+        current = self._threads.get(thread_id)
+        if current is None or current[1] <= time.monotonic():
+            return None
+        return current[0]
+
+    async def release_thread(self, thread_id: str, owner: str) -> None:
+        current = self._threads.get(thread_id)
+        if current is not None and current[0] == owner:
+            del self._threads[thread_id]
+
     async def take_thread_turn(
         self, thread_id: str, holder: str, ttl_seconds: float, *, wait: bool
     ) -> bool:

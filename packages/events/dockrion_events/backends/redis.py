@@ -125,6 +125,15 @@ class RedisBackend(EventBackend):
                 return owner
             return text(previous)
 
+    async def thread_owner(self, thread_id: str) -> str | None:
+        with self._errors("reading a thread's owner"):
+            owner = await self._client.get(self._keys.thread(thread_id))
+        return None if owner is None else text(owner)
+
+    async def release_thread(self, thread_id: str, owner: str) -> None:
+        with self._errors("releasing a thread"):
+            await self._scripts["release_thread"](keys=[self._keys.thread(thread_id)], args=[owner])
+
     async def take_thread_turn(
         self, thread_id: str, holder: str, ttl_seconds: float, *, wait: bool
     ) -> bool:

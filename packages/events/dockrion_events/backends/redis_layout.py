@@ -208,7 +208,14 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
 
+# ARGV: owner. Deletes the thread's ownership only when `owner` holds it.
+_RELEASE_THREAD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
 SCRIPTS = {
+    "release_thread": _RELEASE_THREAD,
     "take_turn": _TAKE_TURN,
     "end_turn": _END_TURN,
     "create": _CREATE,

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from dockrion_events import StreamContext, context_scope
@@ -58,6 +59,16 @@ class RunOptions:
 
 
 @dataclasses.dataclass(slots=True)
+class ThreadState:
+    """What an agent keeps of a thread: its latest values, when they last changed, and
+    whether the thread waits at an interrupt."""
+
+    values: Any
+    updated_at: datetime | None = None
+    interrupted: bool = False
+
+
+@dataclasses.dataclass(slots=True)
 class AgentResult:
     """What a framework adapter returns: the output, and metadata for the run (token usage,
     whether it stopped at an interrupt)."""
@@ -104,6 +115,14 @@ class Agent:
         """Why this agent cannot continue a thread (`?thread_id=`), or None. A handler gets
         the thread id in its context and keeps its own memory."""
         return None
+
+    async def thread_state(self, thread_id: str) -> ThreadState | None:
+        """The thread as the agent keeps it (a LangGraph graph's checkpoints), or None when
+        the agent keeps nothing of it."""
+        return None
+
+    async def forget_thread(self, thread_id: str) -> None:
+        """Delete what the agent keeps of the thread (its checkpoints)."""
 
     async def pending_interrupts(self, thread_id: str) -> set[str] | None:
         """The ids of the interrupts `thread_id` waits at, from the agent's own memory, or

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from dockrion_events import EventsFilter, StreamContext, context_scope
 
 from ..errors import RuntimeHTTPError
-from .base import Agent, AgentResult, RunOptions
+from .base import Agent, AgentResult, RunOptions, ThreadState
 from .chunks import emit_chunk
 from .text import message_text
 
@@ -84,6 +85,21 @@ class LangGraphAgent(Agent):
         if self._threaded is None:
             return f"{self.target} keeps no threads: the runtime has no checkpointer for it"
         return None
+
+    async def thread_state(self, thread_id: str) -> ThreadState | None:
+        graph = self._threaded
+        if graph is None:
+            return None
+        state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        if not getattr(state, "created_at", None):
+            return None  # no checkpoint: the graph never ran on this thread
+        updated = datetime.fromisoformat(state.created_at)
+        return ThreadState(state.values, updated, bool(getattr(state, "interrupts", ())))
+
+    async def forget_thread(self, thread_id: str) -> None:
+        checkpointer = getattr(self._threaded, "checkpointer", None)
+        if checkpointer not in (None, False, True):
+            await checkpointer.adelete_thread(thread_id)
 
     async def pending_interrupts(self, thread_id: str) -> set[str] | None:
         """From the thread's saved state: empty once its interrupt was answered."""

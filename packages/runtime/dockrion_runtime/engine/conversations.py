@@ -58,6 +58,8 @@ class ThreadRegistry:
         interrupted run can be resumed; otherwise None."""
         # no query string at all (the usual case): no parsing
         thread_id = request.query_params.get("thread_id") if request.scope["query_string"] else None
+        if self.turns is not None:
+            self.turns.strategy(request)  # a bad one is refused, thread or not
         if thread_id is None:
             if not agent.needs_thread:
                 return None

@@ -128,6 +128,5 @@ class ThreadTurns:
                 f"Thread '{thread_id}' is busy with another run (multitask_strategy reject): "
                 "send it again once that run ends, or use multitask_strategy=enqueue",
                 "THREAD_BUSY",
-                {"thread_id": thread_id},
             )
         return turn
