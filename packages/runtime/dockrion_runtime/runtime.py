@@ -31,6 +31,7 @@ from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, 
 from .engine.conversations import ThreadRegistry
 from .engine.input_check import CheckedBodyReader
 from .engine.supervisor import RunSupervisor
+from .engine.thread_retention import ThreadRetention
 from .engine.thread_turns import ThreadTurns
 from .errors import RuntimeHTTPError
 from .metrics import RuntimeMetrics
@@ -122,6 +123,10 @@ class Runtime:
         self.agent: Agent | None = None
         # closes what keeps threads' state (a SQLite file, a PostgreSQL pool) at shutdown
         self.thread_state = contextlib.AsyncExitStack()
+        ttl = settings.threads.ttl_seconds
+        self.retention = (
+            ThreadRetention(float(ttl), lambda: self.threads.backend) if ttl is not None else None
+        )
         self.runs: RunManager | None = None
         self.load_error: str | None = None
         # Required secrets that are unset: the agent is never loaded without them.
@@ -332,12 +337,22 @@ class Runtime:
         """Give the agent the checkpointer of `threads` when it has none of its own (the
         agent is not served when that fails)."""
         config = self.settings.threads
+        wants = agent.wants_checkpointer
         try:
-            if agent.wants_checkpointer:
+            if wants:
                 agent.use_checkpointer(
                     await open_checkpointer(config, self.settings.base_dir, self.thread_state)
                 )
-            elif config.checkpointer == "memory":
+                if self.retention is not None:
+                    self.retention.start(agent)
+                    self.thread_state.push_async_callback(self.retention.stop)
+            elif config.ttl_seconds is not None:
+                log.warning(
+                    "threads.ttl_seconds deletes the threads the runtime's checkpointer keeps; "
+                    "%s keeps its own threads, which it does not touch",
+                    agent.target,
+                )
+            if wants or config.checkpointer == "memory":
                 pass
             elif agent.needs_thread:
                 log.warning(

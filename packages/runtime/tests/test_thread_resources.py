@@ -4,6 +4,7 @@ graph on the runtime's checkpointer, API keys for two callers."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from dockrion_runtime import create_app
 
 from .conftest import agent_module, serve_app, write_project
 from .test_thread_turns import AGENT, finished, until
-from .test_threads import GRAPH
+from .test_threads import GRAPH, record
 
 ANA, BOB = {"X-API-Key": "key-ana"}, {"X-API-Key": "key-bob"}
 KEYS = {"TEAM_API_KEY_ANA": ANA["X-API-Key"], "TEAM_API_KEY_BOB": BOB["X-API-Key"]}
@@ -108,3 +109,37 @@ def test_a_handler_thread_shows_its_runs_values_and_a_busy_thread_is_kept(
     thread = httpx.get(f"{url}/threads/h").json()
     assert thread["status"] == "idle"
     assert thread["values"] == {"answer": "one", "thread": "h"}
+
+
+def test_a_conversation_alternating_two_instances_on_redis_and_postgres(
+    tmp_path: Path, redis_server: Any, postgres_server: Any
+) -> None:
+    extra = (
+        AUTH
+        + "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
+        + "streaming:\n  backend: redis\n"
+        + f"  redis: {{url: '{redis_server.url}', key_prefix: t{uuid.uuid4().hex[:8]}}}\n"
+    )
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+    environ = {**KEYS, "DATABASE_URL": postgres_server.url}
+    seen = []
+    with (
+        serve_app(create_app(dockfile, environ=environ)) as first,
+        serve_app(create_app(dockfile, environ=environ)) as second,
+    ):
+        for i, query in enumerate(["my name is Ana", "I like tea", "and jazz", "who am I?"]):
+            url = (first, second)[i % 2]
+            answer = httpx.post(
+                f"{url}/invoke", json={"query": query}, params={"thread_id": "chat"}, headers=ANA
+            ).json()["output"]["answer"]
+            seen.append(f"instance {i % 2 + 1}: {query!r} -> {answer!r}")
+        assert answer == "my name is Ana | I like tea | and jazz | who am I?"
+        # the thread is ana's on both instances
+        for url in (first, second):
+            refused = httpx.post(
+                f"{url}/invoke", json={"query": "hi"}, params={"thread_id": "chat"}, headers=BOB
+            )
+            assert refused.status_code == 404
+    record("two-instances-redis-postgres", seen)

@@ -4,8 +4,11 @@ PostgreSQL. Real uvicorn, real SQLite, a real PostgreSQL server; no mocks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,3 +158,55 @@ def test_a_sqlite_checkpointer_for_an_agent_that_is_not_a_graph_is_refused(
         ready = httpx.get(f"{url}/ready")
     assert ready.status_code == 503
     assert "keeps the threads of LangGraph graphs" in json.dumps(ready.json())
+
+
+def until_true(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.1)
+
+
+def sqlite_count(path: Path, thread: str) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        row = db.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (thread,))
+        return int(row.fetchone()[0])
+
+
+def test_a_sqlite_thread_past_its_ttl_is_deleted_with_its_checkpoints(tmp_path: Path) -> None:
+    extra = "threads: {checkpointer: sqlite, path: threads.db, ttl_seconds: 4}\n"
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+    database = tmp_path / "threads.db"
+    with serve_app(create_app(dockfile)) as url:
+        assert turn(url, "remember me", thread="old") == "remember me"
+        before = sqlite_count(database, "old")
+        assert before > 0
+        until_true(lambda: sqlite_count(database, "old") == 0, "the thread's checkpoints go")
+        assert httpx.get(f"{url}/threads/old").status_code == 404
+        # the id starts a new conversation
+        assert turn(url, "hello again", thread="old") == "hello again"
+    record("retention-sqlite", [f"checkpoints of 'old': {before} before, 0 after ttl_seconds: 4"])
+
+
+def test_a_postgres_thread_past_its_ttl_is_deleted_with_its_checkpoints(
+    tmp_path: Path, postgres_server: Any
+) -> None:
+    extra = "threads: {checkpointer: postgres, url: '${DATABASE_URL}', ttl_seconds: 4}\n"
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+
+    def count(table: str) -> int:
+        return int(postgres_server.query(f"select count(*) from {table} where thread_id = 'old'"))
+
+    environ = {"DATABASE_URL": postgres_server.url}
+    with serve_app(create_app(dockfile, environ=environ)) as url:
+        turn(url, "remember me", thread="old")
+        before = {table: count(table) for table in ("checkpoints", "checkpoint_blobs")}
+        assert before["checkpoints"] > 0
+        until_true(lambda: count("checkpoints") == 0, "the thread's checkpoints go")
+        after = {table: count(table) for table in ("checkpoints", "checkpoint_blobs")}
+        assert after == {"checkpoints": 0, "checkpoint_blobs": 0}
+    record("retention-postgres", [f"rows of thread 'old': before {before}, after {after}"])

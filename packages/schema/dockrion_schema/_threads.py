@@ -29,6 +29,11 @@ class ThreadsConfig(_Section):
     # request's `?multitask_strategy=` overrides it.
     multitask_strategy: Literal["enqueue", "reject"] = "enqueue"
 
+    # Retention: a thread untouched (no new checkpoint) for this many seconds is deleted with
+    # its checkpoints and its ownership, so storage does not grow without bound. Unset:
+    # threads are kept until deleted (DELETE /threads/{thread_id}).
+    ttl_seconds: Annotated[int, Between(1, 315_360_000)] | None = None
+
     @model_validator(mode="after")
     def _where_state_lives(self) -> ThreadsConfig:
         if self.checkpointer == "sqlite" and not self.path:

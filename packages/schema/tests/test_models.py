@@ -209,6 +209,7 @@ def test_threads_keep_state_in_memory_unless_told() -> None:
         "url": None,
         "pool_size": 10,
         "multitask_strategy": "enqueue",
+        "ttl_seconds": None,
     }
     sqlite = spec_with(threads={"checkpointer": "sqlite", "path": "threads.db"}).threads
     assert sqlite is not None and sqlite.path == "threads.db"

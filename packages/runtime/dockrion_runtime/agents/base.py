@@ -124,6 +124,10 @@ class Agent:
     async def forget_thread(self, thread_id: str) -> None:
         """Delete what the agent keeps of the thread (its checkpoints)."""
 
+    async def threads_older_than(self, cutoff: float) -> list[str]:
+        """The threads the agent keeps that nothing touched since `cutoff` (Unix seconds)."""
+        return []
+
     async def pending_interrupts(self, thread_id: str) -> set[str] | None:
         """The ids of the interrupts `thread_id` waits at, from the agent's own memory, or
         None when the agent cannot tell."""

@@ -12,7 +12,10 @@ from dockrion_schema import ThreadsConfig
 
 from .base import AgentLoadError
 
-__all__ = ["open_checkpointer"]
+__all__ = ["open_checkpointer", "threads_older_than"]
+
+# The start of UUID time (1582-10-15) in 100-ns intervals before the Unix epoch.
+_UUID_EPOCH = 0x01B21DD213814000
 
 # How long start-up waits for PostgreSQL to hand out the pool's first connection.
 POSTGRES_CONNECT_SECONDS = 30.0
@@ -84,3 +87,36 @@ async def _postgres(url: str, pool_size: int, stack: contextlib.AsyncExitStack) 
     saver = AsyncPostgresSaver(pool)
     await saver.setup()
     return saver
+
+
+def _written_at(checkpoint_id: str) -> float:
+    """When a checkpoint was written (Unix seconds): LangGraph's checkpoint ids are
+    time-ordered UUIDs (version 6) that carry it."""
+    from langgraph.checkpoint.base.id import UUID as CheckpointId
+
+    return float(CheckpointId(checkpoint_id).time - _UUID_EPOCH) / 1e7
+
+
+async def threads_older_than(checkpointer: Any, cutoff: float) -> list[str] | None:
+    """The threads whose latest checkpoint was written before `cutoff` (Unix seconds),
+    from the checkpointer's own storage; None for a checkpointer the runtime did not open
+    (it cannot tell)."""
+    latest: dict[str, str] = {}
+    kind = type(checkpointer).__name__
+    if kind == "InMemorySaver":
+        for thread_id, spaces in list(checkpointer.storage.items()):
+            ids = [cid for checkpoints in spaces.values() for cid in checkpoints]
+            if ids:
+                latest[str(thread_id)] = max(ids)
+    elif kind == "AsyncSqliteSaver":
+        query = "SELECT thread_id, MAX(checkpoint_id) FROM checkpoints GROUP BY thread_id"
+        async with checkpointer.conn.execute(query) as cursor:
+            latest = {str(row[0]): str(row[1]) for row in await cursor.fetchall()}
+    elif kind == "AsyncPostgresSaver":
+        query = "SELECT thread_id, MAX(checkpoint_id) AS latest FROM checkpoints GROUP BY thread_id"
+        async with checkpointer.conn.connection() as connection:
+            cursor = await connection.execute(query)
+            latest = {str(row["thread_id"]): str(row["latest"]) for row in await cursor.fetchall()}
+    else:
+        return None
+    return [thread for thread, newest in latest.items() if _written_at(newest) < cutoff]

@@ -27,6 +27,7 @@ from dockrion_events import EventsFilter, StreamContext, context_scope
 
 from ..errors import RuntimeHTTPError
 from .base import Agent, AgentResult, RunOptions, ThreadState
+from .checkpointers import threads_older_than
 from .chunks import emit_chunk
 from .text import message_text
 
@@ -52,6 +53,7 @@ class LangGraphAgent(Agent):
         # else a copy given the runtime's (`use_checkpointer`); runs without a thread keep
         # using the graph as compiled, so they store nothing
         self._threaded = graph if self.needs_thread else None
+        self._checkpointer: Any = None  # the runtime's, when it gave the graph one
         modes = ["messages"] if events_filter.allows_tokens else []
         allowed = events_filter
         if allowed.allows_progress or allowed.allows_checkpoints or allowed.allows_any_custom:
@@ -80,6 +82,13 @@ class LangGraphAgent(Agent):
     def use_checkpointer(self, checkpointer: Any) -> None:
         """Keep threads with `checkpointer` (the graph was compiled without one)."""
         self._threaded = self._graph.copy(update={"checkpointer": checkpointer})
+        self._checkpointer = checkpointer
+
+    async def threads_older_than(self, cutoff: float) -> list[str]:
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            return []  # the graph's own checkpointer: its retention is its own
+        return await threads_older_than(checkpointer, cutoff) or []
 
     def thread_refusal(self) -> str | None:
         if self._threaded is None:
