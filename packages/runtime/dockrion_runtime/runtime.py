@@ -117,7 +117,11 @@ class Runtime:
         self._redacts_tokens = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
         self.threads = ThreadRegistry(
-            ThreadTurns(settings.threads.multitask_strategy, float(settings.redis.lease_seconds))
+            ThreadTurns(
+                settings.threads.multitask_strategy,
+                float(settings.redis.lease_seconds),
+                lambda: self.runs,
+            )
         )
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None

@@ -226,3 +226,138 @@ def test_reject_across_two_instances(redis_dockfile: Path, tmp_path: Path) -> No
                 *[f"  {r.status_code} {r.text}" for r in answers],
             ],
         )
+
+
+# A graph whose second step waits for the test on "slow" queries, after the first step
+# wrote its checkpoint (the progress interrupt keeps and rollback removes).
+GRAPH = """
+import asyncio
+import operator
+import threading
+from typing import Annotated, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+gate = threading.Event()
+entered = threading.Event()
+
+
+class State(TypedDict, total=False):
+    query: str
+    turns: Annotated[list[str], operator.add]
+    answer: str
+
+
+def note(state: State) -> dict:
+    return {"turns": [state["query"]]}
+
+
+async def reply(state: State) -> dict:
+    if state["query"].startswith("slow"):
+        entered.set()
+        while not gate.is_set():
+            await asyncio.sleep(0.02)
+    return {"answer": " | ".join(state["turns"])}
+
+
+def build():
+    builder = StateGraph(State)
+    builder.add_node("note", note)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "note")
+    builder.add_edge("note", "reply")
+    builder.add_edge("reply", END)
+    return builder.compile()
+"""
+
+
+def interrupted_by(url: str, module: Any, strategy: str) -> tuple[dict[str, Any], list[str]]:
+    """A turn, then a slow run held in its second step, then a run sent with `strategy`:
+    the slow run's end and the new run's answer."""
+    thread = {"thread_id": "chat"}
+    first = httpx.post(f"{url}/runs", json={"query": "first"}, params=thread).json()
+    assert finished(url, first["run_id"])["output"]["answer"] == "first"
+    slow = httpx.post(f"{url}/runs", json={"query": "slow"}, params=thread).json()
+    until(module.entered.is_set, "the slow run reaches its second step")
+    sent = httpx.post(
+        f"{url}/runs", json={"query": "next"}, params={**thread, "multitask_strategy": strategy}
+    )
+    assert sent.status_code == 202, sent.text
+    after = finished(url, sent.json()["run_id"])
+    stopped = finished(url, slow["run_id"])
+    module.gate.set()
+    lines = [
+        f"'first' -> {first['run_id']}: COMPLETED, answer 'first'",
+        f"'slow' -> {slow['run_id']}: held in its second step",
+        f"'next' with multitask_strategy={strategy} -> {sent.status_code} {sent.json()['status']}",
+        f"'slow' ended {stopped['status']}",
+        f"'next' ended {after['status']}, answer {after['output']['answer']!r}",
+    ]
+    assert stopped["status"] == "CANCELLED"
+    assert after["status"] == "COMPLETED"
+    return after, lines
+
+
+@pytest.mark.parametrize("checkpointer", ["memory", "sqlite"])
+def test_interrupt_cancels_the_running_run_and_keeps_its_progress(
+    serve: Serve, tmp_path: Path, checkpointer: str
+) -> None:
+    extra = "threads: {checkpointer: sqlite, path: t.db}\n" if checkpointer == "sqlite" else ""
+    url = serve("build", extra, GRAPH, entrypoint=True, framework="langgraph")
+    after, lines = interrupted_by(url, agent_module(tmp_path), "interrupt")
+    assert after["output"]["answer"] == "first | slow | next"
+    record(f"interrupt-{checkpointer}", lines)
+
+
+@pytest.mark.parametrize("checkpointer", ["memory", "sqlite"])
+def test_rollback_cancels_the_running_run_and_removes_its_progress(
+    serve: Serve, tmp_path: Path, checkpointer: str
+) -> None:
+    extra = "threads: {checkpointer: sqlite, path: t.db}\n" if checkpointer == "sqlite" else ""
+    url = serve("build", extra, GRAPH, entrypoint=True, framework="langgraph")
+    after, lines = interrupted_by(url, agent_module(tmp_path), "rollback")
+    assert after["output"]["answer"] == "first | next"
+    record(f"rollback-{checkpointer}", lines)
+
+
+def test_rollback_across_two_instances_on_redis_and_postgres(
+    tmp_path: Path, redis_server: Any, postgres_server: Any
+) -> None:
+    extra = (
+        "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
+        "streaming:\n  backend: redis\n"
+        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, "
+        f"key_prefix: t{uuid.uuid4().hex[:8]}}}\n"
+    )
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+    environ = {"DATABASE_URL": postgres_server.url}
+    with (
+        serve_app(create_app(dockfile, environ=environ)) as first,
+        serve_app(create_app(dockfile, environ=environ)) as second,
+    ):
+        module = agent_module(tmp_path)
+        thread = {"thread_id": "chat"}
+        done = httpx.post(f"{first}/runs", json={"query": "first"}, params=thread).json()
+        finished(first, done["run_id"])
+        slow = httpx.post(f"{first}/runs", json={"query": "slow"}, params=thread).json()
+        until(module.entered.is_set, "the slow run reaches its second step")
+        sent = httpx.post(
+            f"{second}/runs",
+            json={"query": "next"},
+            params={**thread, "multitask_strategy": "rollback"},
+        )
+        assert sent.status_code == 202, sent.text
+        after = finished(second, sent.json()["run_id"])
+        assert finished(second, slow["run_id"])["status"] == "CANCELLED"
+        module.gate.set()
+        assert after["output"]["answer"] == "first | next"
+        record(
+            "rollback-two-instances",
+            [
+                "instance 1: 'first' COMPLETED; 'slow' held in its second step",
+                "instance 2: 'next' with multitask_strategy=rollback -> 202",
+                f"'slow' CANCELLED; 'next' answer {after['output']['answer']!r}",
+            ],
+        )

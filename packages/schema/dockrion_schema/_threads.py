@@ -25,9 +25,11 @@ class ThreadsConfig(_Section):
     pool_size: Annotated[int, Between(1, 1000)] = 10
 
     # A run sent to a thread that is running one: `enqueue` (accepted; it starts when the
-    # thread is free, in the order the runs arrived) or `reject` (409 THREAD_BUSY). A
-    # request's `?multitask_strategy=` overrides it.
-    multitask_strategy: Literal["enqueue", "reject"] = "enqueue"
+    # thread is free, in the order the runs arrived), `reject` (409 THREAD_BUSY),
+    # `interrupt` (the thread's runs are cancelled, their progress kept, and the new one
+    # starts) or `rollback` (cancelled, and the checkpoints written since they began are
+    # removed). A request's `?multitask_strategy=` overrides it.
+    multitask_strategy: Literal["enqueue", "reject", "interrupt", "rollback"] = "enqueue"
 
     # Retention: a thread untouched (no new checkpoint) for this many seconds is deleted with
     # its checkpoints and its ownership, so storage does not grow without bound. Unset:

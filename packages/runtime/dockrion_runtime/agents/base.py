@@ -124,6 +124,10 @@ class Agent:
     async def forget_thread(self, thread_id: str) -> None:
         """Delete what the agent keeps of the thread (its checkpoints)."""
 
+    async def roll_back_thread(self, thread_id: str, since: float) -> None:
+        """Remove what the agent kept of the thread since `since` (Unix seconds): the
+        progress of a run cancelled under multitask_strategy rollback."""
+
     async def threads_older_than(self, cutoff: float) -> list[str]:
         """The threads the agent keeps that nothing touched since `cutoff` (Unix seconds)."""
         return []

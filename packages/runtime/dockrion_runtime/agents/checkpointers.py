@@ -12,7 +12,7 @@ from dockrion_schema import ThreadsConfig
 
 from .base import AgentLoadError
 
-__all__ = ["open_checkpointer", "threads_older_than"]
+__all__ = ["delete_checkpoints_since", "open_checkpointer", "threads_older_than"]
 
 # The start of UUID time (1582-10-15) in 100-ns intervals before the Unix epoch.
 _UUID_EPOCH = 0x01B21DD213814000
@@ -120,3 +120,44 @@ async def threads_older_than(checkpointer: Any, cutoff: float) -> list[str] | No
     else:
         return None
     return [thread for thread, newest in latest.items() if _written_at(newest) < cutoff]
+
+
+async def delete_checkpoints_since(checkpointer: Any, thread_id: str, since: float) -> bool:
+    """Remove the thread's checkpoints (and their pending writes) written at or after
+    `since` (Unix seconds); False for a checkpointer of a kind the runtime cannot edit."""
+    kind = type(checkpointer).__name__
+    if kind == "InMemorySaver":
+        for checkpoints in checkpointer.storage.get(thread_id, {}).values():
+            for checkpoint_id in [c for c in checkpoints if _written_at(c) >= since]:
+                del checkpoints[checkpoint_id]
+        for key in [k for k in checkpointer.writes if k[0] == thread_id]:
+            if _written_at(key[2]) >= since:
+                del checkpointer.writes[key]
+        return True
+    if kind == "AsyncSqliteSaver":
+        query = "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ?"
+        async with checkpointer.lock:
+            async with checkpointer.conn.execute(query, (thread_id,)) as cursor:
+                ids = [str(row[0]) for row in await cursor.fetchall()]
+            late = [(thread_id, c) for c in ids if _written_at(c) >= since]
+            for table in ("checkpoints", "writes"):
+                await checkpointer.conn.executemany(
+                    f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id = ?",  # noqa: S608 - fixed names
+                    late,
+                )
+            await checkpointer.conn.commit()
+        return True
+    if kind == "AsyncPostgresSaver":
+        async with checkpointer.conn.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s", (thread_id,)
+            )
+            ids = [str(row["checkpoint_id"]) for row in await cursor.fetchall()]
+            late_ids = [c for c in ids if _written_at(c) >= since]
+            for table in ("checkpoints", "checkpoint_writes"):
+                await connection.execute(
+                    f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id = ANY(%s)",  # noqa: S608 - fixed names
+                    (thread_id, late_ids),
+                )
+        return True
+    return False

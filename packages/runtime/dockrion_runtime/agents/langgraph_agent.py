@@ -18,6 +18,7 @@ Token usage that models report is summed into the run's metadata (`usage`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,11 +28,13 @@ from dockrion_events import EventsFilter, StreamContext, context_scope
 
 from ..errors import RuntimeHTTPError
 from .base import Agent, AgentResult, RunOptions, ThreadState
-from .checkpointers import threads_older_than
+from .checkpointers import delete_checkpoints_since, threads_older_than
 from .chunks import emit_chunk
 from .text import message_text
 
 __all__ = ["LangGraphAgent", "ToolNotAllowedError"]
+
+log = logging.getLogger("dockrion.runtime")
 
 
 class ToolNotAllowedError(RuntimeHTTPError):
@@ -83,6 +86,18 @@ class LangGraphAgent(Agent):
         """Keep threads with `checkpointer` (the graph was compiled without one)."""
         self._threaded = self._graph.copy(update={"checkpointer": checkpointer})
         self._checkpointer = checkpointer
+
+    async def roll_back_thread(self, thread_id: str, since: float) -> None:
+        checkpointer = getattr(self._threaded, "checkpointer", None)
+        if checkpointer in (None, False, True):
+            return
+        if not await delete_checkpoints_since(checkpointer, thread_id, since):
+            log.warning(
+                "thread %s: rollback cannot remove checkpoints from a %s; the cancelled run's "
+                "progress is kept",
+                thread_id,
+                type(checkpointer).__name__,
+            )
 
     async def threads_older_than(self, cutoff: float) -> list[str]:
         checkpointer = self._checkpointer

@@ -49,7 +49,8 @@ class ThreadRegistry:
         owner = principal_of(request).id or ""
         if await self.backend.claim_thread(thread_id, owner, THREAD_OWNERSHIP_SECONDS) != owner:
             raise RuntimeHTTPError(f"Thread '{thread_id}' not found", "NOT_FOUND")
-        turn = await self.turns.take(self.backend, request, thread_id) if self.turns else None
+        turns = self.turns
+        turn = await turns.take(self.backend, request, thread_id, agent) if turns else None
         return RunOptions(thread_id=thread_id, turn=turn)
 
     async def options(self, request: Request, agent: Agent) -> RunOptions | None:

@@ -1,32 +1,47 @@
 """One run at a time per thread, on every instance: a run on a thread holds the thread's
 turn (a lease in the events backend, renewed while the run lasts) and gives it back when it
 ends. A run sent while another holds it follows its multitask strategy: `reject` (409
-THREAD_BUSY at once) or `enqueue` (accepted; it waits in line and starts when the thread is
-free, in the order the runs arrived)."""
+THREAD_BUSY at once), `enqueue` (accepted; it waits in line and starts when the thread is
+free, in the order the runs arrived), `interrupt` (the thread's background runs, running or
+waiting, are cancelled, their progress kept, and the new run takes the turn they give
+back) or `rollback` (the same, and once the turn is taken, the checkpoints written since
+the earliest of them began are removed)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
 
-from dockrion_events import BackendError, EventBackend
+from dockrion_events import (
+    BackendError,
+    EventBackend,
+    RunFinishedError,
+    RunManager,
+    RunNotFoundError,
+    RunStatus,
+)
 
+from ..agents import Agent
+from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 
 __all__ = ["MULTITASK_STRATEGIES", "ThreadTurn", "ThreadTurns"]
 
 log = logging.getLogger("dockrion.runtime")
 
-MULTITASK_STRATEGIES = ("reject", "enqueue")
+MULTITASK_STRATEGIES = ("reject", "enqueue", "interrupt", "rollback")
 # A waiter asks again after this long at first, backing off to `_POLL_MAX` (a waiter that
 # stops asking leaves the line once its lease runs out).
 _POLL_FIRST = 0.02
 _POLL_MAX = 0.25
+# The most runs of one status interrupt and rollback look through for the thread's runs.
+_MAX_CANCELLED = 1000
 
 
 class ThreadTurn:
@@ -43,6 +58,8 @@ class ThreadTurn:
         self.held = held
         self._renewal: asyncio.Task[None] | None = None
         self._ended = False
+        # done once the turn is taken, before the run starts (rollback's removal)
+        self.on_taken: Callable[[], Awaitable[None]] | None = None
 
     async def wait(self) -> None:
         """Return once this run holds the thread's turn (at once when it already does)."""
@@ -55,6 +72,9 @@ class ThreadTurn:
             )
         if self._renewal is None:
             self._renewal = asyncio.create_task(self._renew())
+        if self.on_taken is not None:
+            on_taken, self.on_taken = self.on_taken, None
+            await on_taken()
 
     async def _renew(self) -> None:
         while True:
@@ -94,9 +114,15 @@ class ThreadTurn:
 class ThreadTurns:
     """Takes turns on threads for runs, with the Dockfile's default strategy."""
 
-    def __init__(self, default_strategy: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        default_strategy: str,
+        lease_seconds: float,
+        runs: Callable[[], RunManager | None] = lambda: None,
+    ) -> None:
         self.default_strategy = default_strategy
         self.lease_seconds = lease_seconds
+        self._runs = runs  # the background runs (interrupt and rollback cancel them)
 
     def strategy(self, request: Request) -> str:
         """`?multitask_strategy=`, else the Dockfile's default."""
@@ -115,18 +141,45 @@ class ThreadTurns:
             )
         return query
 
-    async def take(self, backend: EventBackend, request: Request, thread_id: str) -> ThreadTurn:
-        """The turn of a run about to be sent to `thread_id`: held, or in line (`enqueue`);
-        409 THREAD_BUSY under `reject` when another run holds it or waits for it."""
+    async def take(
+        self, backend: EventBackend, request: Request, thread_id: str, agent: Agent
+    ) -> ThreadTurn:
+        """The turn of a run about to be sent to `thread_id`: held, or in line; 409
+        THREAD_BUSY under `reject` when another run holds it or waits for it."""
         strategy = self.strategy(request)
         turn = ThreadTurn(backend, thread_id, self.lease_seconds, held=False)
         turn.held = await backend.take_thread_turn(
-            thread_id, turn.holder, self.lease_seconds, wait=strategy == "enqueue"
+            thread_id, turn.holder, self.lease_seconds, wait=strategy != "reject"
         )
-        if not turn.held and strategy == "reject":
+        if turn.held:
+            return turn
+        if strategy == "reject":
             raise RuntimeHTTPError(
                 f"Thread '{thread_id}' is busy with another run (multitask_strategy reject): "
                 "send it again once that run ends, or use multitask_strategy=enqueue",
                 "THREAD_BUSY",
             )
+        if strategy in ("interrupt", "rollback"):
+            began = await self._cancel_runs_on(request, thread_id, strategy)
+            if strategy == "rollback" and began is not None:
+                turn.on_taken = functools.partial(agent.roll_back_thread, thread_id, began)
         return turn
+
+    async def _cancel_runs_on(
+        self, request: Request, thread_id: str, strategy: str
+    ) -> float | None:
+        """Cancel the caller's background runs on the thread, running or waiting; returns
+        when the earliest of them began (Unix seconds), None when there were none."""
+        runs = self._runs()
+        if runs is None:
+            return None
+        owner = principal_of(request).id
+        began: list[float] = []
+        for status in (RunStatus.RUNNING, RunStatus.ACCEPTED):
+            for run in await runs.list_runs(status, _MAX_CANCELLED, owner=owner):
+                if run.owner != owner or run.metadata.get("thread_id") != thread_id:
+                    continue
+                with contextlib.suppress(RunFinishedError, RunNotFoundError):
+                    await runs.cancel_run(run.run_id, f"a new run on the thread ({strategy})")
+                    began.append((run.started_at or run.created_at).timestamp())
+        return min(began) if began else None

@@ -290,8 +290,10 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         "in": "query",
         "required": False,
         "schema": {"type": "string", "enum": list(MULTITASK_STRATEGIES)},
-        "description": "When another run holds the thread: enqueue (wait in line, in order) or "
-        f"reject (409 THREAD_BUSY). Default: {_default_strategy(spec)}.",
+        "description": "When another run holds the thread: enqueue (wait in line, in order), "
+        "reject (409 THREAD_BUSY), interrupt (cancel the thread's runs, keep their progress) "
+        "or rollback (cancel them, remove their checkpoints). "
+        f"Default: {_default_strategy(spec)}.",
     }
     thread_errors = {
         "400": error_response("Invalid input or thread id, or an agent that keeps no threads"),
