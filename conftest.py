@@ -3,8 +3,10 @@
 `redis_server`: a real `redis-server` on a free loopback port for the test session (never a
 fake); `redis_cluster`: a real three-master Redis Cluster on loopback for the session;
 `redis_sentinels`: a real primary, replica and three Sentinels for one test (a failover
-changes them). Under CI a missing redis-server, redis-cli or redis-sentinel fails the run
-instead of skipping, so the Redis tests always execute there.
+changes them); `postgres_server`: a real PostgreSQL (Debian's `postgresql` package) for one
+test, in a temporary folder on a free port. Under CI a missing redis-server, redis-cli,
+redis-sentinel or PostgreSQL fails the run instead of skipping, so those tests always
+execute there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import RedisCluster, RedisSentinels, RedisServer
+from harness import PostgresServer, RedisCluster, RedisSentinels, RedisServer, postgres_binaries
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +83,17 @@ def redis_sentinels(tmp_path: Path) -> Iterator[RedisSentinels]:
         yield sentinels
     finally:
         sentinels.stop()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    if postgres_binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is not installed; .ci/run must install it")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -20,11 +20,13 @@ from pathlib import Path
 __all__ = [
     "NGINX_CONF",
     "Nginx",
+    "PostgresServer",
     "RedisCluster",
     "RedisSentinels",
     "RedisServer",
     "free_port",
     "nginx_binary",
+    "postgres_binaries",
     "redis_server",
 ]
 
@@ -356,6 +358,91 @@ class RedisSentinels:
                 process.wait(30)
         self.replica.stop()
         self.primary.stop()
+
+
+def postgres_binaries() -> Path | None:
+    """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl), the newest."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parts)
+    for pg_ctl in reversed(found):
+        if (pg_ctl.parent / "initdb").exists():
+            return pg_ctl.parent
+    return None
+
+
+class PostgresServer:
+    """A real PostgreSQL on loopback in a throwaway folder, owned by whoever started it;
+    `restart` stops it (fast: connections are cut) and starts it again on the same port with
+    the same data. As root the server runs as the `postgres` user (PostgreSQL refuses root),
+    so its folder lives outside root's private temporary folders."""
+
+    USER = "dockrion"
+
+    def __init__(self) -> None:
+        binaries = postgres_binaries()
+        assert binaries is not None
+        self.binaries = binaries
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="dockrion-postgres-"))
+        self.data = self.directory / "data"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.USER}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [*self._as, str(self.binaries / program), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        if not self.data.exists():
+            self._run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "--no-sync")
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.directory / "postgres.log")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "-t", "60", "start"
+        )
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def query(self, sql: str) -> str:
+        """`psql -At -c sql` against the server (the result as text)."""
+        psql = shutil.which("psql") or str(self.binaries / "psql")
+        done = subprocess.run(
+            [
+                psql,
+                "-At",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.USER,
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
+
+    def remove(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def nginx_binary() -> str | None:

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, playground, runs, service, sockets
+from .endpoints import ag_ui, invoke, playground, runs, service, sockets, threads
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
 
@@ -103,6 +103,7 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
     ),
     # Pattern B: background runs
     Endpoint("POST", "/runs", runs.create_run, protected=True, permission=INVOKE, enabled=_runs),
+    Endpoint("GET", "/runs", threads.list_runs, protected=True, permission=INVOKE, enabled=_runs),
     Endpoint(
         "GET", "/runs/{run_id}", runs.get_run, protected=True, permission=INVOKE, enabled=_runs
     ),
@@ -126,6 +127,31 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
         "POST",
         "/runs/{run_id}/resume",
         runs.resume_run,
+        protected=True,
+        permission=INVOKE,
+        enabled=_runs,
+    ),
+    # conversation threads: the caller's own, like runs
+    Endpoint(
+        "GET",
+        "/threads/{thread_id}",
+        threads.get_thread,
+        protected=True,
+        permission=INVOKE,
+        enabled=_runs,
+    ),
+    Endpoint(
+        "GET",
+        "/threads/{thread_id}/runs",
+        threads.thread_runs,
+        protected=True,
+        permission=INVOKE,
+        enabled=_runs,
+    ),
+    Endpoint(
+        "DELETE",
+        "/threads/{thread_id}",
+        threads.delete_thread,
         protected=True,
         permission=INVOKE,
         enabled=_runs,

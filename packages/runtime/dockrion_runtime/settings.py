@@ -25,6 +25,7 @@ from dockrion_schema import (
     StreamingConfig,
     StreamingConnectionConfig,
     StreamingEventsConfig,
+    ThreadsConfig,
 )
 
 __all__ = ["RuntimeArguments", "RuntimeSettings", "SettingsError"]
@@ -173,6 +174,10 @@ class RuntimeSettings:
     @property
     def memory(self) -> MemoryStreamingConfig:
         return self.streaming.memory or MemoryStreamingConfig()
+
+    @property
+    def threads(self) -> ThreadsConfig:
+        return self.spec.threads or ThreadsConfig()
 
     @property
     def limits(self) -> ServerLimits:

@@ -212,19 +212,26 @@ def test_the_python_client_resumes_an_interrupted_run(url: str) -> None:
     assert (refused.value.status, refused.value.code) == (404, "NOT_FOUND")
 
 
-def test_a_thread_id_needs_a_checkpointer(serve: Callable[..., str]) -> None:
+def test_a_graph_without_a_checkpointer_keeps_threads(serve: Callable[..., str]) -> None:
     module = (
         "from langgraph.graph import END, START, MessagesState, StateGraph\n"
+        "from langchain_core.messages import AIMessage\n"
         "def build():\n"
         "    g = StateGraph(MessagesState)\n"
-        "    g.add_node('n', lambda s: {'messages': []})\n"
+        "    g.add_node('n', lambda s: {'messages': [AIMessage(str(len(s['messages'])))]})\n"
         "    g.add_edge(START, 'n'); g.add_edge('n', END)\n"
         "    return g.compile()\n"
     )
     base = serve("build", module=module, entrypoint=True, framework="langgraph")
-    refused = httpx.post(f"{base}/invoke", json={"query": "q"}, params={"thread_id": "t"})
-    assert refused.status_code == 400
-    assert "checkpointer" in refused.json()["error"]
+    for seen in ("1", "3"):  # the second turn sees the first turn's two messages
+        answer = httpx.post(
+            f"{base}/invoke",
+            json={"query": "q", "messages": [{"role": "user", "content": "hi"}]},
+            params={"thread_id": "t"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"]["messages"][-1]["content"] == seen
 
 
 def test_the_graph_over_websockets(url: str) -> None:

@@ -26,6 +26,8 @@ def test_openapi_is_built_from_io_schema(serve: Serve) -> None:
         "/runs/{run_id}",
         "/runs/{run_id}/events",
         "/runs/{run_id}/resume",
+        "/threads/{thread_id}",
+        "/threads/{thread_id}/runs",
     }
     assert set(document["paths"]["/runs/{run_id}"]) == {"get", "delete"}
     invoke = document["paths"]["/invoke"]["post"]

@@ -63,7 +63,7 @@ def key(value: str) -> dict[str, str]:
 def request(url: str, endpoint: Endpoint, headers: dict[str, str]) -> httpx.Response:
     """The endpoint's answer; for a WebSocket row, the HTTP answer to the handshake (101
     when the upgrade completes)."""
-    path = endpoint.path.replace("{run_id}", "no-such-run")
+    path = endpoint.path.replace("{run_id}", "no-such-run").replace("{thread_id}", "no-such-thread")
     if endpoint.kind == "websocket":
         try:
             with connect("ws" + url.removeprefix("http") + path, additional_headers=headers):
@@ -97,7 +97,7 @@ def test_every_endpoint_of_the_permission_table_refuses_callers_without_it(
             assert body["detail"]["code"] == "FORBIDDEN"
         anonymous = request(url, endpoint, {})
         assert anonymous.status_code == 401, endpoint.path
-    assert checked == 15  # every row with a permission is served here
+    assert checked == 19  # every row with a permission is served here
     # no role at all: the key is known, so 403 rather than 401
     refused = httpx.post(f"{url}/invoke", json={"query": "x"}, headers=key("key-default"))
     assert refused.status_code == 403

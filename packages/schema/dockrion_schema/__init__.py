@@ -31,6 +31,7 @@ from ._streaming import (
     StreamingEventsConfig,
     StreamingIdGenerator,
 )
+from ._threads import ThreadsConfig
 from ._version import __version__
 from .dockfile_v1 import (
     AgentConfig,
@@ -99,6 +100,7 @@ __all__ = [
     "StreamingConnectionConfig",
     "StreamingEventsConfig",
     "StreamingIdGenerator",
+    "ThreadsConfig",
     "ToolPolicy",
     "ValidationError",
     "__version__",

@@ -50,6 +50,7 @@ from ._streaming import (
     StreamingEventsConfig,
     StreamingIdGenerator,
 )
+from ._threads import ThreadsConfig
 
 # --- agent -----------------------------------------------------------------------------
 
@@ -412,6 +413,7 @@ class DockSpec(_Section):
     policies: Policies | None = None
     secrets: SecretsConfig | None = None
     streaming: StreamingConfig | None = None
+    threads: ThreadsConfig | None = None
     observability: Observability | None = None
     build: BuildConfig | None = None
     metadata: Metadata | None = None
@@ -443,6 +445,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     StreamingIdGenerator,
     StreamingEventsConfig,
     StreamingConnectionConfig,
+    ThreadsConfig,
     Observability,
     BuildConfig,
     BuildIncludeConfig,

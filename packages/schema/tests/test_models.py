@@ -209,3 +209,33 @@ def test_the_prompt_injection_heuristic_is_off_unless_written() -> None:
     asked = spec_with(policies={"safety": {"block_prompt_injection": True}}).policies
     assert asked is not None and asked.safety is not None
     assert asked.safety.block_prompt_injection is True
+
+
+def test_threads_keep_state_in_memory_unless_told() -> None:
+    assert spec_with(threads={}).threads.model_dump() == {  # type: ignore[union-attr]
+        "checkpointer": "memory",
+        "path": None,
+        "url": None,
+        "pool_size": 10,
+        "multitask_strategy": "enqueue",
+        "ttl_seconds": None,
+    }
+    sqlite = spec_with(threads={"checkpointer": "sqlite", "path": "threads.db"}).threads
+    assert sqlite is not None and sqlite.path == "threads.db"
+
+
+@pytest.mark.parametrize(
+    ("threads", "needs"),
+    [
+        ({"checkpointer": "sqlite"}, "needs 'path'"),
+        ({"checkpointer": "postgres"}, "needs 'url'"),
+        ({"path": "threads.db"}, "needs checkpointer 'sqlite'"),
+        ({"checkpointer": "sqlite", "path": "t.db", "url": "postgresql://x"}, "'postgres'"),
+        ({"pool_size": 3}, "needs checkpointer 'postgres'"),
+        ({"checkpointer": "redis"}, "checkpointer"),
+    ],
+)
+def test_threads_settings_that_cannot_work_are_refused(threads: dict[str, Any], needs: str) -> None:
+    with pytest.raises(DockfileError) as refused:
+        from_dict({**BASE, "threads": threads})
+    assert needs in str(refused.value)

@@ -104,6 +104,36 @@ class EventBackend(ABC):
         """
 
     @abstractmethod
+    async def thread_owner(self, thread_id: str) -> str | None:
+        """Who owns the conversation `thread_id` (None: nobody, or the ownership expired);
+        unlike `claim_thread`, claims nothing."""
+
+    @abstractmethod
+    async def release_thread(self, thread_id: str, owner: str) -> None:
+        """Forget that `owner` owns `thread_id` (the thread was deleted): anyone may claim
+        it again. Does nothing when someone else owns it."""
+
+    @abstractmethod
+    async def take_thread_turn(
+        self, thread_id: str, holder: str, ttl_seconds: float, *, wait: bool
+    ) -> bool:
+        """One run at a time per thread, across every instance that shares the backend:
+        True when `holder` holds the thread's turn for the next `ttl_seconds` (taken, or
+        renewed when it already held it). A free turn goes to the first in line; with
+        `wait`, a holder that did not get it joins the line (once), and stays in it for
+        `ttl_seconds` after each call, so a waiter that stops asking (its instance died)
+        leaves the line by itself.
+        """
+
+    @abstractmethod
+    async def end_thread_turn(self, thread_id: str, holder: str) -> None:
+        """Give the thread's turn back if `holder` holds it, and leave its line."""
+
+    @abstractmethod
+    async def thread_turn_holder(self, thread_id: str) -> str | None:
+        """Who holds the thread's turn now (None: the thread is free)."""
+
+    @abstractmethod
     async def claim_resume(self, run_id: str, ttl_seconds: float) -> bool:
         """Record that the interrupt `run_id` stopped at is being answered: True for the
         first claim only, False for every later one within `ttl_seconds`, atomically across

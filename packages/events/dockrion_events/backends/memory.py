@@ -58,6 +58,18 @@ class _RunLog:
             changed.set()
 
 
+class _Turn:
+    """A thread's turn: the run holding it until `expiry` (monotonic), and the runs waiting
+    for it in arrival order, each with the time it stops counting unless it asks again."""
+
+    __slots__ = ("expiry", "holder", "waiting")
+
+    def __init__(self) -> None:
+        self.holder: str | None = None
+        self.expiry = 0.0
+        self.waiting: dict[str, float] = {}
+
+
 class InMemoryBackend(EventBackend):
     name = "memory"
 
@@ -74,6 +86,7 @@ class InMemoryBackend(EventBackend):
             raise ValueError("max_runs must be at least 1")
         self._threads: dict[str, tuple[str, float]] = {}  # thread id -> (owner, expiry)
         self._resumed: dict[str, float] = {}  # run id -> when its resume claim expires
+        self._turns: dict[str, _Turn] = {}  # thread id -> who holds its turn, who waits
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
         self.max_runs = max_runs
@@ -252,6 +265,51 @@ class InMemoryBackend(EventBackend):
 
     async def release_resume(self, run_id: str) -> None:
         self._resumed.pop(run_id, None)
+
+    async def thread_owner(self, thread_id: str) -> str | None:
+        current = self._threads.get(thread_id)
+        if current is None or current[1] <= time.monotonic():
+            return None
+        return current[0]
+
+    async def release_thread(self, thread_id: str, owner: str) -> None:
+        current = self._threads.get(thread_id)
+        if current is not None and current[0] == owner:
+            del self._threads[thread_id]
+
+    async def take_thread_turn(
+        self, thread_id: str, holder: str, ttl_seconds: float, *, wait: bool
+    ) -> bool:
+        now = time.monotonic()
+        turn = self._turns.setdefault(thread_id, _Turn())
+        for waiter, deadline in list(turn.waiting.items()):
+            if deadline < now:
+                del turn.waiting[waiter]  # it stopped asking
+        if turn.holder == holder or turn.expiry <= now:
+            first = next(iter(turn.waiting), holder)
+            if turn.holder == holder or first == holder:
+                turn.holder, turn.expiry = holder, now + ttl_seconds
+                turn.waiting.pop(holder, None)
+                return True
+        if wait:
+            turn.waiting[holder] = now + ttl_seconds  # a dict keeps arrival order
+        return False
+
+    async def end_thread_turn(self, thread_id: str, holder: str) -> None:
+        turn = self._turns.get(thread_id)
+        if turn is None:
+            return
+        turn.waiting.pop(holder, None)
+        if turn.holder == holder:
+            turn.holder, turn.expiry = None, 0.0
+        if turn.holder is None and not turn.waiting:
+            del self._turns[thread_id]
+
+    async def thread_turn_holder(self, thread_id: str) -> str | None:
+        turn = self._turns.get(thread_id)
+        if turn is None or turn.expiry <= time.monotonic():
+            return None
+        return turn.holder
 
     async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
         now = time.monotonic()

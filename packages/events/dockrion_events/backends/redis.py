@@ -125,6 +125,36 @@ class RedisBackend(EventBackend):
                 return owner
             return text(previous)
 
+    async def thread_owner(self, thread_id: str) -> str | None:
+        with self._errors("reading a thread's owner"):
+            owner = await self._client.get(self._keys.thread(thread_id))
+        return None if owner is None else text(owner)
+
+    async def release_thread(self, thread_id: str, owner: str) -> None:
+        with self._errors("releasing a thread"):
+            await self._scripts["release_thread"](keys=[self._keys.thread(thread_id)], args=[owner])
+
+    async def take_thread_turn(
+        self, thread_id: str, holder: str, ttl_seconds: float, *, wait: bool
+    ) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        keys = self._keys.thread_turn(thread_id)
+        with self._errors("taking a thread's turn"):
+            taken = await self._scripts["take_turn"](
+                keys=keys, args=[holder, ttl_ms, "1" if wait else "0"]
+            )
+        return bool(int(taken))
+
+    async def end_thread_turn(self, thread_id: str, holder: str) -> None:
+        keys = self._keys.thread_turn(thread_id)
+        with self._errors("ending a thread's turn"):
+            await self._scripts["end_turn"](keys=keys[:3], args=[holder])
+
+    async def thread_turn_holder(self, thread_id: str) -> str | None:
+        with self._errors("reading a thread's turn"):
+            holder = await self._client.get(self._keys.thread_turn(thread_id)[0])
+        return None if holder is None else text(holder)
+
     async def claim_resume(self, run_id: str, ttl_seconds: float) -> bool:
         ttl_ms = max(1, int(ttl_seconds * 1000))
         with self._errors("claiming a resume"):

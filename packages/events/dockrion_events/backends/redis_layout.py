@@ -13,6 +13,11 @@ hash tag, so the layout works on Redis Cluster:
     <prefix>:running               set    ids of RUNNING runs (orphan detection)
     <prefix>:thread:{<thread_id>}  string the owner of a conversation thread (renewed,
                                           expiring)
+    <prefix>:thread:{<thread_id>}:turn     string the run holding the thread's turn
+                                                  (renewed, expiring)
+    <prefix>:thread:{<thread_id>}:waiting  zset   runs waiting for the turn, by ticket
+    <prefix>:thread:{<thread_id>}:alive    hash   when each waiter stops counting (ms)
+    <prefix>:thread:{<thread_id>}:tickets  string the last ticket handed out
     <prefix>:ratelimit:<principal> string a principal's rate-limit count (the runtime's
                                           `auth.rate_limits`; expiring)
 
@@ -68,6 +73,12 @@ class Keys:
     def thread(self, thread_id: str) -> str:
         """Who owns a conversation thread: a key of its own (its own hash tag)."""
         return f"{self.prefix}:thread:{{{thread_id}}}"
+
+    def thread_turn(self, thread_id: str) -> list[str]:
+        """A thread's turn: the holder, the queue of waiters, their deadlines and the ticket
+        counter (`TAKE_TURN`'s keys, in order; one hash tag, so one cluster slot)."""
+        base = self.thread(thread_id)
+        return [f"{base}:turn", f"{base}:waiting", f"{base}:alive", f"{base}:tickets"]
 
     def rate_limit(self, principal: str) -> str:
         """A principal's rate-limit count (one key a script, so no hash tag is needed)."""
@@ -151,7 +162,62 @@ redis.call('EXPIRE', KEYS[3], ARGV[3])
 return 1
 """
 
+# One run at a time per thread. ARGV: holder, lease ms, "1" to wait in line when busy.
+# Waiters that stopped asking (past their deadline in `alive`) leave the line first; the
+# turn goes to the holder already holding it (renewed), or when it is free to the first in
+# line (or anyone when nobody waits). Returns 1 when `holder` holds the turn.
+_TAKE_TURN = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local alive = redis.call('HGETALL', KEYS[3])
+for i = 1, #alive, 2 do
+  if tonumber(alive[i + 1]) < now_ms then
+    redis.call('ZREM', KEYS[2], alive[i])
+    redis.call('HDEL', KEYS[3], alive[i])
+  end
+end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if #head == 0 or head[1] == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('HDEL', KEYS[3], ARGV[1])
+    return 1
+  end
+end
+if ARGV[3] == '1' then
+  if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+    redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
+  end
+  redis.call('HSET', KEYS[3], ARGV[1], now_ms + tonumber(ARGV[2]))
+  for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2]) * 10) end
+end
+return 0
+"""
+
+# ARGV: holder. Gives the turn back (when held) and leaves the line.
+_END_TURN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
+
+# ARGV: owner. Deletes the thread's ownership only when `owner` holds it.
+_RELEASE_THREAD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
 SCRIPTS = {
+    "release_thread": _RELEASE_THREAD,
+    "take_turn": _TAKE_TURN,
+    "end_turn": _END_TURN,
     "create": _CREATE,
     "start": _START,
     "append": _APPEND,

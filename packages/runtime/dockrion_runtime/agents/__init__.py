@@ -3,7 +3,14 @@
 and framework adapters (`langgraph_agent`, `langchain_agent`, with `text` for a message's
 text). Imports run one way: loader -> adapters -> base -> chunks, text, worker_threads."""
 
-from .base import Agent, AgentLoadError, AgentResult, InvalidOutputError, RunOptions
+from .base import (
+    Agent,
+    AgentLoadError,
+    AgentResult,
+    InvalidOutputError,
+    RunOptions,
+    ThreadState,
+)
 from .loader import import_target, load_agent
 from .worker_threads import AgentThreads
 
@@ -14,6 +21,7 @@ __all__ = [
     "AgentThreads",
     "InvalidOutputError",
     "RunOptions",
+    "ThreadState",
     "import_target",
     "load_agent",
 ]

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from dockrion_events import StreamContext, context_scope
@@ -53,6 +54,18 @@ class RunOptions:
     resume: Any = None
     resuming: bool = False
     update: dict[str, Any] | None = None
+    # the run's turn on its thread (one run at a time per thread), held or waited for
+    turn: Any = None
+
+
+@dataclasses.dataclass(slots=True)
+class ThreadState:
+    """What an agent keeps of a thread: its latest values, when they last changed, and
+    whether the thread waits at an interrupt."""
+
+    values: Any
+    updated_at: datetime | None = None
+    interrupted: bool = False
 
 
 @dataclasses.dataclass(slots=True)
@@ -90,10 +103,34 @@ class Agent:
     # state keeps only those); None: it is given its input whole.
     input_keys: frozenset[str] | None = None
 
+    # True for agents that keep threads only with a checkpointer the runtime gives them
+    # (`use_checkpointer`): a LangGraph graph compiled without one.
+    wants_checkpointer = False
+
+    def use_checkpointer(self, checkpointer: Any) -> None:
+        """Keep threads with `checkpointer` (only called when `wants_checkpointer`)."""
+        raise NotImplementedError
+
     def thread_refusal(self) -> str | None:
         """Why this agent cannot continue a thread (`?thread_id=`), or None. A handler gets
         the thread id in its context and keeps its own memory."""
         return None
+
+    async def thread_state(self, thread_id: str) -> ThreadState | None:
+        """The thread as the agent keeps it (a LangGraph graph's checkpoints), or None when
+        the agent keeps nothing of it."""
+        return None
+
+    async def forget_thread(self, thread_id: str) -> None:
+        """Delete what the agent keeps of the thread (its checkpoints)."""
+
+    async def roll_back_thread(self, thread_id: str, since: float) -> None:
+        """Remove what the agent kept of the thread since `since` (Unix seconds): the
+        progress of a run cancelled under multitask_strategy rollback."""
+
+    async def threads_older_than(self, cutoff: float) -> list[str]:
+        """The threads the agent keeps that nothing touched since `cutoff` (Unix seconds)."""
+        return []
 
     async def pending_interrupts(self, thread_id: str) -> set[str] | None:
         """The ids of the interrupts `thread_id` waits at, from the agent's own memory, or

@@ -18,18 +18,23 @@ Token usage that models report is summed into the run's metadata (`usage`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from dockrion_events import EventsFilter, StreamContext, context_scope
 
 from ..errors import RuntimeHTTPError
-from .base import Agent, AgentResult, RunOptions
+from .base import Agent, AgentResult, RunOptions, ThreadState
+from .checkpointers import delete_checkpoints_since, threads_older_than
 from .chunks import emit_chunk
 from .text import message_text
 
 __all__ = ["LangGraphAgent", "ToolNotAllowedError"]
+
+log = logging.getLogger("dockrion.runtime")
 
 
 class ToolNotAllowedError(RuntimeHTTPError):
@@ -47,6 +52,11 @@ class LangGraphAgent(Agent):
     def __init__(self, graph: Any, *, target: str, events_filter: EventsFilter) -> None:
         super().__init__(graph.ainvoke, wants_context=False, target=target)
         self._graph = graph
+        # the graph that runs on a thread: the graph itself when it has a checkpointer,
+        # else a copy given the runtime's (`use_checkpointer`); runs without a thread keep
+        # using the graph as compiled, so they store nothing
+        self._threaded = graph if self.needs_thread else None
+        self._checkpointer: Any = None  # the runtime's, when it gave the graph one
         modes = ["messages"] if events_filter.allows_tokens else []
         allowed = events_filter
         if allowed.allows_progress or allowed.allows_checkpoints or allowed.allows_any_custom:
@@ -68,17 +78,57 @@ class LangGraphAgent(Agent):
         """A graph with a checkpointer refuses to run without a thread id."""
         return getattr(self._graph, "checkpointer", None) not in (None, False)
 
-    def thread_refusal(self) -> str | None:
-        if not self.needs_thread:
-            return (
-                f"{self.target} was compiled without a checkpointer, so it keeps no threads: "
-                "compile it with one (graph.compile(checkpointer=...)) to use thread_id"
+    @property
+    def wants_checkpointer(self) -> bool:  # type: ignore[override]
+        return self._threaded is None
+
+    def use_checkpointer(self, checkpointer: Any) -> None:
+        """Keep threads with `checkpointer` (the graph was compiled without one)."""
+        self._threaded = self._graph.copy(update={"checkpointer": checkpointer})
+        self._checkpointer = checkpointer
+
+    async def roll_back_thread(self, thread_id: str, since: float) -> None:
+        checkpointer = getattr(self._threaded, "checkpointer", None)
+        if checkpointer in (None, False, True):
+            return
+        if not await delete_checkpoints_since(checkpointer, thread_id, since):
+            log.warning(
+                "thread %s: rollback cannot remove checkpoints from a %s; the cancelled run's "
+                "progress is kept",
+                thread_id,
+                type(checkpointer).__name__,
             )
+
+    async def threads_older_than(self, cutoff: float) -> list[str]:
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            return []  # the graph's own checkpointer: its retention is its own
+        return await threads_older_than(checkpointer, cutoff) or []
+
+    def thread_refusal(self) -> str | None:
+        if self._threaded is None:
+            return f"{self.target} keeps no threads: the runtime has no checkpointer for it"
         return None
+
+    async def thread_state(self, thread_id: str) -> ThreadState | None:
+        graph = self._threaded
+        if graph is None:
+            return None
+        state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+        if not getattr(state, "created_at", None):
+            return None  # no checkpoint: the graph never ran on this thread
+        updated = datetime.fromisoformat(state.created_at)
+        return ThreadState(state.values, updated, bool(getattr(state, "interrupts", ())))
+
+    async def forget_thread(self, thread_id: str) -> None:
+        checkpointer = getattr(self._threaded, "checkpointer", None)
+        if checkpointer not in (None, False, True):
+            await checkpointer.adelete_thread(thread_id)
 
     async def pending_interrupts(self, thread_id: str) -> set[str] | None:
         """From the thread's saved state: empty once its interrupt was answered."""
-        state = await self._graph.aget_state({"configurable": {"thread_id": thread_id}})
+        graph = self._threaded or self._graph
+        state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
         return {str(item.id) for item in getattr(state, "interrupts", ())}
 
     def _config(self, options: RunOptions | None) -> dict[str, Any] | None:
@@ -102,14 +152,15 @@ class LangGraphAgent(Agent):
         options: RunOptions | None = None,
     ) -> Any:
         graph_input, config = self._input(payload, options), self._config(options)
+        graph = self._graph if config is None else self._threaded or self._graph
         config = _guard_tools(config, context)
         if context is None or not streaming:
             with context_scope(context):
-                output = await self._graph.ainvoke(graph_input, config)
+                output = await graph.ainvoke(graph_input, config)
             return AgentResult(output, _interrupt_metadata(output))
         translator = _Translator(context, payload)
         with context_scope(context):
-            async for namespace, mode, chunk in self._graph.astream(
+            async for namespace, mode, chunk in graph.astream(
                 graph_input, config, stream_mode=self._modes, subgraphs=True
             ):
                 await translator.feed(namespace, mode, chunk)

@@ -91,6 +91,7 @@ async def run_agent(request: Request) -> EventStreamResponse:
                 resume=value,
                 resuming=resuming,
                 update=update,
+                turn=claimed.turn,
             )
     else:
         if resuming:

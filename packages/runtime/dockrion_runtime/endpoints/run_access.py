@@ -75,7 +75,12 @@ async def start_run(
     metadata = dict(metadata or {})
     if options is not None and options.thread_id is not None:
         metadata["thread_id"] = options.thread_id
-    run = await runs.create_run(requested, owner=principal_of(request).id, metadata=metadata)
+    try:
+        run = await runs.create_run(requested, owner=principal_of(request).id, metadata=metadata)
+    except BaseException:
+        if options is not None and options.turn is not None:
+            await options.turn.end()  # no run: its thread's turn goes to the next
+        raise
     context = runs.get_context(run.run_id)
     assert context is not None
     runtime.bind(context, request)

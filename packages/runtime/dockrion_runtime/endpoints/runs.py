@@ -10,12 +10,13 @@ other run (unguessable ids, such as UUIDs, never meet).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockrion_events import RunFinishedError, validate_run_id
+from dockrion_events import Run, RunFinishedError, validate_run_id
 
 from ..agents import RunOptions
 from ..engine.conversations import THREAD_OWNERSHIP_SECONDS
@@ -69,6 +70,19 @@ async def resume_run(request: Request) -> Response:
             "CONFLICT",
         )
     options = await runtime.threads.claim(request, agent, thread_id)
+    try:
+        return await _resume(request, run, options, value)
+    except BaseException:
+        if options.turn is not None:
+            await options.turn.end()  # nothing started: its thread's turn goes to the next
+        raise
+
+
+async def _resume(request: Request, run: Run, options: RunOptions, value: Any) -> Response:
+    runtime = runtime_of(request)
+    agent = runtime.require_agent()
+    thread_id = str(options.thread_id)
+    output = run.output if isinstance(run.output, dict) else {}
     waiting = {str(item.get("id")) for item in output["__interrupt__"] if isinstance(item, dict)}
     pending = await agent.pending_interrupts(thread_id)
     if pending is not None and not waiting & pending:
@@ -83,7 +97,7 @@ async def resume_run(request: Request) -> Response:
             f"Run '{run.run_id}' was already resumed: its thread no longer waits at its interrupt",
             "CONFLICT",
         )
-    resume = RunOptions(thread_id=options.thread_id, resume=value, resuming=True)
+    resume = dataclasses.replace(options, resume=value, resuming=True)
     try:
         return await _start(request, None, None, resume, resumed_from=run.run_id)
     except BaseException:

@@ -18,6 +18,7 @@ from dockrion_events import EventBackend, InMemoryBackend
 from ..agents import Agent, RunOptions
 from ..auth import principal_of
 from ..errors import RuntimeHTTPError
+from .thread_turns import ThreadTurns
 
 __all__ = ["THREAD_ID_PATTERN", "THREAD_OWNERSHIP_SECONDS", "ThreadRegistry"]
 
@@ -31,8 +32,9 @@ class ThreadRegistry:
     """Claims threads for callers in the events backend (a process-local one when the
     runtime serves no background runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, turns: ThreadTurns | None = None) -> None:
         self.backend: EventBackend = InMemoryBackend()
+        self.turns = turns  # one run at a time per thread
 
     async def claim(self, request: Request, agent: Agent, thread_id: str) -> RunOptions:
         """Options for a run on `thread_id` by this request's caller; 400 for a bad id or an
@@ -49,7 +51,9 @@ class ThreadRegistry:
         owner = principal_of(request).id or ""
         if await self.backend.claim_thread(thread_id, owner, THREAD_OWNERSHIP_SECONDS) != owner:
             raise RuntimeHTTPError(f"Thread '{thread_id}' not found", "NOT_FOUND")
-        return RunOptions(thread_id=thread_id)
+        turns = self.turns
+        turn = await turns.take(self.backend, request, thread_id, agent) if turns else None
+        return RunOptions(thread_id=thread_id, turn=turn)
 
     async def options(self, request: Request, agent: Agent) -> RunOptions | None:
         """The thread of a new run: `?thread_id=` when given; otherwise a new thread of its
@@ -57,6 +61,8 @@ class ThreadRegistry:
         interrupted run can be resumed; otherwise None."""
         # no query string at all (the usual case): no parsing
         thread_id = request.query_params.get("thread_id") if request.scope["query_string"] else None
+        if self.turns is not None:
+            self.turns.strategy(request)  # a bad one is refused, thread or not
         if thread_id is None:
             if not agent.needs_thread:
                 return None

@@ -143,7 +143,7 @@ class RunSupervisor:
         timeout = self.settings.invoke_timeout
         context.reserve_terminal_events()  # the output is the answer: agent code ends nothing
         try:
-            async with deadline(timeout):
+            async with deadline(timeout), _turn_of(options):
                 return _result(
                     await agent.invoke(payload, context, streaming=False, options=options)
                 )
@@ -172,7 +172,7 @@ class RunSupervisor:
         # Only the runtime ends the run, with what the agent returned after the policies.
         ending = context.reserve_terminal_events()
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit), _turn_of(options):
                 result = _result(await agent.invoke(payload, context, options=options))
             output, problems = self.check_output(result.output)
             metadata = self.metadata(**result.metadata)
@@ -215,12 +215,23 @@ class RunSupervisor:
         context: StreamContext,
         options: RunOptions | None = None,
     ) -> None:
-        """A background run: mark it running, execute, then let the manager forget it."""
+        """A background run: wait for its thread's turn, mark it running, execute, then let
+        the manager forget it."""
+        turn = options.turn if options is not None else None
         try:
+            if turn is not None:
+                await turn.wait()  # ACCEPTED until the thread is free
             await runs.start_run(context.run_id)
         except (RunFinishedError, RunNotFoundError):
             runs.forget(context.run_id)
+            if turn is not None:
+                await turn.end()
             return  # cancelled before it started, or the backend lost the run
+        except BaseException:
+            runs.forget(context.run_id)
+            if turn is not None:
+                await turn.end()
+            raise
         try:
             await self.execute(agent, payload, context, cancel_reason="cancelled", options=options)
         finally:
@@ -260,6 +271,12 @@ class _Discard:
 
 
 _DISCARD = _Discard()
+
+
+def _turn_of(options: RunOptions | None) -> contextlib.AbstractAsyncContextManager[None]:
+    """The run's turn on its thread, held for the block (nothing without a thread)."""
+    turn = options.turn if options is not None else None
+    return turn.running() if turn is not None else contextlib.nullcontext()
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

@@ -11,7 +11,9 @@ from dockrion_events.runs import RUN_ID_PATTERN
 from dockrion_schema import DockSpec
 
 from ..endpoints.run_access import MAX_SEQUENCE, MAX_SUBSCRIPTION_TIMEOUT
+from ..endpoints.threads import MAX_LISTED
 from ..engine.conversations import THREAD_ID_PATTERN
+from ..engine.thread_turns import MULTITASK_STRATEGIES
 
 __all__ = ["endpoint_operations", "error_response"]
 
@@ -139,6 +141,122 @@ def _ag_ui_operations(run_id: dict[str, Any]) -> dict[tuple[str, str], dict[str,
     }
 
 
+def _default_strategy(spec: DockSpec) -> str:
+    return spec.threads.multitask_strategy if spec.threads is not None else "enqueue"
+
+
+_PAGE_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        "description": "Runs in the page",
+    },
+    {
+        "name": "offset",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LISTED, "default": 0},
+        "description": "Runs skipped (next_offset of the previous page)",
+    },
+]
+
+_RUN_PAGE: dict[str, Any] = {
+    "type": "object",
+    "required": ["runs", "limit", "offset", "next_offset"],
+    "properties": {
+        "runs": {"type": "array", "items": {"type": "object"}},
+        "limit": {"type": "integer"},
+        "offset": {"type": "integer"},
+        "next_offset": {"type": "integer", "nullable": True},
+    },
+}
+
+
+def _thread_operations() -> dict[tuple[str, str], dict[str, Any]]:
+    """The run listing and the thread resources (endpoints/threads.py)."""
+    thread_schema = {"type": "string", "pattern": THREAD_ID_PATTERN.pattern, "maxLength": 128}
+    path_thread = {
+        "name": "thread_id",
+        "in": "path",
+        "required": True,
+        "schema": thread_schema,
+        "description": "The conversation thread (`?thread_id=` of its runs)",
+    }
+    missing = error_response("No thread of the caller has this id")
+    return {
+        ("GET", "/runs"): {
+            "summary": "The caller's runs, newest first, a page at a time",
+            "parameters": [
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {
+                        "type": "string",
+                        "enum": ["ACCEPTED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
+                    },
+                    "description": "Only runs with this status",
+                },
+                {
+                    "name": "thread_id",
+                    "in": "query",
+                    "schema": thread_schema,
+                    "description": "Only runs on this thread",
+                },
+                *_PAGE_PARAMETERS,
+            ],
+            "responses": {
+                "200": _json("A page of runs (each as GET /runs/{run_id})", _RUN_PAGE),
+                "400": error_response("Invalid status, thread id, limit or offset"),
+            },
+        },
+        ("GET", "/threads/{thread_id}"): {
+            "summary": "A thread: its status, latest values, times and metadata",
+            "parameters": [path_thread],
+            "responses": {
+                "200": _json(
+                    "The thread",
+                    {
+                        "type": "object",
+                        "required": ["thread_id", "status", "values", "metadata"],
+                        "properties": {
+                            "thread_id": {"type": "string"},
+                            "status": {
+                                "type": "string",
+                                "enum": ["idle", "busy", "interrupted", "error"],
+                            },
+                            "values": {},
+                            "created_at": {"type": "string", "nullable": True},
+                            "updated_at": {"type": "string", "nullable": True},
+                            "metadata": {"type": "object"},
+                        },
+                    },
+                ),
+                "400": error_response("Invalid thread id"),
+                "404": missing,
+            },
+        },
+        ("GET", "/threads/{thread_id}/runs"): {
+            "summary": "The thread's runs, newest first, a page at a time",
+            "parameters": [path_thread, *_PAGE_PARAMETERS],
+            "responses": {
+                "200": _json("A page of runs", _RUN_PAGE),
+                "400": error_response("Invalid thread id, limit or offset"),
+                "404": error_response("The thread belongs to another caller"),
+            },
+        },
+        ("DELETE", "/threads/{thread_id}"): {
+            "summary": "Delete a thread: its checkpoints, its runs and its ownership",
+            "parameters": [path_thread],
+            "responses": {
+                "200": _json("Deleted"),
+                "400": error_response("Invalid thread id"),
+                "404": error_response("The thread belongs to another caller"),
+                "409": error_response("THREAD_BUSY: a run holds the thread"),
+            },
+        },
+    }
+
+
 def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Every operation the runtime can serve, by `(method, path)`; `prefix` begins the names
     of the agent's input and output models."""
@@ -165,9 +283,20 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         "description": "Continue this conversation thread (the agent's own memory, e.g. a "
         "LangGraph checkpointer). A thread belongs to the caller that used it first.",
     }
+    multitask = {
+        "name": "multitask_strategy",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": list(MULTITASK_STRATEGIES)},
+        "description": "When another run holds the thread: enqueue (wait in line, in order), "
+        "reject (409 THREAD_BUSY), interrupt (cancel the thread's runs, keep their progress) "
+        "or rollback (cancel them, remove their checkpoints). "
+        f"Default: {_default_strategy(spec)}.",
+    }
     thread_errors = {
         "400": error_response("Invalid input or thread id, or an agent that keeps no threads"),
         "404": error_response("The thread belongs to another caller"),
+        "409": error_response("THREAD_BUSY: another run holds the thread (reject)"),
     }
     operations: dict[tuple[str, str], dict[str, Any]] = {
         ("GET", "/health"): {
@@ -200,7 +329,7 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         },
         ("POST", "/invoke"): {
             "summary": "Run the agent and return its output",
-            "parameters": [thread],
+            "parameters": [thread, multitask],
             "requestBody": body,
             "responses": {
                 "200": {
@@ -220,7 +349,7 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         },
         ("POST", "/invoke/stream"): {
             "summary": "Run the agent and stream its events (Server-Sent Events)",
-            "parameters": [thread],
+            "parameters": [thread, multitask],
             "requestBody": body,
             "responses": {
                 "200": _sse("started, the agent's events, then complete, error or cancelled"),
@@ -242,6 +371,7 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                     "choose unguessable ids (UUIDs).",
                 },
                 thread,
+                multitask,
             ],
             "requestBody": body,
             "responses": {
@@ -263,7 +393,10 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                     "Invalid input, run id or thread id, or client run ids not allowed"
                 ),
                 "404": error_response("The thread belongs to another caller"),
-                "409": error_response("A run already holds this id (whoever created it)"),
+                "409": error_response(
+                    "The run id is in use (whoever created it), or THREAD_BUSY: another run "
+                    "holds the thread (reject)"
+                ),
                 "503": error_response("Agent not ready, or the events backend cannot take a run"),
             },
         },
@@ -321,6 +454,7 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
                 "503": error_response("Agent not ready, or the events backend cannot take a run"),
             },
         },
+        **_thread_operations(),
         **_ag_ui_operations(run_id),
         ("DELETE", "/runs/{run_id}"): {
             "summary": "Cancel a run (stops the agent)",
