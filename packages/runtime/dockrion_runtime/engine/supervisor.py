@@ -220,6 +220,12 @@ class RunSupervisor:
         except (RunFinishedError, RunNotFoundError):
             runs.forget(context.run_id)
             return  # cancelled before it started, or the backend lost the run
+        except BaseException:  # cancelled while starting: the agent never starts
+            runs.forget(context.run_id)
+            raise
+        if context.cancelled:  # cancelled as it started: never start the agent
+            runs.forget(context.run_id)
+            return
         try:
             await self.execute(agent, payload, context, cancel_reason="cancelled", options=options)
         finally:
