@@ -113,7 +113,7 @@ class Runtime:
         self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
         self._redacts_tokens = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
-        self.threads = ThreadRegistry()
+        self.threads = ThreadRegistry(settings.memory.max_threads)
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
         self.runs: RunManager | None = None
@@ -254,6 +254,7 @@ class Runtime:
                 max_events_per_run=memory.max_events_per_run,
                 ttl_seconds=float(memory.retention_seconds),
                 max_runs=memory.max_runs,
+                max_threads=memory.max_threads,
             )
         redis = settings.redis
         if redis.sentinel is None and "${" in redis.url:

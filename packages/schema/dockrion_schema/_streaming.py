@@ -97,6 +97,9 @@ class MemoryStreamingConfig(_Section):
     # Runs kept at once; past it the run that finished first is forgotten first.
     max_runs: Annotated[int, Between(1, 1_000_000)] = 10_000
     max_events_per_run: Annotated[int, Between(10, 100000)] = 10_000
+    # Conversation threads whose owner is remembered at once (each for 30 days after its
+    # last run); past it, a new thread is refused until one expires.
+    max_threads: Annotated[int, Between(1, 10_000_000)] = 200_000
 
 
 class StreamingIdGenerator(_Section):

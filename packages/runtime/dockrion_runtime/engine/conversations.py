@@ -29,8 +29,8 @@ class ThreadRegistry:
     """Claims threads for callers in the events backend (a process-local one when the
     runtime serves no background runs)."""
 
-    def __init__(self) -> None:
-        self.backend: EventBackend = InMemoryBackend()
+    def __init__(self, max_threads: int = 200_000) -> None:
+        self.backend: EventBackend = InMemoryBackend(max_threads=max_threads)
 
     async def claim(self, request: Request, agent: Agent, thread_id: str) -> RunOptions:
         """Options for a run on `thread_id` by this request's caller; 400 for a bad id or an
