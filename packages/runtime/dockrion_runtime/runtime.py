@@ -43,7 +43,8 @@ log = logging.getLogger("dockrion.runtime")
 
 
 # A Pattern A log has one reader, which drops what it has read: how far an agent may run
-# ahead of a slow client before its emits wait for that client.
+# ahead of a slow client before its emits wait for that client, in events (and in bytes:
+# `streaming.connection.max_backlog_bytes`).
 STREAM_BACKLOG = 10_000
 
 

@@ -152,6 +152,9 @@ class StreamingEventsConfig(_Section):
 class StreamingConnectionConfig(_Section):
     default_timeout: Annotated[int, Between(1, 3600)] = 300
     max_subscribers_per_run: Annotated[int, Between(1, 1000)] = 100
+    # How far (bytes of events) a run may get ahead of a `/invoke/stream` or `/invoke/ws`
+    # client that does not read before the agent's next emit waits for it.
+    max_backlog_bytes: Annotated[int, Between(16_384, 1_073_741_824)] = 1_048_576
 
 
 class StreamingConfig(_Section):

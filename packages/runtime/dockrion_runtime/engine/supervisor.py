@@ -96,15 +96,19 @@ class RunSupervisor:
 
     def private_context(self, backlog: int) -> tuple[StreamContext, PrivateRunLog]:
         """A one-run log of our own (Pattern A), and the context that writes it: no shared
-        backend involved."""
+        backend involved. What a slow reader leaves unread is bounded in events (`backlog`)
+        and in bytes (`streaming.connection.max_backlog_bytes`), in the log and in what a
+        worker thread stages for it alike."""
         settings = self.settings
-        run_log = PrivateRunLog(_private_run_id(), backlog)
+        max_bytes = settings.connection.max_backlog_bytes
+        run_log = PrivateRunLog(_private_run_id(), backlog, max_bytes)
         context = StreamContext(
             run_log.run_id,
             run_log,
             agent_name=settings.name,
             framework=settings.framework,
             events_filter=settings.events_filter,
+            max_pending_bytes=max_bytes,
         )
         return context, run_log
 
