@@ -26,6 +26,7 @@ from dockrion_schema import RedisSentinelConfig
 
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
 from .auth import Access, Authenticator, principal_of
+from .auth.concurrency import CallerSlots, MemoryCallerSlots, RedisCallerSlots
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .engine.conversations import ThreadRegistry
 from .engine.input_check import CheckedBodyReader
@@ -98,6 +99,7 @@ class Runtime:
         self.auth = auth
         self.access = access  # the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
+        self.slots = self.build_caller_slots()  # runs and streams per caller
         self.metrics = RuntimeMetrics(settings.name, settings.version)
         # the label values never change: each stream uses the same children
         self._open_streams = self.metrics.streams.labels(settings.name)
@@ -156,14 +158,38 @@ class Runtime:
         (nothing else can read it), with the subscription its one reader follows and the
         task to cancel when that reader goes away. Returns (run id, batches, task)."""
         supervisor = self.supervisor
-        context, run_log = supervisor.private_context(STREAM_BACKLOG)
-        self.bind(context, request)
-        options = await self.threads.options(request, agent)
-        context.thread_id = options.thread_id if options else None
-        await context.emit_started()
-        task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+        release = await self.slots.take(principal_of(request), "runs")
+        try:
+            context, run_log = supervisor.private_context(STREAM_BACKLOG)
+            self.bind(context, request)
+            options = await self.threads.options(request, agent)
+            context.thread_id = options.thread_id if options else None
+            await context.emit_started()
+            task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+        except BaseException:
+            release()
+            raise
+        task.add_done_callback(lambda _: release())
         batches = run_log.batches(heartbeat=self.settings.heartbeat_interval)
         return context.run_id, batches, task
+
+    async def subscriber_place(self, request: Request, run_id: str) -> Callable[[], None]:
+        """A place for one more subscriber of `run_id`: one of the caller's streams
+        (`auth.max_streams_per_caller`) and one of the run's subscribers
+        (`max_subscribers_per_run`), 429 without; returns the function that gives both
+        back."""
+        release_stream = await self.slots.take(principal_of(request), "streams")
+        try:
+            release_subscriber = self.subscribers.acquire(run_id)
+        except BaseException:
+            release_stream()
+            raise
+
+        def release() -> None:
+            release_subscriber()
+            release_stream()
+
+        return release
 
     def require_runs(self) -> RunManager:
         if self.runs is None:
@@ -292,6 +318,22 @@ class Runtime:
             limits, redis.url, redis.key_prefix, redis.cluster, sentinel_service(redis.sentinel)
         )
 
+    def build_caller_slots(self) -> CallerSlots:
+        """Counts per process on the memory backend, shared through Redis on Redis."""
+        auth = self.settings.spec.auth
+        redis = self.settings.redis
+        unset_url = redis.sentinel is None and "${" in redis.url
+        if self.settings.streaming.backend != "redis" or unset_url:
+            return MemoryCallerSlots(auth)
+        return RedisCallerSlots(
+            auth,
+            redis.url,
+            redis.key_prefix,
+            float(redis.lease_seconds),
+            redis.cluster,
+            sentinel_service(redis.sentinel),
+        )
+
     def build_run_manager(self, backend: EventBackend) -> RunManager:
         settings = self.settings
         generator = None
@@ -355,6 +397,7 @@ class Runtime:
             await self.runs.close()
             await self.runs.bus.close()
         await self.rate_limiter.close()
+        await self.slots.close()
         self.agent_threads.shutdown()
 
     async def drain(self, grace: float) -> None:
