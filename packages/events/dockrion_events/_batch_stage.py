@@ -62,11 +62,19 @@ class BatchStage(Stage):
     """A run log: events are serialized when emitted and appended in batches by the loop."""
 
     def __init__(
-        self, run_id: str, sink: RunLogSink, *, max_pending: int, finish_patience: float
+        self,
+        run_id: str,
+        sink: RunLogSink,
+        *,
+        max_pending: int,
+        finish_patience: float,
+        max_pending_bytes: int | None = None,
     ) -> None:
         super().__init__(run_id)
         self.sink = sink
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0  # held by `pending`, counted when a byte bound is set
         self.finish_patience = finish_patience
         self.backoff = Backoff()
         self.pending: list[EventRecord] = []
@@ -98,11 +106,14 @@ class BatchStage(Stage):
             self.check_open(event_type)
             # Only other threads wait for room: the loop cannot wait for itself to flush.
             if threading.get_ident() != self._loop_thread:
-                while len(self.pending) >= self.max_pending and self.closed_by is None:
+                while self._full() and self.closed_by is None:
                     self.drained.wait(0.5)
                 self.check_open(event_type)
             event = build(self.next_sequence)
-            self.pending.append(EventRecord.from_event(event))
+            record = EventRecord.from_event(event)
+            self.pending.append(record)
+            if self.max_pending_bytes is not None:
+                self.pending_bytes += record.size
             self.next_sequence += 1
             if not self._wakeup_scheduled:
                 self._wakeup_scheduled = wake = True
@@ -127,6 +138,13 @@ class BatchStage(Stage):
                         self._handoff.wait(LIVE_SECONDS)
                         self._handoff_waiting = False
         return event
+
+    def _full(self) -> bool:
+        """Whether a worker thread waits before staging more (under `lock`)."""
+        if len(self.pending) >= self.max_pending:
+            return True
+        limit = self.max_pending_bytes
+        return limit is not None and self.pending_bytes >= limit
 
     async def emit(self, event_type: str, build: Build) -> BaseEvent:
         """Stage the event; it is written when the agent next yields to the loop, together
@@ -208,6 +226,7 @@ class BatchStage(Stage):
                 except Exception as exc:
                     self.failure = exc
                 self.pending = []
+                self.pending_bytes = 0
                 self._flushed_at = time.monotonic()
             self._wakeup_scheduled = False
             self._taken()
@@ -223,6 +242,7 @@ class BatchStage(Stage):
         async with self._flush_lock:
             with self.lock:
                 batch, self.pending = self.pending, []
+                self.pending_bytes = 0
                 self._wakeup_scheduled = False
                 if batch:
                     self._flushed_at = time.monotonic()
@@ -238,6 +258,8 @@ class BatchStage(Stage):
                 # producer wait rather than grow memory while the backend is away.
                 with self.lock:
                     self.pending[:0] = batch
+                    if self.max_pending_bytes is not None:
+                        self.pending_bytes += sum(record.size for record in batch)
                 self._retry_later(exc)
             except Exception as exc:
                 self.failure = exc

@@ -87,6 +87,7 @@ class StreamContext:
         streaming_sink: StreamingSink | None = None,
         *,
         max_pending: int = 10_000,
+        max_pending_bytes: int | None = None,
         finish_patience: float = 60.0,
     ) -> None:
         self._stage: Stage
@@ -97,7 +98,11 @@ class StreamContext:
             raise ValueError("StreamContext needs a bus (or queue_mode=True)")
         else:
             self._stage = BatchStage(
-                run_id, bus, max_pending=max_pending, finish_patience=finish_patience
+                run_id,
+                bus,
+                max_pending=max_pending,
+                max_pending_bytes=max_pending_bytes,
+                finish_patience=finish_patience,
             )
         self._run_id = run_id
         self._thread_id: str | None = None

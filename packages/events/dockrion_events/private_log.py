@@ -4,8 +4,10 @@ twin (Pattern A).
 No backend, no shared state and no `Run` record: one reader takes whatever is ready in one
 batch, and what it took is forgotten. A `StreamContext` writes to it like to any run log
 (`append`, `finish`); appends the loop makes itself go in at once (`append_now`), without
-a task per batch. The backlog is bounded: while the reader is `backlog` events behind, the
-producer waits (a slow client slows the agent; nothing is dropped). When the reader leaves,
+a task per batch. The backlog is bounded: while the reader is `backlog` events or
+`max_bytes` bytes (events' JSON and frames) behind, the producer waits (a slow client slows
+the agent; nothing is dropped). A batch larger than `max_bytes` on its own still goes in
+once the reader has taken everything before it. When the reader leaves,
 the log is closed and the producer's next append raises `RunFinishedError`.
 """
 
@@ -27,10 +29,12 @@ __all__ = ["PrivateRunLog"]
 class PrivateRunLog:
     """A one-reader, in-process run log (a `RunLogSink`)."""
 
-    def __init__(self, run_id: str, backlog: int = 10_000) -> None:
+    def __init__(self, run_id: str, backlog: int = 10_000, max_bytes: int = 1 << 20) -> None:
         self.run_id = run_id
         self.backlog = backlog
+        self.max_bytes = max_bytes
         self._records: list[EventRecord] = []
+        self._bytes = 0  # held by `_records`
         self._next_sequence = 0
         self._ended: RunStatus | None = None  # set with the terminal event
         self._closed = False  # the reader went away
@@ -42,6 +46,11 @@ class PrivateRunLog:
         """Events stored and not yet taken by the reader."""
         return len(self._records)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the events stored and not yet taken by the reader."""
+        return self._bytes
+
     # --- the writer (a StreamContext, on the loop) ----------------------------------------
 
     def append_now(self, run_id: str, records: Sequence[EventRecord]) -> bool:
@@ -49,8 +58,12 @@ class PrivateRunLog:
         self._check_open()
         if not records:
             return True
-        if len(self._records) >= self.backlog:
+        size = sum(record.size for record in records)
+        if self._records and (
+            len(self._records) >= self.backlog or self._bytes + size > self.max_bytes
+        ):
             return False
+        self._bytes += size
         self._records.extend(records)
         self._next_sequence = records[-1].sequence + 1
         self._ready.set()
@@ -105,6 +118,7 @@ class PrivateRunLog:
                         yield []
                         continue
                 batch, self._records = self._records, []
+                self._bytes = 0
                 if self._room is not None:
                     self._room.set()
                 yield batch

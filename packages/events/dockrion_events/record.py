@@ -27,6 +27,11 @@ class EventRecord:
         return cls(event.sequence, event.type, event.to_json())
 
     @property
+    def size(self) -> int:
+        """Bytes held for it: its JSON and its frame."""
+        return len(self.data) + len(self.frame)
+
+    @property
     def terminal(self) -> bool:
         return self.type in TERMINAL_EVENT_TYPES
 

@@ -100,3 +100,65 @@ def test_waiting_for_an_event_within_a_time_limit() -> None:
             await waiter
 
     asyncio.run(scenario())
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_expired_thread_claims_leave_the_store_as_time_passes(
+    run_async: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("dockrion_events.backends.memory.time.monotonic", clock)
+
+    async def scenario() -> None:
+        backend = InMemoryBackend()
+        for index in range(1000):
+            await backend.claim_thread(f"thread-{index}", f"caller-{index}", 60)
+        clock.now += 61  # every claim has expired
+        assert await backend.claim_thread("thread-0", "someone-else", 60) == "someone-else"
+        claims = backend._threads
+        assert claims.expired_count(clock.now) == 0
+        assert len(claims) == 1
+
+    run_async(scenario())
+
+
+def test_thread_claims_are_bounded_and_a_renewal_costs_no_memory(
+    run_async: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("dockrion_events.backends.memory.time.monotonic", clock)
+
+    async def scenario() -> None:
+        backend = InMemoryBackend(max_threads=3)
+        for index in range(3):
+            await backend.claim_thread(f"thread-{index}", "alice", 60)
+        with pytest.raises(BackendError, match="max_threads"):
+            await backend.claim_thread("thread-3", "alice", 60)
+        # a thread already held is renewed however full the store is, and renewals
+        # (each one a heap entry that goes stale) never grow the store past a bound
+        for _ in range(10_000):
+            clock.now += 0.001
+            assert await backend.claim_thread("thread-0", "alice", 60) == "alice"
+        claims = backend._threads
+        assert len(claims) == 3 and claims.heap_size <= 2 * 3 + 64 + 1
+        clock.now += 61
+        assert await backend.claim_thread("thread-3", "bob", 60) == "bob"  # room again
+        with pytest.raises(BackendError, match="max_threads"):
+            for index in range(4):
+                await backend.claim_resume(f"run-{index}", 60)
+
+    run_async(scenario())
+
+
+def test_max_threads_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        InMemoryBackend(max_threads=0)

@@ -198,3 +198,67 @@ def test_nothing_is_appended_after_the_end() -> None:
         assert run_log.pending == 0
 
     asyncio.run(main())
+
+
+def test_the_backlog_is_bounded_in_bytes_too() -> None:
+    big = "x" * 2048
+
+    async def main() -> tuple[int, list[int]]:
+        run_log = PrivateRunLog("run-bytes", backlog=10_000, max_bytes=64 * 1024)
+        context = StreamContext(run_log.run_id, run_log)
+        producer_done = asyncio.Event()
+
+        async def agent() -> None:
+            for _ in range(500):
+                await context.emit_token(big)
+            await context.emit_complete(None)
+            producer_done.set()
+
+        task = asyncio.ensure_future(agent())
+        for _ in range(200):  # the reader has not started: the producer must stop
+            await asyncio.sleep(0)
+        most_held = run_log.pending_bytes
+        assert not producer_done.is_set()
+        read = await read_all(run_log)
+        await task
+        return most_held, sequences(read)
+
+    most_held, read = asyncio.run(main())
+    assert 0 < most_held <= 64 * 1024
+    assert read == list(range(501))
+
+
+def test_a_sync_producer_stages_no_more_than_the_byte_bound() -> None:
+    big = "y" * 4096
+
+    async def main() -> tuple[int, int, list[int]]:
+        run_log = PrivateRunLog("run-sync-bytes", max_bytes=64 * 1024)
+        context = StreamContext(run_log.run_id, run_log, max_pending_bytes=64 * 1024)
+        emitted = 0
+
+        def agent() -> None:
+            nonlocal emitted
+            for _ in range(1000):
+                context.sync_emit_token(big)
+                emitted += 1
+
+        work = asyncio.get_running_loop().run_in_executor(None, agent)
+        seen = -1
+        while seen != emitted:  # until the thread waits for room (no reader yet)
+            seen = emitted
+            await asyncio.sleep(0.2)
+        held = run_log.pending_bytes + context._stage.pending_bytes  # type: ignore[attr-defined]
+        blocked_at = emitted
+        read: list[int] = []
+        async for batch in run_log.batches():
+            read += [record.sequence for record in batch]
+            if work.done() and not run_log.pending and read[-1] == 999:
+                await context.emit_complete(None)
+        await work
+        return held, blocked_at, read
+
+    held, blocked_at, read = asyncio.run(main())
+    assert blocked_at < 1000
+    # the log's bound, what the stage holds, and the one batch on its way between them
+    assert held <= 3 * 64 * 1024 + 2 * 8192
+    assert read == list(range(1001))

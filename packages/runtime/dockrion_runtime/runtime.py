@@ -28,6 +28,7 @@ from ._version import __version__
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
 from .agents.checkpointers import open_checkpointer
 from .auth import Access, Authenticator, principal_of
+from .auth.concurrency import CallerSlots, MemoryCallerSlots, RedisCallerSlots
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .engine.conversations import ThreadRegistry
 from .engine.input_check import CheckedBodyReader
@@ -47,7 +48,8 @@ log = logging.getLogger("dockrion.runtime")
 
 
 # A Pattern A log has one reader, which drops what it has read: how far an agent may run
-# ahead of a slow client before its emits wait for that client.
+# ahead of a slow client before its emits wait for that client, in events (and in bytes:
+# `streaming.connection.max_backlog_bytes`).
 STREAM_BACKLOG = 10_000
 
 
@@ -101,6 +103,7 @@ class Runtime:
         self.auth = auth
         self.access = access  # the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
+        self.slots = self.build_caller_slots()  # runs and streams per caller
         self.metrics = RuntimeMetrics(settings.name, settings.version)
         # the label values never change: each stream uses the same children
         self._open_streams = self.metrics.streams.labels(settings.name)
@@ -122,7 +125,8 @@ class Runtime:
                 settings.threads.multitask_strategy,
                 float(settings.redis.lease_seconds),
                 lambda: self.runs,
-            )
+            ),
+            settings.memory.max_threads,
         )
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
@@ -172,14 +176,38 @@ class Runtime:
         (nothing else can read it), with the subscription its one reader follows and the
         task to cancel when that reader goes away. Returns (run id, batches, task)."""
         supervisor = self.supervisor
-        context, run_log = supervisor.private_context(STREAM_BACKLOG)
-        self.bind(context, request)
-        options = await self.threads.options(request, agent)
-        context.thread_id = options.thread_id if options else None
-        await context.emit_started()
-        task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+        release = await self.slots.take(principal_of(request), "runs")
+        try:
+            context, run_log = supervisor.private_context(STREAM_BACKLOG)
+            self.bind(context, request)
+            options = await self.threads.options(request, agent)
+            context.thread_id = options.thread_id if options else None
+            await context.emit_started()
+            task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+        except BaseException:
+            release()
+            raise
+        task.add_done_callback(lambda _: release())
         batches = run_log.batches(heartbeat=self.settings.heartbeat_interval)
         return context.run_id, batches, task
+
+    async def subscriber_place(self, request: Request, run_id: str) -> Callable[[], None]:
+        """A place for one more subscriber of `run_id`: one of the caller's streams
+        (`auth.max_streams_per_caller`) and one of the run's subscribers
+        (`max_subscribers_per_run`), 429 without; returns the function that gives both
+        back."""
+        release_stream = await self.slots.take(principal_of(request), "streams")
+        try:
+            release_subscriber = self.subscribers.acquire(run_id)
+        except BaseException:
+            release_stream()
+            raise
+
+        def release() -> None:
+            release_subscriber()
+            release_stream()
+
+        return release
 
     def require_runs(self) -> RunManager:
         if self.runs is None:
@@ -272,6 +300,7 @@ class Runtime:
                 max_events_per_run=memory.max_events_per_run,
                 ttl_seconds=float(memory.retention_seconds),
                 max_runs=memory.max_runs,
+                max_threads=memory.max_threads,
             )
         redis = settings.redis
         if redis.sentinel is None and "${" in redis.url:
@@ -306,6 +335,22 @@ class Runtime:
             return MemoryRateLimiter(limits)
         return RedisRateLimiter(
             limits, redis.url, redis.key_prefix, redis.cluster, sentinel_service(redis.sentinel)
+        )
+
+    def build_caller_slots(self) -> CallerSlots:
+        """Counts per process on the memory backend, shared through Redis on Redis."""
+        auth = self.settings.spec.auth
+        redis = self.settings.redis
+        unset_url = redis.sentinel is None and "${" in redis.url
+        if self.settings.streaming.backend != "redis" or unset_url:
+            return MemoryCallerSlots(auth)
+        return RedisCallerSlots(
+            auth,
+            redis.url,
+            redis.key_prefix,
+            float(redis.lease_seconds),
+            redis.cluster,
+            sentinel_service(redis.sentinel),
         )
 
     def build_run_manager(self, backend: EventBackend) -> RunManager:
@@ -409,6 +454,7 @@ class Runtime:
             await self.runs.bus.close()
         await self.rate_limiter.close()
         await self.thread_state.aclose()
+        await self.slots.close()
         self.agent_threads.shutdown()
 
     async def drain(self, grace: float) -> None:

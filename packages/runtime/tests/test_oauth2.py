@@ -4,8 +4,10 @@ with client credentials from the environment, required scopes and a short cache.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from dockrion_runtime import AuthConfigError, create_app
+from dockrion_runtime.auth.oauth2 import FAILURES_PER_ADDRESS, IN_FLIGHT_PER_ADDRESS
 
 from .conftest import write_project
 
@@ -47,6 +50,8 @@ CLIENT = ("dockrion-runtime", "s3cret/with:chars")
 class Introspection:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.held_prefix = "held-"  # tokens whose answer waits for `release`
+        self.release = threading.Event()
         owner = self
         expected = (
             "Basic "
@@ -65,6 +70,8 @@ class Introspection:
                     return
                 token = form["token"][0]
                 owner.calls.append(token)
+                if token.startswith(owner.held_prefix):
+                    owner.release.wait(60)  # a slow endpoint, until the test lets it answer
                 body = json.dumps(ANSWERS.get(token, {"active": False})).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -85,6 +92,7 @@ def introspection() -> Iterator[Introspection]:
     thread = threading.Thread(target=endpoint.server.serve_forever, daemon=True)
     thread.start()
     yield endpoint
+    endpoint.release.set()
     endpoint.server.shutdown()
     endpoint.server.server_close()
 
@@ -159,3 +167,72 @@ def test_missing_client_credentials_stop_start_up(tmp_path: Path) -> None:
     dockfile = write_project(tmp_path, "whoami", dockfile_extra("http://127.0.0.1:9/x"), AGENT)
     with pytest.raises(AuthConfigError, match="OAUTH_CLIENT_SECRET"):
         create_app(dockfile, environ={"OAUTH_CLIENT_ID": "x"})
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_concurrent_requests_with_one_token_make_one_introspection(
+    serve: Serve, introspection: Introspection
+) -> None:
+    ANSWERS["held-good"] = {"active": True, "sub": "dana", "scope": "agents:invoke"}
+    url = serve("whoami", dockfile_extra(introspection.url), AGENT, environ=ENV)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = [pool.submit(call, url, "held-good") for _ in range(20)]
+        assert _wait_for(lambda: len(introspection.calls) >= 1)
+        # Time for the others to arrive (a second call, were they not shared, ends it).
+        _wait_for(lambda: len(introspection.calls) >= 2, seconds=2)
+        introspection.release.set()
+        assert [answer.result().status_code for answer in answers] == [200] * 20
+    assert introspection.calls.count("held-good") == 1
+
+
+def test_an_address_whose_tokens_keep_failing_is_refused_without_asking(
+    serve: Serve, introspection: Introspection
+) -> None:
+    url = serve("whoami", dockfile_extra(introspection.url), AGENT, environ=ENV)
+    for index in range(FAILURES_PER_ADDRESS):
+        assert call(url, f"bad-{index}").status_code == 401
+    asked = len(introspection.calls)
+    refused = call(url, "bad-one-more")
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "TOO_MANY_LOGINS"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert len(introspection.calls) == asked  # the endpoint was not asked
+    # another address is not concerned
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as other:
+        answer = other.post(
+            f"{url}/invoke", json={"query": "x"}, headers={"Authorization": "Bearer good-token"}
+        )
+    assert answer.status_code == 200
+
+
+def test_a_flood_of_bad_tokens_never_holds_up_a_valid_caller(
+    serve: Serve, introspection: Introspection
+) -> None:
+    """60 bad tokens at once from one address, whose introspections the endpoint holds:
+    a valid caller from another address is answered while they are still held."""
+    url = serve("whoami", dockfile_extra(introspection.url), AGENT, environ=ENV)
+    with concurrent.futures.ThreadPoolExecutor(60) as pool:
+        flood = [pool.submit(call, url, f"held-bad-{index}") for index in range(60)]
+        assert _wait_for(lambda: len(introspection.calls) >= IN_FLIGHT_PER_ADDRESS)
+        with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as other:
+            valid = other.post(
+                f"{url}/invoke",
+                json={"query": "x"},
+                headers={"Authorization": "Bearer good-token"},
+                timeout=20,
+            )
+        assert valid.status_code == 200
+        assert not introspection.release.is_set()  # the flood was still held
+        introspection.release.set()
+        statuses = [answer.result().status_code for answer in flood]
+    assert set(statuses) <= {401, 429} and statuses.count(401) <= IN_FLIGHT_PER_ADDRESS
+    held = [token for token in introspection.calls if token.startswith("held-bad-")]
+    assert len(held) <= IN_FLIGHT_PER_ADDRESS

@@ -91,6 +91,11 @@ PERMISSIONS: tuple[str, ...] = get_args(Permission)
 class RoleConfig(_Section):
     name: str
     permissions: list[Permission]
+    # A caller with this role may have this many runs going at once (instead of
+    # auth.max_runs_per_caller); with several roles, the largest applies.
+    max_runs: Annotated[int, Between(1, 1_000_000)] | None = None
+    # The same for open subscriptions to runs (instead of auth.max_streams_per_caller).
+    max_streams: Annotated[int, Between(1, 1_000_000)] | None = None
 
 
 class AuthConfig(_Section):
@@ -102,6 +107,12 @@ class AuthConfig(_Section):
     rate_limits: dict[str, Annotated[str, AfterValidator(normalize_rate_limit)]] = Field(
         default_factory=dict
     )
+    # Runs (/invoke, /invoke/stream, POST /runs, WebSocket and AG-UI runs) one caller may
+    # have going at once, on every instance together; past it, 429 TOO_MANY_RUNS.
+    max_runs_per_caller: Annotated[int, Between(1, 1_000_000)] = 100
+    # Open subscriptions to runs (GET /runs/{id}/events, WS /runs/{id}/ws, AG-UI streams)
+    # one caller may hold at once; past it, 429 TOO_MANY_STREAMS.
+    max_streams_per_caller: Annotated[int, Between(1, 1_000_000)] = 200
 
     @model_validator(mode="after")
     def _key_roles_exist(self) -> AuthConfig:

@@ -97,6 +97,9 @@ class MemoryStreamingConfig(_Section):
     # Runs kept at once; past it the run that finished first is forgotten first.
     max_runs: Annotated[int, Between(1, 1_000_000)] = 10_000
     max_events_per_run: Annotated[int, Between(10, 100000)] = 10_000
+    # Conversation threads whose owner is remembered at once (each for 30 days after its
+    # last run); past it, a new thread is refused until one expires.
+    max_threads: Annotated[int, Between(1, 10_000_000)] = 200_000
 
 
 class StreamingIdGenerator(_Section):
@@ -149,6 +152,9 @@ class StreamingEventsConfig(_Section):
 class StreamingConnectionConfig(_Section):
     default_timeout: Annotated[int, Between(1, 3600)] = 300
     max_subscribers_per_run: Annotated[int, Between(1, 1000)] = 100
+    # How far (bytes of events) a run may get ahead of a `/invoke/stream` or `/invoke/ws`
+    # client that does not read before the agent's next emit waits for it.
+    max_backlog_bytes: Annotated[int, Between(16_384, 1_073_741_824)] = 1_048_576
 
 
 class StreamingConfig(_Section):

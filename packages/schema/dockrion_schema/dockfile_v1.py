@@ -418,6 +418,30 @@ class DockSpec(_Section):
     build: BuildConfig | None = None
     metadata: Metadata | None = None
 
+    @model_validator(mode="after")
+    def _callers_leave_room(self) -> DockSpec:
+        """One caller can never take every run the memory backend may keep."""
+        streaming = self.streaming
+        if self.auth is None or self.auth.mode == "none":
+            return self
+        if streaming is not None and streaming.backend != "memory":
+            return self
+        memory = streaming.memory if streaming is not None else None
+        max_runs = (memory or MemoryStreamingConfig()).max_runs
+        bounds = [("auth.max_runs_per_caller", self.auth.max_runs_per_caller)] + [
+            (f"auth.roles[{role.name}].max_runs", role.max_runs)
+            for role in self.auth.roles
+            if role.max_runs is not None
+        ]
+        for field, bound in bounds:
+            if bound is not None and bound >= max_runs:
+                raise ValueError(
+                    f"{field} is {bound}, not below streaming.memory.max_runs ({max_runs}): one "
+                    "caller could take every run the memory backend keeps; lower it or raise "
+                    "streaming.memory.max_runs"
+                )
+        return self
+
 
 SECTION_MODELS: tuple[type[BaseModel], ...] = (
     DockSpec,

@@ -61,6 +61,8 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "oauth2": None,
         "roles": [],
         "rate_limits": {},
+        "max_runs_per_caller": 100,
+        "max_streams_per_caller": 200,
     }
     assert dumped["arguments"] == {}
 
@@ -167,6 +169,7 @@ def test_server_limits_and_memory_retention_defaults_and_ranges() -> None:
         "retention_seconds": 3600,
         "max_runs": 10_000,
         "max_events_per_run": 10_000,
+        "max_threads": 200_000,
     }
     with pytest.raises(Exception, match="must be between 1 and 300"):
         spec_with(expose={"limits": {"header_timeout": 0}})

@@ -3,12 +3,15 @@
 Memory is bounded: each log keeps at most about `max_events_per_run` events (the oldest go
 first), a finished run is forgotten `ttl_seconds` after it ended, and at most `max_runs`
 runs are kept: a new run makes room by forgetting the run that finished first. Runs still
-going are never forgotten; when all `max_runs` are going, a new one is refused.
+going are never forgotten; when all `max_runs` are going, a new one is refused. Thread
+ownerships and resume claims are at most `max_threads` each, kept in `ExpiringClaims`:
+expired ones leave as time passes, and a claim costs the same however many are held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -27,10 +30,72 @@ from ..record import EventRecord
 from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory
 
-__all__ = ["InMemoryBackend"]
+__all__ = ["ExpiringClaims", "InMemoryBackend"]
 
-# Thread ownerships kept before expired ones are swept (each claim renews its own).
-_MAX_THREADS = 100_000
+
+class ExpiringClaims:
+    """Claims that expire: a key held by an owner until an expiry (monotonic seconds), at
+    most `limit` at once.
+
+    A dict answers lookups; a heap of (expiry, key) gives the order claims expire in, so
+    expired claims leave as soon as any claim is made, each once (no scan of the table). A
+    renewal pushes a new heap entry; the stale one is skipped when it comes up, and the
+    heap is rebuilt from the dict when stale entries outnumber live ones, so each claim
+    costs O(log n) amortised whatever the number held.
+    """
+
+    __slots__ = ("_expiry", "_heap", "limit")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self._expiry: dict[str, tuple[str, float]] = {}  # key -> (owner, expiry)
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    @property
+    def heap_size(self) -> int:
+        """Entries of the expiry heap, stale ones included (at most about twice the claims)."""
+        return len(self._heap)
+
+    def owner(self, key: str, now: float) -> str | None:
+        """Who holds `key` at `now`, or None."""
+        held = self._expiry.get(key)
+        return held[0] if held is not None and held[1] > now else None
+
+    def expired_count(self, now: float) -> int:
+        """Claims still stored although they expired by `now` (for tests; a scan)."""
+        return sum(1 for _, expiry in self._expiry.values() if expiry <= now)
+
+    def put(self, key: str, owner: str, expiry: float, now: float) -> bool:
+        """Hold `key` for `owner` until `expiry`; False (nothing changed) when `limit` live
+        claims of other keys are held."""
+        self.expire(now)
+        expiries = self._expiry
+        if key not in expiries and len(expiries) >= self.limit:
+            return False
+        expiries[key] = (owner, expiry)
+        heap = self._heap
+        heapq.heappush(heap, (expiry, key))
+        if len(heap) > 2 * len(expiries) + 64:
+            self._heap = [(held, name) for name, (_, held) in expiries.items()]
+            heapq.heapify(self._heap)
+        return True
+
+    def pop(self, key: str) -> None:
+        self._expiry.pop(key, None)  # its heap entry goes stale
+
+    def expire(self, now: float) -> None:
+        """Drop every claim whose expiry has passed."""
+        heap, expiries = self._heap, self._expiry
+        while heap and heap[0][0] <= now:
+            expiry, key = heapq.heappop(heap)
+            held = expiries.get(key)
+            if held is not None and held[1] == expiry:
+                del expiries[key]
 
 
 class _RunLog:
@@ -79,13 +144,14 @@ class InMemoryBackend(EventBackend):
         ttl_seconds: float = 3600.0,
         *,
         max_runs: int | None = None,
+        max_threads: int = 200_000,
     ) -> None:
         if max_events_per_run < 1:
             raise ValueError("max_events_per_run must be at least 1")
         if max_runs is not None and max_runs < 1:
             raise ValueError("max_runs must be at least 1")
-        self._threads: dict[str, tuple[str, float]] = {}  # thread id -> (owner, expiry)
-        self._resumed: dict[str, float] = {}  # run id -> when its resume claim expires
+        self._threads = ExpiringClaims(max_threads)  # thread id -> its owner
+        self._resumed = ExpiringClaims(max_threads)  # run id whose interrupt is answered
         self._turns: dict[str, _Turn] = {}  # thread id -> who holds its turn, who waits
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
@@ -255,27 +321,21 @@ class InMemoryBackend(EventBackend):
 
     async def claim_resume(self, run_id: str, ttl_seconds: float) -> bool:
         now = time.monotonic()
-        if self._resumed.get(run_id, 0.0) > now:
+        if self._resumed.owner(run_id, now) is not None:
             return False
-        self._resumed[run_id] = now + ttl_seconds
-        if len(self._resumed) > _MAX_THREADS:
-            for stale in [key for key, expiry in self._resumed.items() if expiry <= now]:
-                del self._resumed[stale]
+        if not self._resumed.put(run_id, "", now + ttl_seconds, now):
+            raise self._full("resume claims")
         return True
 
     async def release_resume(self, run_id: str) -> None:
-        self._resumed.pop(run_id, None)
+        self._resumed.pop(run_id)
 
     async def thread_owner(self, thread_id: str) -> str | None:
-        current = self._threads.get(thread_id)
-        if current is None or current[1] <= time.monotonic():
-            return None
-        return current[0]
+        return self._threads.owner(thread_id, time.monotonic())
 
     async def release_thread(self, thread_id: str, owner: str) -> None:
-        current = self._threads.get(thread_id)
-        if current is not None and current[0] == owner:
-            del self._threads[thread_id]
+        if self._threads.owner(thread_id, time.monotonic()) == owner:
+            self._threads.pop(thread_id)
 
     async def take_thread_turn(
         self, thread_id: str, holder: str, ttl_seconds: float, *, wait: bool
@@ -313,11 +373,16 @@ class InMemoryBackend(EventBackend):
 
     async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
         now = time.monotonic()
-        current = self._threads.get(thread_id)
-        if current is not None and current[1] > now and current[0] != owner:
-            return current[0]
-        self._threads[thread_id] = (owner, now + ttl_seconds)
-        if len(self._threads) > _MAX_THREADS:
-            for stale in [key for key, (_, expiry) in self._threads.items() if expiry <= now]:
-                del self._threads[stale]
+        current = self._threads.owner(thread_id, now)
+        if current is not None and current != owner:
+            return current
+        if not self._threads.put(thread_id, owner, now + ttl_seconds, now):
+            raise self._full("thread ownerships")
         return owner
+
+    def _full(self, what: str) -> BackendError:
+        return BackendError(
+            f"the memory backend holds {self._threads.limit} {what}, none expired yet "
+            "(streaming.memory.max_threads); use the Redis backend to keep more",
+            self.name,
+        )

@@ -20,6 +20,10 @@ hash tag, so the layout works on Redis Cluster:
     <prefix>:thread:{<thread_id>}:tickets  string the last ticket handed out
     <prefix>:ratelimit:<principal> string a principal's rate-limit count (the runtime's
                                           `auth.rate_limits`; expiring)
+    <prefix>:slots:<kind>:<principal>
+                                   zset   a principal's runs or streams going at once (the
+                                          runtime's per-caller bounds): one member per
+                                          slot, scored by when its lease ends (renewed)
 
 Appends and terminal transitions are Lua scripts touching one run's keys only, so they are
 atomic: a terminal event is appended exactly once, and the status changes with it. No
@@ -83,6 +87,11 @@ class Keys:
     def rate_limit(self, principal: str) -> str:
         """A principal's rate-limit count (one key a script, so no hash tag is needed)."""
         return f"{self.prefix}:ratelimit:{principal}"
+
+    def caller_slots(self, kind: str, principal: str) -> str:
+        """A principal's slots of one kind (`runs`, `streams`), for the per-caller bounds
+        (one key a script, so no hash tag is needed)."""
+        return f"{self.prefix}:slots:{kind}:{principal}"
 
 
 # Every script that changes a run starts here: the run must exist and not have ended.

@@ -4,22 +4,35 @@ The runtime posts the token to `oauth2.introspection_url`, authenticating with H
 and the client id and secret read from the environment variables `client_id_env` and
 `client_secret_env`. An inactive token is 401; an active one lacking a scope of
 `required_scopes` is 403 FORBIDDEN naming them; an endpoint that cannot answer is 503
-AUTH_UNAVAILABLE. Answers are cached for 30 seconds (never past the token's `exp`), keyed
-by a hash of the token; the request runs in a worker thread, never on the event loop.
-The caller's identity comes from the answer through `auth.jwt.claims` (subject `sub`,
-else `username`, else `client_id`).
+AUTH_UNAVAILABLE. The caller's identity comes from the answer through `auth.jwt.claims`
+(subject `sub`, else `username`, else `client_id`).
+
+What a flood of bad tokens can cost is bounded, so that it never delays valid callers:
+
+- answers are cached, keyed by a hash of the token: an active token's for 30 s (never
+  past its `exp`), an inactive one's for 5 s;
+- one introspection at a time per token: concurrent requests with the same token share
+  its answer;
+- introspections run on threads of their own (`POOL_THREADS`), never the loop's default
+  executor that agents and other work share, and a client address has at most
+  `IN_FLIGHT_PER_ADDRESS` of them at once;
+- a client address whose tokens failed `FAILURES_PER_ADDRESS` times within
+  `FAILURE_WINDOW` seconds is refused (429, `Retry-After`) without asking the endpoint
+  until the window ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,10 +50,24 @@ from .base import (
 )
 from .jwt_auth import principal_from_claims
 
-__all__ = ["CACHE_SECONDS", "OAuth2Introspection"]
+__all__ = [
+    "CACHE_SECONDS",
+    "FAILURES_PER_ADDRESS",
+    "FAILURE_WINDOW",
+    "IN_FLIGHT_PER_ADDRESS",
+    "NEGATIVE_CACHE_SECONDS",
+    "POOL_THREADS",
+    "OAuth2Introspection",
+]
 
 CACHE_SECONDS = 30.0
+NEGATIVE_CACHE_SECONDS = 5.0
+POOL_THREADS = 16
+IN_FLIGHT_PER_ADDRESS = 4
+FAILURES_PER_ADDRESS = 20
+FAILURE_WINDOW = 60.0
 _MAX_CACHED = 10_000
+_MAX_ADDRESSES = 100_000
 _TIMEOUT = 10.0
 
 
@@ -71,6 +98,11 @@ class OAuth2Introspection(Authenticator):
         self._required = tuple(config.required_scopes)
         self._claims = claims
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # made when needed
+        self._in_flight: dict[str, asyncio.Task[dict[str, Any]]] = {}  # by token hash
+        self._asking: dict[str, int] = {}  # introspections running, by client address
+        # client address -> (failures, end of its window), oldest window first
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     async def authenticate(self, request: Request) -> Principal:
         token = bearer_token(request)
@@ -79,8 +111,11 @@ class OAuth2Introspection(Authenticator):
                 "Bearer token required: send 'Authorization: Bearer <token>'",
                 "MISSING_CREDENTIALS",
             )
-        answer = await self._answer(token)
+        address = request.client.host if request.client is not None else ""
+        self._check_failures(address)
+        answer = await self._answer(token, address)
         if answer.get("active") is not True:
+            self._failed(address)
             raise AuthFailed(
                 "The token is not active (expired, revoked or unknown)", "TOKEN_INVALID"
             )
@@ -88,6 +123,7 @@ class OAuth2Introspection(Authenticator):
         identity.setdefault("sub", answer.get("username") or answer.get("client_id"))
         principal = principal_from_claims(identity, self._claims, "oauth2")
         if principal is None:
+            self._failed(address)
             raise AuthFailed("The token names no subject or client", "TOKEN_INVALID")
         missing = [scope for scope in self._required if scope not in principal.scopes]
         if missing:
@@ -99,14 +135,76 @@ class OAuth2Introspection(Authenticator):
             )
         return principal
 
-    async def _answer(self, token: str) -> dict[str, Any]:
+    # --- failures per client address ---------------------------------------------------
+
+    def _check_failures(self, address: str) -> None:
+        now = time.monotonic()
+        failures = self._failures
+        while failures:  # windows that ended, oldest first
+            oldest, (_, ends) = next(iter(failures.items()))
+            if ends > now:
+                break
+            del failures[oldest]
+        count, ends = failures.get(address, (0, now))
+        if count >= FAILURES_PER_ADDRESS:
+            wait = max(int(ends - now) + 1, 1)
+            raise _too_many(
+                f"{count} failed logins from this address within {FAILURE_WINDOW:g} s; "
+                f"retry in {wait} s",
+                wait,
+            )
+
+    def _failed(self, address: str) -> None:
+        now = time.monotonic()
+        count, ends = self._failures.get(address, (0, 0.0))
+        if ends <= now:  # a new window, last in the order of expiry
+            self._failures.pop(address, None)
+            count, ends = 0, now + FAILURE_WINDOW
+            if len(self._failures) >= _MAX_ADDRESSES:
+                self._failures.popitem(last=False)
+        self._failures[address] = (count + 1, ends)
+
+    # --- introspection ------------------------------------------------------------------
+
+    async def _answer(self, token: str, address: str = "") -> dict[str, Any]:
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        answer = await asyncio.to_thread(self._introspect, token)
-        lifetime = CACHE_SECONDS
+        task = self._in_flight.get(key)
+        if task is None:  # the first request with this token asks; the others wait for it
+            if self._asking.get(address, 0) >= IN_FLIGHT_PER_ADDRESS:
+                raise _too_many(
+                    f"{IN_FLIGHT_PER_ADDRESS} token checks from this address are already "
+                    "running; retry in 1 s",
+                    1,
+                )
+            self._asking[address] = self._asking.get(address, 0) + 1
+            task = asyncio.ensure_future(self._fetch(token, key))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._asked(key, address, done))
+        return await asyncio.shield(task)
+
+    def _asked(self, key: str, address: str, task: asyncio.Task[dict[str, Any]]) -> None:
+        self._in_flight.pop(key, None)
+        left = self._asking.get(address, 1) - 1
+        if left > 0:
+            self._asking[address] = left
+        else:
+            self._asking.pop(address, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter may have gone
+
+    async def _fetch(self, token: str, key: str) -> dict[str, Any]:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                POOL_THREADS, thread_name_prefix="dockrion-introspection"
+            )
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self._pool, self._introspect, token)
+        now = time.monotonic()
+        lifetime = CACHE_SECONDS if answer.get("active") is True else NEGATIVE_CACHE_SECONDS
         expires = answer.get("exp")
         if isinstance(expires, int | float):
             lifetime = min(lifetime, max(float(expires) - time.time(), 0.0))
@@ -152,3 +250,13 @@ class OAuth2Introspection(Authenticator):
                 {},
             )
         return answer
+
+
+def _too_many(message: str, retry_after: int) -> Refused:
+    return Refused(
+        message,
+        "TOO_MANY_LOGINS",
+        "TOO_MANY_LOGINS",
+        {"retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )

@@ -105,7 +105,7 @@ async def run_agent(request: Request) -> EventStreamResponse:
         options = await runtime.threads.claim(request, agent, run_input.thread_id)
     ids = {"thread_id": run_input.thread_id, "run_id": run_input.run_id}
     run = await start_run(request, payload, None, options, {"ag_ui": ids})
-    return _stream(request, translation, stream, run.run_id, ids, after=None, timeout=None)
+    return await _stream(request, translation, stream, run.run_id, ids, after=None, timeout=None)
 
 
 def _check_input(runtime: Runtime, payload: Any) -> None:
@@ -138,10 +138,12 @@ async def replay_run(request: Request) -> EventStreamResponse:
         "run_id": str(ids.get("run_id") or run.run_id),
     }
     timeout = _timeout(request, runtime.settings.default_timeout)
-    return _stream(request, translation, stream, run.run_id, ids, after=after, timeout=timeout)
+    return await _stream(
+        request, translation, stream, run.run_id, ids, after=after, timeout=timeout
+    )
 
 
-def _stream(
+async def _stream(
     request: Request,
     translation: ModuleType,
     stream: ModuleType,
@@ -159,7 +161,7 @@ def _stream(
         dockrion_run_id=run_id,
         framework=runtime.settings.framework,
     )
-    release = runtime.subscribers.acquire(run_id)
+    release = await runtime.subscriber_place(request, run_id)
     batches = runs.bus.subscribe(run_id, 0, heartbeat=runtime.settings.heartbeat_interval)
     return runtime.event_stream(
         stream.ag_ui_batches(batches, translator, after),

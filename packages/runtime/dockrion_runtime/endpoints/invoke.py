@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..auth import principal_of
 from ..engine.encoding import FastJSONResponse
 from ..runtime import runtime_of
 from ..wire.sse import EventStreamResponse
@@ -34,7 +35,11 @@ async def invoke(request: Request) -> Response:
     runtime.bind(context, request)
     options = await runtime.threads.options(request, agent)
     context.thread_id = options.thread_id if options else None
-    result = await supervisor.invoke(agent, payload, context, options)
+    release = await runtime.slots.take(principal_of(request), "runs")
+    try:
+        result = await supervisor.invoke(agent, payload, context, options)
+    finally:
+        release()
     metadata: dict[str, Any] = supervisor.metadata(
         **result.metadata, latency_seconds=round(time.perf_counter() - started, 3)
     )

@@ -75,18 +75,27 @@ async def start_run(
     metadata = dict(metadata or {})
     if options is not None and options.thread_id is not None:
         metadata["thread_id"] = options.thread_id
+    principal = principal_of(request)
     try:
-        run = await runs.create_run(requested, owner=principal_of(request).id, metadata=metadata)
+        release = await runtime.slots.take(principal, "runs")  # before anything is created
     except BaseException:
         if options is not None and options.turn is not None:
             await options.turn.end()  # no run: its thread's turn goes to the next
         raise
-    context = runs.get_context(run.run_id)
-    assert context is not None
-    runtime.bind(context, request)
-    context.thread_id = options.thread_id if options else None
-    supervisor = runtime.supervisor
-    task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context, options))
+    try:
+        run = await runs.create_run(requested, owner=principal.id, metadata=metadata)
+        context = runs.get_context(run.run_id)
+        assert context is not None
+        runtime.bind(context, request)
+        context.thread_id = options.thread_id if options else None
+        supervisor = runtime.supervisor
+        task = supervisor.spawn(supervisor.execute_run(runs, agent, payload, context, options))
+    except BaseException:
+        release()
+        if options is not None and options.turn is not None:
+            await options.turn.end()  # no run: its thread's turn goes to the next
+        raise
+    task.add_done_callback(lambda _: release())
     context.on_cancel(lambda: _cancel(task))
     return run
 

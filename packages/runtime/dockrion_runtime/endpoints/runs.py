@@ -157,7 +157,7 @@ async def run_events(request: Request) -> EventStreamResponse:
     )
     # Refuses (410, with the first sequence still kept) a cursor the log no longer holds.
     await runs.bus.backend.read(run.run_id, start - 1, timeout=0)
-    release = runtime.subscribers.acquire(run.run_id)
+    release = await runtime.subscriber_place(request, run.run_id)
     return runtime.event_stream(
         runs.bus.subscribe(run.run_id, start, heartbeat=runtime.settings.heartbeat_interval),
         run.run_id,

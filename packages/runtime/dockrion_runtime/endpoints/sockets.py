@@ -98,7 +98,7 @@ async def run_ws(websocket: WebSocket, request: Request) -> None:
     )
     # Refuses (410, with the first sequence still kept) a cursor the log no longer holds.
     await runs.bus.backend.read(run.run_id, start - 1, timeout=0)
-    release = runtime.subscribers.acquire(run.run_id)
+    release = await runtime.subscriber_place(request, run.run_id)
     try:
         await accept(websocket)
         owner = run.owner == principal_of(request).id

@@ -32,8 +32,8 @@ class ThreadRegistry:
     """Claims threads for callers in the events backend (a process-local one when the
     runtime serves no background runs)."""
 
-    def __init__(self, turns: ThreadTurns | None = None) -> None:
-        self.backend: EventBackend = InMemoryBackend()
+    def __init__(self, turns: ThreadTurns | None = None, max_threads: int = 200_000) -> None:
+        self.backend: EventBackend = InMemoryBackend(max_threads=max_threads)
         self.turns = turns  # one run at a time per thread
 
     async def claim(self, request: Request, agent: Agent, thread_id: str) -> RunOptions:

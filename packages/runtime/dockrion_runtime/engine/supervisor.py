@@ -96,15 +96,19 @@ class RunSupervisor:
 
     def private_context(self, backlog: int) -> tuple[StreamContext, PrivateRunLog]:
         """A one-run log of our own (Pattern A), and the context that writes it: no shared
-        backend involved."""
+        backend involved. What a slow reader leaves unread is bounded in events (`backlog`)
+        and in bytes (`streaming.connection.max_backlog_bytes`), in the log and in what a
+        worker thread stages for it alike."""
         settings = self.settings
-        run_log = PrivateRunLog(_private_run_id(), backlog)
+        max_bytes = settings.connection.max_backlog_bytes
+        run_log = PrivateRunLog(_private_run_id(), backlog, max_bytes)
         context = StreamContext(
             run_log.run_id,
             run_log,
             agent_name=settings.name,
             framework=settings.framework,
             events_filter=settings.events_filter,
+            max_pending_bytes=max_bytes,
         )
         return context, run_log
 
@@ -227,11 +231,16 @@ class RunSupervisor:
             if turn is not None:
                 await turn.end()
             return  # cancelled before it started, or the backend lost the run
-        except BaseException:
+        except BaseException:  # cancelled while starting: the agent never starts
             runs.forget(context.run_id)
             if turn is not None:
                 await turn.end()
             raise
+        if context.cancelled:  # cancelled as it started: never start the agent
+            runs.forget(context.run_id)
+            if turn is not None:
+                await turn.end()
+            return
         try:
             await self.execute(agent, payload, context, cancel_reason="cancelled", options=options)
         finally:

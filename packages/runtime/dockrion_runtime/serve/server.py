@@ -576,9 +576,24 @@ def _text_frames(texts: list[str]) -> bytes:
     return b"".join(out)
 
 
+# Bytes a WebSocket connection may hold unsent when a ping arrives: a pong is written
+# whatever the flow control says, so a peer that pings and never reads is dropped here.
+PONG_BACKLOG_BYTES = 1 << 20
+
+
 class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol writing the frames of one turn of the event loop in
-    one write, and sending a list of text messages in one ASGI message (`SEND_TEXTS`)."""
+    one write, and sending a list of text messages in one ASGI message (`SEND_TEXTS`).
+    A ping that arrives while over `PONG_BACKLOG_BYTES` wait unsent closes the connection
+    (aborted: a peer that does not read would never read a close frame either)."""
+
+    def handle_ping(self) -> None:
+        transport = self.transport
+        if transport.get_write_buffer_size() > PONG_BACKLOG_BYTES:
+            self.conn.data_to_send()  # the pong, never sent
+            transport.abort()
+            return
+        super().handle_ping()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         coalescing = CoalescingTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
