@@ -19,10 +19,23 @@ def to_dict(spec: DockSpec, exclude_none: bool = True) -> dict[str, Any]:
     return spec.model_dump(mode="json", exclude_none=exclude_none)
 
 
+def _escaped(value: Any) -> Any:
+    """`value` with every `${` in its strings written `$${`, so that loading the YAML again
+    (which substitutes `${NAME}` and reads `$${` as a literal `${`) gives the same text."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    return value
+
+
 def to_yaml_string(spec: DockSpec, exclude_none: bool = True) -> str:
-    """The spec as block-style YAML, in field order, unicode kept."""
+    """The spec as block-style YAML, in field order, unicode kept; loading it again gives
+    the same spec (a literal `${` is written `$${`)."""
     return yaml.safe_dump(
-        to_dict(spec, exclude_none=exclude_none),
+        _escaped(to_dict(spec, exclude_none=exclude_none)),
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,

@@ -109,3 +109,16 @@ def test_yaml_round_trip_preserves_the_model(data: dict[str, Any]) -> None:
     again = parse_dockspec(to_yaml_string(spec), environ={})
     assert again == spec
     assert to_dict(again) == to_dict(spec)
+
+
+@pytest.mark.parametrize("literal", ["$${", "${A}", "$$${A}", "${A:-b}", "a$", "$$"])
+def test_a_literal_dollar_brace_survives_the_round_trip(literal: str) -> None:
+    spec = DockSpec.model_validate(
+        {
+            "version": "1.0",
+            "agent": {"name": "ab", "handler": "a:b", "description": literal},
+            "io_schema": {"strict": False},
+            "expose": {},
+        }
+    )
+    assert parse_dockspec(to_yaml_string(spec), environ={}) == spec
