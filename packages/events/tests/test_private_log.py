@@ -249,13 +249,10 @@ def test_a_sync_producer_stages_no_more_than_the_byte_bound() -> None:
             await asyncio.sleep(0.2)
         held = run_log.pending_bytes + context._stage.pending_bytes  # type: ignore[attr-defined]
         blocked_at = emitted
-        read: list[int] = []
-        async for batch in run_log.batches():
-            read += [record.sequence for record in batch]
-            if work.done() and not run_log.pending and read[-1] == 999:
-                await context.emit_complete(None)
+        reader = asyncio.ensure_future(read_all(run_log))
         await work
-        return held, blocked_at, read
+        await context.emit_complete(None)
+        return held, blocked_at, sequences(await reader)
 
     held, blocked_at, read = asyncio.run(main())
     assert blocked_at < 1000
