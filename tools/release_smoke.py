@@ -10,9 +10,11 @@ index, no dev extras), then, in that environment only:
 - `dockrion-schema validate` on the quickstart Dockfile, and on the shortest Redis Dockfile
   with no environment (valid with a warning; refused with `--require-env`, and by
   `dockrion-runtime serve`, naming REDIS_URL);
-- `import dockrion_events` does not import the server's dependencies (starlette);
-- `dockrion-runtime serve` the quickstart on a free loopback port, stream `/invoke/stream`
-  and check that the stream ends with the terminal `complete` event.
+- `import dockrion_events` does not import the server's dependencies (starlette), and
+  `dockrion-schema` and `dockrion-events`, each installed alone in an environment of its
+  own, pull none of them;
+- `dockrion-runtime serve` the quickstart on a free loopback port, `POST /invoke` once,
+  stream `/invoke/stream` and check that the stream ends with the terminal `complete` event.
 
 Everything happens in a temporary directory; nothing is written to the repository.
 Exit status 0 when every step passed.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -186,6 +189,32 @@ def events_stay_light(python: Path, env: dict[str, str], work: Path) -> None:
     run([python, "-c", code], env=env, cwd=work)
 
 
+def installed_names(python: Path) -> set[str]:
+    code = "import importlib.metadata as m\nfor d in m.distributions(): print(d.metadata['Name'])"
+    listed = run([python, "-c", code]).stdout.split()
+    return {re.sub(r"[-_.]+", "-", name).lower() for name in listed}
+
+
+def each_alone(work: Path, files: dict[str, tuple[Path, Path]]) -> None:
+    """dockrion-schema and dockrion-events each installed alone pull none of the server's
+    dependencies: the schema validates a Dockfile, the events package imports."""
+    server = {"starlette", "uvicorn", "httptools", "websockets", "dockrion-runtime"}
+    for module, check in (
+        ("dockrion_schema", ["dockrion-schema", "validate", "Dockfile.yaml"]),
+        ("dockrion_events", ["python", "-c", "import dockrion_events"]),
+    ):
+        venv = work / f"alone-{module}"
+        run([sys.executable, "-m", "venv", venv])
+        python = venv / "bin" / "python"
+        wheel = files[module][0]
+        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel])
+        pulled = installed_names(python) & server
+        if pulled:
+            raise SmokeError(f"{wheel.name} alone pulls the server's {sorted(pulled)}")
+        program, *args = check
+        run([venv / "bin" / program, *args], cwd=work / "quickstart", env=clean_env(venv))
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -208,6 +237,23 @@ def wait_until_up(url: str, server: subprocess.Popen[str]) -> None:
     raise SmokeError(f"serve did not answer {url}/health within {START_TIMEOUT:.0f} s")
 
 
+def invoke_once(url: str) -> dict[str, object]:
+    """One `POST /invoke`: the agent's output, which echoes the query."""
+    query = "hello from the release smoke test"
+    request = urllib.request.Request(
+        f"{url}/invoke",
+        data=json.dumps({"query": query, "delay": 0}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with HTTP.open(request, timeout=STREAM_TIMEOUT) as response:
+        body = json.loads(response.read())
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, dict) or output.get("answer") != query:
+        raise SmokeError(f"/invoke did not answer with the agent's output: {body}")
+    return output
+
+
 def stream_to_completion(url: str) -> list[str]:
     """The event types of one streamed invocation, in order."""
     request = urllib.request.Request(
@@ -228,14 +274,16 @@ def stream_to_completion(url: str) -> list[str]:
     return types
 
 
-def serve_and_stream(venv: Path, work: Path, env: dict[str, str]) -> list[str]:
+def serve_and_stream(
+    venv: Path, work: Path, env: dict[str, str], dockfile: str = "Dockfile.yaml"
+) -> list[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [
             str(venv / "bin" / "dockrion-runtime"),
             "serve",
-            "Dockfile.yaml",
+            dockfile,
             "--host",
             "127.0.0.1",
             "--port",
@@ -253,6 +301,7 @@ def serve_and_stream(venv: Path, work: Path, env: dict[str, str]) -> list[str]:
     )
     try:
         wait_until_up(url, server)
+        invoke_once(url)
         types = stream_to_completion(url)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -288,7 +337,9 @@ def smoke(dist: Path | None, work: Path) -> None:
     validate(venv, work, env)
     step("import dockrion_events without the server's dependencies")
     events_stay_light(python, env, work)
-    step("dockrion-runtime serve the quickstart and stream /invoke/stream")
+    step("dockrion-schema and dockrion-events each alone, without the server's dependencies")
+    each_alone(work, files)
+    step("dockrion-runtime serve the quickstart: POST /invoke, stream /invoke/stream")
     types = serve_and_stream(venv, work, env)
     print(f"   {len(types)} events, last {types[-1]!r}")
     print(f"release smoke test passed in {time.monotonic() - started:.0f} s", flush=True)
