@@ -127,7 +127,7 @@ def connect(
     if sentinel is not None:
         # Each new connection asks the Sentinels where the primary is; a connection to a
         # demoted primary (READONLY) is dropped, so commands fail over with the Sentinels.
-        manager = Sentinel(  # type: ignore[no-untyped-call]
+        manager = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             list(sentinel.sentinels),
             sentinel_kwargs={"socket_timeout": 5, "socket_connect_timeout": 5},
             password=sentinel.password,
