@@ -13,8 +13,9 @@ index, no dev extras), then, in that environment only:
 - `import dockrion_events` does not import the server's dependencies (starlette), and
   `dockrion-schema` and `dockrion-events`, each installed alone in an environment of its
   own, pull none of them;
-- `dockrion-runtime serve` the quickstart on a free loopback port, `POST /invoke` once,
-  stream `/invoke/stream` and check that the stream ends with the terminal `complete` event.
+- `dockrion-runtime serve` the quickstart on a free loopback port, `POST /invoke` (from a
+  page's origin, and once with a body the io_schema refuses: 400), stream `/invoke/stream`
+  and check that the stream ends with the terminal `complete` event.
 
 With `--floors`, the same wheels go into a second fresh environment with the LOWEST version
 of every dependency the packages declare (each declared requirement named as a direct one,
@@ -253,20 +254,36 @@ def wait_until_up(url: str, server: subprocess.Popen[str]) -> None:
 
 
 def invoke_once(url: str) -> dict[str, object]:
-    """One `POST /invoke`: the agent's output, which echoes the query."""
+    """One `POST /invoke` from a browser page's origin (CORS applies): the agent's output,
+    which echoes the query; and one with a body the io_schema refuses: a 400 naming the
+    field, not a 500."""
     query = "hello from the release smoke test"
+    headers = {"Content-Type": "application/json", "Origin": "http://page.example"}
     request = urllib.request.Request(
         f"{url}/invoke",
         data=json.dumps({"query": query, "delay": 0}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers=headers,
         method="POST",
     )
-    with HTTP.open(request, timeout=STREAM_TIMEOUT) as response:
-        body = json.loads(response.read())
+    try:
+        with HTTP.open(request, timeout=STREAM_TIMEOUT) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise SmokeError(f"/invoke answered {error.code}: {error.read()!r}") from None
     output = body.get("output") if isinstance(body, dict) else None
     if not isinstance(output, dict) or output.get("answer") != query:
         raise SmokeError(f"/invoke did not answer with the agent's output: {body}")
-    return output
+    refused = urllib.request.Request(
+        f"{url}/invoke", data=b'{"delay": 0}', headers=headers, method="POST"
+    )
+    try:
+        HTTP.open(refused, timeout=STREAM_TIMEOUT).close()
+    except urllib.error.HTTPError as error:
+        problem = json.loads(error.read())
+        if error.code == 400 and problem.get("code") == "VALIDATION_ERROR":
+            return output
+        raise SmokeError(f"/invoke without 'query' answered {error.code}: {problem}") from None
+    raise SmokeError("/invoke without 'query' was accepted")
 
 
 def stream_to_completion(url: str) -> list[str]:
