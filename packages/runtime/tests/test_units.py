@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from dockrion_runtime.payload import BodyReader, SchemaChecker
 from dockrion_runtime.routes import ROUTE_TABLE, served, starlette_routes
 from dockrion_runtime.settings import RuntimeSettings, SettingsError
 from dockrion_schema import DockSpec, IOSubSchema, StreamingEventsConfig
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def spec(**sections: Any) -> DockSpec:
@@ -66,14 +69,37 @@ def test_every_invoke_and_runs_route_is_protected_and_service_routes_are_not() -
         assert endpoint.protected == family, endpoint.path
 
 
-def test_the_permission_table_is_the_route_table() -> None:
-    needs = {(e.method, e.path): e.permission for e in ROUTE_TABLE}
-    for endpoint in ROUTE_TABLE:
-        if endpoint.protected:
-            assert endpoint.permission == "invoke", endpoint.path
-    assert needs[("GET", "/metrics")] == "view_metrics"
-    assert needs[("GET", "/openapi.json")] == needs[("GET", "/docs")] == "read_docs"
-    assert needs[("GET", "/health")] is None and needs[("GET", "/ready")] is None
+def documented_permissions() -> dict[tuple[str, str], str | None]:
+    """The permission table of docs/security.md, as (method, path) -> permission (None for
+    "none"): `{id}` read as `{run_id}`, `WS` as the handshake's GET, a path without a
+    method taking the one before it. The row of other callers' runs (`read_logs`) names no
+    route of its own."""
+    page = (ROOT / "docs" / "security.md").read_text()
+    section = page.split("\n## Permissions\n", 1)[1].split("\n## ", 1)[0]
+    table: dict[tuple[str, str], str | None] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        endpoints, permission, _ = cells
+        method = "GET"
+        for code in re.findall(r"`([^`]+)`", endpoints):
+            *verb, path = code.split()
+            method = {"WS": "GET"}.get(verb[0], verb[0]) if verb else method
+            table[(method, path.replace("{id}", "{run_id}"))] = (
+                None if permission == "none" else permission.strip("`")
+            )
+    return table
+
+
+def test_the_documented_permission_table_is_the_route_table() -> None:
+    documented = documented_permissions()
+    routes = {(e.method, e.path): e.permission for e in ROUTE_TABLE}
+    assert documented, "no permission table found in docs/security.md"
+    needing = {key: need for key, need in routes.items() if need is not None}
+    assert {key: need for key, need in documented.items() if need is not None} == needing
+    public = [key for key, need in documented.items() if need is None]
+    assert public and all(key in routes and routes[key] is None for key in public), public
 
 
 def test_served_routes_follow_the_dockfile() -> None:
