@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from dockrion_schema import RATE_WINDOW_SECONDS
+
 from .auth import Principal, Refused
 
 __all__ = [
@@ -31,8 +33,6 @@ __all__ = [
     "limits_from",
 ]
 
-_WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
 
 @dataclass(frozen=True, slots=True)
 class Limit:
@@ -43,7 +43,7 @@ class Limit:
     def parse(cls, text: str) -> Limit:
         """A normalised Dockfile limit, `"100/hour"`."""
         count, _, window = text.partition("/")
-        return cls(int(count), _WINDOWS[window])
+        return cls(int(count), RATE_WINDOW_SECONDS[window])
 
     @property
     def interval(self) -> float:

@@ -14,6 +14,9 @@ import httpx
 import pytest
 import redis
 
+from dockrion_runtime.rate_limits import Limit
+from dockrion_schema import RATE_WINDOW_SECONDS, normalize_rate_limit
+
 from .conftest import kill_server, start_server, write_project
 
 Serve = Callable[..., str]
@@ -105,3 +108,8 @@ def test_redis_shares_the_count_across_instances(
         assert len(client.keys(f"{prefix}:ratelimit:*")) == 1  # under its own prefix
     finally:
         client.close()
+
+
+def test_a_limit_counts_over_the_window_the_dockfile_names() -> None:
+    for window, seconds in RATE_WINDOW_SECONDS.items():
+        assert Limit.parse(normalize_rate_limit(f"7/{window}")) == Limit(7, seconds)

@@ -21,6 +21,7 @@ from ._auth import (
     RoleConfig,
     normalize_rate_limit,
 )
+from ._fields import RATE_WINDOW_SECONDS
 from ._streaming import (
     MemoryStreamingConfig,
     RedisSentinelConfig,
@@ -63,6 +64,7 @@ from .serialize import from_dict, to_dict, to_yaml_string
 
 __all__ = [
     "PERMISSIONS",
+    "RATE_WINDOW_SECONDS",
     "AgUiConfig",
     "AgentConfig",
     "ApiKeysConfig",

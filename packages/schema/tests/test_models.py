@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 
 import dockrion_schema
 from dockrion_schema import (
+    RATE_WINDOW_SECONDS,
+    ApiKeysConfig,
     DockfileError,
     DockSpec,
     from_dict,
@@ -200,3 +203,19 @@ def test_security_switches_default_to_the_safe_side() -> None:
     assert spec.auth is not None and spec.auth.jwt is not None
     assert spec.auth.jwt.require_exp is True
     assert spec.observability is not None and spec.observability.verbose_errors is False
+
+
+def test_every_rate_limit_window_has_its_length_in_seconds() -> None:
+    spellings = ["1/s", "1/sec", "1/m", "1/min", "1/h", "1/hr", "1/hours", "2 / days", "1/d"]
+    windows = {normalize_rate_limit(spelling).partition("/")[2] for spelling in spellings}
+    assert windows == set(RATE_WINDOW_SECONDS)
+    assert dict(RATE_WINDOW_SECONDS) == {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+    with pytest.raises(TypeError):
+        RATE_WINDOW_SECONDS["week"] = 604800  # type: ignore[index]
+
+
+def test_api_key_rotation_is_refused_not_silently_ignored() -> None:
+    assert ApiKeysConfig().rotation_days is None
+    assert ApiKeysConfig.model_validate({"rotation_days": None}).rotation_days is None
+    with pytest.raises(PydanticValidationError, match="is not enforced"):
+        ApiKeysConfig.model_validate({"rotation_days": 30})
