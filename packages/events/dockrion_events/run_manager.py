@@ -29,6 +29,16 @@ def _orphaned_event(run_id: str, sequence: int) -> ErrorEvent:
     return ErrorEvent(run_id=run_id, sequence=sequence, error=ORPHANED_MESSAGE, code="RUN_ORPHANED")
 
 
+def _stop_if_cancelled(cause: BaseException | None = None) -> None:
+    """A Redis command may swallow its task's cancellation (redis-py answers a command
+    cancelled midway with a connection error, or even with its reply): a loop that goes on
+    after a backend call stops when its task is being cancelled all the same, or whoever
+    awaits the task (`close`) waits for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from cause
+
+
 @runtime_checkable
 class LeasedBackend(Protocol):
     """A backend shared between processes, which tracks who runs each run (Redis)."""
@@ -148,8 +158,10 @@ class RunManager:
                 await backend.renew_lease(run_id, self.instance_id, self._lease_ms)
                 run = await backend.get_run(run_id)
             except BackendError as exc:
+                _stop_if_cancelled(exc)
                 log.warning("cannot renew the lease of run %s: %s", run_id, exc)
                 continue
+            _stop_if_cancelled()
             if (run is None or run.terminal) and not context.closed:
                 status = run.status.value if run else "deleted"
                 context.cancel(f"run ended elsewhere ({status})")
@@ -172,8 +184,10 @@ class RunManager:
             try:
                 lapsed = set(await backend.orphaned_runs())
             except BackendError as exc:
+                _stop_if_cancelled(exc)
                 log.warning("orphan sweep failed: %s", exc)
                 continue
+            _stop_if_cancelled()
             orphans, suspects = lapsed & suspects, lapsed
             for run_id in sorted(orphans):
                 with contextlib.suppress(RunFinishedError, RunNotFoundError):

@@ -35,20 +35,31 @@ def test_subscribers_share_one_read_and_late_joiners_share_the_replay(
             context = runs.get_context(run.run_id)
             assert context is not None
 
-            async def subscriber() -> list[int]:
-                seen = []
+            async def subscriber(seen: list[int]) -> list[int]:
                 async for batch in bus.subscribe(run.run_id):
                     seen += [record.sequence for record in batch]
                 return seen
 
-            early = [asyncio.create_task(subscriber()) for _ in range(20)]
-            await asyncio.sleep(0.2)
+            async def until_all_saw(group: list[list[int]], sequence: int) -> None:
+                for _ in range(3000):  # 30 s at most
+                    if all(seen and seen[-1] >= sequence for seen in group):
+                        return
+                    await asyncio.sleep(0.01)
+                raise AssertionError(f"not every subscriber saw event {sequence}")
+
+            early_seen: list[list[int]] = [[] for _ in range(20)]
+            early = [asyncio.create_task(subscriber(seen)) for seen in early_seen]
+            first = await context.emit_token("0")
+            assert first is not None
+            await until_all_saw(early_seen, first.sequence)  # joined and following
             joined_early = ranges
-            for index in range(30):  # 30 batches: each wakes every subscriber
+            for index in range(1, 30):  # 29 more batches: each wakes every subscriber
                 await context.emit_token(str(index))
                 await asyncio.sleep(0.01)
-            late = [asyncio.create_task(subscriber()) for _ in range(20)]
-            await asyncio.sleep(0.2)
+            last = first.sequence + 29
+            late_seen: list[list[int]] = [[] for _ in range(20)]
+            late = [asyncio.create_task(subscriber(seen)) for seen in late_seen]
+            await until_all_saw(late_seen, last)  # joined while the run goes on
             await runs.set_result(run.run_id, {"ok": True})
             seen = await asyncio.wait_for(asyncio.gather(*early, *late), 30)
             return seen, joined_early, ranges

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from dockrion_events import EventBus, EventRecord, RunManager
+from dockrion_events import EventBus, EventRecord, RunManager, RunNotFoundError
 from dockrion_events.backends.redis_layout import text
 
 
@@ -48,13 +48,21 @@ def test_every_key_and_index_entry_is_gone_after_the_retention(
 ) -> None:
     """Bounded memory: runs that ended, runs left ACCEPTED and runs whose instance vanished
     mid-run all leave nothing behind once their retention has passed, the shared index and
-    running set included; under continued traffic the index drops the old entries."""
+    running set included; under continued traffic the index drops the old entries.
+
+    With a one-second retention, a loaded machine may let a run expire between two of its
+    steps: that run is gone early, which is what is tested, not a failure. Every wait is
+    for the state asked for, bounded; nothing assumes how fast the machine is."""
     from dockrion_events.backends.redis import RedisBackend
+
+    async def expired_so_far(client: Any) -> int:
+        return int((await client.info("stats"))["expired_keys"])
 
     async def scenario() -> None:
         backend = RedisBackend(redis_server.url, stream_ttl_seconds=1, key_prefix="bounded")
         runs = RunManager(EventBus(backend), lease_seconds=2)
         client = backend._client
+        expired_before = await expired_so_far(client)
         try:
 
             async def one(index: int) -> None:
@@ -71,26 +79,32 @@ def test_every_key_and_index_entry_is_gone_after_the_retention(
                     return
                 await runs.set_result(run.run_id, {"i": index})
 
-            await asyncio.gather(*(one(index) for index in range(200)))
-            assert await client.exists("bounded:runs", "bounded:running") == 2
-            assert len(await client.keys("bounded:*")) > 400
+            # every run to its end before going on: no task is left behind on a failure
+            outcomes = await asyncio.gather(*(one(i) for i in range(200)), return_exceptions=True)
+            failures = [
+                outcome
+                for outcome in outcomes
+                if isinstance(outcome, BaseException) and not isinstance(outcome, RunNotFoundError)
+            ]
+            assert not failures, failures[:3]
             await runs.close()  # the lease guards stop: the RUNNING runs' instance is gone
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                if not await client.keys("bounded:*"):
-                    break
+            deadline = time.monotonic() + 60
+            while await client.keys("bounded:*"):
+                assert time.monotonic() < deadline, await client.keys("bounded:*")
                 await asyncio.sleep(0.2)
-            assert await client.keys("bounded:*") == []
+            # the runs wrote their keys and Redis expired them (at least each run's state)
+            assert await expired_so_far(client) - expired_before >= 200
 
             # Continued traffic: the entry of a run whose retention passed is trimmed.
             old = await runs.create_run("old")
-            while time.monotonic() < deadline + 15:
-                await runs.create_run()
-                members = {text(m) for m in await client.zrange("bounded:runs", 0, -1)}
-                if old.run_id not in members:
-                    break
+            newest, members = old, {old.run_id}
+            deadline = time.monotonic() + 60
+            while old.run_id in members:
+                assert time.monotonic() < deadline, "the old run stayed in the index"
                 await asyncio.sleep(0.2)
-            assert old.run_id not in members and len(members) > 1
+                newest = await runs.create_run()
+                members = {text(m) for m in await client.zrange("bounded:runs", 0, -1)}
+            assert newest.run_id in members  # only entries past the retention go
         finally:
             await runs.close()
             await backend.close()

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockrion_events import (
+    BackendConnectionError,
     EventBackend,
     EventBus,
     EventRecord,
@@ -369,5 +370,48 @@ def test_a_resume_is_claimed_once(run_async: Any, make_backend: Make) -> None:
         await backend.release_resume("run-1")  # its run could not be started
         assert await backend.claim_resume("run-1", 60) is True
         assert await backend.claim_resume("run-1", 60) is False
+
+    run_async(scenario())
+
+
+@pytest.mark.parametrize("answer", ["error", "reply"])
+def test_close_stops_a_lease_guard_whose_backend_swallows_the_cancellation(
+    run_async: Any, answer: str
+) -> None:
+    """redis-py may answer a command cancelled midway with a connection error, or with its
+    reply: the lease guard stops all the same, where it used to go on for ever and
+    `RunManager.close` waited on it (a test with a one-second retention hung for minutes on
+    a loaded machine)."""
+
+    class Leased(InMemoryBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.renewals = 0
+            self.renewing = asyncio.Event()
+
+        async def renew_lease(self, run_id: str, holder: str, ttl_ms: int) -> bool:
+            self.renewals += 1
+            if self.renewals != 2:
+                return True  # the one start_run makes, and any after the cancelled one
+            self.renewing.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if answer == "error":
+                    raise BackendConnectionError("connection lost mid-command", "fake") from None
+            return True
+
+        async def orphaned_runs(self) -> list[str]:
+            return []
+
+    async def scenario() -> None:
+        backend = Leased()
+        runs = RunManager(EventBus(backend), check_interval=0.01)
+        run = await runs.create_run()
+        await runs.start_run(run.run_id)
+        await asyncio.wait_for(backend.renewing.wait(), 30)  # the guard is mid-renewal
+        closing = asyncio.ensure_future(runs.close())
+        done, _ = await asyncio.wait({closing}, timeout=30)
+        assert closing in done, "close() is still waiting for a guard it cancelled"
 
     run_async(scenario())

@@ -90,7 +90,11 @@ def test_events_staged_before_the_loop_runs_go_out_in_one_batch() -> None:
         for i in range(5):
             stage.stage("token", token("r", str(i), None))
         assert [r.sequence for r in stage.pending] == [0, 1, 2, 3, 4]
-        await asyncio.sleep(0.01)  # the one scheduled wake-up flushes them all
+        # the one scheduled wake-up flushes them all, however late the loop gets to it
+        for _ in range(10_000):
+            if sum(map(len, log.batches)) == 5:
+                break
+            await asyncio.sleep(0.001)
         return log.batches
 
     assert asyncio.run(scenario()) == [[0, 1, 2, 3, 4]]

@@ -33,6 +33,10 @@ KEY = {"X-API-Key": "key-alice"}
 AG_UI_WORDS = re.compile(r"\b(RUN|TEXT_MESSAGE|TOOL_CALL|STEP|STATE|MESSAGES)_[A-Z]+")
 
 
+# The first test also installs @ag-ui/client with npm (given 600 s) in its session fixture.
+pytestmark = pytest.mark.timeout(720)
+
+
 @pytest.fixture(scope="session")
 def client_modules(request: pytest.FixtureRequest) -> Path:
     """node_modules holding `@ag-ui/client` at AG_UI_CLIENT (and what it depends on),

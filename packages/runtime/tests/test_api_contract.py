@@ -14,6 +14,7 @@ from .conftest import kill_server, start_server, write_project
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
+@pytest.mark.timeout(420)  # schemathesis is given 300 s, the server a minute to start
 @pytest.mark.parametrize("auth", ["none", "api_key"])
 def test_the_server_keeps_its_openapi_document(tmp_path: Path, auth: str) -> None:
     extra = "auth:\n  api_keys: {env_var: CONTRACT_KEY}\n" if auth == "api_key" else ""

@@ -19,6 +19,7 @@ import pytest
 
 from dockrion_runtime import create_app
 from dockrion_runtime.cli import main
+from dockrion_runtime.probes import ProbeListener
 
 from .conftest import serve_app, start_server, write_project
 
@@ -203,10 +204,14 @@ def test_the_probe_port_is_checked_before_serving(
 
 
 STALLING_AGENT = """
+import os
 import time
 
 async def stall(payload):
-    time.sleep(float(payload["query"]))  # holds the event loop: what a broken agent does
+    # holds the event loop, as a broken agent does, until the test lets go (60 s at most)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(payload["query"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return {"stalled": True}
 """
 
@@ -219,17 +224,26 @@ def test_a_stalled_event_loop_is_not_ready_on_the_probe_port(tmp_path: Path) -> 
         f"expose: {{host: 127.0.0.1, probe_port: {probe_port}}}\n",
         module=STALLING_AGENT,
     )
+    app = create_app(dockfile)
+    runtime = app.state.runtime
+    # stalled after one second without a readiness check (ten by default): the test waits
+    # for the answer it expects, never for a fixed time
+    runtime.probes = ProbeListener("127.0.0.1", probe_port, runtime.health, ready_stale=1.0)
+    release = tmp_path / "release"
     probes = f"http://127.0.0.1:{probe_port}"
-    with serve_app(create_app(dockfile)) as url:
+    with serve_app(app) as url:
         wait_for(lambda: status_of(f"{probes}/ready") == 200)
         stalled = threading.Thread(
             target=httpx.post,
             args=(f"{url}/invoke",),
-            kwargs={"json": {"query": "14"}, "timeout": 60},
+            kwargs={"json": {"query": str(release)}, "timeout": 90},
         )
         stalled.start()
-        body = answer_with(f"{probes}/ready", 503).json()
-        assert (body["status"], body["code"]) == ("stalled", "EVENT_LOOP_STALLED")
-        assert status_of(f"{probes}/health") == 200  # stuck only past LIVE_STALE
-        stalled.join(60)
+        try:
+            body = answer_with(f"{probes}/ready", 503).json()
+            assert (body["status"], body["code"]) == ("stalled", "EVENT_LOOP_STALLED")
+            assert status_of(f"{probes}/health") == 200  # stuck only past live_stale
+        finally:
+            release.touch()
+            stalled.join(90)
         wait_for(lambda: status_of(f"{probes}/ready") == 200)

@@ -24,6 +24,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from dockrion_runtime.auth.rate_limits import REDIS_TIMEOUT, Limit, _decide
+from dockrion_schema import RATE_WINDOW_SECONDS, normalize_rate_limit
 
 from .conftest import kill_server, start_server, wait_ready, write_project
 
@@ -275,3 +276,8 @@ def test_a_redis_that_does_not_answer_fails_fast(
     until_invoke_succeeds(url)
     assert_handshake_accepted(url)
     assert "Traceback" not in log.read_text()
+
+
+def test_a_limit_counts_over_the_window_the_dockfile_names() -> None:
+    for window, seconds in RATE_WINDOW_SECONDS.items():
+        assert Limit.parse(normalize_rate_limit(f"7/{window}")) == Limit(7, seconds)

@@ -390,8 +390,9 @@ def test_sessions_outlive_the_request_head_deadline_of_both_guarded_protocols(
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", **settings))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not uv.started:
-        assert thread.is_alive()
+        assert thread.is_alive() and time.monotonic() < deadline
         time.sleep(0.01)
     host, port = sock.getsockname()
     try:

@@ -108,9 +108,19 @@ def test_a_cancelled_caller_drops_the_result_and_the_thread_serves_the_next_call
     async def main() -> str:
         threads = AgentThreads(1)
         release = threading.Event()
+        started = threading.Event()
+
+        def slow_call() -> bool:
+            started.set()
+            return release.wait(30)
+
         try:
-            slow = asyncio.ensure_future(threads.run(release.wait, 30))
-            await asyncio.sleep(0.01)
+            slow = asyncio.ensure_future(threads.run(slow_call))
+            for _ in range(3000):  # until the thread has taken the call: cancelled mid-call
+                if started.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert started.is_set()
             slow.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await slow

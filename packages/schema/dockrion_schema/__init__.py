@@ -21,6 +21,7 @@ from ._auth import (
     RoleConfig,
     normalize_rate_limit,
 )
+from ._fields import RATE_WINDOW_SECONDS
 from ._redaction import MAX_STREAM_REACH, StreamShape, stream_shape
 from ._streaming import (
     MemoryStreamingConfig,
@@ -66,6 +67,7 @@ from .serialize import from_dict, to_dict, to_yaml_string
 __all__ = [
     "MAX_STREAM_REACH",
     "PERMISSIONS",
+    "RATE_WINDOW_SECONDS",
     "AgUiConfig",
     "AgentConfig",
     "ApiKeysConfig",

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import (
     AfterValidator,
     Field,
+    field_validator,
     model_validator,
 )
 
@@ -15,7 +16,6 @@ from ._fields import (
     RATE_LIMIT_RE,
     RATE_WINDOWS,
     Between,
-    _positive,
     _Section,
 )
 
@@ -42,9 +42,22 @@ class ApiKeysConfig(_Section):
     header: Annotated[str, Field(min_length=1, max_length=64)] = "X-API-Key"
     allow_bearer: bool = True
     enabled: bool = True
-    rotation_days: Annotated[int | None, AfterValidator(_positive)] = 30
+    # Not enforced, so refused when set: Dockrion neither rotates nor expires API keys (rotate
+    # one by changing its environment variable and restarting).
+    rotation_days: None = None
     # key id -> names of roles in auth.roles; a key not listed has the role "default".
     roles: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("rotation_days", mode="before")
+    @classmethod
+    def _rotation_is_not_enforced(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                f"is not enforced, got {value!r}: Dockrion neither rotates nor expires API "
+                "keys; remove it, and rotate a key by changing its environment variable and "
+                "restarting"
+            )
+        return None
 
 
 class JWTClaimsConfig(_Section):

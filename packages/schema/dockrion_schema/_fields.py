@@ -4,15 +4,15 @@ numeric ranges (`Between`), the shared validators and the section base class."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
 )
@@ -20,7 +20,6 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 SUPPORTED_VERSIONS = ("1.0",)
-FRAMEWORKS = ("langgraph", "langchain", "custom")
 JSON_TYPES = ("object", "string", "number", "integer", "boolean", "array", "null")
 CONFIGURABLE_EVENTS = (
     "token",
@@ -52,7 +51,11 @@ RATE_WINDOWS = {
     "d": "day",
     "day": "day",
 }
-RATE_WINDOW_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# The length in seconds of each window a normalised rate limit names ("100/hour"): what
+# a server counts a limit over.
+RATE_WINDOW_SECONDS: Mapping[str, int] = MappingProxyType(
+    {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +87,6 @@ def _positive(value: int | None) -> int | None:
     if value is not None and value <= 0:
         raise ValueError(f"must be a positive integer, got {value}")
     return value
-
-
-PositiveInt = Annotated[int, AfterValidator(_positive), Field(json_schema_extra={"minimum": 1})]
 
 
 def _non_blank_items(values: list[str]) -> list[str]:

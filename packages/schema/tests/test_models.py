@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 
 import dockrion_schema
 from dockrion_schema import (
+    RATE_WINDOW_SECONDS,
+    ApiKeysConfig,
     DockfileError,
     DockSpec,
     from_dict,
@@ -242,3 +245,19 @@ def test_threads_settings_that_cannot_work_are_refused(threads: dict[str, Any], 
     with pytest.raises(DockfileError) as refused:
         from_dict({**BASE, "threads": threads})
     assert needs in str(refused.value)
+
+
+def test_every_rate_limit_window_has_its_length_in_seconds() -> None:
+    spellings = ["1/s", "1/sec", "1/m", "1/min", "1/h", "1/hr", "1/hours", "2 / days", "1/d"]
+    windows = {normalize_rate_limit(spelling).partition("/")[2] for spelling in spellings}
+    assert windows == set(RATE_WINDOW_SECONDS)
+    assert dict(RATE_WINDOW_SECONDS) == {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+    with pytest.raises(TypeError):
+        RATE_WINDOW_SECONDS["week"] = 604800  # type: ignore[index]
+
+
+def test_api_key_rotation_is_refused_not_silently_ignored() -> None:
+    assert ApiKeysConfig().rotation_days is None
+    assert ApiKeysConfig.model_validate({"rotation_days": None}).rotation_days is None
+    with pytest.raises(PydanticValidationError, match="is not enforced"):
+        ApiKeysConfig.model_validate({"rotation_days": 30})

@@ -78,6 +78,14 @@ def warnings(text: str) -> list[str]:
             ],
         ),
         (
+            "rotation-days.yaml",
+            [
+                "6:52 auth.api_keys.rotation_days: is not enforced, got 90: Dockrion neither "
+                "rotates nor expires API keys; remove it, and rotate a key by changing its "
+                "environment variable and restarting"
+            ],
+        ),
+        (
             "redis-sentinel-with-url.yaml",
             [
                 "7:3 streaming.redis: 'url' and 'sentinel' exclude each other: with 'sentinel' "

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dockrion_events.backends.redis_layout import Keys
+from dockrion_schema import RATE_WINDOW_SECONDS
 
 from ..errors import RuntimeHTTPError
 from .base import Principal, Refused
@@ -45,8 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("dockrion.runtime")
-
-_WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 # How long one check may wait on Redis, in all (pool, connecting, the script's answer); it
 # is also each connection's connect and socket timeout, unless the URL sets its own.
@@ -65,7 +64,7 @@ class Limit:
     def parse(cls, text: str) -> Limit:
         """A normalised Dockfile limit, `"100/hour"`."""
         count, _, window = text.partition("/")
-        return cls(int(count), _WINDOWS[window])
+        return cls(int(count), RATE_WINDOW_SECONDS[window])
 
     @property
     def interval(self) -> float:

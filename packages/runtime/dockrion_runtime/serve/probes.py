@@ -61,11 +61,22 @@ class ProbeListener:
     """`/health` and `/ready` on `host:port`, served from a thread of their own.
 
     `health` builds the `/health` body (called in the listener's thread, so it must only
-    read immutable state); `/ready` serves what the API's loop last `publish`ed."""
+    read immutable state); `/ready` serves what the API's loop last `publish`ed, until
+    nothing was published for `ready_stale` seconds (`/health` fails past `live_stale`)."""
 
-    def __init__(self, host: str, port: int, health: Callable[[], Body]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        health: Callable[[], Body],
+        *,
+        ready_stale: float = READY_STALE,
+        live_stale: float = LIVE_STALE,
+    ) -> None:
         self.host = host
         self.port = port
+        self.ready_stale = ready_stale
+        self.live_stale = live_stale
         self._health = health
         status, body = _not_ready("starting")
         self._readiness: tuple[int, bytes, float] = (status, _json(body), time.monotonic())
@@ -174,10 +185,10 @@ class ProbeListener:
         status, body, published = self._readiness
         stalled = time.monotonic() - published
         if path == "/health":
-            if stalled > LIVE_STALE:
+            if stalled > self.live_stale:
                 return 503, _stalled(stalled)
             return 200, _json(self._health())
-        if stalled > READY_STALE:
+        if stalled > self.ready_stale:
             return 503, _stalled(stalled)
         return status, body
 
