@@ -19,7 +19,7 @@ import pytest
 
 from dockrion_runtime import create_app
 from dockrion_runtime.cli import main
-from dockrion_runtime.probes import ProbeListener
+from dockrion_runtime.serve.probes import ProbeListener
 
 from .conftest import serve_app, start_server, write_project
 
