@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from dockrion_events import StreamContext, context_scope
+from dockrion_events import RunCancelledError, StreamContext, context_scope
 
 from .chunks import emit_chunk, emit_chunk_sync
 from .worker_threads import AgentThreads
@@ -155,7 +155,7 @@ class Agent:
         with context_scope(context):
             if self._is_async:
                 return await self._call(*args)
-            result = await self.in_thread(self._call, *args)
+            result = await self.in_thread(_unless_cancelled(self._call, context), *args)
             if inspect.isawaitable(result):
                 return await result
             return result
@@ -219,3 +219,21 @@ def accumulate(chunks: list[Any]) -> Any:
     except TypeError:
         return parts[-1]
     return total
+
+
+def _unless_cancelled(
+    function: Callable[..., Any], context: StreamContext | None
+) -> Callable[..., Any]:
+    """`function`, which a worker thread calls only if the run was not cancelled meanwhile:
+    a cancellation that lands while the call waits for a thread withdraws it from the queue,
+    and this check covers the moment between the queue and the thread, so a cancelled run
+    never starts its agent."""
+    if context is None:
+        return function
+
+    def call(*args: Any) -> Any:
+        if context.cancelled:
+            raise RunCancelledError(f"run '{context.run_id}' was cancelled before it started")
+        return function(*args)
+
+    return call
