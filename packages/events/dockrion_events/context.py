@@ -185,6 +185,16 @@ class StreamContext:
         redaction = self._redaction
         return build if redaction is None else builders.redacted(build, redaction.scrub)
 
+    def _check_custom_name(self, name: str) -> None:
+        """A custom event's name is its type on the wire (`custom:<name>`), which cannot be
+        rewritten: a name that redaction would change is refused, without repeating it."""
+        redaction = self._redaction
+        if redaction is not None and redaction.scrub(name) != name:
+            raise ValueError(
+                "a custom event's name matches a redaction pattern; names are sent as "
+                "they are, so the event was not emitted: put the value in its data"
+            )
+
     async def _flush_tokens(self) -> None:
         # Before `complete` or `error` only: a cancelled run drops what the filter holds.
         if self._redaction is not None and not self.closed:
@@ -341,6 +351,7 @@ class StreamContext:
         name, build = builders.custom(self._run_id, event_type, data, fields)
         if not self._allowed("custom", name):
             return None
+        self._check_custom_name(name)
         return await self._stage.emit(f"custom:{name}", self._redacted(build))
 
     async def emit_heartbeat(self) -> None:
@@ -488,6 +499,7 @@ class StreamContext:
         name, build = builders.custom(self._run_id, event_type, data, fields)
         if not self._allowed("custom", name):
             return False
+        self._check_custom_name(name)
         self._stage.stage(f"custom:{name}", self._redacted(build))
         return True
 

@@ -354,8 +354,14 @@ def test_redaction_rewrites_every_field_of_every_event_and_the_run(run_async: An
         await context.emit_tool_call("search", {"q": "secret"}, "c1")
         context.sync_emit_tool_result("c1", "search", [{"text": "secret"}])
         context.sync_emit_step("node", input_keys=["secret"])
-        await context.emit("note", body="secret")
-        context.sync_emit("note", {"body": "secret"})
+        await context.emit("NOTE", body="secret")  # a name redaction leaves as it is
+        context.sync_emit("NOTE", {"body": "secret"})
+        # a name redaction would change is refused, on both paths, without repeating it
+        with pytest.raises(ValueError, match="matches a redaction pattern") as refused:
+            await context.emit("note", body="x")
+        assert "note" not in str(refused.value)
+        with pytest.raises(ValueError, match="matches a redaction pattern"):
+            context.sync_emit("note", {"body": "x"})
         await context.emit_error("secret failure", "X", {"why": "secret"})
         return await collect(manager, run_id), await manager.get_run(run_id)
 

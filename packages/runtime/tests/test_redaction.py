@@ -69,6 +69,12 @@ def one(payload, context):
     return {"answer": "clean"}
 
 
+async def names_it(payload, context):
+    await context.emit_progress("start", 0.1, "ok")
+    await context.emit(payload["name"], value=1)
+    return {"answer": "unreachable"}
+
+
 async def ends_itself(payload, context):
     try:
         await context.emit_complete({"answer": payload["secret"]})
@@ -206,6 +212,21 @@ def test_every_event_type_is_redacted_on_every_wire_format(serve: Serve, split: 
     )
     assert text == TEXT
     assert_clean(ag_ui.content)
+
+
+def test_a_custom_event_named_with_a_secret_is_refused_not_sent(serve: Serve) -> None:
+    # the name is the event's type on the wire (`custom:<name>`), which cannot be rewritten
+    dockfile = DOCKFILE.replace(json.dumps(PATTERNS), json.dumps(["hunter[0-9]{2}"]))
+    url = serve("names_it", dockfile, AGENT)
+    name = "hunter22"  # a valid custom event name that the pattern matches
+    streamed = httpx.post(f"{url}/invoke/stream", json=body(name=name), timeout=60)
+    events = sse_events(streamed.content)
+    assert [e["type"] for e in events] == ["started", "progress", "error"], events
+    assert "matches a redaction pattern" in events[-1]["error"]
+    assert name.encode() not in streamed.content
+    run_id, replay = run_to_end(url, body(name=name))
+    assert name.encode() not in replay
+    assert name not in json.dumps(httpx.get(f"{url}/runs/{run_id}").json())
 
 
 def test_error_messages_are_redacted(serve: Serve) -> None:
