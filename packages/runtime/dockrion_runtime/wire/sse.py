@@ -3,7 +3,7 @@ and a callback when the client goes away."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.types import Receive, Scope, Send
 
@@ -81,24 +81,25 @@ class EventStreamResponse:
         # like an empty event to some clients.
         retry = f"retry: {self._retry_ms}\n".encode()
 
-        async def write(body: bytes) -> None:
+        # Plain functions returning `send`'s awaitable, not coroutines: a batch costs one
+        # coroutine (the send) whatever wraps it, as when the loop wrote it itself.
+        def write(body: bytes) -> Awaitable[None]:
             nonlocal retry
             if retry:
                 body, retry = retry + body, b""
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            return send({"type": "http.response.body", "body": body, "more_body": True})
 
-        async def write_batch(batch: list[EventRecord]) -> None:
+        def write_batch(batch: list[EventRecord]) -> Awaitable[None]:
             if self._on_sent is not None:
                 self._on_sent(len(batch))
-            await write(b"".join(record.frame for record in batch))
+            return write(b"".join(record.frame for record in batch))
 
-        async def idle(last: int) -> None:
+        def idle(last: int) -> Awaitable[None]:
             if self._heartbeat_events:
                 # Not stored, no `id:` line: resumption is never disturbed.
                 beat = HeartbeatEvent(run_id=self._run_id, sequence=last)
-                await write(encode_frame("heartbeat", beat.to_json()))
-            else:
-                await write(encode_comment("keep-alive"))
+                return write(encode_frame("heartbeat", beat.to_json()))
+            return write(encode_comment("keep-alive"))
 
         async def departed() -> None:
             while (await receive())["type"] != "http.disconnect":
