@@ -233,6 +233,10 @@ def test_a_flood_of_bad_tokens_never_holds_up_a_valid_caller(
         assert not introspection.release.is_set()  # the flood was still held
         introspection.release.set()
         statuses = [answer.result().status_code for answer in flood]
-    assert set(statuses) <= {401, 429} and statuses.count(401) <= IN_FLIGHT_PER_ADDRESS
+    # Only the address's failure budget reaches the endpoint (plus what was in flight when
+    # it ran out); on a loaded machine some of the flood arrives after the release, so more
+    # than the first few may be asked, never all 60 (each was asked before the bound).
+    most = FAILURES_PER_ADDRESS + IN_FLIGHT_PER_ADDRESS
+    assert set(statuses) <= {401, 429} and statuses.count(401) <= most
     held = [token for token in introspection.calls if token.startswith("held-bad-")]
-    assert len(held) <= IN_FLIGHT_PER_ADDRESS
+    assert len(held) <= most
