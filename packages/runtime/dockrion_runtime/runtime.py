@@ -26,15 +26,12 @@ from dockrion_schema import RedisSentinelConfig
 
 from ._version import __version__
 from .agents import Agent, AgentLoadError, AgentThreads, import_target, load_agent
-from .agents.checkpointers import open_checkpointer
 from .auth import Access, Authenticator, principal_of
 from .auth.concurrency import CallerSlots, MemoryCallerSlots, RedisCallerSlots
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
-from .engine.conversations import ThreadRegistry
 from .engine.input_check import CheckedBodyReader
 from .engine.supervisor import RunSupervisor
-from .engine.thread_retention import ThreadRetention
-from .engine.thread_turns import ThreadTurns
+from .engine.thread_services import ThreadServices
 from .errors import RuntimeHTTPError, error_body
 from .metrics import RuntimeMetrics
 from .secret_env import MissingSecretError
@@ -120,22 +117,10 @@ class Runtime:
         self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
         self._redacts = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
-        self.threads = ThreadRegistry(
-            ThreadTurns(
-                settings.threads.multitask_strategy,
-                float(settings.redis.lease_seconds),
-                lambda: self.runs,
-            ),
-            settings.memory.max_threads,
-        )
+        self.thread_services = ThreadServices(settings, lambda: self.runs)
+        self.threads = self.thread_services.registry  # what endpoints reach threads through
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
-        # closes what keeps threads' state (a SQLite file, a PostgreSQL pool) at shutdown
-        self.thread_state = contextlib.AsyncExitStack()
-        ttl = settings.threads.ttl_seconds
-        self.retention = (
-            ThreadRetention(float(ttl), lambda: self.threads.backend) if ttl is not None else None
-        )
         self.runs: RunManager | None = None
         self.load_error: str | None = None
         # Required secrets that are unset: the agent is never loaded without them.
@@ -388,36 +373,8 @@ class Runtime:
     async def keep_threads(self, agent: Agent) -> None:
         """Give the agent the checkpointer of `threads` when it has none of its own (the
         agent is not served when that fails)."""
-        config = self.settings.threads
-        wants = agent.wants_checkpointer
         try:
-            if wants:
-                agent.use_checkpointer(
-                    await open_checkpointer(config, self.settings.base_dir, self.thread_state)
-                )
-                if self.retention is not None:
-                    self.retention.start(agent)
-                    self.thread_state.push_async_callback(self.retention.stop)
-            elif config.ttl_seconds is not None:
-                log.warning(
-                    "threads.ttl_seconds deletes the threads the runtime's checkpointer keeps; "
-                    "%s keeps its own threads, which it does not touch",
-                    agent.target,
-                )
-            if wants or config.checkpointer == "memory":
-                pass
-            elif agent.needs_thread:
-                log.warning(
-                    "%s was compiled with its own checkpointer, which it keeps: "
-                    "threads.checkpointer %s is not used",
-                    agent.target,
-                    config.checkpointer,
-                )
-            else:
-                raise AgentLoadError(
-                    f"threads.checkpointer {config.checkpointer} keeps the threads of LangGraph "
-                    f"graphs; {agent.target} is not one (use checkpointer: memory)"
-                )
+            await self.thread_services.keep(agent)
         except AgentLoadError:
             self.agent = None
             raise
@@ -453,7 +410,7 @@ class Runtime:
             await self.runs.close()
             await self.runs.bus.close()
         await self.rate_limiter.close()
-        await self.thread_state.aclose()
+        await self.thread_services.close()
         await self.slots.close()
         self.agent_threads.shutdown()
 

@@ -18,7 +18,10 @@ import pytest
 import uvicorn
 
 from dockrion_runtime import create_app
-from dockrion_runtime.serve import server as guarded
+from dockrion_runtime.serve import http_protocols as guarded
+from dockrion_runtime.serve.options import ServerOptions
+from dockrion_runtime.serve.server import uvicorn_options
+from dockrion_schema import ServerLimits
 
 from .conftest import bound_socket, write_project
 
@@ -32,8 +35,8 @@ def address(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     protocol: Any = getattr(guarded, request.param, None)
     if protocol is None:
         pytest.skip("httptools is not installed")
-    settings = guarded.uvicorn_options(
-        guarded.ServerOptions(
+    settings = uvicorn_options(
+        ServerOptions(
             header_timeout=10.0,
             keep_alive_timeout=5.0,
             max_connections=100,
@@ -57,7 +60,7 @@ def address(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         server.should_exit = True
         thread.join(30)
         sock.close()
-        guarded.uvicorn_options(guarded.ServerOptions.from_limits(guarded.ServerLimits()))
+        uvicorn_options(ServerOptions.from_limits(ServerLimits()))
 
 
 def exchange(address: tuple[str, int], request: bytes) -> bytes:

@@ -256,7 +256,7 @@ def test_uvicorns_http_protocols_call_the_hooks_the_guarded_protocols_override(
     base: type[Any],
 ) -> None:
     internal = f"uvicorn {base.__name__}.send_400_response(msg), handle_websocket_upgrade(...)"
-    user = "server.GuardedH11Protocol / GuardedHttpToolsProtocol"
+    user = "http_protocols.GuardedH11Protocol / GuardedHttpToolsProtocol"
     calls: list[str] = []
 
     class Watched(base):  # type: ignore[misc,valid-type]
@@ -288,7 +288,7 @@ def test_uvicorns_sansio_websocket_protocol_has_what_the_coalescing_protocol_use
         "send(), writable, disconnected, handshake_complete, close_sent, transport, "
         "conn (websockets ServerProtocol: state, extensions, send_text, data_to_send)"
     )
-    user = "server.CoalescingWebSocketProtocol"
+    user = "websocket_protocol.CoalescingWebSocketProtocol"
     module = importlib.import_module("uvicorn.protocols.websockets.websockets_sansio_impl")
     base = getattr(module, "WebSocketsSansIOProtocol", None)
     assert base is not None, broken(internal, user)
@@ -326,7 +326,7 @@ def test_uvicorns_sansio_websocket_protocol_has_what_the_coalescing_protocol_use
 
 def test_uvicorns_websocket_send_raises_client_disconnected_once_the_client_left() -> None:
     internal = "uvicorn.protocols.utils.ClientDisconnected, raised by send() once disconnected"
-    user = "server.CoalescingWebSocketProtocol.send (raises it like uvicorn)"
+    user = "websocket_protocol.CoalescingWebSocketProtocol.send (raises it like uvicorn)"
     module = importlib.import_module("uvicorn.protocols.websockets.websockets_sansio_impl")
     assert issubclass(ClientDisconnected, OSError), broken(internal, user)
     raised: list[BaseException] = []

@@ -15,7 +15,10 @@ import pytest
 import uvicorn
 
 from dockrion_runtime import create_app
-from dockrion_runtime.serve import server as guarded
+from dockrion_runtime.serve import http_protocols as guarded
+from dockrion_runtime.serve.options import ServerOptions
+from dockrion_runtime.serve.server import uvicorn_options
+from dockrion_schema import ServerLimits
 
 from .conftest import bound_socket, write_project
 
@@ -27,8 +30,8 @@ def address(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
     protocol: Any = getattr(guarded, request.param, None)
     if protocol is None:
         pytest.skip("httptools is not installed")
-    settings = guarded.uvicorn_options(
-        guarded.ServerOptions(
+    settings = uvicorn_options(
+        ServerOptions(
             header_timeout=1.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=4096
         )
     )
@@ -48,7 +51,7 @@ def address(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         server.should_exit = True
         thread.join(30)
         sock.close()
-        guarded.uvicorn_options(guarded.ServerOptions.from_limits(guarded.ServerLimits()))
+        uvicorn_options(ServerOptions.from_limits(ServerLimits()))
 
 
 def read_all(conn: socket.socket) -> bytes:

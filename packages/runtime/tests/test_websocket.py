@@ -19,7 +19,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from dockrion_runtime import create_app
-from dockrion_runtime.serve import server
+from dockrion_runtime.serve import http_protocols, server
+from dockrion_runtime.serve.options import ServerOptions
+from dockrion_schema import ServerLimits
 
 from .browser_page import CHROMIUM, run_page
 from .conftest import agent_module, bound_socket, kill_server, start_server, write_project
@@ -376,11 +378,11 @@ def test_heartbeat_events_on_idle_sockets(serve: Serve, tmp_path: Path) -> None:
 def test_sessions_outlive_the_request_head_deadline_of_both_guarded_protocols(
     tmp_path: Path, protocol: str
 ) -> None:
-    guarded = getattr(server, protocol, None)
+    guarded = getattr(http_protocols, protocol, None)
     if guarded is None:
         pytest.skip("httptools is not installed")
     settings = server.uvicorn_options(
-        server.ServerOptions(
+        ServerOptions(
             header_timeout=1.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=4096
         )
     )
@@ -406,7 +408,7 @@ def test_sessions_outlive_the_request_head_deadline_of_both_guarded_protocols(
         uv.should_exit = True
         thread.join(30)
         sock.close()
-        server.uvicorn_options(server.ServerOptions.from_limits(server.ServerLimits()))
+        server.uvicorn_options(ServerOptions.from_limits(ServerLimits()))
 
 
 def test_serve_answers_websockets(tmp_path: Path) -> None:

@@ -24,6 +24,8 @@ from websockets.sync.client import connect
 
 from dockrion_runtime import create_app
 from dockrion_runtime.serve import server
+from dockrion_runtime.serve.options import ServerOptions
+from dockrion_schema import ServerLimits
 
 from .conftest import bound_socket, kill_server, start_server, write_project
 from .test_websocket import AUTH, KEYS, WS, Serve, read_all, start_run, ws_url
@@ -198,7 +200,7 @@ def test_a_refused_handshake_is_not_logged_as_an_error(tmp_path: Path) -> None:
     """serve's WebSocket protocol: a 401 answer to the handshake is a normal outcome, not
     "ASGI callable returned without completing handshake" at ERROR."""
     app = create_app(write_project(tmp_path, "echo", AUTH), environ=KEYS)
-    settings = server.uvicorn_options(server.ServerOptions.from_limits(server.ServerLimits()))
+    settings = server.uvicorn_options(ServerOptions.from_limits(ServerLimits()))
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]

@@ -11,6 +11,7 @@
 'custom'
 """
 
+from ._agent import AgentConfig
 from ._auth import (
     PERMISSIONS,
     ApiKeysConfig,
@@ -21,8 +22,15 @@ from ._auth import (
     RoleConfig,
     normalize_rate_limit,
 )
+from ._build import BuildConfig, BuildIncludeConfig
+from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import RATE_WINDOW_SECONDS
+from ._io_schema import IOSchema, IOSubSchema
+from ._metadata import Metadata
+from ._observability import Observability
+from ._policies import Policies, SafetyPolicy, ToolPolicy
 from ._redaction import MAX_STREAM_REACH, StreamShape, stream_shape
+from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
     MemoryStreamingConfig,
     RedisSentinelConfig,
@@ -34,24 +42,7 @@ from ._streaming import (
 )
 from ._threads import ThreadsConfig
 from ._version import __version__
-from .dockfile_v1 import (
-    AgentConfig,
-    AgUiConfig,
-    BuildConfig,
-    BuildIncludeConfig,
-    DockSpec,
-    ExposeConfig,
-    IOSchema,
-    IOSubSchema,
-    Metadata,
-    Observability,
-    Policies,
-    SafetyPolicy,
-    SecretDefinition,
-    SecretsConfig,
-    ServerLimits,
-    ToolPolicy,
-)
+from .dockfile_v1 import DockSpec
 from .env import resolve_environment
 from .errors import DockfileError, DockfileIssue, DockfileWarning, DockrionError, ValidationError
 from .json_schema import generate_json_schema, get_schema_version, write_json_schema

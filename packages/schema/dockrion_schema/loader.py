@@ -15,7 +15,8 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel
 
-from .dockfile_v1 import DockSpec, ExposeConfig
+from ._expose import ExposeConfig
+from .dockfile_v1 import DockSpec
 from .env import MISSING_ENV_VAR, EnvFileError, resolve_environment, substitute
 from .errors import DockfileError, DockfileIssue, DockfileWarning
 from .yaml_source import (

@@ -8,7 +8,8 @@ from typing import Any
 from dockrion_schema import ApiKeysConfig, DockSpec, IOSubSchema
 
 from ..request.body import io_json_schema
-from .operations import endpoint_operations, error_response
+from .operations import endpoint_operations
+from .operations.shapes import error_response
 
 __all__ = ["build_openapi", "docs_page", "model_prefix"]
 

@@ -45,7 +45,8 @@ from ..logs import configure_logging
 from ..runtime import Runtime
 from ..settings import SettingsError
 from ..try_it import try_it_command
-from .server import GracefulServer, ServerOptions, tune_gc, uvicorn_options
+from .options import ServerOptions
+from .server import GracefulServer, tune_gc, uvicorn_options
 
 __all__ = ["PLAN_VARIABLE", "ServePlan", "StartupError", "process_app", "serve"]
 
