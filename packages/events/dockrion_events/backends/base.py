@@ -99,8 +99,8 @@ class EventBackend(ABC):
     async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
         """Make `owner` the owner of the conversation `thread_id` unless someone already is;
         returns the owner after the call (compare it with `owner`). Each claim keeps the
-        thread's ownership for another `ttl_seconds`. Atomic across every instance that
-        shares the backend.
+        thread's ownership for another `ttl_seconds` (`math.inf`: until released). Atomic
+        across every instance that shares the backend.
         """
 
     @abstractmethod

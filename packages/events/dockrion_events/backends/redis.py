@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -116,12 +117,16 @@ class RedisBackend(EventBackend):
 
     async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
         key = self._keys.thread(thread_id)
-        ttl_ms = max(1, int(ttl_seconds * 1000))
+        # an infinite ttl: kept until released
+        ttl_ms = max(1, int(ttl_seconds * 1000)) if math.isfinite(ttl_seconds) else None
         with self._errors("claiming a thread"):
             # SET NX GET: sets when absent, and returns the owner that was there before.
             previous = await self._client.set(key, owner, nx=True, px=ttl_ms, get=True)
             if previous is None or text(previous) == owner:
-                await self._client.pexpire(key, ttl_ms)
+                if ttl_ms is None:
+                    await self._client.persist(key)
+                else:
+                    await self._client.pexpire(key, ttl_ms)
                 return owner
             return text(previous)
 

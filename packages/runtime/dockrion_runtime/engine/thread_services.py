@@ -36,6 +36,7 @@ class ThreadServices:
                 runs,
             ),
             settings.memory.max_threads,
+            settings.threads.ttl_seconds,
         )
         # closes what keeps threads' state (a SQLite file, a PostgreSQL pool) at shutdown
         self.state = contextlib.AsyncExitStack()
