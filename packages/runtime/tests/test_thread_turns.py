@@ -5,7 +5,9 @@ depends on timing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -361,3 +363,70 @@ def test_rollback_across_two_instances_on_redis_and_postgres(
                 f"'slow' CANCELLED; 'next' answer {after['output']['answer']!r}",
             ],
         )
+
+
+@pytest.mark.parametrize("checkpointer", ["sqlite", "postgres"])
+def test_rollback_leaves_the_rows_of_a_thread_the_run_never_touched(
+    tmp_path: Path, request: pytest.FixtureRequest, checkpointer: str
+) -> None:
+    """Thread 'chat': a turn, a slow run rolled back, a turn; thread 'ref': the two turns
+    alone. Every table holds as many rows of 'chat' as of 'ref', counted in the database:
+    the rolled-back run's checkpoints, writes and channel values (PostgreSQL's blobs) are
+    gone."""
+    if checkpointer == "sqlite":
+        extra = "threads: {checkpointer: sqlite, path: t.db}\n"
+        tables = ("checkpoints", "writes")
+        environ: dict[str, str] = {}
+
+        def count(table: str, thread: str) -> int:
+            with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as db:
+                query = f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?"
+                return int(db.execute(query, (thread,)).fetchone()[0])
+    else:
+        postgres = request.getfixturevalue("postgres_server")
+        extra = "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
+        tables = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+        environ = {"DATABASE_URL": postgres.url}
+        prefix = uuid.uuid4().hex[:8]
+
+        def count(table: str, thread: str) -> int:
+            sql = f"select count(*) from {table} where thread_id = '{prefix}-{thread}'"
+            return int(postgres.query(sql))
+
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+    with serve_app(create_app(dockfile, environ=environ)) as url:
+        module = agent_module(tmp_path)
+        name = (lambda t: f"{prefix}-{t}") if checkpointer == "postgres" else (lambda t: t)
+
+        def turn(query: str, thread: str, **extra_params: str) -> dict[str, Any]:
+            params = {"thread_id": name(thread), **extra_params}
+            sent = httpx.post(f"{url}/runs", json={"query": query}, params=params)
+            assert sent.status_code == 202, sent.text
+            return sent.json()
+
+        for thread in ("ref", "chat"):
+            finished(url, turn("first", thread)["run_id"])
+        before = {table: count(table, "chat") for table in tables}
+        slow = turn("slow", "chat")
+        until(module.entered.is_set, "the slow run reaches its second step")
+        during = {table: count(table, "chat") for table in tables}
+        after = finished(url, turn("next", "chat", multitask_strategy="rollback")["run_id"])
+        assert finished(url, slow["run_id"])["status"] == "CANCELLED"
+        module.gate.set()
+        assert after["output"]["answer"] == "first | next"
+        finished(url, turn("next", "ref")["run_id"])
+        rolled_back = {table: count(table, "chat") for table in tables}
+        reference = {table: count(table, "ref") for table in tables}
+    assert rolled_back == reference, (rolled_back, reference)
+    assert all(during[t] >= before[t] for t in tables) and during != before
+    record(
+        f"rollback-rows-{checkpointer}",
+        [
+            f"rows of thread 'chat' after its first turn: {before}",
+            f"while the slow run holds its second step: {during}",
+            f"after rollback and the next turn: {rolled_back}",
+            f"thread 'ref' (first, next; no slow run): {reference}",
+        ],
+    )
