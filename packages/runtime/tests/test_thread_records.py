@@ -4,6 +4,7 @@ redis-server, the protocol package's own models; no mocks."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from websockets.sync.client import connect
 
+from dockrion_events import parse_sse
 from dockrion_runtime import create_app
 
 from .conftest import serve_app, write_project
-from .test_thread_turns import until
+from .test_thread_turns import finished, until
+from .test_threads import record
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langgraph-react"
 ANA, BOB = {"X-API-Key": "key-ana"}, {"X-API-Key": "key-bob"}
@@ -26,6 +30,12 @@ AUTH = "auth:\n  mode: api_key\n  api_keys: {prefix: team}\n"
 HANDLER = """
 def reply(payload, context):
     return {"answer": payload["query"], "thread": context.thread_id}
+"""
+REDACTING = """
+expose: {host: 127.0.0.1, streaming: [sse, websocket]}
+policies:
+  safety:
+    redact_patterns: ["(?<=password=)[a-z0-9]+"]
 """
 
 
@@ -117,3 +127,85 @@ def test_ag_ui_keeps_the_conversation_on_the_runtimes_checkpointer(ag_ui_url: st
     third = ag_ui_run(ag_ui_url, thread, {"id": "u-3", "role": "user", "content": "bye"})
     run = httpx.get(f"{ag_ui_url}/runs/{third[0].metadata['dockrion']['run_id']}").json()
     assert len(run["output"]["messages"]) == 6
+
+
+def test_a_handler_thread_keeps_every_runs_input_and_output_on_both_instances(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    """One thread, four runs, each its own way in and alternating two instances on Redis:
+    `/invoke`, `/invoke/stream`, the WebSocket, a background run. Each instance lists the
+    four with their inputs (redacted) and outputs, and shows the latest output as the
+    thread's values."""
+    extra = (
+        REDACTING + f"streaming:\n  backend: redis\n  redis: {{url: '{redis_server.url}', "
+        f"key_prefix: r{uuid.uuid4().hex[:8]}}}\n"
+    )
+    dockfile = write_project(tmp_path, "reply", extra, HANDLER)
+    thread = {"thread_id": "notes"}
+    with (
+        serve_app(create_app(dockfile)) as first,
+        serve_app(create_app(dockfile)) as second,
+    ):
+        said = httpx.post(f"{first}/invoke", json={"query": "one password=abc"}, params=thread)
+        assert said.json()["output"] == {"answer": "one password=[REDACTED]", "thread": "notes"}
+        streamed = httpx.post(f"{second}/invoke/stream", json={"query": "two"}, params=thread)
+        events = [json.loads(m.data) for m in parse_sse(streamed.content)]
+        assert events[-1]["type"] == "complete"
+        assert events[-1]["output"] == {"answer": "two", "thread": "notes"}
+        ws_url = first.replace("http://", "ws://") + "/invoke/ws?thread_id=notes"
+        with connect(ws_url, open_timeout=30) as socket:
+            socket.send(json.dumps({"query": "three"}))
+            while (message := json.loads(socket.recv(timeout=30)))["type"] != "complete":
+                pass
+        assert message["output"] == {"answer": "three", "thread": "notes"}
+        background = httpx.post(f"{second}/runs", json={"query": "four"}, params=thread).json()
+        finished(second, background["run_id"])
+        seen = []
+        for url in (first, second):
+            runs = httpx.get(f"{url}/threads/notes/runs").json()["runs"]
+            assert [(r["via"], r["status"]) for r in runs] == [
+                ("background", "COMPLETED"),
+                ("websocket", "COMPLETED"),
+                ("stream", "COMPLETED"),
+                ("invoke", "COMPLETED"),
+            ]
+            assert [r["input"]["query"] for r in runs] == [
+                "four",
+                "three",
+                "two",
+                "one password=[REDACTED]",  # stored redacted, like every byte
+            ]
+            assert [r["output"]["answer"] for r in runs][-1] == "one password=[REDACTED]"
+            assert runs[0]["run_id"] == background["run_id"]
+            assert runs[2]["run_id"] == events[-1]["run_id"]
+            thread_view = httpx.get(f"{url}/threads/notes").json()
+            assert thread_view["values"] == {"answer": "four", "thread": "notes"}
+            assert thread_view["status"] == "idle"
+            assert thread_view["metadata"]["runs"] == 4
+            seen += [f"{url}: {r['via']} {r['input']} -> {r['output']}" for r in runs]
+        # background runs on the thread, from its record
+        listed = httpx.get(f"{first}/runs", params=thread).json()["runs"]
+        assert [r["run_id"] for r in listed] == [background["run_id"]]
+    record("handler-thread-every-way-in", seen)
+
+
+def test_a_failed_run_is_kept_with_its_error_and_the_thread_says_error(tmp_path: Path) -> None:
+    module = (
+        HANDLER
+        + """
+def fails(payload, context):
+    raise ValueError("no password=abc here")
+"""
+    )
+    dockfile = write_project(tmp_path, "fails", REDACTING, module)
+    with serve_app(create_app(dockfile)) as url:
+        failed = httpx.post(f"{url}/invoke", json={"query": "x"}, params={"thread_id": "bad"})
+        assert failed.status_code == 500
+        (run,) = httpx.get(f"{url}/threads/bad/runs").json()["runs"]
+        assert (run["via"], run["status"], run["error"]["code"]) == (
+            "invoke",
+            "FAILED",
+            "AGENT_EXECUTION_ERROR",
+        )
+        assert "abc" not in json.dumps(run)
+        assert httpx.get(f"{url}/threads/bad").json()["status"] == "error"

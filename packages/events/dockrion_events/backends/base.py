@@ -143,6 +143,35 @@ class EventBackend(ABC):
     async def release_resume(self, run_id: str) -> None:
         """Undo `claim_resume` (the resumed run could not be started)."""
 
+    @abstractmethod
+    async def record_thread_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        entry: dict[str, Any],
+        *,
+        created_us: int,
+        ttl_seconds: float | None,
+        max_runs: int,
+    ) -> None:
+        """Write (or rewrite) what the thread `thread_id` keeps of the run `run_id`: `entry`,
+        a JSON object, ordered by `created_us` (when the run was created, in microseconds
+        since the epoch). The thread keeps its `max_runs` newest runs; its whole record
+        expires `ttl_seconds` after the last write (None: kept until deleted). Shared by
+        every instance that shares the backend."""
+
+    @abstractmethod
+    async def thread_run_entries(
+        self, thread_id: str, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """At most `limit` of the thread's run entries, newest first (by `created_us`, then
+        by run id, both descending), only those strictly after the cursor `before`
+        (`(created_us, run_id)` of the last entry of the previous page) when given."""
+
+    @abstractmethod
+    async def delete_thread_record(self, thread_id: str) -> None:
+        """Forget every run entry of the thread."""
+
     async def ping(self) -> bool:
         """True when the backend answers (used by readiness checks)."""
         return True

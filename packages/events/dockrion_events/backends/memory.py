@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,12 +45,13 @@ class ExpiringClaims:
     costs O(log n) amortised whatever the number held.
     """
 
-    __slots__ = ("_expiry", "_heap", "limit")
+    __slots__ = ("_expiry", "_heap", "limit", "on_drop")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_drop: Callable[[str], object] | None = None) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
+        self.on_drop = on_drop  # told of each key that expires or is popped
         self._expiry: dict[str, tuple[str, float]] = {}  # key -> (owner, expiry)
         self._heap: list[tuple[float, str]] = []
 
@@ -86,7 +88,8 @@ class ExpiringClaims:
         return True
 
     def pop(self, key: str) -> None:
-        self._expiry.pop(key, None)  # its heap entry goes stale
+        if self._expiry.pop(key, None) is not None and self.on_drop is not None:
+            self.on_drop(key)  # its heap entry goes stale
 
     def expire(self, now: float) -> None:
         """Drop every claim whose expiry has passed."""
@@ -96,6 +99,8 @@ class ExpiringClaims:
             held = expiries.get(key)
             if held is not None and held[1] == expiry:
                 del expiries[key]
+                if self.on_drop is not None:
+                    self.on_drop(key)
 
 
 class _RunLog:
@@ -153,6 +158,9 @@ class InMemoryBackend(EventBackend):
         self._threads = ExpiringClaims(max_threads)  # thread id -> its owner
         self._resumed = ExpiringClaims(max_threads)  # run id whose interrupt is answered
         self._turns: dict[str, _Turn] = {}  # thread id -> who holds its turn, who waits
+        # thread id -> run id -> (created µs, entry); each thread's record expires as a whole
+        self._records: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {}
+        self._recorded = ExpiringClaims(max_threads, on_drop=self._drop_record)
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
         self.max_runs = max_runs
@@ -386,3 +394,43 @@ class InMemoryBackend(EventBackend):
             "(streaming.memory.max_threads); use the Redis backend to keep more",
             self.name,
         )
+
+    # --- thread records ----------------------------------------------------------------
+
+    def _drop_record(self, thread_id: str) -> None:
+        self._records.pop(thread_id, None)
+
+    async def record_thread_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        entry: dict[str, Any],
+        *,
+        created_us: int,
+        ttl_seconds: float | None,
+        max_runs: int,
+    ) -> None:
+        now = time.monotonic()
+        expiry = math.inf if ttl_seconds is None else now + ttl_seconds
+        if not self._recorded.put(thread_id, "", expiry, now):
+            raise self._full("thread records")
+        runs = self._records.setdefault(thread_id, {})
+        runs[run_id] = (created_us, dict(entry))
+        if len(runs) > max_runs:
+            oldest = sorted(runs, key=lambda name: (runs[name][0], name))
+            for name in oldest[: len(runs) - max_runs]:
+                del runs[name]
+
+    async def thread_run_entries(
+        self, thread_id: str, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[dict[str, Any]]:
+        self._recorded.expire(time.monotonic())
+        runs = self._records.get(thread_id, {})
+        order = sorted(((created, name) for name, (created, _) in runs.items()), reverse=True)
+        if before is not None:
+            order = [key for key in order if key < before]
+        return [dict(runs[name][1]) for _, name in order[:limit]]
+
+    async def delete_thread_record(self, thread_id: str) -> None:
+        self._recorded.pop(thread_id)
+        self._records.pop(thread_id, None)

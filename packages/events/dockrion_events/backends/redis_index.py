@@ -114,3 +114,26 @@ class RunIndex:
             elif not has_lease and text(status) == RunStatus.RUNNING.value:
                 orphans.append(run_id)
         return orphans
+
+
+async def newest(
+    client: Any, key: str, limit: int, before: tuple[int, str] | None
+) -> list[tuple[int, str]]:
+    """Members of a sorted set scored by creation (µs), newest first (by score, then
+    member, both descending), strictly after the cursor `before`; runs created in the same
+    microsecond are told apart by their ids, so a page never repeats or skips one."""
+    found: list[tuple[int, str]] = []
+    top = str(before[0]) if before is not None else "+inf"
+    offset = 0
+    while len(found) < limit:
+        chunk = await client.zrevrangebyscore(
+            key, top, "-inf", start=offset, num=limit + 1, withscores=True
+        )
+        if not chunk:
+            break
+        offset += len(chunk)
+        for member, score in chunk:
+            position = (int(score), text(member))
+            if before is None or position < before:
+                found.append(position)
+    return found[:limit]

@@ -18,6 +18,8 @@ hash tag, so the layout works on Redis Cluster:
     <prefix>:thread:{<thread_id>}:waiting  zset   runs waiting for the turn, by ticket
     <prefix>:thread:{<thread_id>}:alive    hash   when each waiter stops counting (ms)
     <prefix>:thread:{<thread_id>}:tickets  string the last ticket handed out
+    <prefix>:thread:{<thread_id>}:runs     zset   the thread's runs by creation (µs)
+    <prefix>:thread:{<thread_id>}:record   hash   what the thread keeps of each run (JSON)
     <prefix>:ratelimit:<principal> string a principal's rate-limit count (the runtime's
                                           `auth.rate_limits`; expiring)
     <prefix>:slots:<kind>:<principal>
@@ -83,6 +85,12 @@ class Keys:
         counter (`TAKE_TURN`'s keys, in order; one hash tag, so one cluster slot)."""
         base = self.thread(thread_id)
         return [f"{base}:turn", f"{base}:waiting", f"{base}:alive", f"{base}:tickets"]
+
+    def thread_record(self, thread_id: str) -> list[str]:
+        """What a thread keeps of its runs: their ids by creation and an entry each
+        (`RECORD_RUN`'s keys, in order; the thread's hash tag)."""
+        base = self.thread(thread_id)
+        return [f"{base}:runs", f"{base}:record"]
 
     def rate_limit(self, principal: str) -> str:
         """A principal's rate-limit count (one key a script, so no hash tag is needed)."""
@@ -223,7 +231,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
+# A run's entry in its thread's record. ARGV: run id, created µs, entry JSON, ttl ms ("":
+# none), the most runs kept (the oldest leave first).
+_RECORD_RUN = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+if excess > 0 then
+  local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+  redis.call('HDEL', KEYS[2], unpack(old))
+end
+for i = 1, 2 do
+  if ARGV[4] == '' then redis.call('PERSIST', KEYS[i])
+  else redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+end
+return 1
+"""
+
 SCRIPTS = {
+    "record_run": _RECORD_RUN,
     "release_thread": _RELEASE_THREAD,
     "take_turn": _TAKE_TURN,
     "end_turn": _END_TURN,

@@ -15,6 +15,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockrion_events import RunStatus
+
 from ..auth import principal_of
 from ..engine.encoding import FastJSONResponse
 from ..runtime import runtime_of
@@ -35,15 +37,23 @@ async def invoke(request: Request) -> Response:
     runtime.bind(context, request)
     options = await runtime.threads.options(request, agent)
     context.thread_id = options.thread_id if options else None
+    options = await runtime.thread_services.records.open(options, context.run_id, "invoke", payload)
+    record = options.record if options is not None else None
     release = await runtime.slots.take(principal_of(request), "runs")
     try:
         result = await supervisor.invoke(agent, payload, context, options)
+        output, problems = supervisor.check_output(result.output)
+    except BaseException as exc:
+        if record is not None:
+            await record.failed(exc)
+        raise
     finally:
         release()
+    if record is not None:
+        await record.ended(RunStatus.COMPLETED, output)
     metadata: dict[str, Any] = supervisor.metadata(
         **result.metadata, latency_seconds=round(time.perf_counter() - started, 3)
     )
-    output, problems = supervisor.check_output(result.output)
     if problems:
         log.warning("agent output does not match io_schema.output: %s", problems)
         metadata["output_schema_errors"] = problems
