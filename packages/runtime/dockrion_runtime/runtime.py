@@ -162,6 +162,7 @@ class Runtime:
         task to cancel when that reader goes away. Returns (run id, batches, task)."""
         supervisor = self.supervisor
         release = await self.slots.take(principal_of(request), "runs")
+        options = None
         try:
             context, run_log = supervisor.private_context(STREAM_BACKLOG)
             self.bind(context, request)
@@ -173,8 +174,13 @@ class Runtime:
             task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
         except BaseException:
             release()
+            if options is not None and options.turn is not None:
+                await options.turn.end()  # no run: its thread's turn goes to the next
             raise
         task.add_done_callback(lambda _: release())
+        if options is not None and options.turn is not None:
+            # a new run on the thread (interrupt, rollback) stops it, with its reason
+            options.turn.stop_with(task.cancel)
         batches = run_log.batches(heartbeat=self.settings.heartbeat_interval)
         return context.run_id, batches, task
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
+from dockrion_events import parse_sse
 from dockrion_runtime import create_app
 
 from .conftest import agent_module, serve_app, write_project
@@ -430,3 +432,96 @@ def test_rollback_leaves_the_rows_of_a_thread_the_run_never_touched(
             f"thread 'ref' (first, next; no slow run): {reference}",
         ],
     )
+
+
+def held_call(way: str, url: str, query: str) -> Any:
+    """A call on thread 'chat' that holds it: what its client got in the end (the events
+    of a stream or a WebSocket, the response of /invoke)."""
+    body, thread = {"query": query}, {"thread_id": "chat"}
+    if way == "invoke":
+        return httpx.post(f"{url}/invoke", json=body, params=thread, timeout=60)
+    if way == "stream":
+        answer = httpx.post(f"{url}/invoke/stream", json=body, params=thread, timeout=60)
+        return [json.loads(m.data) for m in parse_sse(answer.content)]
+    events = []
+    with connect(url.replace("http://", "ws://") + "/invoke/ws?thread_id=chat") as socket:
+        socket.send(json.dumps(body))
+        while events[-1:] == [] or events[-1]["type"] not in ("complete", "error", "cancelled"):
+            events.append(json.loads(socket.recv(timeout=60)))
+    return events
+
+
+def stop_a_held_call(urls: list[str], module: Any, way: str, strategy: str) -> list[str]:
+    """A turn, then a slow call (`way`) held in its second step on `urls[0]`, then a
+    background run sent with `strategy` to `urls[-1]`: the call is stopped, the new run
+    answers. Returns the transcript."""
+    first = httpx.post(f"{urls[0]}/runs", json={"query": "first"}, params={"thread_id": "chat"})
+    assert finished(urls[0], first.json()["run_id"])["status"] == "COMPLETED"
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(held_call, way, urls[0], "slow")
+        until(module.entered.is_set, "the slow call reaches its second step")
+        sent = httpx.post(
+            f"{urls[-1]}/runs",
+            json={"query": "next"},
+            params={"thread_id": "chat", "multitask_strategy": strategy},
+        )
+        assert sent.status_code == 202, sent.text
+        after = finished(urls[-1], sent.json()["run_id"])
+        got = held.result(timeout=60)
+    module.gate.set()
+    expected = "first | slow | next" if strategy == "interrupt" else "first | next"
+    assert (after["status"], after["output"]["answer"]) == ("COMPLETED", expected)
+    if way == "invoke":
+        assert (got.status_code, got.json()["code"]) == (409, "CONFLICT"), got.text
+        assert strategy in got.json()["error"]
+        ending = f"{got.status_code} {got.json()}"
+    else:
+        assert got[-1]["type"] == "cancelled", got[-1]
+        ending = f"last event {json.dumps(got[-1])}"
+    runs = httpx.get(f"{urls[0]}/threads/chat/runs").json()["runs"]
+    assert [(r["via"], r["status"]) for r in runs] == [
+        ("background", "COMPLETED"),
+        (way, "CANCELLED"),
+        ("background", "COMPLETED"),
+    ]
+    return [
+        f"'first' (background) COMPLETED on {len(urls)} instance(s)",
+        f"'slow' over {way} on instance 1, held in its second step",
+        f"'next' with multitask_strategy={strategy} on instance {len(urls)} -> 202",
+        f"the {way} call ended: {ending}",
+        f"'next' ended {after['status']}, answer {after['output']['answer']!r}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("way", "strategy"),
+    [("stream", "interrupt"), ("websocket", "rollback"), ("invoke", "rollback")],
+)
+def test_interrupt_and_rollback_stop_a_call_that_holds_the_thread(
+    serve: Serve, tmp_path: Path, way: str, strategy: str
+) -> None:
+    extra = "expose: {host: 127.0.0.1, streaming: [sse, websocket]}\n"
+    url = serve("build", extra, GRAPH, entrypoint=True, framework="langgraph")
+    lines = stop_a_held_call([url], agent_module(tmp_path), way, strategy)
+    record(f"{strategy}-a-{way}-call", lines)
+
+
+def test_rollback_stops_a_stream_held_on_another_instance(
+    tmp_path: Path, redis_server: Any, postgres_server: Any
+) -> None:
+    extra = (
+        "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
+        "streaming:\n  backend: redis\n"
+        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, "
+        f"key_prefix: t{uuid.uuid4().hex[:8]}}}\n"
+    )
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+    environ = {"DATABASE_URL": postgres_server.url}
+    with (
+        serve_app(create_app(dockfile, environ=environ)) as first,
+        serve_app(create_app(dockfile, environ=environ)) as second,
+    ):
+        lines = stop_a_held_call([first, second], agent_module(tmp_path), "stream", "rollback")
+    record("rollback-a-stream-two-instances", lines)

@@ -144,6 +144,16 @@ class EventBackend(ABC):
         """Undo `claim_resume` (the resumed run could not be started)."""
 
     @abstractmethod
+    async def stop_thread_turn(self, thread_id: str, holder: str, ttl_seconds: float) -> None:
+        """Ask `holder`, which holds the thread's turn or waits for it, to stop (a new run
+        on the thread under multitask_strategy interrupt or rollback); the request lasts
+        `ttl_seconds`. Seen on every instance through `thread_turn_stopping`."""
+
+    @abstractmethod
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> bool:
+        """True when `holder` was asked to stop (`stop_thread_turn`)."""
+
+    @abstractmethod
     async def record_thread_run(
         self,
         thread_id: str,

@@ -161,6 +161,7 @@ class InMemoryBackend(EventBackend):
         # thread id -> run id -> (created µs, entry); each thread's record expires as a whole
         self._records: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {}
         self._recorded = ExpiringClaims(max_threads, on_drop=self._drop_record)
+        self._stopping = ExpiringClaims(max_threads)  # "thread holder" asked to stop
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
         self.max_runs = max_runs
@@ -394,6 +395,14 @@ class InMemoryBackend(EventBackend):
             "(streaming.memory.max_threads); use the Redis backend to keep more",
             self.name,
         )
+
+    async def stop_thread_turn(self, thread_id: str, holder: str, ttl_seconds: float) -> None:
+        now = time.monotonic()
+        if not self._stopping.put(f"{thread_id} {holder}", "", now + ttl_seconds, now):
+            raise self._full("stop requests")
+
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> bool:
+        return self._stopping.owner(f"{thread_id} {holder}", time.monotonic()) is not None
 
     # --- thread records ----------------------------------------------------------------
 

@@ -18,6 +18,8 @@ hash tag, so the layout works on Redis Cluster:
     <prefix>:thread:{<thread_id>}:waiting  zset   runs waiting for the turn, by ticket
     <prefix>:thread:{<thread_id>}:alive    hash   when each waiter stops counting (ms)
     <prefix>:thread:{<thread_id>}:tickets  string the last ticket handed out
+    <prefix>:thread:{<thread_id>}:stop:<holder>  string set when the run `holder` is
+                                                  asked to stop (expiring)
     <prefix>:thread:{<thread_id>}:runs     zset   the thread's runs by creation (µs)
     <prefix>:thread:{<thread_id>}:record   hash   what the thread keeps of each run (JSON)
     <prefix>:ratelimit:<principal> string a principal's rate-limit count (the runtime's
@@ -85,6 +87,10 @@ class Keys:
         counter (`TAKE_TURN`'s keys, in order; one hash tag, so one cluster slot)."""
         base = self.thread(thread_id)
         return [f"{base}:turn", f"{base}:waiting", f"{base}:alive", f"{base}:tickets"]
+
+    def thread_stop(self, thread_id: str, holder: str) -> str:
+        """Set when the run holding (or waiting for) a thread's turn is asked to stop."""
+        return f"{self.thread(thread_id)}:stop:{holder}"
 
     def thread_record(self, thread_id: str) -> list[str]:
         """What a thread keeps of its runs: their ids by creation and an entry each

@@ -8,6 +8,7 @@ nobody reads its events, so they are numbered, filtered and dropped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from dockrion_events import RunStatus
 
 from ..auth import principal_of
 from ..engine.encoding import FastJSONResponse
+from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..wire.sse import EventStreamResponse
 
@@ -39,10 +41,23 @@ async def invoke(request: Request) -> Response:
     context.thread_id = options.thread_id if options else None
     options = await runtime.thread_services.records.open(options, context.run_id, "invoke", payload)
     record = options.record if options is not None else None
+    turn = options.turn if options is not None else None
+    if turn is not None:
+        # a new run on the thread (interrupt, rollback) stops the call, with its reason
+        turn.stop_with(asyncio.current_task().cancel)  # type: ignore[union-attr]
     release = await runtime.slots.take(principal_of(request), "runs")
     try:
         result = await supervisor.invoke(agent, payload, context, options)
         output, problems = supervisor.check_output(result.output)
+    except asyncio.CancelledError:
+        if record is not None:
+            await record.failed(asyncio.CancelledError())
+        if turn is None or turn.stopped is None:
+            raise  # the client went away
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        raise RuntimeHTTPError(
+            f"The call was cancelled: {turn.stopped}", "CONFLICT", {"thread_id": turn.thread_id}
+        ) from None
     except BaseException as exc:
         if record is not None:
             await record.failed(exc)

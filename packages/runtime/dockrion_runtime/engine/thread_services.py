@@ -41,6 +41,7 @@ class ThreadServices:
                 settings.threads.multitask_strategy,
                 float(settings.redis.lease_seconds),
                 runs,
+                lambda: self.records,
             ),
             settings.memory.max_threads,
             settings.threads.ttl_seconds,
