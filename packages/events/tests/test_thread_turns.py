@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dockrion_events import EventBackend
+from dockrion_events import EventBackend, Run
 
 Make = Callable[..., EventBackend]
 
@@ -125,5 +126,29 @@ def test_a_thread_record_expires_after_its_ttl_unless_it_has_none(
             await asyncio.sleep(0.05)
         assert await backend.thread_run_entries("short", limit=5) == []
         assert await backend.thread_run_entries("kept", limit=5) == [{"run_id": "r"}]
+
+    run_async(scenario())
+
+
+def test_an_owners_runs_page_newest_first_and_a_new_run_moves_no_page(
+    run_async: Any, make_backend: Make
+) -> None:
+    async def scenario() -> None:
+        backend = make_backend()
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        for i in range(5):
+            owner = "ana" if i != 2 else "bob"
+            created = start + timedelta(seconds=i // 2)  # two runs share each second
+            await backend.create_run(Run(run_id=f"r{i}", owner=owner, created_at=created))
+        page = await backend.owner_runs("ana", limit=2)
+        assert [run.run_id for _, run in page] == ["r4", "r3"]
+        await backend.create_run(Run(run_id="r9", owner="ana"))  # created meanwhile
+        rest = await backend.owner_runs("ana", limit=2, before=(page[-1][0], "r3"))
+        assert [run.run_id for _, run in rest] == ["r1", "r0"]
+        assert await backend.owner_runs("ana", limit=2, before=(rest[-1][0], "r0")) == []
+        assert [run.run_id for _, run in await backend.owner_runs("bob", limit=5)] == ["r2"]
+        await backend.delete_run("r4")
+        newest = await backend.owner_runs("ana", limit=2)
+        assert [run.run_id for _, run in newest] == ["r9", "r3"]
 
     run_async(scenario())

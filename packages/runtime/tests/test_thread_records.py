@@ -209,3 +209,53 @@ def fails(payload, context):
         )
         assert "abc" not in json.dumps(run)
         assert httpx.get(f"{url}/threads/bad").json()["status"] == "error"
+
+
+def test_listings_page_by_cursor_and_runs_created_meanwhile_move_no_page(
+    tmp_path: Path,
+) -> None:
+    dockfile = write_project(tmp_path, "reply", AUTH, HANDLER)
+    with serve_app(create_app(dockfile, environ=KEYS)) as url:
+
+        def background(query: str) -> str:
+            sent = httpx.post(f"{url}/runs", json={"query": query}, headers=ANA)
+            run_id: str = sent.json()["run_id"]
+            finished_as(url, run_id)
+            return run_id
+
+        mine = [background(f"run {i}") for i in range(5)]
+        httpx.post(f"{url}/runs", json={"query": "bob's"}, headers=BOB)
+        first = httpx.get(f"{url}/runs", params={"limit": 2}, headers=ANA).json()
+        assert [r["run_id"] for r in first["runs"]] == [mine[4], mine[3]]
+        newer = [background("created meanwhile") for _ in range(2)]
+        second = httpx.get(
+            f"{url}/runs", params={"limit": 2, "cursor": first["next_cursor"]}, headers=ANA
+        ).json()
+        assert [r["run_id"] for r in second["runs"]] == [mine[2], mine[1]]
+        last = httpx.get(
+            f"{url}/runs", params={"limit": 2, "cursor": second["next_cursor"]}, headers=ANA
+        ).json()
+        assert [r["run_id"] for r in last["runs"]] == [mine[0]]
+        assert last["next_cursor"] is None
+        top = httpx.get(f"{url}/runs", params={"limit": 3}, headers=ANA).json()["runs"]
+        assert [r["run_id"] for r in top] == [newer[1], newer[0], mine[4]]
+        # a thread's runs, whichever way they came in, page the same way
+        for query in ("a", "b", "c"):
+            assert invoke(url, query, "paged", ANA).status_code == 200
+        page = httpx.get(f"{url}/threads/paged/runs", params={"limit": 2}, headers=ANA).json()
+        assert [r["input"]["query"] for r in page["runs"]] == ["c", "b"]
+        assert invoke(url, "d", "paged", ANA).status_code == 200
+        rest = httpx.get(
+            f"{url}/threads/paged/runs", params={"cursor": page["next_cursor"]}, headers=ANA
+        ).json()
+        assert [r["input"]["query"] for r in rest["runs"]] == ["a"]
+        for bad in ("nope", "12.", ".run", "1.bad id", "x" * 300):
+            refused = httpx.get(f"{url}/runs", params={"cursor": bad}, headers=ANA)
+            assert (refused.status_code, refused.json()["code"]) == (400, "VALIDATION_ERROR")
+
+
+def finished_as(url: str, run_id: str) -> None:
+    until(
+        lambda: httpx.get(f"{url}/runs/{run_id}", headers=ANA).json()["status"] == "COMPLETED",
+        f"run {run_id} completes",
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import (
@@ -30,9 +31,16 @@ __all__ = [
     "BackendSubscribeError",
     "EventBackend",
     "TerminalEventFactory",
+    "created_us",
 ]
 
 TerminalEventFactory = Callable[[int], BaseEvent]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def created_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly: the order of runs in listings."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 class EventBackend(ABC):
@@ -142,6 +150,15 @@ class EventBackend(ABC):
     @abstractmethod
     async def release_resume(self, run_id: str) -> None:
         """Undo `claim_resume` (the resumed run could not be started)."""
+
+    @abstractmethod
+    async def owner_runs(
+        self, owner: str | None, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[tuple[int, Run]]:
+        """At most `limit` of the runs `owner` created, newest first, each with its place
+        in that order (`(created_us, run_id)`, both descending), only those strictly after
+        the cursor `before` when given: an index per owner, so runs created meanwhile never
+        move a later page."""
 
     @abstractmethod
     async def stop_thread_turn(self, thread_id: str, holder: str, ttl_seconds: float) -> None:

@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..record import EventRecord
 from ..runs import Run, RunStatus
-from .base import EventBackend, TerminalEventFactory
+from .base import EventBackend, TerminalEventFactory, created_us
 from .redis_index import RunIndex, newest
 from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
 from .redis_tail import Tail
@@ -226,6 +226,7 @@ class RedisBackend(EventBackend):
             if text(result) == "exists":
                 raise RunExistsError(run.run_id)
             await self._index.touch(run.run_id)
+            await self._index.own(run, created_us(run.created_at))
 
     async def get_run(self, run_id: str) -> Run | None:
         with self._errors("reading a run"):
@@ -237,6 +238,12 @@ class RedisBackend(EventBackend):
     ) -> list[Run]:
         with self._errors("listing runs"):
             return await self._index.recent(status, owner, limit)
+
+    async def owner_runs(
+        self, owner: str | None, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[tuple[int, Run]]:
+        with self._errors("listing runs"):
+            return await self._index.owned(owner or "", limit, before)
 
     async def start_run(self, run_id: str) -> Run:
         now = datetime.now(UTC).isoformat()

@@ -11,6 +11,8 @@ hash tag, so the layout works on Redis Cluster:
                                           answered (expiring)
     <prefix>:runs                  zset   run ids by last activity, seconds (listing)
     <prefix>:running               set    ids of RUNNING runs (orphan detection)
+    <prefix>:owner:{<owner>}:runs  zset   an owner's run ids by creation (µs): its
+                                          listing (the newest 10,000, expiring)
     <prefix>:thread:{<thread_id>}  string the owner of a conversation thread (renewed,
                                           expiring)
     <prefix>:thread:{<thread_id>}:turn     string the run holding the thread's turn
@@ -73,6 +75,10 @@ class Keys:
 
     def lease(self, run_id: str) -> str:
         return f"{self.prefix}:{{{run_id}}}:lease"
+
+    def owner_runs(self, owner: str) -> str:
+        """An owner's runs by creation (one key a command, so no cluster constraint)."""
+        return f"{self.prefix}:owner:{{{owner}}}:runs"
 
     def resumed(self, run_id: str) -> str:
         """Set once the interrupt a run stopped at is being answered (`claim_resume`)."""

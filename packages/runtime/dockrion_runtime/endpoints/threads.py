@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dockrion_events import Run, RunNotFoundError, RunStatus
+from dockrion_events import InvalidRunIdError, RunNotFoundError, RunStatus, validate_run_id
 
 from ..auth import principal_of
 from ..engine.conversations import THREAD_ID_PATTERN
@@ -25,14 +25,16 @@ __all__ = ["MAX_LISTED", "delete_thread", "get_thread", "list_runs", "thread_run
 
 _BACKGROUND = ("background", "ag-ui")  # runs with a state of their own (`GET /runs/{id}`)
 _GOING = (RunStatus.ACCEPTED.value, RunStatus.RUNNING.value)
+Place = tuple[int, str]  # a run's place in listings: (created µs, run id), newest first
 
-# The most recent runs of a caller a listing looks through (runs expire with the events
-# backend's retention; a page is at most 100 of them).
+# The most runs one listing looks through for those of a status (it says where to go on),
+# and the largest offset (a page is at most 100 runs).
 MAX_LISTED = 1000
 
 
 async def list_runs(request: Request) -> Response:
-    """`GET /runs?status=&thread_id=&limit=&offset=`: the caller's runs, newest first."""
+    """`GET /runs?status=&thread_id=&limit=&cursor=` (or `&offset=`): the caller's runs,
+    newest first, from the caller's index (the thread's record with `thread_id`)."""
     raw = request.query_params.get("status")
     status = None
     if raw is not None:
@@ -46,15 +48,25 @@ async def list_runs(request: Request) -> Response:
     thread_id = request.query_params.get("thread_id")
     if thread_id is not None:
         _check_thread_id(thread_id)
-    return JSONResponse(_page(request, await _caller_runs(request, status, thread_id)))
+    limit, offset, cursor = _paging(request)
+    if thread_id is not None:
+        found = await _thread_background_runs(request, thread_id, status, cursor)
+        return JSONResponse(_page(found, limit, offset))
+    found, resume = await _owner_runs(request, status, cursor, offset + limit + 1)
+    return JSONResponse(_page(found, limit, offset, resume))
 
 
 async def thread_runs(request: Request) -> Response:
-    """`GET /threads/{thread_id}/runs?limit=&offset=&cursor=`: the thread's runs, every way
-    they came in (`via`), newest first, with their input and output."""
+    """`GET /threads/{thread_id}/runs?limit=&cursor=` (or `&offset=`): the thread's runs,
+    every way they came in (`via`), newest first, with their input and output."""
     thread_id = await _owned_thread(request)
-    entries = await _entries(request, thread_id)
-    return JSONResponse(_entry_page(request, [_entry_view(e) for e in entries]))
+    limit, offset, cursor = _paging(request)
+    found = [
+        (_place(entry), _entry_view(entry))
+        for entry in await _entries(request, thread_id)
+        if cursor is None or _place(entry) < cursor
+    ]
+    return JSONResponse(_page(found, limit, offset))
 
 
 async def get_thread(request: Request) -> Response:
@@ -151,24 +163,47 @@ async def _owned_thread(request: Request) -> str:
     return thread_id
 
 
-async def _caller_runs(
-    request: Request, status: RunStatus | None, thread_id: str | None
-) -> list[Run]:
-    runs = runtime_of(request).require_runs()
+async def _owner_runs(
+    request: Request, status: RunStatus | None, cursor: Place | None, wanted: int
+) -> tuple[list[tuple[Place, dict[str, Any]]], Place | None]:
+    """Up to `wanted` of the caller's runs after `cursor` with `status`, from the caller's
+    index, looking through at most `MAX_LISTED` runs; with the place to go on from when
+    that many were looked through first (None otherwise)."""
+    backend = runtime_of(request).require_runs().bus.backend
     owner = principal_of(request).id
-    if thread_id is not None:
-        # the thread's background runs, from its record (none when it is not the caller's)
-        if await runtime_of(request).threads.backend.thread_owner(thread_id) != (owner or ""):
-            return []
-        found = []
-        for entry in await _entries(request, thread_id):
-            if entry.get("via") in _BACKGROUND:
-                run = await runs.get_run(entry["run_id"])
-                if run is not None and (status is None or run.status == status):
-                    found.append(run)
-        return found
-    listed = await runs.list_runs(status, MAX_LISTED, owner=owner)
-    return [run for run in listed if run.owner == owner]
+    found: list[tuple[Place, dict[str, Any]]] = []
+    looked = 0
+    while len(found) < wanted:
+        if looked >= MAX_LISTED:
+            return found, cursor
+        batch = await backend.owner_runs(owner, limit=100, before=cursor)
+        if not batch:
+            break
+        for created, run in batch:
+            if status is None or run.status == status:
+                found.append(((created, run.run_id), run.to_response()))
+        looked += len(batch)
+        cursor = (batch[-1][0], batch[-1][1].run_id)
+    return found, None
+
+
+async def _thread_background_runs(
+    request: Request, thread_id: str, status: RunStatus | None, cursor: Place | None
+) -> list[tuple[Place, dict[str, Any]]]:
+    """The thread's background runs, from its record (none when it is not the caller's)."""
+    runtime = runtime_of(request)
+    runs = runtime.require_runs()
+    owner = principal_of(request).id or ""
+    if await runtime.threads.backend.thread_owner(thread_id) != owner:
+        return []
+    found = []
+    for entry in await _entries(request, thread_id):
+        if entry.get("via") not in _BACKGROUND or (cursor and _place(entry) >= cursor):
+            continue
+        run = await runs.get_run(entry["run_id"])
+        if run is not None and (status is None or run.status == status):
+            found.append((_place(entry), run.to_response()))
+    return found
 
 
 async def _entries(request: Request, thread_id: str) -> list[dict[str, Any]]:
@@ -194,26 +229,44 @@ def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in ("holder", "created_us")}
 
 
-def _entry_page(request: Request, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    limit = int_query(request, "limit", 20, 1, 100)
-    offset = int_query(request, "offset", 0, 0, MAX_LISTED)
-    page = entries[offset : offset + limit]
-    return {
-        "runs": page,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + limit if len(entries) > offset + limit else None,
-    }
+def _place(entry: dict[str, Any]) -> Place:
+    return int(entry["created_us"]), str(entry["run_id"])
 
 
-def _page(request: Request, runs: list[Run]) -> dict[str, Any]:
+def _paging(request: Request) -> tuple[int, int, Place | None]:
+    """`limit`, `offset` and `cursor` (a `next_cursor` a page gave: `<µs>.<run id>`)."""
     limit = int_query(request, "limit", 20, 1, 100)
     offset = int_query(request, "offset", 0, 0, MAX_LISTED)
-    page = runs[offset : offset + limit]
-    more = len(runs) > offset + limit
+    raw = request.query_params.get("cursor")
+    if raw is None:
+        return limit, offset, None
+    created, _, run_id = raw.partition(".")
+    try:
+        validate_run_id(run_id)
+    except InvalidRunIdError:
+        created = ""
+    if not (created.isascii() and created.isdigit() and len(created) <= 20):
+        raise RuntimeHTTPError(
+            f"cursor must be a next_cursor a listing gave, got {raw[:60]!r}", "VALIDATION_ERROR"
+        )
+    return limit, offset, (int(created), run_id)
+
+
+def _page(
+    found: list[tuple[Place, dict[str, Any]]],
+    limit: int,
+    offset: int,
+    resume: Place | None = None,
+) -> dict[str, Any]:
+    """One page: `next_cursor` (stable while runs are created) and `next_offset`."""
+    page = found[offset : offset + limit]
+    more = len(found) > offset + limit
+    if more:
+        resume = page[-1][0]
     return {
-        "runs": [run.to_response() for run in page],
+        "runs": [item for _, item in page],
         "limit": limit,
         "offset": offset,
         "next_offset": offset + limit if more else None,
+        "next_cursor": f"{resume[0]}.{resume[1]}" if resume is not None else None,
     }
