@@ -67,11 +67,13 @@ def test_ownership_in_redis_follows_the_ttl(tmp_path: Path, redis_server: Any, t
     client = redis.Redis.from_url(redis_server.url)
     with serve_app(create_app(dockfile, environ=KEYS)) as url:
         assert invoke(url, "hi", "kept", ANA).status_code == 200
-        left = client.pttl(f"{prefix}:thread:{{kept}}")
-        if ttl is None:
-            assert left == -1  # no expiry: the thread is its caller's until deleted
-        else:
-            assert 0 < left <= ttl * 1000
+        # its ownership and its record last as long as its retention, renewed by each run
+        for key in ("", ":runs", ":record"):
+            left = client.pttl(f"{prefix}:thread:{{kept}}{key}")
+            if ttl is None:
+                assert left == -1, key  # no expiry: kept until the thread is deleted
+            else:
+                assert 0 < left <= ttl * 1000, key
         assert invoke(url, "hi", "kept", BOB).status_code == 404
 
 

@@ -324,8 +324,9 @@ def test_rollback_cancels_the_running_run_and_removes_its_progress(
     record(f"rollback-{checkpointer}", lines)
 
 
-def test_rollback_across_two_instances_on_redis_and_postgres(
-    tmp_path: Path, redis_server: Any, postgres_server: Any
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+def test_interrupt_and_rollback_across_two_instances_on_redis_and_postgres(
+    tmp_path: Path, redis_server: Any, postgres_server: Any, strategy: str
 ) -> None:
     extra = (
         "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
@@ -350,18 +351,19 @@ def test_rollback_across_two_instances_on_redis_and_postgres(
         sent = httpx.post(
             f"{second}/runs",
             json={"query": "next"},
-            params={**thread, "multitask_strategy": "rollback"},
+            params={**thread, "multitask_strategy": strategy},
         )
         assert sent.status_code == 202, sent.text
         after = finished(second, sent.json()["run_id"])
         assert finished(second, slow["run_id"])["status"] == "CANCELLED"
         module.gate.set()
-        assert after["output"]["answer"] == "first | next"
+        expected = "first | slow | next" if strategy == "interrupt" else "first | next"
+        assert after["output"]["answer"] == expected
         record(
-            "rollback-two-instances",
+            f"{strategy}-two-instances",
             [
                 "instance 1: 'first' COMPLETED; 'slow' held in its second step",
-                "instance 2: 'next' with multitask_strategy=rollback -> 202",
+                f"instance 2: 'next' with multitask_strategy={strategy} -> 202",
                 f"'slow' CANCELLED; 'next' answer {after['output']['answer']!r}",
             ],
         )

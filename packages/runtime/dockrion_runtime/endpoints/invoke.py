@@ -16,8 +16,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockrion_events import RunStatus
+from dockrion_events import RunStatus, StreamContext
 
+from ..agents import Agent
 from ..auth import principal_of
 from ..engine.encoding import FastJSONResponse
 from ..errors import RuntimeHTTPError
@@ -33,10 +34,19 @@ async def invoke(request: Request) -> Response:
     runtime = runtime_of(request)
     agent = runtime.require_agent()
     payload = await runtime.body.read(request)
+    context = runtime.supervisor.detached_context()  # nobody streams it: no run log
+    runtime.bind(context, request)
+    release = await runtime.slots.take(principal_of(request), "runs")
+    try:
+        return await _invoke(request, agent, payload, context)
+    finally:
+        release()
+
+
+async def _invoke(request: Request, agent: Agent, payload: Any, context: StreamContext) -> Response:
+    runtime = runtime_of(request)
     supervisor = runtime.supervisor
     started = time.perf_counter()
-    context = supervisor.detached_context()  # nobody streams it: no run log
-    runtime.bind(context, request)
     options = await runtime.threads.options(request, agent)
     context.thread_id = options.thread_id if options else None
     options = await runtime.thread_services.records.open(options, context.run_id, "invoke", payload)
@@ -45,7 +55,6 @@ async def invoke(request: Request) -> Response:
     if turn is not None:
         # a new run on the thread (interrupt, rollback) stops the call, with its reason
         turn.stop_with(asyncio.current_task().cancel)  # type: ignore[union-attr]
-    release = await runtime.slots.take(principal_of(request), "runs")
     try:
         result = await supervisor.invoke(agent, payload, context, options)
         output, problems = supervisor.check_output(result.output)
@@ -61,9 +70,9 @@ async def invoke(request: Request) -> Response:
     except BaseException as exc:
         if record is not None:
             await record.failed(exc)
+        if turn is not None:
+            await turn.end()  # given back already, unless it failed before the run began
         raise
-    finally:
-        release()
     if record is not None:
         await record.ended(RunStatus.COMPLETED, output)
     metadata: dict[str, Any] = supervisor.metadata(
