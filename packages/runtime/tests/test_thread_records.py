@@ -261,3 +261,29 @@ def finished_as(url: str, run_id: str) -> None:
         lambda: httpx.get(f"{url}/runs/{run_id}", headers=ANA).json()["status"] == "COMPLETED",
         f"run {run_id} completes",
     )
+
+
+def test_a_thread_past_its_ttl_leaves_nothing_in_redis(tmp_path: Path, redis_server: Any) -> None:
+    prefix = f"x{uuid.uuid4().hex[:8]}"
+    extra = (
+        "threads: {ttl_seconds: 1}\n"
+        f"streaming:\n  backend: redis\n  redis: {{url: '{redis_server.url}', "
+        f"key_prefix: {prefix}}}\n"
+    )
+    dockfile = write_project(tmp_path, "reply", extra, HANDLER)
+    client = redis.Redis.from_url(redis_server.url)
+
+    def stored() -> list[str]:
+        return sorted(k.decode() for k in client.keys(f"{prefix}:thread:{{old}}*"))
+
+    with serve_app(create_app(dockfile)) as url:
+        for query in ("one", "two"):
+            assert invoke(url, query, "old", {}).status_code == 200
+        before = stored()
+        assert before == [f"{prefix}:thread:{{old}}{k}" for k in ("", ":record", ":runs")]
+        until(lambda: stored() == [], "the thread's keys expire")
+        assert httpx.get(f"{url}/threads/old").status_code == 404
+    record(
+        "retention-thread-record-redis",
+        [f"keys of thread 'old' (ttl_seconds: 1): before {before}", "after the ttl: []"],
+    )
