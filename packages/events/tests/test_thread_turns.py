@@ -152,3 +152,15 @@ def test_an_owners_runs_page_newest_first_and_a_new_run_moves_no_page(
         assert [run.run_id for _, run in newest] == ["r9", "r3"]
 
     run_async(scenario())
+
+
+def test_a_stop_request_reaches_the_holder_it_names(run_async: Any, make_backend: Make) -> None:
+    async def scenario() -> None:
+        backend = make_backend()
+        assert await backend.thread_turn_stopping("t", "a") is None
+        await backend.stop_thread_turn("t", "a", "a new run (interrupt)", 30)
+        assert await backend.thread_turn_stopping("t", "a") == "a new run (interrupt)"
+        assert await backend.thread_turn_stopping("t", "b") is None
+        assert await backend.thread_turn_stopping("u", "a") is None
+
+    run_async(scenario())

@@ -479,6 +479,7 @@ def stop_a_held_call(urls: list[str], module: Any, way: str, strategy: str) -> l
         ending = f"{got.status_code} {got.json()}"
     else:
         assert got[-1]["type"] == "cancelled", got[-1]
+        assert got[-1]["reason"] == f"a new run on the thread ({strategy})"
         ending = f"last event {json.dumps(got[-1])}"
     runs = httpx.get(f"{urls[0]}/threads/chat/runs").json()["runs"]
     assert [(r["via"], r["status"]) for r in runs] == [

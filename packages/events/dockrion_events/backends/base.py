@@ -161,14 +161,17 @@ class EventBackend(ABC):
         move a later page."""
 
     @abstractmethod
-    async def stop_thread_turn(self, thread_id: str, holder: str, ttl_seconds: float) -> None:
-        """Ask `holder`, which holds the thread's turn or waits for it, to stop (a new run
-        on the thread under multitask_strategy interrupt or rollback); the request lasts
-        `ttl_seconds`. Seen on every instance through `thread_turn_stopping`."""
+    async def stop_thread_turn(
+        self, thread_id: str, holder: str, reason: str, ttl_seconds: float
+    ) -> None:
+        """Ask `holder`, which holds the thread's turn or waits for it, to stop for
+        `reason` (a new run on the thread under multitask_strategy interrupt or rollback);
+        the request lasts `ttl_seconds`. Seen on every instance through
+        `thread_turn_stopping`."""
 
     @abstractmethod
-    async def thread_turn_stopping(self, thread_id: str, holder: str) -> bool:
-        """True when `holder` was asked to stop (`stop_thread_turn`)."""
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> str | None:
+        """Why `holder` was asked to stop (`stop_thread_turn`), or None."""
 
     @abstractmethod
     async def record_thread_run(

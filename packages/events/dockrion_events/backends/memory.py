@@ -351,13 +351,15 @@ class InMemoryBackend(EventBackend):
             self.name,
         )
 
-    async def stop_thread_turn(self, thread_id: str, holder: str, ttl_seconds: float) -> None:
+    async def stop_thread_turn(
+        self, thread_id: str, holder: str, reason: str, ttl_seconds: float
+    ) -> None:
         now = time.monotonic()
-        if not self._stopping.put(f"{thread_id} {holder}", "", now + ttl_seconds, now):
+        if not self._stopping.put(f"{thread_id} {holder}", reason, now + ttl_seconds, now):
             raise self._full("stop requests")
 
-    async def thread_turn_stopping(self, thread_id: str, holder: str) -> bool:
-        return self._stopping.owner(f"{thread_id} {holder}", time.monotonic()) is not None
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> str | None:
+        return self._stopping.owner(f"{thread_id} {holder}", time.monotonic())
 
     # --- thread records ----------------------------------------------------------------
 

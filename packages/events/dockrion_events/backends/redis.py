@@ -169,14 +169,17 @@ class RedisBackend(EventBackend):
         with self._errors("releasing a resume"):
             await self._client.delete(self._keys.resumed(run_id))
 
-    async def stop_thread_turn(self, thread_id: str, holder: str, ttl_seconds: float) -> None:
+    async def stop_thread_turn(
+        self, thread_id: str, holder: str, reason: str, ttl_seconds: float
+    ) -> None:
         key = self._keys.thread_stop(thread_id, holder)
         with self._errors("stopping a thread's run"):
-            await self._client.set(key, 1, px=max(1, int(ttl_seconds * 1000)))
+            await self._client.set(key, reason, px=max(1, int(ttl_seconds * 1000)))
 
-    async def thread_turn_stopping(self, thread_id: str, holder: str) -> bool:
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> str | None:
         with self._errors("reading a thread's stop request"):
-            return bool(await self._client.exists(self._keys.thread_stop(thread_id, holder)))
+            reason = await self._client.get(self._keys.thread_stop(thread_id, holder))
+        return None if reason is None else text(reason)
 
     async def record_thread_run(
         self,

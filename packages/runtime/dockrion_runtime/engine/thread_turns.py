@@ -128,8 +128,9 @@ class ThreadTurn:
         while self.stopped is None:
             await asyncio.sleep(_STOP_POLL)
             try:
-                if await self.backend.thread_turn_stopping(self.thread_id, self.holder):
-                    self.stop("a new run on the thread stopped it (multitask_strategy)")
+                reason = await self.backend.thread_turn_stopping(self.thread_id, self.holder)
+                if reason is not None:
+                    self.stop(reason)
             except BackendError as exc:
                 log.warning("thread %s: cannot read stop requests: %s", self.thread_id, exc)
 
@@ -243,7 +244,7 @@ class ThreadTurns:
             if local is not None:
                 local.stop(reason)
             else:
-                await backend.stop_thread_turn(thread_id, holder, self.lease_seconds * 10)
+                await backend.stop_thread_turn(thread_id, holder, reason, self.lease_seconds * 10)
             if entry.get("started_at"):
                 began.append(datetime.fromisoformat(entry["started_at"]).timestamp())
         return min(began) if began else None
