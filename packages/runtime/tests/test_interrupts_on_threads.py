@@ -63,4 +63,3 @@ def test_a_background_run_without_a_thread_can_be_resumed(serve: Callable[..., s
     assert after["status"] == "COMPLETED", after
     assert after["output"]["answer"] == "tea: yes"
     assert after["metadata"]["thread_id"] == run["metadata"]["thread_id"]
-

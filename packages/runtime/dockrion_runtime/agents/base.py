@@ -106,6 +106,7 @@ class Agent:
         LangGraph graph with a checkpointer, its own or the runtime's): a background run
         sent without a thread then gets one of its own, so that it can be resumed."""
         return self.needs_thread
+
     # The top-level input keys the agent reads, when it declares them (a LangGraph graph's
     # state keeps only those); None: it is given its input whole.
     input_keys: frozenset[str] | None = None
