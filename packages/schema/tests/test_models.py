@@ -73,7 +73,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
 def test_the_per_caller_default_gives_way_to_a_small_memory_backend() -> None:
     small = spec_with(auth={"mode": "api_key"}, streaming={"memory": {"max_runs": 500}})
     assert small.auth is not None and small.auth.max_runs_per_caller == 50
-    with pytest.raises(PydanticValidationError, match="not below streaming.memory.max_runs"):
+    with pytest.raises(PydanticValidationError, match=r"not below streaming\.memory\.max_runs"):
         spec_with(
             auth={"mode": "api_key", "max_runs_per_caller": 500},
             streaming={"memory": {"max_runs": 500}},
