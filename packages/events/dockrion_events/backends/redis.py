@@ -43,6 +43,7 @@ from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory
 from .redis_index import RunIndex
 from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
+from .redis_queue import RedisRunQueue
 from .redis_tail import Tail
 
 __all__ = ["RedisBackend"]
@@ -387,6 +388,32 @@ class RedisBackend(EventBackend):
             if held:
                 await self._index.keep_running(run_id)
         return held
+
+    async def begin_attempt(self, run_id: str, holder: str, ttl_ms: int) -> tuple[int, int]:
+        """A worker takes over a RUNNING run (its worker died): the run's next attempt
+        number and the next sequence of its log; the lease is `holder`'s from now on."""
+        keys = [self._keys.state(run_id), self._keys.lease(run_id)]
+        with self._errors("starting a run's next attempt"):
+            result = await self._scripts["attempt"](
+                keys=keys, args=[holder, ttl_ms, self.stream_ttl_seconds]
+            )
+        outcome = [text(item) for item in result]
+        if outcome[0] == "missing":
+            raise RunNotFoundError(run_id)
+        if outcome[0] == "finished":
+            raise RunFinishedError(run_id, outcome[1])
+        return int(outcome[1]), int(outcome[2])
+
+    async def mark_queued(self, run_id: str) -> None:
+        """The run goes through the queue: its workers, not the orphan sweep, decide what
+        becomes of it when its worker dies."""
+        with self._errors("queueing a run"):
+            await self._client.hset(self._keys.state(run_id), "queued", 1)
+
+    def run_queue(self, consumer: str) -> RedisRunQueue:
+        """The queue of background runs every instance on this Redis shares, read as
+        `consumer` (one per process)."""
+        return RedisRunQueue(self._client, self._blocking, self._keys, consumer, self.url)
 
     async def orphaned_runs(self) -> list[str]:
         """RUNNING runs whose lease has lapsed: their instance died."""

@@ -9,6 +9,9 @@ hash tag, so the layout works on Redis Cluster:
     <prefix>:{<run_id>}:lease      string the instance running the agent (renewed, expiring)
     <prefix>:{<run_id>}:resumed    string set while the interrupt the run stopped at is being
                                           answered (expiring)
+    <prefix>:queue                 stream background runs for workers (`redis_queue.py`): entry
+                                          fields run (the id), job (JSON), read
+                                          through the consumer group `workers`
     <prefix>:runs                  zset   run ids by last activity, seconds (listing)
     <prefix>:running               set    ids of RUNNING runs (orphan detection)
     <prefix>:thread:{<thread_id>}  string the owner of a conversation thread (renewed,
@@ -54,12 +57,16 @@ __all__ = ["SCRIPTS", "Keys", "decode_entries", "run_from_state", "sequence_of",
 class Keys:
     """The key names under one prefix."""
 
-    __slots__ = ("prefix", "running", "runs")
+    __slots__ = ("prefix", "queue", "running", "runs")
+
+    # The consumer group every worker reads the queue through.
+    QUEUE_GROUP = "workers"
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.runs = f"{prefix}:runs"
         self.running = f"{prefix}:running"
+        self.queue = f"{prefix}:queue"
 
     def state(self, run_id: str) -> str:
         return f"{self.prefix}:{{{run_id}}}:state"
@@ -114,7 +121,7 @@ _START = (
     _OPEN_RUN
     + """
 if status == 'ACCEPTED' then
-  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1], 'attempt', 1)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {'ok'}
@@ -159,6 +166,20 @@ redis.call('EXPIRE', KEYS[1], ARGV[9])
 redis.call('EXPIRE', KEYS[2], ARGV[9])
 redis.call('DEL', KEYS[3])
 return {'ok'}
+"""
+)
+
+# A worker takes over a RUNNING run whose worker died: the next attempt, and the run's
+# lease. ARGV: holder, lease ms, ttl. Returns {'ok', attempt, next sequence}.
+_ATTEMPT = (
+    _OPEN_RUN
+    + """
+if status ~= 'RUNNING' then return {'finished', status} end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+if attempt == 1 then attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1) end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {'ok', tostring(attempt), redis.call('HGET', KEYS[1], 'next')}
 """
 )
 
@@ -232,6 +253,7 @@ SCRIPTS = {
     "append": _APPEND,
     "finish": _FINISH,
     "renew": _RENEW,
+    "attempt": _ATTEMPT,
 }
 
 
@@ -268,4 +290,6 @@ def run_from_state(fields: dict[bytes, bytes]) -> Run:
         if fields.get(name.encode()):
             data[name] = json.loads(fields[name.encode()])
     data["last_sequence"] = int(fields[b"next"]) - 1
+    if fields.get(b"attempt"):
+        data["attempt"] = int(fields[b"attempt"])
     return Run.model_validate(data)

@@ -56,6 +56,8 @@ class RunOptions:
     update: dict[str, Any] | None = None
     # the run's turn on its thread (one run at a time per thread), held or waited for
     turn: Any = None
+    # a new attempt at a run whose worker died: continue from the thread's last checkpoint
+    continuing: bool = False
 
 
 @dataclasses.dataclass(slots=True)
@@ -106,6 +108,13 @@ class Agent:
     # True for agents that keep threads only with a checkpointer the runtime gives them
     # (`use_checkpointer`): a LangGraph graph compiled without one.
     wants_checkpointer = False
+
+    @property
+    def continues_runs(self) -> bool:
+        """Whether a run on a thread can continue from what the agent saved of it (its last
+        checkpoint) after the process running it died, given checkpoints that outlive the
+        process."""
+        return False
 
     def use_checkpointer(self, checkpointer: Any) -> None:
         """Keep threads with `checkpointer` (only called when `wants_checkpointer`)."""

@@ -1,0 +1,246 @@
+"""Background runs through the Redis queue, with real processes: an API instance (`serve
+--no-run-agents`) and `dockrion-runtime worker` processes on a real redis-server. A worker
+killed with SIGKILL mid-run: without `retry` the run ends RUN_ORPHANED; with it, another
+worker runs it again and it completes on its second attempt; on SIGTERM a worker hands its
+run back and another continues it. Every log is contiguous with one terminal event."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import harness
+import httpx
+import pytest
+
+from .conftest import kill_server, wait_ready
+
+AGENT = """
+import os, pathlib, time
+
+MARKS = pathlib.Path({marks!r})
+
+def held(payload, context):
+    # leaves its pid behind, emits, then waits for the test's release file
+    (MARKS / f"{{context.run_id}}.{{os.getpid()}}").write_text("")
+    for i in range(3):
+        context.sync_emit_token(f"t{{i}} ")
+    release = MARKS / f"release-{{context.run_id}}"
+    deadline = time.monotonic() + 120
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {{"pid": os.getpid(), "query": payload["query"]}}
+"""
+
+
+class Deployment:
+    """An API instance and workers on one Redis key prefix; every process is stopped at
+    the end."""
+
+    def __init__(self, tmp_path: Path, redis_url: str, queue: str) -> None:
+        self.marks = tmp_path / "marks"
+        self.marks.mkdir()
+        (tmp_path / "queue_agent.py").write_text(AGENT.format(marks=str(self.marks)))
+        self.dockfile = tmp_path / "Dockfile.yaml"
+        self.dockfile.write_text(
+            textwrap.dedent(f"""\
+                version: "1.0"
+                agent: {{name: queue-agent, handler: "queue_agent:held"}}
+                io_schema: {{input: {{type: object}}}}
+                expose: {{host: 127.0.0.1}}
+                streaming:
+                  backend: redis
+                  redis:
+                    url: {redis_url}
+                    key_prefix: q{uuid.uuid4().hex[:8]}
+                    queue: {{claim_after_seconds: 2, {queue}}}
+                """)
+        )
+        self.logs = tmp_path
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dockrion_runtime", *args, "--log-level", "warning"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def api(self) -> str:
+        port = harness.free_port()
+        process = self._spawn(
+            f"api-{port}", "serve", str(self.dockfile), "--port", str(port), "--no-run-agents"
+        )
+        return wait_ready(process, port, "API instance")
+
+    def worker(self) -> subprocess.Popen[bytes]:
+        port = harness.free_port()
+        process = self._spawn(
+            f"worker-{port}",
+            "worker",
+            str(self.dockfile),
+            "--probe-port",
+            str(port),
+            "--grace-period",
+            "1",
+        )
+        wait_ready(process, port, "worker")
+        return process
+
+    def runner_of(self, run_id: str) -> int:
+        """The pid of the worker that started the run's latest attempt."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = [int(mark.suffix[1:]) for mark in self.marks.glob(f"{run_id}.*")]
+            if pids:
+                return pids[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no worker started run {run_id}")
+
+    def runners(self, run_id: str) -> set[int]:
+        return {int(mark.suffix[1:]) for mark in self.marks.glob(f"{run_id}.*")}
+
+    def release(self, run_id: str) -> None:
+        (self.marks / f"release-{run_id}").write_text("")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            kill_server(process)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, redis_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    made: list[Deployment] = []
+
+    def make(queue: str = "retry: false") -> Deployment:
+        made.append(Deployment(tmp_path / f"d{len(made)}", redis_server.url, queue))
+        return made[-1]
+
+    for index in range(3):
+        (tmp_path / f"d{index}").mkdir()
+    yield make
+    for made_one in made:
+        made_one.stop()
+
+
+def events_of(api: str, run_id: str) -> list[dict[str, Any]]:
+    """The run's whole log through the API, read to its end (resuming when cut)."""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        headers = {"Last-Event-ID": str(events[-1]["sequence"])} if events else {}
+        with httpx.stream(
+            "GET", f"{api}/runs/{run_id}/events", headers=headers, timeout=60
+        ) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+        if events and events[-1]["type"] in ("complete", "error", "cancelled"):
+            return events
+    raise AssertionError(f"the log did not end: {events}")
+
+
+def assert_one_contiguous_log(events: list[dict[str, Any]]) -> None:
+    assert [event["sequence"] for event in events] == list(range(len(events)))
+    terminal = [e for e in events if e["type"] in ("complete", "error", "cancelled")]
+    assert len(terminal) == 1 and terminal[0] is events[-1]
+
+
+def test_runs_created_on_an_api_instance_are_run_by_a_worker(deployment: Any) -> None:
+    deploy = deployment()
+    api = deploy.api()
+    worker = deploy.worker()
+    created = httpx.post(f"{api}/runs", json={"query": "hello"}, timeout=30)
+    assert created.status_code == 202, created.text
+    run_id = created.json()["run_id"]
+    assert deploy.runner_of(run_id) == worker.pid  # not the API's process
+    deploy.release(run_id)
+    events = events_of(api, run_id)
+    assert_one_contiguous_log(events)
+    assert events[-1]["type"] == "complete"
+    assert events[-1]["output"] == {"pid": worker.pid, "query": "hello"}
+    run = httpx.get(f"{api}/runs/{run_id}", timeout=30).json()
+    assert (run["status"], run["attempt"]) == ("COMPLETED", 1)
+
+
+def test_a_killed_workers_run_without_retry_ends_orphaned(deployment: Any) -> None:
+    deploy = deployment()
+    api = deploy.api()
+    workers = [deploy.worker(), deploy.worker()]
+    run_id = httpx.post(f"{api}/runs", json={"query": "q"}, timeout=30).json()["run_id"]
+    pid = deploy.runner_of(run_id)
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    events = events_of(api, run_id)
+    elapsed = time.monotonic() - killed
+    assert_one_contiguous_log(events)
+    assert (events[-1]["type"], events[-1]["code"]) == ("error", "RUN_ORPHANED")
+    assert deploy.runners(run_id) == {pid}  # never run again
+    assert [w.pid for w in workers if w.poll() is None] == [w.pid for w in workers if w.pid != pid]
+    _record("orphaned-after-kill", f"RUN_ORPHANED {elapsed:.1f}s after the SIGKILL")
+
+
+def test_a_killed_workers_run_with_retry_completes_on_the_second_attempt(
+    deployment: Any,
+) -> None:
+    deploy = deployment("retry: true")
+    api = deploy.api()
+    deploy.worker()
+    deploy.worker()
+    run_id = httpx.post(f"{api}/runs", json={"query": "again"}, timeout=30).json()["run_id"]
+    first = deploy.runner_of(run_id)
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while len(deploy.runners(run_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (second,) = deploy.runners(run_id) - {first}
+    deploy.release(run_id)
+    events = events_of(api, run_id)
+    assert_one_contiguous_log(events)
+    started = [e for e in events if e["type"] == "started"]
+    assert [e.get("attempt") for e in started] == [None, 2]
+    assert events[-1]["type"] == "complete"
+    assert events[-1]["output"]["pid"] == second
+    run = httpx.get(f"{api}/runs/{run_id}", timeout=30).json()
+    assert (run["status"], run["attempt"]) == ("COMPLETED", 2)
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_run_to_another(deployment: Any) -> None:
+    deploy = deployment("retry: true")
+    api = deploy.api()
+    workers = {w.pid: w for w in (deploy.worker(), deploy.worker())}
+    run_id = httpx.post(f"{api}/runs", json={"query": "handover"}, timeout=30).json()["run_id"]
+    first = deploy.runner_of(run_id)
+    workers[first].send_signal(signal.SIGTERM)  # grace period 1 s: the run is still held
+    assert workers[first].wait(60) == 0
+    deadline = time.monotonic() + 60
+    while len(deploy.runners(run_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (second,) = deploy.runners(run_id) - {first}
+    deploy.release(run_id)
+    events = events_of(api, run_id)
+    assert_one_contiguous_log(events)
+    assert events[-1]["type"] == "complete" and events[-1]["output"]["pid"] == second
+    assert [e.get("attempt") for e in events if e["type"] == "started"] == [None, 2]
+
+
+def _record(name: str, line: str) -> None:
+    """Evidence for the notes, when the notes directory exists."""
+    notes = Path(os.environ.get("DOCKRION_NOTES", "/nonexistent"))
+    if notes.is_dir():
+        with (notes / f"{name}.txt").open("a") as out:
+            out.write(line + "\n")
