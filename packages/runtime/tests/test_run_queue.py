@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from .conftest import kill_server, wait_ready
+from .test_threads import record
 
 AGENT = """
 import os, pathlib, time
@@ -43,29 +44,42 @@ def held(payload, context):
 
 
 class Deployment:
-    """An API instance and workers on one Redis key prefix; every process is stopped at
-    the end."""
+    """API instances and workers of one Dockfile on one Redis key prefix; every process is
+    stopped at the end."""
 
-    def __init__(self, tmp_path: Path, redis_url: str, queue: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        redis_url: str,
+        queue: str,
+        *,
+        module: str = AGENT,
+        target: str = 'handler: "queue_agent:held"',
+        extra: str = "",
+        environ: dict[str, str] | None = None,
+    ) -> None:
         self.marks = tmp_path / "marks"
         self.marks.mkdir()
-        (tmp_path / "queue_agent.py").write_text(AGENT.format(marks=str(self.marks)))
+        (tmp_path / "queue_agent.py").write_text(module.format(marks=str(self.marks)))
         self.dockfile = tmp_path / "Dockfile.yaml"
         self.dockfile.write_text(
             textwrap.dedent(f"""\
                 version: "1.0"
-                agent: {{name: queue-agent, handler: "queue_agent:held"}}
+                agent: {{name: queue-agent, {target}}}
                 io_schema: {{input: {{type: object}}}}
                 expose: {{host: 127.0.0.1}}
                 streaming:
                   backend: redis
+                  events: {{allowed: all}}
                   redis:
                     url: {redis_url}
                     key_prefix: q{uuid.uuid4().hex[:8]}
                     queue: {{claim_after_seconds: 2, {queue}}}
                 """)
+            + extra
         )
         self.logs = tmp_path
+        self.environ = {**os.environ, **(environ or {})}
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -74,6 +88,7 @@ class Deployment:
             [sys.executable, "-m", "dockrion_runtime", *args, "--log-level", "warning"],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=self.environ,
             start_new_session=True,
         )
         self.processes.append(process)
@@ -122,25 +137,29 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, redis_server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def deployment(tmp_path: Path, redis_server: Any) -> Iterator[Any]:
+    """`deployment(queue_yaml, **options)` -> a `Deployment` (stopped at the end)."""
     made: list[Deployment] = []
 
-    def make(queue: str = "retry: false") -> Deployment:
-        made.append(Deployment(tmp_path / f"d{len(made)}", redis_server.url, queue))
+    def make(queue: str = "retry: false", **options: Any) -> Deployment:
+        folder = tmp_path / f"d{len(made)}"
+        folder.mkdir()
+        made.append(Deployment(folder, redis_server.url, queue, **options))
         return made[-1]
 
-    for index in range(3):
-        (tmp_path / f"d{index}").mkdir()
     yield make
     for made_one in made:
         made_one.stop()
 
 
-def events_of(api: str, run_id: str) -> list[dict[str, Any]]:
-    """The run's whole log through the API, read to its end (resuming when cut)."""
+def events_of(api: str, run_id: str, connections: list[int] | None = None) -> list[dict[str, Any]]:
+    """The run's whole log through the API, read to its end (resuming when cut; each
+    connection counted in `connections`)."""
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
+        if connections is not None:
+            connections.append(1)
         headers = {"Last-Event-ID": str(events[-1]["sequence"])} if events else {}
         with httpx.stream(
             "GET", f"{api}/runs/{run_id}/events", headers=headers, timeout=60
@@ -191,7 +210,7 @@ def test_a_killed_workers_run_without_retry_ends_orphaned(deployment: Any) -> No
     assert (events[-1]["type"], events[-1]["code"]) == ("error", "RUN_ORPHANED")
     assert deploy.runners(run_id) == {pid}  # never run again
     assert [w.pid for w in workers if w.poll() is None] == [w.pid for w in workers if w.pid != pid]
-    _record("orphaned-after-kill", f"RUN_ORPHANED {elapsed:.1f}s after the SIGKILL")
+    record("queue-orphaned-after-kill", [f"RUN_ORPHANED {elapsed:.1f}s after the SIGKILL"])
 
 
 def test_a_killed_workers_run_with_retry_completes_on_the_second_attempt(
@@ -236,11 +255,3 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_to_another(deployment: Any)
     assert_one_contiguous_log(events)
     assert events[-1]["type"] == "complete" and events[-1]["output"]["pid"] == second
     assert [e.get("attempt") for e in events if e["type"] == "started"] == [None, 2]
-
-
-def _record(name: str, line: str) -> None:
-    """Evidence for the notes, when the notes directory exists."""
-    notes = Path(os.environ.get("DOCKRION_NOTES", "/nonexistent"))
-    if notes.is_dir():
-        with (notes / f"{name}.txt").open("a") as out:
-            out.write(line + "\n")

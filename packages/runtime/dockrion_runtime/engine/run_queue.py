@@ -339,7 +339,7 @@ class QueueWorker:
         self._room.set()
         tasks = [held.task for held in self._held.values() if held.task is not None]
         if tasks:
-            log.info("waiting up to %gs for %d queued run(s)", grace, len(tasks))
+            log.info("waiting up to %gs for %d running agent(s)", grace, len(tasks))
             await asyncio.wait(tasks, timeout=grace)
         self.supervisor.shutting_down = True
         for held in list(self._held.values()):
