@@ -97,8 +97,8 @@ def test_a_killed_workers_langgraph_run_continues_from_its_checkpoint(
         extra="threads: {checkpointer: postgres, url: '${DATABASE_URL}', pool_size: 2}\n",
         environ={"DATABASE_URL": postgres_server.url},
     )
-    api = deploy.api()
-    workers = {w.pid: w for w in (deploy.worker(), deploy.worker())}
+    api, started = deploy.start(workers=2)
+    workers = {w.pid: w for w in started}
     question = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
     created = httpx.post(f"{api}/runs", json=question, params={"thread_id": "t1"}, timeout=30)
     assert created.status_code == 202, created.text

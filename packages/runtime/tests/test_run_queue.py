@@ -94,14 +94,33 @@ class Deployment:
         self.processes.append(process)
         return process
 
-    def api(self) -> str:
-        port = harness.free_port()
-        process = self._spawn(
-            f"api-{port}", "serve", str(self.dockfile), "--port", str(port), "--no-run-agents"
+    def start(self, workers: int) -> tuple[str, list[subprocess.Popen[bytes]]]:
+        """An API instance and `workers` workers, started together; (API URL, workers)."""
+        api_port = harness.free_port()
+        api = self._spawn(
+            f"api-{api_port}",
+            "serve",
+            str(self.dockfile),
+            "--port",
+            str(api_port),
+            "--no-run-agents",
         )
-        return wait_ready(process, port, "API instance")
+        started = [self._worker() for _ in range(workers)]
+        url = wait_ready(api, api_port, "API instance")
+        for process, port in started:
+            wait_ready(process, port, "worker")
+        return url, [process for process, _ in started]
 
-    def worker(self) -> subprocess.Popen[bytes]:
+    def add_workers(self, count: int) -> list[subprocess.Popen[bytes]]:
+        started = [self._worker() for _ in range(count)]
+        for process, port in started:
+            wait_ready(process, port, "worker")
+        return [process for process, _ in started]
+
+    def live_workers(self) -> dict[int, subprocess.Popen[bytes]]:
+        return {p.pid: p for p in self.processes[1:] if p.poll() is None}
+
+    def _worker(self) -> tuple[subprocess.Popen[bytes], int]:
         port = harness.free_port()
         process = self._spawn(
             f"worker-{port}",
@@ -112,8 +131,7 @@ class Deployment:
             "--grace-period",
             "1",
         )
-        wait_ready(process, port, "worker")
-        return process
+        return process, port
 
     def runner_of(self, run_id: str) -> int:
         """The pid of the worker that started the run's latest attempt."""
@@ -152,6 +170,20 @@ def deployment(tmp_path: Path, redis_server: Any) -> Iterator[Any]:
         made_one.stop()
 
 
+@pytest.fixture(scope="module")
+def retrying(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: Any
+) -> Iterator[tuple[Deployment, str]]:
+    """One API instance and three workers with `retry: true`, shared by the module's tests
+    (each starts workers again when fewer than two are left)."""
+    deploy = Deployment(tmp_path_factory.mktemp("retrying"), redis_server.url, "retry: true")
+    try:
+        api, _ = deploy.start(workers=3)
+        yield deploy, api
+    finally:
+        deploy.stop()
+
+
 def events_of(api: str, run_id: str, connections: list[int] | None = None) -> list[dict[str, Any]]:
     """The run's whole log through the API, read to its end (resuming when cut; each
     connection counted in `connections`)."""
@@ -179,27 +211,29 @@ def assert_one_contiguous_log(events: list[dict[str, Any]]) -> None:
     assert len(terminal) == 1 and terminal[0] is events[-1]
 
 
-def test_runs_created_on_an_api_instance_are_run_by_a_worker(deployment: Any) -> None:
-    deploy = deployment()
-    api = deploy.api()
-    worker = deploy.worker()
+def test_runs_created_on_an_api_instance_are_run_by_a_worker(
+    retrying: tuple[Deployment, str],
+) -> None:
+    deploy, api = retrying
     created = httpx.post(f"{api}/runs", json={"query": "hello"}, timeout=30)
     assert created.status_code == 202, created.text
     run_id = created.json()["run_id"]
-    assert deploy.runner_of(run_id) == worker.pid  # not the API's process
+    runner = deploy.runner_of(run_id)
+    assert runner in deploy.live_workers()  # a worker, not the API's process
+    metrics = httpx.get(f"{api}/metrics", timeout=30).text
+    assert "dockrion_queue_depth" in metrics and "dockrion_queue_held" in metrics
     deploy.release(run_id)
     events = events_of(api, run_id)
     assert_one_contiguous_log(events)
     assert events[-1]["type"] == "complete"
-    assert events[-1]["output"] == {"pid": worker.pid, "query": "hello"}
+    assert events[-1]["output"] == {"pid": runner, "query": "hello"}
     run = httpx.get(f"{api}/runs/{run_id}", timeout=30).json()
     assert (run["status"], run["attempt"]) == ("COMPLETED", 1)
 
 
 def test_a_killed_workers_run_without_retry_ends_orphaned(deployment: Any) -> None:
     deploy = deployment()
-    api = deploy.api()
-    workers = [deploy.worker(), deploy.worker()]
+    api, workers = deploy.start(workers=2)
     run_id = httpx.post(f"{api}/runs", json={"query": "q"}, timeout=30).json()["run_id"]
     pid = deploy.runner_of(run_id)
     os.kill(pid, signal.SIGKILL)
@@ -213,20 +247,23 @@ def test_a_killed_workers_run_without_retry_ends_orphaned(deployment: Any) -> No
     record("queue-orphaned-after-kill", [f"RUN_ORPHANED {elapsed:.1f}s after the SIGKILL"])
 
 
-def test_a_killed_workers_run_with_retry_completes_on_the_second_attempt(
-    deployment: Any,
-) -> None:
-    deploy = deployment("retry: true")
-    api = deploy.api()
-    deploy.worker()
-    deploy.worker()
-    run_id = httpx.post(f"{api}/runs", json={"query": "again"}, timeout=30).json()["run_id"]
-    first = deploy.runner_of(run_id)
-    os.kill(first, signal.SIGKILL)
+def _second_runner(deploy: Deployment, run_id: str, first: int) -> int:
     deadline = time.monotonic() + 60
     while len(deploy.runners(run_id)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     (second,) = deploy.runners(run_id) - {first}
+    return second
+
+
+def test_a_killed_workers_run_with_retry_completes_on_the_second_attempt(
+    retrying: tuple[Deployment, str],
+) -> None:
+    deploy, api = retrying
+    deploy.add_workers(max(0, 2 - len(deploy.live_workers())))
+    run_id = httpx.post(f"{api}/runs", json={"query": "again"}, timeout=30).json()["run_id"]
+    first = deploy.runner_of(run_id)
+    os.kill(first, signal.SIGKILL)
+    second = _second_runner(deploy, run_id, first)
     deploy.release(run_id)
     events = events_of(api, run_id)
     assert_one_contiguous_log(events)
@@ -238,18 +275,17 @@ def test_a_killed_workers_run_with_retry_completes_on_the_second_attempt(
     assert (run["status"], run["attempt"]) == ("COMPLETED", 2)
 
 
-def test_a_worker_stopped_with_sigterm_hands_its_run_to_another(deployment: Any) -> None:
-    deploy = deployment("retry: true")
-    api = deploy.api()
-    workers = {w.pid: w for w in (deploy.worker(), deploy.worker())}
+def test_a_worker_stopped_with_sigterm_hands_its_run_to_another(
+    retrying: tuple[Deployment, str],
+) -> None:
+    deploy, api = retrying
+    deploy.add_workers(max(0, 2 - len(deploy.live_workers())))
     run_id = httpx.post(f"{api}/runs", json={"query": "handover"}, timeout=30).json()["run_id"]
     first = deploy.runner_of(run_id)
-    workers[first].send_signal(signal.SIGTERM)  # grace period 1 s: the run is still held
-    assert workers[first].wait(60) == 0
-    deadline = time.monotonic() + 60
-    while len(deploy.runners(run_id)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (second,) = deploy.runners(run_id) - {first}
+    worker = deploy.live_workers()[first]
+    worker.send_signal(signal.SIGTERM)  # grace period 1 s: the run is still held
+    assert worker.wait(60) == 0
+    second = _second_runner(deploy, run_id, first)
     deploy.release(run_id)
     events = events_of(api, run_id)
     assert_one_contiguous_log(events)
