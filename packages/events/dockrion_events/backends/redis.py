@@ -34,6 +34,7 @@ from .._waiting import wait_set
 from ..errors import (
     BackendPublishError,
     EventsExpiredError,
+    EventsLostError,
     RunExistsError,
     RunFinishedError,
     RunNotFoundError,
@@ -66,6 +67,8 @@ class RedisBackend(EventBackend):
     """
 
     name = "redis"
+    # A failover to a replica that had not received them loses acknowledged events.
+    may_lose_events = True
 
     def __init__(
         self,
@@ -245,6 +248,8 @@ class RedisBackend(EventBackend):
         tail = self._tails.get(run_id)
         if tail is not None:
             tail.add_local(records)
+        if outcome[0] == "lost":  # stored after a hole: the producer says what was lost
+            raise EventsLostError(run_id, int(outcome[1]), records[0].sequence - 1, self.name)
 
     async def finish_run(
         self,
@@ -265,13 +270,13 @@ class RedisBackend(EventBackend):
                 raise RunNotFoundError(run_id)
             if RunStatus(text(fields[0])).terminal:
                 raise RunFinishedError(run_id, text(fields[0]))
-            sequence = int(fields[1])
-            record = EventRecord.from_event(build(sequence))
+            # the producer may place it past the log's end: the events between were lost
+            record = EventRecord.from_event(build(int(fields[1])))
             with self._errors("finishing a run"):
                 result = await self._scripts["finish"](
                     keys=[state, self._keys.log(run_id), self._keys.lease(run_id)],
                     args=[
-                        sequence,
+                        record.sequence,
                         self.max_events_per_run,
                         record.type,
                         record.data,

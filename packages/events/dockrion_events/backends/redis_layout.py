@@ -134,7 +134,14 @@ _APPEND = (
 local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
 local first = tonumber(ARGV[2])
 local count = (#ARGV - 3) / 2
-if nxt ~= first then
+local lost = nil
+if nxt < first then
+  -- The log is behind its producer: events it acknowledged are gone (a failover to a
+  -- replica that had not received them). Later events go after the hole, so a reader
+  -- already past the lost ones goes on; the hole is recorded.
+  lost = tostring(nxt)
+  redis.call('HSET', KEYS[1], 'lost', nxt .. '-' .. (first - 1))
+elseif nxt ~= first then
   -- A retry of this very batch whose reply was lost (the connection cut after it ran, a
   -- failover): stored already if the log ends with its last event. Anything else: a gap.
   if nxt == first + count then
@@ -150,6 +157,7 @@ end
 redis.call('HSET', KEYS[1], 'next', first + count)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+if lost then return {'lost', lost} end
 return {'ok'}
 """
 )
@@ -158,7 +166,12 @@ _FINISH = (
     _OPEN_RUN
     + """
 local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
-if nxt ~= tonumber(ARGV[1]) then return {'retry'} end
+if nxt > tonumber(ARGV[1]) then return {'retry'} end
+if nxt < tonumber(ARGV[1]) then
+  -- the producer numbered events this log lost (a failover): the end goes after them
+  redis.call('HSET', KEYS[1], 'lost', nxt .. '-' .. (tonumber(ARGV[1]) - 1))
+  nxt = tonumber(ARGV[1])
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], nxt .. '-1', 't', ARGV[3], 'd', ARGV[4])
 redis.call('HSET', KEYS[1], 'status', ARGV[5], 'completed_at', ARGV[6], 'output', ARGV[7],
            'error', ARGV[8], 'next', nxt + 1)
