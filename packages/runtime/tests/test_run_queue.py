@@ -291,3 +291,26 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_to_another(
     assert_one_contiguous_log(events)
     assert events[-1]["type"] == "complete" and events[-1]["output"]["pid"] == second
     assert [e.get("attempt") for e in events if e["type"] == "started"] == [None, 2]
+
+
+def test_runs_enqueued_on_one_thread_run_one_after_the_other_on_the_workers(
+    retrying: tuple[Deployment, str],
+) -> None:
+    deploy, api = retrying
+    deploy.add_workers(max(0, 2 - len(deploy.live_workers())))
+    params = {"thread_id": f"t-{uuid.uuid4().hex[:8]}", "multitask_strategy": "enqueue"}
+    first = httpx.post(f"{api}/runs", json={"query": "1"}, params=params, timeout=30)
+    second = httpx.post(f"{api}/runs", json={"query": "2"}, params=params, timeout=30)
+    assert (first.status_code, second.status_code) == (202, 202), second.text
+    first_id, second_id = first.json()["run_id"], second.json()["run_id"]
+    deploy.runner_of(first_id)
+    time.sleep(1)  # a worker has room for the second run: it waits for the thread's turn
+    assert not deploy.runners(second_id)
+    assert httpx.get(f"{api}/runs/{second_id}", timeout=30).json()["status"] == "ACCEPTED"
+    deploy.release(first_id)
+    deploy.runner_of(second_id)
+    deploy.release(second_id)
+    for run_id in (first_id, second_id):
+        events = events_of(api, run_id)
+        assert_one_contiguous_log(events)
+        assert events[-1]["type"] == "complete"
