@@ -81,6 +81,7 @@ class Deployment:
         self.logs = tmp_path
         self.environ = {**os.environ, **(environ or {})}
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("wb")
@@ -111,6 +112,12 @@ class Deployment:
             wait_ready(process, port, "worker")
         return url, [process for process, _ in started]
 
+    def add_api(self) -> tuple[str, subprocess.Popen[bytes]]:
+        port = harness.free_port()
+        args = ("serve", str(self.dockfile), "--port", str(port), "--no-run-agents")
+        process = self._spawn(f"api-{port}", *args)
+        return wait_ready(process, port, "API instance"), process
+
     def add_workers(self, count: int) -> list[subprocess.Popen[bytes]]:
         started = [self._worker() for _ in range(count)]
         for process, port in started:
@@ -118,7 +125,7 @@ class Deployment:
         return [process for process, _ in started]
 
     def live_workers(self) -> dict[int, subprocess.Popen[bytes]]:
-        return {p.pid: p for p in self.processes[1:] if p.poll() is None}
+        return {p.pid: p for p in self.workers if p.poll() is None}
 
     def _worker(self) -> tuple[subprocess.Popen[bytes], int]:
         port = harness.free_port()
@@ -131,6 +138,7 @@ class Deployment:
             "--grace-period",
             "1",
         )
+        self.workers.append(process)
         return process, port
 
     def runner_of(self, run_id: str) -> int:
@@ -314,3 +322,33 @@ def test_runs_enqueued_on_one_thread_run_one_after_the_other_on_the_workers(
         events = events_of(api, run_id)
         assert_one_contiguous_log(events)
         assert events[-1]["type"] == "complete"
+
+
+def test_behind_nginx_killing_an_api_instance_loses_no_run(
+    retrying: tuple[Deployment, str], tmp_path: Path
+) -> None:
+    if harness.nginx_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed; .ci/run must install it")
+        pytest.skip("nginx is not installed")
+    deploy, api = retrying
+    deploy.add_workers(max(0, 2 - len(deploy.live_workers())))
+    other, other_process = deploy.add_api()
+    proxy = harness.Nginx(tmp_path / "nginx", [url.removeprefix("http://") for url in (api, other)])
+    proxy.start()
+    try:
+        run_ids = [
+            httpx.post(f"{proxy.url}/runs", json={"query": str(n)}, timeout=30).json()["run_id"]
+            for n in range(4)  # round robin: two created on each API instance
+        ]
+        for run_id in run_ids:
+            deploy.runner_of(run_id)  # a worker has it
+        kill_server(other_process)  # an API instance dies; the workers hold the runs
+        for run_id in run_ids:
+            deploy.release(run_id)
+        for run_id in run_ids:
+            events = events_of(proxy.url, run_id)  # nginx sends to the live instance
+            assert_one_contiguous_log(events)
+            assert events[-1]["type"] == "complete"
+    finally:
+        proxy.stop()
