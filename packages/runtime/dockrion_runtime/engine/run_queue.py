@@ -157,9 +157,9 @@ class QueueWorker:
     ) -> None:
         """Queue a created (ACCEPTED) run for a worker; `release` (the caller's place for a
         run) is given back once the run has ended, wherever it ran."""
+        self.runs.forget(run_id)  # the worker that takes it (maybe this process) makes one
         await self.backend.mark_queued(run_id)
         await self.queue.submit(run_id, job_of(payload, options, auth))
-        self.runs.forget(run_id)  # a worker makes the context it runs
         if release is not None:
             watcher = asyncio.create_task(self._release_when_ended(run_id, release))
             self._watchers.add(watcher)
@@ -343,7 +343,11 @@ class QueueWorker:
             await asyncio.wait(tasks, timeout=grace)
         self.supervisor.shutting_down = True
         for held in list(self._held.values()):
-            if held.can_continue and held.context is not None:
+            if held.context is None:  # not started here yet: another worker starts it
+                held.handing_back = True
+                if held.task is not None:
+                    held.task.cancel()
+            elif held.can_continue:
                 held.handing_back = True
                 held.context.cancel(HANDED_BACK)
             elif held.task is not None:
