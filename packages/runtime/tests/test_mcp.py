@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from dockrion_runtime import create_app
+from dockrion_runtime.settings import SettingsError
 
 from .conftest import serve_app, write_project
 
@@ -422,3 +423,26 @@ async def test_the_sdk_client_without_a_key_is_refused(url: str) -> None:
             ):
                 await client.initialize()
     assert refused.value is not None
+
+
+def test_pages_of_other_origins_are_refused(serve: Any) -> None:
+    extra = (
+        "expose:\n  host: 127.0.0.1\n  mcp: {enabled: true}\n"
+        "  cors: {origins: ['https://app.example.com']}\n"
+    )
+    url = serve("echo", extra) + "/mcp"
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+    for origin, status in (
+        ("https://app.example.com", 200),
+        ("https://evil.example", 403),
+        (url.removesuffix("/mcp"), 200),  # the server's own pages
+    ):
+        answer = httpx.post(url, json=init, headers={**ACCEPT, "Origin": origin}, timeout=WAIT)
+        assert answer.status_code == status, origin
+
+
+def test_a_path_of_another_route_is_refused(tmp_path: Any) -> None:
+    extra = "expose:\n  host: 127.0.0.1\n  mcp: {enabled: true, path: /invoke}\n"
+    dockfile = write_project(tmp_path, "echo", extra)
+    with pytest.raises(SettingsError, match=r"expose\.mcp\.path"):
+        create_app(dockfile)

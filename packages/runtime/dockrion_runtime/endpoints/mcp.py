@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,6 +28,7 @@ from dockrion_events import RunFinishedError
 from ..auth import principal_of
 from ..errors import RuntimeHTTPError
 from ..request.body import io_json_schema
+from ..request.headers import cors_options
 from ..runtime import Runtime, runtime_of
 from ..wire.sse import EventStreamResponse
 from .mcp_sessions import McpSession, McpSessions
@@ -114,9 +116,29 @@ def tool_definition(runtime: Runtime) -> dict[str, Any]:
     return tool
 
 
+def _foreign_origin(request: Request) -> Response | None:
+    """403 for a browser page of an origin `expose.cors.origins` does not list (any when
+    none are configured) and that is not the server's own: a page on another site, or one
+    reaching a local server through a rebound DNS name, calls no tools."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None
+    allowed = cors_options(runtime_of(request).settings.cors)["allow_origins"]
+    if (
+        "*" in allowed
+        or origin in allowed
+        or urlsplit(origin).netloc == request.headers.get("host")
+    ):
+        return None
+    return _rpc_error(None, _INVALID_REQUEST, f"Origin {origin[:100]!r} may not call MCP here", 403)
+
+
 async def mcp_post(request: Request) -> Response | EventStreamResponse:
     """`POST <path>`: one JSON-RPC message of the client."""
     runtime = runtime_of(request)
+    refused = _foreign_origin(request)
+    if refused is not None:
+        return refused
     version = request.headers.get(_VERSION_HEADER)
     if version is not None and version not in PROTOCOL_VERSIONS:
         return _rpc_error(
@@ -244,6 +266,9 @@ async def mcp_get(request: Request) -> Response | EventStreamResponse:
     """`GET <path>`: with `Last-Event-ID` (an id of a call's stream), the rest of that
     call's stream from the run's log; without it 405 (no stream of server requests)."""
     runtime = runtime_of(request)
+    refused = _foreign_origin(request)
+    if refused is not None:
+        return refused
     last = request.headers.get("last-event-id")
     if last is None:
         return Response(status_code=405, headers={"Allow": "POST, DELETE"})
