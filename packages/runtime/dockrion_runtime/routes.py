@@ -204,7 +204,6 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
             protected=True,
             permission=INVOKE,
             enabled=_mcp,
-            listed=False,  # JSON-RPC on one path: described in docs/mcp.md, not OpenAPI
             path_from=_mcp_path,
         )
         for method, handler in (

@@ -560,3 +560,11 @@ def test_the_curl_example_runs(quickstart: str) -> None:
     assert answer["id"] == 2
     assert answer["result"]["structuredContent"] == {"answer": "hi there", "words": 2}
     assert '"method":"notifications/progress"' in result.stdout
+
+
+def test_the_endpoint_is_in_the_api_description(served: tuple[str, Any]) -> None:
+    document = httpx.get(f"{served[0]}/openapi.json", headers=ALICE, timeout=WAIT).json()
+    operations = document["paths"]["/tools/mcp"]
+    assert set(operations) == {"post", "get", "delete"}
+    assert "401" in operations["post"]["responses"]
+    assert "text/event-stream" in operations["post"]["responses"]["200"]["content"]
