@@ -11,27 +11,32 @@ from .shapes import BODY_ERRORS, error_response, json_response
 
 __all__ = ["mcp_operations"]
 
-_RPC_ERROR = json_response(
-    "A JSON-RPC error (no id when the message could not be read)",
-    {
-        "type": "object",
-        "required": ["jsonrpc", "error"],
-        "properties": {
-            "jsonrpc": {"type": "string", "enum": ["2.0"]},
-            "id": {"oneOf": [{"type": "string"}, {"type": "integer"}], "nullable": True},
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-            },
+_RPC_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["jsonrpc", "error"],
+    "properties": {
+        "jsonrpc": {"type": "string", "enum": ["2.0"]},
+        "id": {"oneOf": [{"type": "string"}, {"type": "integer"}], "nullable": True},
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
         },
     },
+}
+# A refusal of the transport is a JSON-RPC error; one of the request (its body, auth) is the
+# runtime's error body, as on every route.
+_REFUSAL = json_response(
+    "A JSON-RPC error (no id when the message could not be read), or the runtime's error",
+    {"anyOf": [_RPC_ERROR_SCHEMA, {"$ref": "#/components/schemas/ErrorResponse"}]},
 )
 _SESSION = {
     "name": "Mcp-Session-Id",
     "in": "header",
+    "required": True,
     "schema": {"type": "string", "maxLength": 128},
-    "description": "The session `initialize` opened (every request after it)",
+    "description": "The session `initialize` opened: every request after it needs it (400 "
+    "without, 404 for a session that is not open); `initialize` itself ignores it",
 }
 _VERSION = {
     "name": "MCP-Protocol-Version",
@@ -49,11 +54,7 @@ _STREAM: dict[str, Any] = {
 def mcp_operations(spec: DockSpec) -> dict[tuple[str, str], dict[str, Any]]:
     """The MCP endpoint (endpoints/mcp.py), at the Dockfile's path."""
     path = (spec.expose.mcp or McpConfig()).path
-    session_errors = {
-        "400": _RPC_ERROR,
-        "404": json_response("The session is not open (ended, forgotten or another caller's)"),
-        "403": _RPC_ERROR,
-    }
+    session_errors = {"400": _REFUSAL, "403": _REFUSAL, "404": _REFUSAL}
     return {
         ("POST", path): {
             "summary": "MCP (Streamable HTTP): one JSON-RPC message (initialize, ping, "
