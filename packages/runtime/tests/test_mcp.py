@@ -5,6 +5,8 @@ or repeated), sessions, redaction and the auth refusals of the HTTP transport.""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -514,18 +516,14 @@ def test_the_client_configurations_point_at_a_working_endpoint(quickstart: str) 
         assert anyio.run(listed, credentials) == [name]
 
 
-def test_the_python_example_runs(quickstart: str) -> None:
+def test_the_python_example_runs(quickstart: str, monkeypatch: pytest.MonkeyPatch) -> None:
     [(_, code)] = [example for example in doc_examples() if example[0] == "python"]
     code = code.replace("http://localhost:8080", quickstart)
-    script = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "DOCKRION_API_KEY": DOCS_KEY},
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
-    assert script.returncode == 0, script.stderr
-    assert script.stdout.splitlines() == [
+    monkeypatch.setenv("DOCKRION_API_KEY", DOCS_KEY)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):  # in this process: the SDK is imported already
+        exec(compile(code, "docs/mcp.md", "exec"), {"__name__": "__docs__"})
+    assert out.getvalue().splitlines() == [
         "tools: ['quickstart']",
         "progress: hello",
         "progress: echo",
@@ -568,3 +566,30 @@ def test_the_endpoint_is_in_the_api_description(served: tuple[str, Any]) -> None
     assert set(operations) == {"post", "get", "delete"}
     assert "401" in operations["post"]["responses"]
     assert "text/event-stream" in operations["post"]["responses"]["200"]["content"]
+
+
+@pytest.mark.anyio
+async def test_an_input_that_is_not_an_object_is_the_tools_input_property(
+    tmp_path: Path,
+) -> None:
+    dockfile = write_project(
+        tmp_path, "no_context", "expose: {host: 127.0.0.1, mcp: {enabled: true}}\n"
+    )
+    text = dockfile.read_text()
+    start, end = text.index("io_schema:"), text.index("expose:")
+    dockfile.write_text(text[:start] + "io_schema:\n  input: {type: string}\n" + text[end:])
+    with serve_app(create_app(dockfile)) as base:
+        async with session(base + "/mcp", {}) as client:
+            [tool] = (await client.list_tools()).tools
+            result = await client.call_tool("test-agent", {"input": "hi"})
+            refused = await client.call_tool("test-agent", {"input": 3})
+    assert tool.input_schema == {
+        "type": "object",
+        "properties": {"input": {"type": "string"}},
+        "required": ["input"],
+    }
+    assert tool.output_schema is None
+    assert result.structured_content == {"echo": "hi"}
+    assert refused.is_error is True
+    for name in [m for m in sys.modules if m.startswith("agent_")]:
+        del sys.modules[name]
