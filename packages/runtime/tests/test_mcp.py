@@ -10,8 +10,10 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +26,7 @@ import pytest
 from dockrion_runtime import create_app
 from dockrion_runtime.settings import SettingsError
 
-from .conftest import serve_app, write_project
+from .conftest import bound_socket, serve_app, write_project
 
 mcp = pytest.importorskip("mcp")
 httpx2 = pytest.importorskip("httpx2")
@@ -376,6 +378,85 @@ def test_resuming_needs_an_id_of_the_callers_own_call(served: tuple[str, Any], u
         assert raw.get(url, headers=theirs).status_code == 404  # Alice's run
         bad = {**ALICE, "Mcp-Session-Id": sid, "Last-Event-ID": "not an id"}
         assert raw.get(url, headers=bad).status_code == 400
+
+
+class CuttingRelay:
+    """A TCP relay on loopback between a client and the server that drops the first
+    connection whose answer has carried `after` progress notifications, whole (the
+    client's connection lost mid-call); every other connection passes untouched."""
+
+    def __init__(self, upstream: str, after: int) -> None:
+        self.address = upstream.removeprefix("http://").split(":")
+        self.after = after
+        self.cut = threading.Event()
+        self.listener = bound_socket()
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                host, port = self.address
+                upstream = socket.create_connection((host, int(port)), timeout=WAIT)
+                pair = (client, upstream)
+                threading.Thread(target=self._pipe, args=(*pair, pair, False), daemon=True).start()
+                threading.Thread(
+                    target=self._pipe, args=(upstream, client, pair, True), daemon=True
+                ).start()
+
+    def _pipe(self, source: Any, target: Any, pair: tuple[Any, Any], watch: bool) -> None:
+        sent = b""
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+                if watch and not self.cut.is_set():
+                    sent += data
+                    progress = b'"notifications/progress"'
+                    last = sent.rfind(progress)
+                    # the frame whole: its blank line (a chunk's CRLF may follow it)
+                    if sent.count(progress) >= self.after and b"\n\n" in sent[last:]:
+                        self.cut.set()
+                        break
+        for connection in pair:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.anyio
+async def test_the_sdk_client_resumes_a_lost_connection_by_itself(
+    served: tuple[str, Any],
+) -> None:
+    base, agent = served
+    agent.release.clear()
+    relay = CuttingRelay(base, after=3)
+    progress: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async def release_after_the_cut() -> None:
+        assert await anyio.to_thread.run_sync(relay.cut.wait, WAIT)
+        agent.release.set()  # the run goes on while the client reconnects
+
+    try:
+        async with session(relay.url + "/tools/mcp", BOB) as client:
+            with anyio.fail_after(WAIT):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(release_after_the_cut)
+                    result = await client.call_tool(
+                        "test-agent", {"query": "x", "mode": "hold"}, progress_callback=on_progress
+                    )
+    finally:
+        relay.close()
+    assert relay.cut.is_set()
+    assert result.structured_content == {"answer": "one two three four five six"}
+    assert progress == ["one", "two", "three", "four", "five", "six"]
 
 
 # --- sessions and refusals ---------------------------------------------------------------
