@@ -674,3 +674,61 @@ async def test_an_input_that_is_not_an_object_is_the_tools_input_property(
     assert refused.is_error is True
     for name in [m for m in sys.modules if m.startswith("agent_")]:
         del sys.modules[name]
+
+
+BAD_MESSAGES: list[Any] = [
+    [],
+    [{"jsonrpc": "2.0", "id": 1, "method": "ping"}],
+    "ping",
+    {"jsonrpc": "1.0", "id": 1, "method": "ping"},
+    {"jsonrpc": "2.0", "id": 1.5, "method": "ping"},
+    {"jsonrpc": "2.0", "id": True, "method": "ping"},
+    {"jsonrpc": "2.0", "id": None, "method": "ping"},
+    {"jsonrpc": "2.0", "id": 1, "method": 7},
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": "x"},
+    {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": ["x"]}},
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "test-agent", "arguments": [1]},
+    },
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "test-agent",
+            "arguments": {"query": "x"},
+            "_meta": {"progressToken": {"a": 1}},
+        },
+    },
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "test-agent", "arguments": {"query": "x"}, "_meta": "m"},
+    },
+    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": {"x": 1}}},
+    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": None},
+    {"jsonrpc": "2.0", "id": 1, "result": {}},
+    {"jsonrpc": "2.0", "id": 1, "method": "resources/list"},
+]
+
+
+def test_bad_messages_get_an_answer_never_a_server_error(url: str) -> None:
+    with httpx.Client(headers={**ALICE, **ACCEPT}, timeout=WAIT) as raw:
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": "not an object"}
+        opened = raw.post(url, json=init)
+        assert opened.status_code == 200
+        headers = {"Mcp-Session-Id": opened.headers["mcp-session-id"]}
+        for message in BAD_MESSAGES:
+            answer = raw.post(url, json=message, headers=headers)
+            assert answer.status_code in (200, 202, 400), (message, answer.text)
+            if answer.status_code != 202:
+                body = answer.json()
+                assert "error" in body, (message, body)
+        not_json = raw.post(
+            url, content=b"{", headers={**headers, "Content-Type": "application/json"}
+        )
+        assert not_json.status_code == 400

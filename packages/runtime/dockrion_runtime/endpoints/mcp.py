@@ -165,7 +165,11 @@ async def mcp_post(request: Request) -> Response | EventStreamResponse:
         if method == "notifications/cancelled":
             await _cancel(request, session, body.get("params"))
         return Response(status_code=202)
-    if not isinstance(method, str) or not isinstance(request_id, str | int):
+    if (
+        not isinstance(method, str)
+        or not isinstance(request_id, str | int)
+        or isinstance(request_id, bool)
+    ):
         return _rpc_error(None, _INVALID_REQUEST, "A request has a string method and an id", 400)
     if method == "ping":
         return _rpc_result(request_id, {})
@@ -223,8 +227,10 @@ async def _call(
     arguments = params.get("arguments") or {}
     meta = params.get("_meta")
     token = meta.get("progressToken") if isinstance(meta, dict) else None
-    if not isinstance(arguments, dict) or not (token is None or isinstance(token, str | int)):
-        return _rpc_error(request_id, _INVALID_PARAMS, "arguments must be an object")
+    if not isinstance(arguments, dict) or not (meta is None or isinstance(meta, dict)):
+        return _rpc_error(request_id, _INVALID_PARAMS, "arguments and _meta must be objects")
+    if not (token is None or isinstance(token, str | int)) or isinstance(token, bool):
+        return _rpc_error(request_id, _INVALID_PARAMS, "_meta.progressToken: a string or integer")
     payload: Any = arguments.get("input") if _wrapped(runtime) else arguments
     problems = runtime.body.checker.problems(payload)
     if problems:
