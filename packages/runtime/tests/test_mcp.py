@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -362,3 +363,39 @@ async def test_the_sdk_client_resumes_a_lost_connection_by_itself(
     assert relay.cut.is_set()
     assert result.structured_content == {"answer": "one two three four five six"}
     assert progress == ["one", "two", "three", "four", "five", "six"]
+
+
+# --- a LangGraph graph -------------------------------------------------------------------
+
+REACT = Path(__file__).resolve().parents[3] / "examples" / "langgraph-react"
+
+
+@pytest.mark.anyio
+async def test_a_langgraph_graph_answers_with_its_tokens_as_progress(tmp_path: Path) -> None:
+    pytest.importorskip("langgraph")
+    dockfile = tmp_path / "Dockfile.yaml"
+    text = (REACT / "Dockfile.yaml").read_text()
+    dockfile.write_text(text.replace("  ag_ui:\n    enabled: true\n", "  mcp: {enabled: true}\n"))
+    (tmp_path / "react.py").write_text((REACT / "react.py").read_text())
+    tokens: list[str] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        tokens.append(message or "")
+
+    question = {"messages": [{"role": "user", "content": "what is the weather in Paris?"}]}
+    sys.modules.pop("react", None)
+    try:
+        with serve_app(create_app(dockfile)) as base:
+            async with session(base + "/mcp", {}) as client:
+                [tool] = (await client.list_tools()).tools
+                result = await client.call_tool(
+                    "langgraph-react", question, progress_callback=on_progress
+                )
+    finally:
+        sys.modules.pop("react", None)
+    assert tool.input_schema["required"] == ["messages"]
+    assert result.is_error is False
+    assert result.structured_content is not None
+    answer = result.structured_content["messages"][-1]["content"]
+    assert answer == "Here is what I found: 18°C and sunny."
+    assert answer in "".join(tokens)
