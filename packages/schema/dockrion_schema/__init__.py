@@ -26,6 +26,7 @@ from ._build import BuildConfig, BuildIncludeConfig
 from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import RATE_WINDOW_SECONDS
 from ._io_schema import IOSchema, IOSubSchema
+from ._mcp import McpConfig
 from ._metadata import Metadata
 from ._observability import Observability
 from ._policies import Policies, SafetyPolicy, ToolPolicy
@@ -77,6 +78,7 @@ __all__ = [
     "IOSubSchema",
     "JWTClaimsConfig",
     "JWTConfig",
+    "McpConfig",
     "MemoryStreamingConfig",
     "Metadata",
     "OAuth2Config",
