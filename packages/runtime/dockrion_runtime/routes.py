@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, playground, runs, service, sockets, threads
+from .endpoints import a2a, a2a_card, ag_ui, invoke, playground, runs, service, sockets, threads
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
 
@@ -48,6 +48,10 @@ def _runs(settings: RuntimeSettings) -> bool:
 
 def _ag_ui(settings: RuntimeSettings) -> bool:
     return settings.ag_ui.enabled
+
+
+def _a2a(settings: RuntimeSettings) -> bool:
+    return settings.a2a.enabled
 
 
 def _websocket(settings: RuntimeSettings) -> bool:
@@ -185,6 +189,9 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
         permission=INVOKE,
         enabled=_ag_ui,
     ),
+    # A2A: other agents, on background runs; the agent card is public like any discovery
+    Endpoint("GET", "/.well-known/agent-card.json", a2a_card.agent_card, enabled=_a2a),
+    Endpoint("POST", "/a2a", a2a.rpc, protected=True, permission=INVOKE, enabled=_a2a),
 )
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dockrion_events import EventsFilter
 from dockrion_schema import (
+    A2aConfig,
     AgUiConfig,
     ApiKeysConfig,
     DockSpec,
@@ -162,6 +163,10 @@ class RuntimeSettings:
     @property
     def ag_ui(self) -> AgUiConfig:
         return self.spec.expose.ag_ui or AgUiConfig()
+
+    @property
+    def a2a(self) -> A2aConfig:
+        return self.spec.expose.a2a or A2aConfig()
 
     @property
     def playground(self) -> bool:

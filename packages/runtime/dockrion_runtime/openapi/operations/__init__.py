@@ -10,6 +10,7 @@ from typing import Any
 
 from dockrion_schema import DockSpec
 
+from .a2a import a2a_operations
 from .ag_ui import ag_ui_operations
 from .invoke import invoke_operations
 from .runs import run_operations
@@ -28,4 +29,5 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         **run_operations(spec, prefix),
         **thread_operations(),
         **ag_ui_operations(),
+        **a2a_operations(),
     }
