@@ -390,3 +390,37 @@ async def test_a_langgraph_interrupt_is_input_required_then_answered(react_url: 
     with pytest.raises(UnsupportedOperationError, match="already answered"):
         await _collect(client.send_message(again))
     await client.close()
+
+
+def test_every_byte_sent_over_a2a_is_redacted(serve: Callable[..., str]) -> None:
+    from .test_redaction import AGENT as LEAKY
+    from .test_redaction import PATTERNS, TEXT, assert_clean, body, sse_events
+
+    url = serve(
+        "leak",
+        "expose: {host: 127.0.0.1, a2a: {enabled: true}}\n"
+        f"policies:\n  safety:\n    redact_patterns: {json.dumps(PATTERNS)}\n",
+        LEAKY,
+    )
+    message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"data": body()}]}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage"}
+    streamed = httpx.post(f"{url}/a2a", json={**call, "params": {"message": message}}, timeout=60)
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert_clean(streamed.content)
+    results = [event["result"] for event in sse_events(streamed.content)]
+    chunks = [r["artifactUpdate"]["artifact"] for r in results if "artifactUpdate" in r]
+    answer = [c["parts"][0]["text"] for c in chunks if c["artifactId"] == "answer"]
+    assert "".join(answer) == TEXT
+    events = {
+        r["statusUpdate"]["status"]["message"]["metadata"]["dockrion"]["event"]
+        for r in results
+        if "message" in r.get("statusUpdate", {}).get("status", {})
+    }
+    assert {"progress", "checkpoint", "tool_call", "tool_result", "step", "custom:note"} <= events
+    task_id = results[0]["task"]["id"]
+    fetched = httpx.post(
+        f"{url}/a2a",
+        json={"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": task_id}},
+    )
+    assert fetched.json()["result"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert_clean(fetched.content)
