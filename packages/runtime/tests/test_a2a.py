@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -259,6 +260,10 @@ async def test_refusals_over_http_and_as_json_rpc_errors(words_url: str) -> None
         await bob.cancel_task(CancelTaskRequest(id=done.task.id))
     await alice.close()
     await bob.close()
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(f"{words_url}/a2a", json={"jsonrpc": "2.0", "id": 1})
+    assert refused.status_code == 401 and "www-authenticate" in refused.headers
+    assert refused.json()["code"] == "AUTH_ERROR"  # the runtime's one error body
     async with httpx.AsyncClient(headers=ALICE) as http:
 
         async def call(body: Any, **headers: str) -> Any:
@@ -424,3 +429,49 @@ def test_every_byte_sent_over_a2a_is_redacted(serve: Callable[..., str]) -> None
     )
     assert fetched.json()["result"]["status"]["state"] == "TASK_STATE_COMPLETED"
     assert_clean(fetched.content)
+
+
+DOCS_MARKER = re.compile(r'^<!--\s*test-a2a\s+expect="([^"]*)"\s*-->\s*$')
+DOCS_PAGE = Path(__file__).resolve().parents[3] / "docs" / "a2a.md"
+
+
+def _doc_examples() -> list[tuple[int, str, str, str]]:
+    """docs/a2a.md's blocks marked `<!-- test-a2a expect="..." -->`: (line, language, code,
+    expected output)."""
+    lines = DOCS_PAGE.read_text().splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        marker = DOCS_MARKER.match(line.strip())
+        if marker:
+            language = lines[index + 1].removeprefix("```")
+            end = next(i for i in range(index + 2, len(lines)) if lines[i].startswith("```"))
+            found.append((index + 2, language, "\n".join(lines[index + 2 : end]) + "\n", marker[1]))
+    return found
+
+
+@pytest.fixture(scope="module")
+def docs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("a2a-docs")
+    dockfile = _project(folder, "words")
+    dockfile.write_text(dockfile.read_text().replace(AUTH, "auth: {mode: api_key}\n"))
+    with serve_app(create_app(dockfile, environ={"DOCKRION_API_KEY": "docs-key"})) as base:
+        yield base
+
+
+@pytest.mark.parametrize("example", _doc_examples(), ids=lambda e: f"a2a.md:{e[0]}")
+def test_the_a2a_page_examples_run(
+    example: tuple[int, str, str, str],
+    docs_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from .test_docs import Example, run
+
+    line, language, code, expect = example
+    monkeypatch.setenv("DOCKRION_API_KEY", "docs-key")
+    output = run(Example("a2a.md", line, language, code, expect), docs_url, tmp_path)
+    assert expect in output, output
+
+
+def test_the_a2a_page_has_tested_examples() -> None:
+    assert {language for _, language, _, _ in _doc_examples()} == {"python", "console"}
