@@ -190,15 +190,14 @@ async def _fold(
     kept whole leaves the task at the run's status (`run`)."""
     backend = runtime.require_runs().bus.backend
     after = -1
-    wait: float | None = None
-    if wait_for_end:
-        wait = float(runtime.settings.default_timeout) or None
+    limit = runtime.settings.default_timeout
+    deadline = float(limit) if wait_for_end and limit > 0 else None
+    # waiting: one read returns at the first new event (or after a heartbeat's time)
+    read_wait = float(runtime.settings.heartbeat_interval or 15) if wait_for_end else 0.0
     try:
-        async with asyncio.timeout(wait):
+        async with asyncio.timeout(deadline):
             for _ in range(_READ_LIMIT):
-                records, finished = await backend.read(
-                    run_id, after, timeout=runtime.settings.heartbeat_interval if wait else 0
-                )
+                records, finished = await backend.read(run_id, after, timeout=read_wait)
                 for record in records:
                     task.feed(record.sequence, record.type, _data(record))
                     after = record.sequence

@@ -140,6 +140,8 @@ def parse_message(params: dict[str, Any]) -> UserMessage:
                 data = part["data"]
         else:
             raise _invalid("only text and data parts are accepted (no files or URLs)")
+    if not texts and data is None:
+        raise _invalid("the message needs a text part or a data part holding a JSON object")
     return UserMessage(
         message_id=message_id,
         context_id=_optional_id(message, "contextId"),
