@@ -151,8 +151,12 @@ def test_the_default_leaves_room_for_others() -> None:
     spec = parse_dockspec(base + "auth: {}\n")
     assert spec.auth is not None and spec.streaming is None
     assert spec.auth.max_runs_per_caller < 10_000  # the memory backend's max_runs default
+    small = parse_dockspec(base + "auth: {}\nstreaming: {memory: {max_runs: 100}}\n")
+    assert small.auth is not None and small.auth.max_runs_per_caller == 10  # gives way
     with pytest.raises(DockfileError, match="max_runs_per_caller"):
-        parse_dockspec(base + "auth: {}\nstreaming: {memory: {max_runs: 100}}\n")
+        parse_dockspec(
+            base + "auth: {max_runs_per_caller: 100}\nstreaming: {memory: {max_runs: 100}}\n"
+        )
     with pytest.raises(DockfileError, match=r"roles\[batch\]\.max_runs"):
         parse_dockspec(
             base + "auth:\n  roles: [{name: batch, permissions: [invoke], max_runs: 20000}]\n"
