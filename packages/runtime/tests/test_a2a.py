@@ -522,3 +522,22 @@ def test_a2a_counts_against_the_callers_rate_limit(tmp_path: Path) -> None:
         answers = [httpx.post(f"{base}/a2a", json=body, headers=ALICE) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert "retry-after" in answers[2].headers
+
+
+def test_a_caller_without_the_invoke_permission_is_refused_403(tmp_path: Path) -> None:
+    dockfile = _project(tmp_path, "words")
+    roles = (
+        "auth:\n  mode: api_key\n  api_keys:\n    prefix: team\n"
+        "    roles: {alice: [invoker], bob: [reader]}\n"
+        "  roles:\n    - {name: invoker, permissions: [invoke]}\n"
+        "    - {name: reader, permissions: [read_docs]}\n"
+    )
+    dockfile.write_text(dockfile.read_text().replace(AUTH, roles))
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "t"}}
+    with serve_app(create_app(dockfile, environ=ENVIRON)) as base:
+        bob = httpx.post(f"{base}/a2a", json=body, headers=BOB)
+        alice = httpx.post(f"{base}/a2a", json=body, headers=ALICE)
+        card = httpx.get(f"{base}/.well-known/agent-card.json")  # public: discovery
+    assert bob.status_code == 403 and bob.json()["code"] == "FORBIDDEN"
+    assert alice.status_code == 200 and alice.json()["error"]["code"] == -32001
+    assert card.status_code == 200 and card.json()["name"] == "a2a-agent"
