@@ -1,7 +1,8 @@
 """Threads on a deployment: two `serve` instances behind nginx (docs/deploy/nginx.conf,
 round robin) on Redis and PostgreSQL. A conversation whose turns alternate instances
 remembers every turn; both instances restarted, it continues; PostgreSQL restarted
-mid-conversation, the next turn works. Real processes, no mocks."""
+mid-conversation, the next turn works, and so after Redis and nginx restart; the thread's
+record holds every turn. Real processes, no mocks."""
 
 from __future__ import annotations
 
@@ -38,9 +39,11 @@ def proxy_dir(tmp_path: Path) -> Iterator[list[Any]]:
             kill_server(thing)
 
 
-def test_a_conversation_through_nginx_survives_restarts_of_both_instances_and_postgres(
-    tmp_path: Path, redis_server: Any, postgres_server: Any, proxy_dir: list[Any]
+def test_a_conversation_through_nginx_survives_restarts_of_everything(
+    tmp_path: Path, make_redis_server: Any, postgres_server: Any, proxy_dir: list[Any]
 ) -> None:
+    redis_server = make_redis_server(persistent=True)  # its append-only file survives
+    redis_server.start()
     extra = (
         "threads: {checkpointer: postgres, url: '${DATABASE_URL}', pool_size: 2}\n"
         "streaming:\n  backend: redis\n"
@@ -81,4 +84,16 @@ def test_a_conversation_through_nginx_survives_restarts_of_both_instances_and_po
     seen.append("-- PostgreSQL restarted (pg_ctl stop -m fast; start) --")
     say("after the database restart")
     say("one more")
+    redis_server.stop()
+    redis_server.start()
+    proxy.stop()
+    proxy.start()
+    seen.append("-- Redis restarted (append-only file kept) and nginx restarted --")
+    say("after Redis and nginx")
+    say("last one")
+    # the thread's record, on the instances' shared Redis, holds every turn
+    runs = httpx.get(f"{proxy.url}/threads/chat/runs", params={"limit": 100}).json()["runs"]
+    assert [r["input"]["query"] for r in runs][::-1] == said
+    seen.append(f"GET /threads/chat/runs: {len(runs)} runs, all COMPLETED via /invoke")
+    assert {(r["via"], r["status"]) for r in runs} == {("invoke", "COMPLETED")}
     record("nginx-two-instances-restarts", seen)

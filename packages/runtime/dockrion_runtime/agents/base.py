@@ -56,6 +56,8 @@ class RunOptions:
     update: dict[str, Any] | None = None
     # the run's turn on its thread (one run at a time per thread), held or waited for
     turn: Any = None
+    # what its thread keeps of the run (input, status, output), written as it goes
+    record: Any = None
 
 
 @dataclasses.dataclass(slots=True)

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from dockrion_events import Run, RunFinishedError, validate_run_id
 
 from ..agents import RunOptions
-from ..engine.conversations import THREAD_OWNERSHIP_SECONDS
+from ..engine.conversations import RESUME_CLAIM_SECONDS
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..wire.sse import EventStreamResponse
@@ -92,7 +92,7 @@ async def _resume(request: Request, run: Run, options: RunOptions, value: Any) -
         )
     # Two resumes sent at once both find the interrupt waiting: one claim, one run.
     backend = runtime.threads.backend
-    if not await backend.claim_resume(run.run_id, THREAD_OWNERSHIP_SECONDS):
+    if not await backend.claim_resume(run.run_id, RESUME_CLAIM_SECONDS):
         raise RuntimeHTTPError(
             f"Run '{run.run_id}' was already resumed: its thread no longer waits at its interrupt",
             "CONFLICT",
