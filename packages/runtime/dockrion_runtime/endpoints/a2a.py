@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from dockrion_events import EventRecord, EventsError, Run, RunFinishedError, validate_run_id
 
 from ..agents import RunOptions
-from ..engine.conversations import THREAD_OWNERSHIP_SECONDS
+from ..engine.conversations import RESUME_CLAIM_SECONDS
 from ..errors import RuntimeHTTPError
 from ..runtime import Runtime, runtime_of
 from ..wire.a2a import RUN_STATES, A2aTask, jsonrpc_frame, terminal_state
@@ -313,7 +313,7 @@ async def _resume(request: Request, runtime: Runtime, message: UserMessage) -> R
         }
         pending = await agent.pending_interrupts(str(thread_id))
         claimed = (pending is None or bool(waiting & pending)) and await backend.claim_resume(
-            previous.run_id, THREAD_OWNERSHIP_SECONDS
+            previous.run_id, RESUME_CLAIM_SECONDS
         )
         if not claimed:
             raise RpcError(-32004, f"Task '{previous.run_id}' was already answered", "CONFLICT")
