@@ -8,8 +8,9 @@ read from the run's log: `SubscribeToTask` sends the task as it stands and then 
 later update, nothing lost or repeated, whenever the client comes back. A message that
 names a task waiting in `TASK_STATE_INPUT_REQUIRED` answers its interrupt: the next run
 of the context, a new task. Refusals of who the caller is or how much it may do (401,
-403, 429) are HTTP answers before any JSON-RPC; every other refusal is a JSON-RPC error
-with A2A's code and the runtime's code as its reason.
+403, 429), of the body's size, time or type (413, 408, 415) and 503 are HTTP answers;
+every other refusal is a JSON-RPC error with A2A's code and the runtime's code as its
+reason.
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ from .run_access import MAX_SUBSCRIPTION_TIMEOUT, may_see, start_run
 
 __all__ = ["rpc"]
 
-# Runtime codes answered over HTTP as they are: who the caller is, how much it may send.
-_HTTP_CODES = frozenset(
-    {"AUTH_ERROR", "FORBIDDEN", "RATE_LIMITED", "TOO_MANY_RUNS", "TOO_MANY_STREAMS"}
-    | {"PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"}
-)
-_RPC_CODES = {"NOT_FOUND": -32001, "CONFLICT": -32002, "VALIDATION_ERROR": -32602}
+# Refusals answered over HTTP as they are (the runtime's one error body): who the caller
+# is and what it may do, how much it may send or hold, whether the server can serve now.
+_HTTP_STATUSES = frozenset({401, 403, 408, 413, 415, 429, 503})
+_RPC_CODES = {
+    "NOT_FOUND": -32001,
+    "CONFLICT": -32002,
+    "VALIDATION_ERROR": -32602,
+    "POLICY_VIOLATION": -32602,
+}
 _READ_LIMIT = 10_000  # reads of a log while folding it into a task, a bound on a loop
 
 
@@ -71,7 +75,7 @@ async def rpc(request: Request) -> Response | EventStreamResponse:
     except RpcError as exc:
         return JSONResponse(error_answer(request_id, exc))
     except RuntimeHTTPError as exc:
-        if exc.code in _HTTP_CODES:
+        if exc.status in _HTTP_STATUSES:
             raise
         code = _RPC_CODES.get(exc.code, -32603)
         return JSONResponse(error_answer(request_id, RpcError(code, exc.message, exc.code)))
