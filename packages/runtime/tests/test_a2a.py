@@ -389,6 +389,13 @@ async def test_a_langgraph_interrupt_is_input_required_then_answered(react_url: 
     assert answered[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
     done = await client.get_task(GetTaskRequest(id=follow_up.id))
     assert "email to bob@example.com sent" in _text(done.artifacts)
+    # the context is the caller's conversation thread, with both runs in it
+    async with httpx.AsyncClient(headers=ALICE) as http:
+        runs = (await http.get(f"{react_url}/threads/{task.context_id}/runs")).json()
+        hidden = await http.get(f"{react_url}/threads/{task.context_id}", headers=BOB)
+    listed = {run["run_id"] for run in runs["runs"]}
+    assert {task.id, follow_up.id} <= listed, runs
+    assert hidden.status_code == 404
     # the same interrupt cannot be answered twice
     again = _message(data={"approved": False}, context_id=task.context_id, task_id=task.id)
     with pytest.raises(UnsupportedOperationError, match="already answered"):
