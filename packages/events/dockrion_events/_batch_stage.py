@@ -299,9 +299,14 @@ class BatchStage(Stage):
         await self._flush_all()
         self.close(event_type)
         built: list[BaseEvent] = []
+        # A backend that can lose acknowledged events (a Redis failover) takes the terminal
+        # event after the last event this producer numbered, so a reader who got them all
+        # from the failed primary still reaches it.
+        backend = getattr(self.sink, "backend", None)
+        floor = self.next_sequence if getattr(backend, "may_lose_events", False) else 0
 
         def keep(sequence: int) -> BaseEvent:
-            built.append(build(sequence))
+            built.append(build(max(sequence, floor)))
             return built[-1]
 
         deadline = time.monotonic() + self.finish_patience

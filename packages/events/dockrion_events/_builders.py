@@ -46,7 +46,17 @@ def redacted(build: Build, scrub: Callable[[Any], Any]) -> Build:
     return build_redacted
 
 
-def started(run_id: str, agent_name: str | None, framework: str | None) -> Build:
+def started(
+    run_id: str, agent_name: str | None, framework: str | None, attempt: int | None = None
+) -> Build:
+    if attempt is not None:
+        return lambda seq: StartedEvent(
+            run_id=run_id,
+            sequence=seq,
+            agent_name=agent_name,
+            framework=framework,
+            attempt=attempt,
+        )
     return lambda seq: StartedEvent(
         run_id=run_id, sequence=seq, agent_name=agent_name, framework=framework
     )

@@ -52,6 +52,7 @@ def create_app(
     env_file: str | None = None,
     environ: Mapping[str, str] | None = None,
     probe_address: tuple[str, int] | DockfileProbes | None = DOCKFILE_PROBES,
+    run_agents: bool | None = None,
 ) -> Starlette:
     """A Starlette app serving the Dockfile's agent. A path loads the Dockfile (env files
     beside it included) and resolves the agent module relative to its folder. Raises
@@ -59,7 +60,8 @@ def create_app(
     required secrets missing the app serves, but is not ready and never loads the agent
     (`runtime.missing_secrets` names them; `serve` refuses to start instead).
     `probe_address` (host, port) replaces the Dockfile's `expose.probe_port`; None serves
-    no probe listener."""
+    no probe listener. `run_agents` replaces `streaming.redis.queue.run_agents` (whether
+    this process runs queued runs)."""
     if isinstance(spec_or_path, DockSpec):
         spec, base_dir = spec_or_path, Path.cwd()
     else:
@@ -90,6 +92,7 @@ def create_app(
         listing=[("WS" if e.kind == "websocket" else e.method, e.path) for e in listed],
         openapi=_openapi(spec, settings, listed, access),
         probe_address=probe_address,
+        run_agents=run_agents,
     )
     routes = starlette_routes(endpoints, auth, access, runtime.rate_limiter)
     app = RuntimeApp(

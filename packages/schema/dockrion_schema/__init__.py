@@ -30,6 +30,7 @@ from ._io_schema import IOSchema, IOSubSchema
 from ._metadata import Metadata
 from ._observability import Observability
 from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._queue import RunQueueConfig
 from ._redaction import MAX_STREAM_REACH, StreamShape, stream_shape
 from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
@@ -86,6 +87,7 @@ __all__ = [
     "RedisSentinelConfig",
     "RedisStreamingConfig",
     "RoleConfig",
+    "RunQueueConfig",
     "SafetyPolicy",
     "SecretDefinition",
     "SecretsConfig",

@@ -25,6 +25,7 @@ from ._io_schema import IOSchema, IOSubSchema
 from ._metadata import Metadata
 from ._observability import Observability
 from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._queue import RunQueueConfig
 from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
     MemoryStreamingConfig,
@@ -124,6 +125,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     StreamingConfig,
     RedisStreamingConfig,
     RedisSentinelConfig,
+    RunQueueConfig,
     MemoryStreamingConfig,
     StreamingIdGenerator,
     StreamingEventsConfig,

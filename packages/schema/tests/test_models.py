@@ -93,6 +93,14 @@ def test_redis_backend_gets_default_settings() -> None:
         "lease_seconds": 10,
         "cluster": False,
         "sentinel": None,
+        "queue": {
+            "enabled": True,
+            "run_agents": True,
+            "retry": False,
+            "max_attempts": 3,
+            "claim_after_seconds": 3,
+            "max_runs_per_worker": 100,
+        },
     }
 
 
