@@ -21,7 +21,18 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, mcp, playground, runs, service, sockets, threads
+from .endpoints import (
+    a2a,
+    a2a_card,
+    ag_ui,
+    invoke,
+    mcp,
+    playground,
+    runs,
+    service,
+    sockets,
+    threads,
+)
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
 
@@ -56,6 +67,10 @@ def _mcp(settings: RuntimeSettings) -> bool:
 
 def _mcp_path(settings: RuntimeSettings) -> str:
     return settings.mcp.path
+
+
+def _a2a(settings: RuntimeSettings) -> bool:
+    return settings.a2a.enabled
 
 
 def _websocket(settings: RuntimeSettings) -> bool:
@@ -212,6 +227,9 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
             ("DELETE", mcp.mcp_delete),
         )
     ),
+    # A2A: other agents, on background runs; the agent card is public like any discovery
+    Endpoint("GET", "/.well-known/agent-card.json", a2a_card.agent_card, enabled=_a2a),
+    Endpoint("POST", "/a2a", a2a.rpc, protected=True, permission=INVOKE, enabled=_a2a),
 )
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dockrion_events import EventsFilter
 from dockrion_schema import (
+    A2aConfig,
     AgUiConfig,
     ApiKeysConfig,
     DockSpec,
@@ -167,6 +168,10 @@ class RuntimeSettings:
     @property
     def mcp(self) -> McpConfig:
         return self.spec.expose.mcp or McpConfig()
+
+    @property
+    def a2a(self) -> A2aConfig:
+        return self.spec.expose.a2a or A2aConfig()
 
     @property
     def playground(self) -> bool:

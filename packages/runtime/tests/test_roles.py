@@ -41,6 +41,7 @@ expose:
   streaming: [sse, websocket]
   ag_ui: {enabled: true}
   mcp: {enabled: true}
+  a2a: {enabled: true}
 auth:
   api_keys:
     prefix: team

@@ -11,6 +11,7 @@
 'custom'
 """
 
+from ._a2a import A2aConfig
 from ._agent import AgentConfig
 from ._auth import (
     PERMISSIONS,
@@ -61,6 +62,7 @@ __all__ = [
     "MAX_STREAM_REACH",
     "PERMISSIONS",
     "RATE_WINDOW_SECONDS",
+    "A2aConfig",
     "AgUiConfig",
     "AgentConfig",
     "ApiKeysConfig",

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
+from ._a2a import A2aConfig
 from ._fields import Between, _Section
 from ._mcp import McpConfig
 
@@ -91,6 +92,8 @@ class ExposeConfig(_Section):
     ag_ui: AgUiConfig | None = None
     # The agent as one tool for MCP clients (assistants, agent frameworks); off by default.
     mcp: McpConfig | None = None
+    # The agent card and the JSON-RPC endpoint of the Agent2Agent protocol (A2A).
+    a2a: A2aConfig | None = None
     # `GET /playground`: a page to try the agent in a browser (public static files; every
     # API call it makes carries the key the user types into it). false stops serving it.
     playground: bool = True

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
+from ._a2a import A2aConfig
 from ._agent import AgentConfig
 from ._auth import ApiKeysConfig, AuthConfig, JWTClaimsConfig, JWTConfig, OAuth2Config, RoleConfig
 from ._build import BuildConfig, BuildIncludeConfig
@@ -111,6 +112,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     ServerLimits,
     AgUiConfig,
     McpConfig,
+    A2aConfig,
     AuthConfig,
     ApiKeysConfig,
     JWTConfig,

@@ -46,6 +46,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "security_headers": None,
         "ag_ui": None,
         "mcp": None,
+        "a2a": None,
         "playground": True,
     }
     assert dumped["streaming"] == {

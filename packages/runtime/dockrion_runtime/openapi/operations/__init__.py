@@ -10,6 +10,7 @@ from typing import Any
 
 from dockrion_schema import DockSpec
 
+from .a2a import a2a_operations
 from .ag_ui import ag_ui_operations
 from .invoke import invoke_operations
 from .mcp import mcp_operations
@@ -30,4 +31,5 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         **thread_operations(),
         **ag_ui_operations(),
         **mcp_operations(spec),
+        **a2a_operations(),
     }
