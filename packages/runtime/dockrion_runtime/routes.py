@@ -13,7 +13,7 @@ configured.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -21,11 +21,29 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, playground, runs, service, sockets, threads
+from .endpoints import (
+    ag_ui,
+    invoke,
+    lg_assistants,
+    lg_runs,
+    lg_threads,
+    playground,
+    runs,
+    service,
+    sockets,
+    threads,
+)
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
 
-__all__ = ["ROUTE_TABLE", "Endpoint", "needs_auth", "served", "starlette_routes"]
+__all__ = [
+    "LANGGRAPH_PREFIX",
+    "ROUTE_TABLE",
+    "Endpoint",
+    "needs_auth",
+    "served",
+    "starlette_routes",
+]
 
 Handler = Callable[..., Awaitable[Any]]  # (Request) for HTTP rows, (WebSocket, Request) else
 
@@ -58,6 +76,10 @@ def _websocket_runs(settings: RuntimeSettings) -> bool:
     return settings.websocket and settings.async_runs
 
 
+def _langgraph(settings: RuntimeSettings) -> bool:
+    return settings.langgraph_api.enabled
+
+
 def _playground(settings: RuntimeSettings) -> bool:
     return settings.playground
 
@@ -78,6 +100,46 @@ class Endpoint:
 
 INVOKE = "invoke"
 DOCS = "read_docs"
+# The LangGraph Server API's rows are written under the default prefix; `served` moves
+# them under the Dockfile's `expose.langgraph_api.prefix`.
+LANGGRAPH_PREFIX = "/lg"
+
+
+def _lg(method: str, path: str, handler: Handler, *, protected: bool = True) -> Endpoint:
+    return Endpoint(
+        method,
+        LANGGRAPH_PREFIX + path,
+        handler,
+        protected=protected,
+        permission=INVOKE if protected else None,
+        enabled=_langgraph,
+    )
+
+
+_LANGGRAPH_ROUTES: tuple[Endpoint, ...] = (
+    _lg("GET", "/ok", lg_assistants.ok, protected=False),
+    _lg("GET", "/info", lg_assistants.info, protected=False),
+    _lg("POST", "/assistants/search", lg_assistants.search),
+    _lg("GET", "/assistants/{assistant_id}", lg_assistants.get_assistant),
+    _lg("GET", "/assistants/{assistant_id}/schemas", lg_assistants.assistant_schemas),
+    _lg("GET", "/assistants/{assistant_id}/graph", lg_assistants.assistant_graph),
+    _lg("POST", "/threads", lg_threads.create_thread),
+    _lg("POST", "/threads/search", lg_threads.search_threads),
+    _lg("GET", "/threads/{thread_id}", lg_threads.get_thread),
+    _lg("DELETE", "/threads/{thread_id}", lg_threads.delete_thread),
+    _lg("GET", "/threads/{thread_id}/state", lg_threads.thread_state),
+    _lg("POST", "/threads/{thread_id}/history", lg_threads.thread_history),
+    _lg("POST", "/threads/{thread_id}/runs/stream", lg_runs.stream_run),
+    _lg("POST", "/threads/{thread_id}/runs/wait", lg_runs.wait_run),
+    _lg("POST", "/threads/{thread_id}/runs", lg_runs.create_run),
+    _lg("GET", "/threads/{thread_id}/runs", lg_runs.list_runs),
+    _lg("GET", "/threads/{thread_id}/runs/{run_id}", lg_runs.get_run),
+    _lg("GET", "/threads/{thread_id}/runs/{run_id}/stream", lg_runs.join_stream),
+    _lg("GET", "/threads/{thread_id}/runs/{run_id}/join", lg_runs.join_run),
+    _lg("POST", "/threads/{thread_id}/runs/{run_id}/cancel", lg_runs.cancel_run),
+    _lg("POST", "/runs/stream", lg_runs.stateless_stream),
+    _lg("POST", "/runs/wait", lg_runs.stateless_wait),
+)
 
 ROUTE_TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/", service.welcome, listed=False),
@@ -185,12 +247,23 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
         permission=INVOKE,
         enabled=_ag_ui,
     ),
+    # The LangGraph Server API, for LangGraph's clients (expose.langgraph_api)
+    *_LANGGRAPH_ROUTES,
 )
 
 
 def served(settings: RuntimeSettings) -> list[Endpoint]:
-    """The rows of the table this Dockfile serves."""
-    return [endpoint for endpoint in ROUTE_TABLE if endpoint.enabled(settings)]
+    """The rows of the table this Dockfile serves (the LangGraph API's under its prefix)."""
+    prefix = settings.langgraph_api.prefix
+    rows = [endpoint for endpoint in ROUTE_TABLE if endpoint.enabled(settings)]
+    if prefix == LANGGRAPH_PREFIX:
+        return rows
+    return [
+        replace(row, path=prefix + row.path.removeprefix(LANGGRAPH_PREFIX))
+        if row.enabled is _langgraph
+        else row
+        for row in rows
+    ]
 
 
 def needs_auth(endpoint: Endpoint, access: Access) -> bool:

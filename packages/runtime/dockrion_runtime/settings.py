@@ -19,6 +19,7 @@ from dockrion_schema import (
     AgUiConfig,
     ApiKeysConfig,
     DockSpec,
+    LangGraphApiConfig,
     MemoryStreamingConfig,
     RedisStreamingConfig,
     ServerLimits,
@@ -162,6 +163,10 @@ class RuntimeSettings:
     @property
     def ag_ui(self) -> AgUiConfig:
         return self.spec.expose.ag_ui or AgUiConfig()
+
+    @property
+    def langgraph_api(self) -> LangGraphApiConfig:
+        return self.spec.expose.langgraph_api or LangGraphApiConfig()
 
     @property
     def playground(self) -> bool:

@@ -23,7 +23,7 @@ from ._auth import (
     normalize_rate_limit,
 )
 from ._build import BuildConfig, BuildIncludeConfig
-from ._expose import AgUiConfig, ExposeConfig, ServerLimits
+from ._expose import AgUiConfig, ExposeConfig, LangGraphApiConfig, ServerLimits
 from ._fields import RATE_WINDOW_SECONDS
 from ._io_schema import IOSchema, IOSubSchema
 from ._metadata import Metadata
@@ -76,6 +76,7 @@ __all__ = [
     "IOSubSchema",
     "JWTClaimsConfig",
     "JWTConfig",
+    "LangGraphApiConfig",
     "MemoryStreamingConfig",
     "Metadata",
     "OAuth2Config",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_va
 from ._agent import AgentConfig
 from ._auth import ApiKeysConfig, AuthConfig, JWTClaimsConfig, JWTConfig, OAuth2Config, RoleConfig
 from ._build import BuildConfig, BuildIncludeConfig
-from ._expose import AgUiConfig, ExposeConfig, ServerLimits
+from ._expose import AgUiConfig, ExposeConfig, LangGraphApiConfig, ServerLimits
 from ._fields import SUPPORTED_VERSIONS, _Section
 from ._io_schema import IOSchema, IOSubSchema
 from ._metadata import Metadata
@@ -103,6 +103,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     ExposeConfig,
     ServerLimits,
     AgUiConfig,
+    LangGraphApiConfig,
     AuthConfig,
     ApiKeysConfig,
     JWTConfig,

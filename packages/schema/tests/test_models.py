@@ -45,6 +45,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "probe_port": None,
         "security_headers": None,
         "ag_ui": None,
+        "langgraph_api": None,
         "playground": True,
     }
     assert dumped["streaming"] == {

@@ -132,6 +132,15 @@ class Agent:
         """The threads the agent keeps that nothing touched since `cutoff` (Unix seconds)."""
         return []
 
+    def graph_drawing(self) -> dict[str, Any] | None:
+        """The agent's nodes and edges as JSON (a LangGraph graph's), or None."""
+        return None
+
+    async def thread_snapshots(self, thread_id: str, limit: int) -> list[Any]:
+        """The thread's saved states, newest first, at most `limit` (a LangGraph graph's
+        `StateSnapshot`s); empty when the agent keeps none."""
+        return []
+
     async def pending_interrupts(self, thread_id: str) -> set[str] | None:
         """The ids of the interrupts `thread_id` waits at, from the agent's own memory, or
         None when the agent cannot tell."""

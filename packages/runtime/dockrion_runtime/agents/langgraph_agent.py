@@ -120,6 +120,20 @@ class LangGraphAgent(Agent):
         updated = datetime.fromisoformat(state.created_at)
         return ThreadState(state.values, updated, bool(getattr(state, "interrupts", ())))
 
+    def graph_drawing(self) -> dict[str, Any] | None:
+        drawing: dict[str, Any] = self._graph.get_graph().to_json()
+        return drawing
+
+    async def thread_snapshots(self, thread_id: str, limit: int) -> list[Any]:
+        graph = self._threaded
+        if graph is None:
+            return []
+        config = {"configurable": {"thread_id": thread_id}}
+        if limit == 1:
+            state = await graph.aget_state(config)
+            return [state] if getattr(state, "created_at", None) else []
+        return [state async for state in graph.aget_state_history(config, limit=limit)]
+
     async def forget_thread(self, thread_id: str) -> None:
         checkpointer = getattr(self._threaded, "checkpointer", None)
         if checkpointer not in (None, False, True):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockrion_schema import DockSpec
+from dockrion_schema import DockSpec, LangGraphApiConfig
 
 from .ag_ui import ag_ui_operations
 from .invoke import invoke_operations
+from .langgraph import langgraph_operations
 from .runs import run_operations
 from .service import service_operations
 from .threads import thread_operations
@@ -28,4 +29,5 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         **run_operations(spec, prefix),
         **thread_operations(),
         **ag_ui_operations(),
+        **langgraph_operations((spec.expose.langgraph_api or LangGraphApiConfig()).prefix),
     }
