@@ -78,11 +78,15 @@ def _token(fields: dict[str, Any]) -> TokenEvent:
 
 
 def token(
-    run_id: str, content: str, finish_reason: str | None, node_name: str | None = None
+    run_id: str,
+    content: str,
+    finish_reason: str | None,
+    node_name: str | None = None,
+    message_id: str | None = None,
 ) -> Build:
     if not isinstance(content, str):
         raise TypeError(f"token content must be a string, got {type(content).__name__}")
-    if node_name is None:
+    if node_name is None and message_id is None:
         # The hottest path of all: what `model_construct` would build, without its loop
         # over the fields (the same object: tests compare the two).
         return lambda seq: _token(
@@ -98,6 +102,8 @@ def token(
         )
     # The node that produced a token is named only when known (framework adapters).
     extra: dict[str, Any] = {"node_name": node_name}
+    if message_id is not None:
+        extra["message_id"] = message_id  # the message the token belongs to (LangGraph's)
     # A hot path: fields are already checked, so skip pydantic's validation.
     return lambda seq: TokenEvent.model_construct(
         id=new_event_id(),
@@ -149,7 +155,9 @@ def step(
     duration_ms: int | None,
     input_keys: list[str] | None,
     output_keys: list[str] | None,
+    update: Any = None,
 ) -> Build:
+    extra: dict[str, Any] = {} if update is None else {"update": update}
     return lambda seq: StepEvent(
         run_id=run_id,
         sequence=seq,
@@ -157,7 +165,12 @@ def step(
         duration_ms=duration_ms,
         input_keys=input_keys or [],
         output_keys=output_keys or [],
+        **extra,
     )
+
+
+def state(run_id: str, values: Any) -> Build:
+    return lambda seq: BaseEvent(type="state", run_id=run_id, sequence=seq, values=values)
 
 
 def custom(

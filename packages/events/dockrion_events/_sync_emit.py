@@ -31,7 +31,12 @@ class SyncEmitters(EmitGuards):
         return True
 
     def sync_emit_token(
-        self, content: str, finish_reason: str | None = None, *, node_name: str | None = None
+        self,
+        content: str,
+        finish_reason: str | None = None,
+        *,
+        node_name: str | None = None,
+        message_id: str | None = None,
     ) -> bool:
         if not self._allowed("token"):
             return False
@@ -41,7 +46,7 @@ class SyncEmitters(EmitGuards):
                 return True  # held back until more text (or the end) shows what it is
             if node_name is not None:
                 node_name = self._redaction.scrub(node_name)
-        build = builders.token(self._run_id, content, finish_reason, node_name)
+        build = builders.token(self._run_id, content, finish_reason, node_name, message_id)
         self._stage.stage("token", build)
         return True
 

@@ -118,9 +118,18 @@ def test_stream_every_mode_then_the_thread_state(react_url: str) -> None:
         "Let me check the weather.",
         "Here is what I found: 18°C and sunny.",
     ]
-    final = [part.data for part in got if part.event == "values"][-1]
+    values = [part.data for part in got if part.event == "values"]
+    final = values[-1]
+    # the state after each step: input, agent, tools, agent
+    assert [len(v["messages"]) for v in values] == [1, 2, 3, 4]
     assert [m["type"] for m in final["messages"]] == ["human", "ai", "tool", "ai"]
     assert final["messages"][-1]["content"] == "Here is what I found: 18°C and sunny."
+    # the streamed chunks carry the ids of the messages the state keeps
+    assert list(by_id) == [final["messages"][1]["id"], final["messages"][3]["id"]]
+    updates = [part.data for part in got if part.event == "updates"]
+    assert [list(update) for update in updates] == [["agent"], ["tools"], ["agent"]]
+    assert updates[0]["agent"]["messages"][0]["tool_calls"][0]["name"] == "get_weather"
+    assert updates[1]["tools"]["messages"][0]["content"] == "18°C and sunny"
     # every frame carries an id the clients resume from
     assert all(part.id for part in got)
     state = lg.threads.get_state(thread["thread_id"])

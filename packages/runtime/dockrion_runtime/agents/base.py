@@ -56,6 +56,10 @@ class RunOptions:
     update: dict[str, Any] | None = None
     # the run's turn on its thread (one run at a time per thread), held or waited for
     turn: Any = None
+    # What a LangGraph API client asked the run's log to keep beyond the usual events: the
+    # ids of streamed messages (`messages`), each node's update (`updates`) and the state
+    # after each step (`values`), for the adapters that have them.
+    stream_parts: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(slots=True)

@@ -85,6 +85,15 @@ def _modes(value: Any) -> list[str]:
     return modes or ["values"]
 
 
+def _parts(modes: list[str], *, everything: bool) -> frozenset[str]:
+    """What the run's log keeps for these modes (`RunOptions.stream_parts`); `everything`
+    (background runs) keeps all three, so a join may ask for any mode."""
+    kept = frozenset({"messages", "updates", "values"})
+    if everything:
+        return kept
+    return frozenset({"messages" if mode == "messages-tuple" else mode for mode in modes}) & kept
+
+
 def _choice(body: dict[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
     value = body.get(name)
     if value is None:
@@ -153,6 +162,9 @@ async def _start(request: Request, thread_id: str | None, *, streaming: bool) ->
             options = await runtime.threads.claim(
                 request, agent, thread_id, strategy=strategy or None
             )
+    options = dataclasses.replace(
+        options or RunOptions(), stream_parts=_parts(modes, everything=not streaming)
+    )
     recorded = {
         "assistant_id": assistant_id,
         "stream_mode": modes,
@@ -162,7 +174,7 @@ async def _start(request: Request, thread_id: str | None, *, streaming: bool) ->
     try:
         run = await start_run(request, payload, None, options, {LG_METADATA: recorded})
     except BaseException:
-        if options is not None and options.turn is not None:
+        if options.turn is not None:
             await options.turn.end()
         raise
     return _Started(run, thread_id, modes, on_disconnect if streaming else "continue")

@@ -117,6 +117,7 @@ class LgTranslator:
         self._messages = 0
         self._node: str | None = None
         self._node_meta: str = ""
+        self._states = False  # the log has the state after each step
 
     def _message_id(self, given: str | None, node: str | None) -> str:
         current = self._message
@@ -157,6 +158,7 @@ class LgTranslator:
             update = fields.get("update")
             out.append(("updates", _dumps({fields.get("node_name"): update})))
         elif kind == "state":
+            self._states = True
             out.append(("values", _dumps(fields.get("values"))))
         elif kind in ("progress", "checkpoint"):
             out.append(("custom", _dumps({"type": kind, **fields})))
@@ -164,9 +166,12 @@ class LgTranslator:
             out.append(("custom", _dumps(custom_value(kind, fields))))
         elif kind == "complete":
             output = fields.get("output")
-            if isinstance(output, dict) and output.get("__interrupt__"):
-                out.append(("updates", _dumps({"__interrupt__": output["__interrupt__"]})))
-            out.append(("values", _dumps(output)))
+            waiting = output.get("__interrupt__") if isinstance(output, dict) else None
+            stopped = bool(waiting)
+            if stopped:
+                out.append(("updates", _dumps({"__interrupt__": waiting})))
+            if stopped or not self._states:  # else the last state was the final one
+                out.append(("values", _dumps(output)))
         elif kind == "error":
             details = fields.get("details") or {}
             name = details.get("type") if isinstance(details, dict) else None
