@@ -349,3 +349,20 @@ def test_the_api_description_lists_the_prefixed_routes(helper: tuple[str, Any]) 
     ]
     assert "security" in operation
     assert "/lg/ok" in document["paths"]
+
+
+def test_messages_mode_sends_metadata_partial_and_complete_messages(react_url: str) -> None:
+    lg = client(react_url)
+    tid = lg.threads.create()["thread_id"]
+    got = parts(
+        lg.runs.stream(tid, "langgraph-react", input=ask("hello there"), stream_mode="messages")
+    )
+    events = [part.event for part in got]
+    assert events[0] == "metadata" and events[1] == "messages/metadata"
+    assert set(events[2:-1]) == {"messages/partial"} and events[-1] == "messages/complete"
+    [message_id] = got[1].data
+    assert got[1].data[message_id]["metadata"]["langgraph_node"] == "agent"
+    partial = [part.data[0]["content"] for part in got if part.event == "messages/partial"]
+    assert partial[-1] == "You said: hello there" and partial[0] == "You "
+    assert got[-1].data[0]["id"] == message_id
+    assert got[-1].data[0]["content"] == "You said: hello there"

@@ -243,6 +243,7 @@ def _stream(
         thread_id=run.metadata.get("thread_id"),
         assistant_id=str(lg.get("assistant_id") or ""),
         graph_id=runtime.settings.spec.agent.name,
+        modes=modes,
     )
     batches = runs.bus.subscribe(run.run_id, 0, heartbeat=runtime.settings.heartbeat_interval)
 
@@ -251,7 +252,7 @@ def _stream(
         task.add_done_callback(_quiet)
 
     return runtime.event_stream(
-        lg_batches(batches, translator, modes, after),
+        lg_batches(batches, translator, after),
         run.run_id,
         on_disconnect=cancel if cancel_on_disconnect else None,
         on_close=release,

@@ -6,11 +6,11 @@ Each stream mode is a view of the same log: `metadata` first (the run id), `mess
 `id`), `messages/metadata`, `messages/partial` and `messages/complete` (`messages`), `values`
 (the state; the final one carries `__interrupt__` when the run stopped at an interrupt),
 `updates` (`{node: update}` per step), `custom` (what the agent writes), and `error` when the
-run fails. Every frame has an `id:` so the clients resume: `<sequence>` for the last frame
-made from a stored event, `<sequence>.<n>` for the ones before it. The translation is a pure
-function of the log, so a client that sends back the last id it saw gets exactly the frames
-after it (the stream is rebuilt from the log's start and the frames it has are left out);
-`-1` asks for everything.
+run fails. Every frame has an `id:` so the clients resume: `<sequence>.<place>`, the stored
+event it was made from and its place among the frames that event can make (fixed, whatever
+the modes). The translation is a pure function of the log, so a client that sends back the
+last id it saw gets exactly the frames after it (the stream is rebuilt from the log's start
+and the frames it has are left out); `-1` asks for everything.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from dockrion_events import EventRecord
 
 __all__ = ["STREAM_MODES", "LgCursor", "LgTranslator", "lg_batches"]
 
-# The modes a client may ask for; `messages-tuple` is sent as `messages` events.
+# The modes the clients may ask for; `messages-tuple` is sent as `messages` events. Those
+# with no frame here (events, debug, tasks, checkpoints, tools, lifecycle) send nothing.
 STREAM_MODES = frozenset(
     {
         "values",
@@ -37,6 +38,8 @@ STREAM_MODES = frozenset(
         "debug",
         "tasks",
         "checkpoints",
+        "tools",
+        "lifecycle",
     }
 )
 _CURSOR = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,6}))?")
@@ -69,23 +72,6 @@ class LgCursor:
         return self.index is None or index <= self.index
 
 
-def _chunk(content: str, message_id: str) -> dict[str, Any]:
-    """An `AIMessageChunk` as LangChain serializes it (what LangGraph Server sends)."""
-    return {
-        "content": content,
-        "additional_kwargs": {},
-        "response_metadata": {},
-        "type": "AIMessageChunk",
-        "name": None,
-        "id": message_id,
-        "example": False,
-        "tool_calls": [],
-        "invalid_tool_calls": [],
-        "usage_metadata": None,
-        "tool_call_chunks": [],
-    }
-
-
 def custom_value(kind: str, fields: dict[str, Any]) -> Any:
     """What the agent wrote with its stream writer, from a stored custom event: a plain value
     written as `{"value": v}` under the name `update` is `v` again; a dict written without a
@@ -98,112 +84,135 @@ def custom_value(kind: str, fields: dict[str, Any]) -> Any:
     return {"type": name, **fields}
 
 
+# Each frame a stored event can make has a fixed place, so its id (`<sequence>.<place>`)
+# does not depend on the modes a client asked for.
+_PLACES = {
+    "messages/complete": 0,
+    "messages": 1,
+    "messages/metadata": 2,
+    "messages/partial": 3,
+    "metadata": 4,
+    "updates": 5,
+    "values": 6,
+    "custom": 7,
+    "error": 8,
+}
+Frame = tuple[int, str, str]  # (place, event name, data JSON)
+
+
 class LgTranslator:
-    """The LangGraph stream frames of one run, fed its stored events in order: each call of
-    `feed` returns `(event name, data JSON)` pairs, for every mode (the caller keeps the
-    modes its client asked for)."""
+    """The LangGraph stream frames of one run for the modes a client asked for, fed the
+    run's stored events in order."""
 
     def __init__(
-        self, *, run_id: str, thread_id: str | None, assistant_id: str, graph_id: str
+        self,
+        *,
+        run_id: str,
+        thread_id: str | None,
+        assistant_id: str,
+        graph_id: str,
+        modes: Iterable[str],
     ) -> None:
         self.run_id = run_id
+        wanted = frozenset(modes)
+        self._tuples = "messages-tuple" in wanted
+        self._full = "messages" in wanted
+        self._values = "values" in wanted
+        self._updates = "updates" in wanted
+        self._custom = "custom" in wanted
         self._meta = {
             "run_id": run_id,
             "thread_id": thread_id,
             "assistant_id": assistant_id,
             "graph_id": graph_id,
         }
-        self._message: dict[str, Any] | None = None  # the AI message being streamed
-        self._messages = 0
+        self._open: str | None = None  # the id of the AI message being streamed
         self._node: str | None = None
-        self._node_meta: str = ""
+        self._count = 0
+        self._message: dict[str, Any] | None = None  # its text so far (`messages` mode)
+        self._suffix = ""  # a chunk's JSON after its content, for the open message
         self._states = False  # the log has the state after each step
 
-    def _message_id(self, given: str | None, node: str | None) -> str:
-        current = self._message
-        if given is not None:
-            if current is not None and current["id"] == given:
-                return given
-        elif current is not None and node == self._node:
-            return str(current["id"])
-        self._messages += 1
-        return given or f"run-{self.run_id}-{self._messages}"
-
-    def _node_metadata(self, node: str | None) -> str:
-        if node != self._node or not self._node_meta:
-            self._node = node
-            self._node_meta = _dumps({**self._meta, "langgraph_node": node})
-        return self._node_meta
-
-    def _end_message(self, out: list[tuple[str, str]]) -> None:
-        message = self._message
-        if message is not None:
-            self._message = None
-            final = {**message, "type": "ai"}
-            final.pop("tool_call_chunks", None)
-            out.append(("messages/complete", _dumps([final])))
-
-    def feed(self, record: EventRecord) -> list[tuple[str, str]]:
+    def feed(self, record: EventRecord) -> list[Frame]:
         kind = record.type
-        data = json.loads(record.data)
-        out: list[tuple[str, str]] = []
+        out: list[Frame] = []
         if kind == "token":
-            self._token(data, out)
+            if self._tuples or self._full:
+                self._token(json.loads(record.data), out)
             return out
         self._end_message(out)
+        data = json.loads(record.data)
         fields = {key: value for key, value in data.items() if key not in _BASE_FIELDS}
         if kind == "started":
-            out.append(("metadata", _dumps({"run_id": self.run_id, "attempt": 1})))
+            out.append((4, "metadata", _dumps({"run_id": self.run_id, "attempt": 1})))
         elif kind == "step":
-            update = fields.get("update")
-            out.append(("updates", _dumps({fields.get("node_name"): update})))
+            if self._updates:
+                out.append((5, "updates", _dumps({fields.get("node_name"): fields.get("update")})))
         elif kind == "state":
             self._states = True
-            out.append(("values", _dumps(fields.get("values"))))
+            if self._values:
+                out.append((6, "values", _dumps(fields.get("values"))))
         elif kind in ("progress", "checkpoint"):
-            out.append(("custom", _dumps({"type": kind, **fields})))
+            if self._custom:
+                out.append((7, "custom", _dumps({"type": kind, **fields})))
         elif kind.startswith("custom:"):
-            out.append(("custom", _dumps(custom_value(kind, fields))))
+            if self._custom:
+                out.append((7, "custom", _dumps(custom_value(kind, fields))))
         elif kind == "complete":
             output = fields.get("output")
             waiting = output.get("__interrupt__") if isinstance(output, dict) else None
-            stopped = bool(waiting)
-            if stopped:
-                out.append(("updates", _dumps({"__interrupt__": waiting})))
-            if stopped or not self._states:  # else the last state was the final one
-                out.append(("values", _dumps(output)))
+            if waiting and self._updates:
+                out.append((5, "updates", _dumps({"__interrupt__": waiting})))
+            # with the state after each step, the last one was the final state
+            if self._values and (waiting or not self._states):
+                out.append((6, "values", _dumps(output)))
         elif kind == "error":
             details = fields.get("details") or {}
             name = details.get("type") if isinstance(details, dict) else None
             error = {"error": name or fields.get("code", "Error"), "message": fields.get("error")}
-            out.append(("error", _dumps(error)))
+            out.append((8, "error", _dumps(error)))
         return out
 
-    def _token(self, data: dict[str, Any], out: list[tuple[str, str]]) -> None:
+    def _token(self, data: dict[str, Any], out: list[Frame]) -> None:
         node = data.get("node_name")
-        message_id = self._message_id(data.get("message_id"), node)
-        content = str(data.get("content", ""))
-        chunk = _chunk(content, message_id)
-        metadata = self._node_metadata(node)
-        out.append(("messages", f"[{_dumps(chunk)},{metadata}]"))
-        message = self._message
-        if message is None or message["id"] != message_id:
+        given = data.get("message_id")
+        message_id = self._open
+        if (
+            message_id is None
+            or (given is not None and given != message_id)
+            or (given is None and node != self._node)
+        ):
             self._end_message(out)
-            message = self._message = {**chunk, "content": ""}
-            out.append(("messages/metadata", f'{{{_dumps(message_id)}:{{"metadata":{metadata}}}}}'))
-        message["content"] += content
-        out.append(("messages/partial", _dumps([message])))
+            self._count += 1
+            message_id = self._open = given or f"run-{self.run_id}-{self._count}"
+            self._node = node
+            metadata = _dumps({**self._meta, "langgraph_node": node})
+            self._suffix = (
+                ',"additional_kwargs":{},"response_metadata":{},"type":"AIMessageChunk",'
+                f'"name":null,"id":{_dumps(message_id)},"example":false,"tool_calls":[],'
+                '"invalid_tool_calls":[],"usage_metadata":null,"tool_call_chunks":[]},'
+                f"{metadata}]"
+            )
+            if self._full:
+                self._message = {"content": "", "type": "AIMessageChunk", "id": message_id}
+                out.append(
+                    (2, "messages/metadata", f'{{{_dumps(message_id)}:{{"metadata":{metadata}}}}}')
+                )
+        content = str(data.get("content", ""))
+        if self._tuples:
+            out.append((1, "messages", '[{"content":' + _dumps(content) + self._suffix))
+        if self._message is not None:
+            self._message["content"] += content
+            out.append((3, "messages/partial", _dumps([self._message])))
+        out.sort()
 
-
-def _wanted(modes: frozenset[str]) -> frozenset[str]:
-    """The event names a client asking for `modes` gets."""
-    names = {"metadata", "error"}
-    if "messages-tuple" in modes:
-        names.add("messages")
-    if "messages" in modes:
-        names |= {"messages/metadata", "messages/partial", "messages/complete"}
-    names |= modes & {"values", "updates", "custom"}
-    return frozenset(names)
+    def _end_message(self, out: list[Frame]) -> None:
+        if self._open is None:
+            return
+        self._open = None
+        message, self._message = self._message, None
+        if message is not None:
+            out.append((0, "messages/complete", _dumps([{**message, "type": "ai"}])))
 
 
 def _frame(event_id: str, name: str, data: str) -> bytes:
@@ -213,24 +222,20 @@ def _frame(event_id: str, name: str, data: str) -> bytes:
 async def lg_batches(
     batches: AsyncIterator[list[EventRecord]],
     translator: LgTranslator,
-    modes: Iterable[str],
     after: LgCursor | None,
 ) -> AsyncIterator[list[EventRecord]]:
     """A run's stored events from its start -> LangGraph SSE frames (as records whose
-    `frame` is the LangGraph event), only those of `modes`, leaving out those the client
-    has (`after`). An empty batch (the log is idle) passes through."""
-    wanted = _wanted(frozenset(modes))
+    `frame` is the LangGraph event, with its id `<sequence>.<place>`), leaving out those
+    the client has (`after`). An empty batch (the log is idle) passes through."""
     try:
         async for batch in batches:
             frames: list[EventRecord] = []
             for record in batch:
-                produced = translator.feed(record)
-                last = len(produced) - 1
                 sequence = record.sequence
-                for index, (name, data) in enumerate(produced):
-                    if name not in wanted or (after is not None and after.has(sequence, index)):
+                for place, name, data in translator.feed(record):
+                    if after is not None and after.has(sequence, place):
                         continue
-                    event_id = f"{sequence}" if index == last else f"{sequence}.{index}"
+                    event_id = f"{sequence}.{place}"
                     frames.append(
                         EventRecord(sequence, name, data, frame=_frame(event_id, name, data))
                     )
