@@ -5,7 +5,10 @@ Runs that must stay busy hold a gate the test opens, so nothing depends on timin
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -366,3 +369,22 @@ def test_messages_mode_sends_metadata_partial_and_complete_messages(react_url: s
     assert partial[-1] == "You said: hello there" and partial[0] == "You "
     assert got[-1].data[0]["id"] == message_id
     assert got[-1].data[0]["content"] == "You said: hello there"
+
+
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "langgraph-clients.md"
+DOC_BLOCK = re.compile(r"^<!-- test-langgraph -->\n```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def test_the_page_has_tested_python_examples() -> None:
+    assert len(DOC_BLOCK.findall(PAGE.read_text())) >= 3
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_the_page_python_examples_run(index: int, react_url: str) -> None:
+    code = DOC_BLOCK.findall(PAGE.read_text())[index].replace("http://localhost:8080", react_url)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, f"langgraph-clients.md[{index}]", "exec"), {"__name__": "__docs__"})
+    printed = out.getvalue()
+    expected = ["18°C and sunny", "Send it?", "22°C, clear"][index]
+    assert expected in printed, printed
