@@ -403,7 +403,8 @@ async def join_stream(request: Request) -> EventStreamResponse:
     asked = [mode for mode in request.query_params.getlist("stream_mode") if mode]
     modes = _modes(asked) if asked else created
     after = _cursor(request)
-    cancel = request.query_params.get("cancel_on_disconnect", "false").lower() == "true"
+    # "true" from the Python client, "1" from the JavaScript one
+    cancel = request.query_params.get("cancel_on_disconnect", "").lower() in ("true", "1")
     await runtime.require_runs().bus.backend.read(run.run_id, -1, timeout=0)  # 410 if gone
     release = await runtime.subscriber_place(request, run.run_id)
     location = f"/threads/{run.metadata['thread_id']}/runs/{run.run_id}/stream"

@@ -186,12 +186,12 @@ class LgTranslator:
             self._count += 1
             message_id = self._open = given or f"run-{self.run_id}-{self._count}"
             self._node = node
-            metadata = _dumps({**self._meta, "langgraph_node": node})
+            metadata = _dumps({**self._meta, "run_attempt": 1, "langgraph_node": node})
             self._suffix = (
                 ',"additional_kwargs":{},"response_metadata":{},"type":"AIMessageChunk",'
-                f'"name":null,"id":{_dumps(message_id)},"example":false,"tool_calls":[],'
-                '"invalid_tool_calls":[],"usage_metadata":null,"tool_call_chunks":[]},'
-                f"{metadata}]"
+                f'"name":null,"id":{_dumps(message_id)},"tool_calls":[],'
+                '"invalid_tool_calls":[],"usage_metadata":null,"tool_call_chunks":[],'
+                f'"chunk_position":null}},{metadata}]'
             )
             if self._full:
                 self._message = {"content": "", "type": "AIMessageChunk", "id": message_id}
