@@ -175,17 +175,26 @@ def wait_up(url: str, process: subprocess.Popen[bytes], path: str) -> None:
 
 async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, list[float]]] = {t.name: {"tok": [], "req": []} for t in targets}
-    timeout = httpx.Timeout(300)
-    limits = httpx.Limits(max_connections=40)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
-        for target in targets:  # warm up
-            await stream_rate(client, target, 200)
-            await request_rate(client, target, 20)
-        for round_ in range(args.rounds):
-            for target in targets if round_ % 2 == 0 else list(reversed(targets)):
-                results[target.name]["tok"].append(await stream_rate(client, target, args.tokens))
+
+    def client() -> httpx.AsyncClient:
+        # a new pool per workload: a server closes connections idle past its keep-alive
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(300), limits=httpx.Limits(max_connections=40)
+        )
+
+    for target in targets:  # warm up
+        async with client() as warm:
+            await stream_rate(warm, target, 200)
+            await request_rate(warm, target, 20)
+    for round_ in range(args.rounds):
+        for target in targets if round_ % 2 == 0 else list(reversed(targets)):
+            async with client() as streaming:
+                results[target.name]["tok"].append(
+                    await stream_rate(streaming, target, args.tokens)
+                )
+            async with client() as requesting:
                 results[target.name]["req"].append(
-                    await request_rate(client, target, args.requests)
+                    await request_rate(requesting, target, args.requests)
                 )
     return {
         name: {key: statistics.median(values) for key, values in figures.items()}

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import from_json
+
 from dockrion_events import EventRecord
 
 __all__ = ["STREAM_MODES", "LgCursor", "LgTranslator", "lg_batches"]
@@ -138,10 +140,10 @@ class LgTranslator:
         out: list[Frame] = []
         if kind == "token":
             if self._tuples or self._full:
-                self._token(json.loads(record.data), out)
+                self._token(from_json(record.data), out)
             return out
         self._end_message(out)
-        data = json.loads(record.data)
+        data = from_json(record.data)
         fields = {key: value for key, value in data.items() if key not in _BASE_FIELDS}
         if kind == "started":
             out.append((4, "metadata", _dumps({"run_id": self.run_id, "attempt": 1})))
