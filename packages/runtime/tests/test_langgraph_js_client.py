@@ -2,12 +2,15 @@
 (installed from npm at pinned versions into the pytest cache, once), against the LangGraph
 Server API of the react example: a streamed run in every mode and the thread's state, a
 background run joined, cut and joined again from its last id, an interrupt resumed with a
-command, thread search."""
+command, thread search; and its React hook `useStream`, rendered by React in a jsdom
+document, through a chat turn with a tool call and an approval."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ from .npm_cache import npm_modules
 pytest.importorskip("langgraph")
 
 SCRIPT = Path(__file__).with_name("langgraph_sdk_client.cjs")
+USE_STREAM = Path(__file__).with_name("use_stream_client.cjs")
+# useStream rendered by React in a jsdom document (jsdom 26: the last for Node.js 20)
+REACT = ("react@19.3.1", "react-dom@19.3.1", "jsdom@26.1.0", "@langchain/core@1.5.0")
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "langgraph-react"
 # the 1.x line agent-chat-ui's scaffold depends on, and the current major
 VERSIONS = ["1.17.0", "2.0.0"]
@@ -90,3 +96,56 @@ def test_the_javascript_client_runs_every_flow(
     assert "email to ana@example.com sent" in [m["content"] for m in resumed["messages"]]
     assert seen["resumedThread"]["status"] == "idle"
     assert [run["status"] for run in seen["runs"]] == ["success", "interrupted"]
+
+
+def test_use_stream_renders_a_tool_call_and_an_approval(
+    react_url: str, request: pytest.FixtureRequest
+) -> None:
+    assert request.config.cache is not None
+    modules = npm_modules(request.config.cache, "@langchain/langgraph-sdk", VERSIONS[0], *REACT)
+    config = {"apiUrl": f"{react_url}/lg", "apiKey": "key-alice", "assistant": "langgraph-react"}
+    done = subprocess.run(
+        ["node", str(USE_STREAM), str(modules), json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    seen = json.loads(done.stdout)
+    # one line per message: the streamed chunks and the state's messages are one
+    assert seen["tool"]["lines"] == [
+        "human: what is the weather in Paris?",
+        "ai: Let me check the weather. [tool get_weather]",
+        "tool: 18°C and sunny",
+        "ai: Here is what I found: 18°C and sunny.",
+    ]
+    waiting = seen["waiting"]
+    assert waiting["lines"][-1] == "ai: I will draft that email. [tool send_email]"
+    assert json.loads(waiting["approval"])["question"] == "Send it?"
+    approved = seen["approved"]
+    assert approved["approval"] is None and approved["error"] is None
+    assert approved["lines"][-2:] == [
+        "tool: email to ana@example.com sent",
+        "ai: Here is what I found: email to ana@example.com sent.",
+    ]
+
+
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "langgraph-clients.md"
+JS_BLOCK = re.compile(
+    r"^<!-- test-langgraph -->\n```javascript\n(.*?)^```", re.MULTILINE | re.DOTALL
+)
+
+
+def test_the_page_javascript_example_runs(react_url: str, request: pytest.FixtureRequest) -> None:
+    assert request.config.cache is not None
+    modules = npm_modules(request.config.cache, "@langchain/langgraph-sdk", VERSIONS[0])
+    [code] = JS_BLOCK.findall(PAGE.read_text())
+    # beside node_modules, so that the import resolves as in a project
+    script = modules.parent / f"example-{uuid.uuid4().hex}.mjs"
+    script.write_text(code.replace("http://localhost:8080", react_url))
+    try:
+        done = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=120)
+    finally:
+        script.unlink()
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Here is what I found: 18°C and sunny." in done.stdout
