@@ -5,9 +5,7 @@ mid-conversation, the next turn works. Real processes, no mocks."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import harness
 import httpx
 import pytest
 
-from .conftest import kill_server, wait_ready, write_project
+from .conftest import kill_server, require_nginx, start_server, write_project
 from .test_threads import GRAPH, record
 
 pytest.importorskip("langgraph")
@@ -25,33 +23,12 @@ pytest.importorskip("langgraph")
 
 def serve_on(dockfile: Path, port: int, environ: dict[str, str]) -> subprocess.Popen[bytes]:
     """`dockrion-runtime serve` on `port` (the port nginx sends to), once it is ready."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dockrion_runtime",
-            "serve",
-            str(dockfile),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **environ},
-        start_new_session=True,
-    )
-    wait_ready(process, port, f"instance on {port}")
-    return process
+    return start_server(dockfile, port=port, environ=environ)[0]
 
 
 @pytest.fixture
 def proxy_dir(tmp_path: Path) -> Iterator[list[Any]]:
-    if harness.nginx_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed; .ci/run must install it")
-        pytest.skip("nginx is not installed")
+    require_nginx()
     owned: list[Any] = []
     yield owned
     for thing in reversed(owned):

@@ -103,6 +103,14 @@ class Agent:
         self.target = target
 
     needs_thread = False  # True for agents that cannot run without a thread
+
+    @property
+    def resumes_on_threads(self) -> bool:
+        """Whether a run that stops at an interrupt continues from what a thread keeps (a
+        LangGraph graph with a checkpointer, its own or the runtime's): a background run
+        sent without a thread then gets one of its own, so that it can be resumed."""
+        return self.needs_thread
+
     # The top-level input keys the agent reads, when it declares them (a LangGraph graph's
     # state keeps only those); None: it is given its input whole.
     input_keys: frozenset[str] | None = None

@@ -49,7 +49,7 @@ async def create_run(request: Request) -> Response:
     requested = request.query_params.get("run_id")
     if requested is not None:
         validate_run_id(requested)
-    options = await runtime.threads.options(request, agent)
+    options = await runtime.threads.options(request, agent, background=True)
     return await _start(request, payload, requested, options)
 
 

@@ -62,16 +62,19 @@ class ThreadRegistry:
         )
         return RunOptions(thread_id=thread_id, turn=turn)
 
-    async def options(self, request: Request, agent: Agent) -> RunOptions | None:
+    async def options(
+        self, request: Request, agent: Agent, *, background: bool = False
+    ) -> RunOptions | None:
         """The thread of a new run: `?thread_id=` when given; otherwise a new thread of its
-        own when the agent cannot run without one (a graph with a checkpointer), so that an
-        interrupted run can be resumed; otherwise None."""
+        own when the agent cannot run without one (a graph compiled with a checkpointer) or,
+        for a background run, when it resumes interrupts from threads (a graph given the
+        runtime's checkpointer), so that an interrupted run can be resumed; otherwise None."""
         # no query string at all (the usual case): no parsing
         thread_id = request.query_params.get("thread_id") if request.scope["query_string"] else None
         if self.turns is not None:
             self.turns.strategy(request)  # a bad one is refused, thread or not
         if thread_id is None:
-            if not agent.needs_thread:
+            if not (agent.needs_thread or (background and agent.resumes_on_threads)):
                 return None
             thread_id = f"run-{uuid.uuid4().hex}"
         return await self.claim(request, agent, thread_id)
