@@ -213,15 +213,20 @@ async def _states(request: Request, thread_id: str, limit: int) -> list[dict[str
             }
             for task in snapshot.tasks
         ]
+        checkpoint = _checkpoint(thread_id, snapshot.config)
+        parent = _checkpoint(thread_id, snapshot.parent_config)
         state = {
             "values": snapshot.values,
             "next": list(snapshot.next),
             "tasks": tasks,
             "metadata": snapshot.metadata,
             "created_at": snapshot.created_at,
-            "checkpoint": _checkpoint(thread_id, snapshot.config),
-            "parent_checkpoint": _checkpoint(thread_id, snapshot.parent_config),
+            "checkpoint": checkpoint,
+            "parent_checkpoint": parent,
             "interrupts": _interrupts(getattr(snapshot, "interrupts", ())),
+            # the older names LangGraph Server still sends
+            "checkpoint_id": checkpoint["checkpoint_id"] if checkpoint else None,
+            "parent_checkpoint_id": parent["checkpoint_id"] if parent else None,
         }
         states.append(_scrubbed(runtime, state))
     return states
@@ -236,6 +241,7 @@ def _run_state(runtime: Runtime, thread_id: str, run: Run) -> dict[str, Any]:
         values=values,
         created_at=(run.completed_at or run.created_at).isoformat(),
         checkpoint={"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": run.run_id},
+        checkpoint_id=run.run_id,
         metadata={"run_id": run.run_id},
     )
     return dict(_scrubbed(runtime, state))
@@ -251,6 +257,8 @@ def _empty_state(thread_id: str) -> dict[str, Any]:
         "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None},
         "parent_checkpoint": None,
         "interrupts": [],
+        "checkpoint_id": None,
+        "parent_checkpoint_id": None,
     }
 
 
@@ -298,7 +306,9 @@ async def _thread(
                 "thread_id": thread_id,
                 "created_at": created.isoformat() if created else None,
                 "updated_at": updated_at.isoformat() if updated_at else None,
+                "state_updated_at": updated_at.isoformat() if updated_at else None,
                 "metadata": dict(record.metadata) if record is not None else {},
+                "config": {},
                 "status": status,
                 "values": values,
                 "interrupts": interrupts,
