@@ -86,11 +86,16 @@ class AsyncEmitters(EmitGuards):
 
     @_awaited("sync_emit_token")
     async def emit_token(
-        self, content: str, finish_reason: str | None = None, *, node_name: str | None = None
+        self,
+        content: str,
+        finish_reason: str | None = None,
+        *,
+        node_name: str | None = None,
+        message_id: str | None = None,
     ) -> BaseEvent | None:
         if not self._allowed("token"):
             return None
-        build = self._token(content, finish_reason, node_name)
+        build = self._token(content, finish_reason, node_name, message_id)
         return None if build is None else await self._stage.emit("token", build)
 
     @_awaited("sync_emit_tool_call")
@@ -131,11 +136,21 @@ class AsyncEmitters(EmitGuards):
         duration_ms: int | None = None,
         input_keys: list[str] | None = None,
         output_keys: list[str] | None = None,
+        *,
+        update: Any = None,
     ) -> BaseEvent | None:
+        """A node finished (`update`: what it wrote to the state, when a client asked for
+        it)."""
         if not self._allowed("step"):
             return None
-        build = builders.step(self._run_id, node_name, duration_ms, input_keys, output_keys)
+        build = builders.step(self._run_id, node_name, duration_ms, input_keys, output_keys, update)
         return await self._stage.emit("step", self._redacted(build))
+
+    async def emit_state(self, values: Any) -> BaseEvent | None:
+        """The agent's whole state after a step (a LangGraph graph's `values`), recorded for
+        the clients of runs that asked for it (the LangGraph API's `values` mode): a `state`
+        event, which the events filter does not name and other wire formats skip."""
+        return await self._stage.emit("state", self._redacted(builders.state(self._run_id, values)))
 
     @_awaited("sync_emit")
     async def emit(

@@ -88,13 +88,21 @@ def _token(fields: dict[str, Any], extra: dict[str, Any]) -> TokenEvent:
 
 
 def token(
-    run_id: str, content: str, finish_reason: str | None, node_name: str | None = None
+    run_id: str,
+    content: str,
+    finish_reason: str | None,
+    node_name: str | None = None,
+    message_id: str | None = None,
 ) -> Build:
     if not isinstance(content, str):
         raise TypeError(f"token content must be a string, got {type(content).__name__}")
     # The hottest path of all: what `model_construct` would build, without its loop over
     # the fields (the same object: tests compare the two). The node that produced a token
-    # is named only when known (framework adapters).
+    # is named only when known (framework adapters), and the message it belongs to when a
+    # LangGraph client asked for message ids.
+    extra: dict[str, Any] = {} if node_name is None else {"node_name": node_name}
+    if message_id is not None:
+        extra["message_id"] = message_id
     return lambda seq: _token(
         {
             "id": new_event_id(),
@@ -105,7 +113,7 @@ def token(
             "content": content,
             "finish_reason": finish_reason,
         },
-        {} if node_name is None else {"node_name": node_name},
+        extra,
     )
 
 
@@ -147,7 +155,9 @@ def step(
     duration_ms: int | None,
     input_keys: list[str] | None,
     output_keys: list[str] | None,
+    update: Any = None,
 ) -> Build:
+    extra: dict[str, Any] = {} if update is None else {"update": update}
     return lambda seq: StepEvent(
         run_id=run_id,
         sequence=seq,
@@ -155,7 +165,12 @@ def step(
         duration_ms=duration_ms,
         input_keys=input_keys or [],
         output_keys=output_keys or [],
+        **extra,
     )
+
+
+def state(run_id: str, values: Any) -> Build:
+    return lambda seq: BaseEvent(type="state", run_id=run_id, sequence=seq, values=values)
 
 
 def custom(

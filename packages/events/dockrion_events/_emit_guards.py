@@ -58,7 +58,11 @@ class EmitGuards(ContextState):
             )
 
     def _token(
-        self, content: str, finish_reason: str | None, node_name: str | None
+        self,
+        content: str,
+        finish_reason: str | None,
+        node_name: str | None,
+        message_id: str | None = None,
     ) -> builders.Build | None:
         """The token event, its text fed to redaction as it arrives; None while redaction
         holds the text back until more text (or the end) shows what it is."""
@@ -69,7 +73,7 @@ class EmitGuards(ContextState):
                 return None
             if node_name is not None:
                 node_name = redaction.scrub(node_name)
-        return builders.token(self._run_id, content, finish_reason, node_name)
+        return builders.token(self._run_id, content, finish_reason, node_name, message_id)
 
     async def _flush_tokens(self) -> None:
         # Before `complete` or `error` only: a cancelled run drops what the filter holds.

@@ -31,11 +31,16 @@ class SyncEmitters(EmitGuards):
         return True
 
     def sync_emit_token(
-        self, content: str, finish_reason: str | None = None, *, node_name: str | None = None
+        self,
+        content: str,
+        finish_reason: str | None = None,
+        *,
+        node_name: str | None = None,
+        message_id: str | None = None,
     ) -> bool:
         if not self._allowed("token"):
             return False
-        build = self._token(content, finish_reason, node_name)
+        build = self._token(content, finish_reason, node_name, message_id)
         if build is not None:  # None: held back by redaction
             self._stage.stage("token", build)
         return True

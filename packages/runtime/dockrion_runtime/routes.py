@@ -26,6 +26,9 @@ from .endpoints import (
     a2a_card,
     ag_ui,
     invoke,
+    lg_assistants,
+    lg_runs,
+    lg_threads,
     mcp,
     playground,
     runs,
@@ -36,7 +39,14 @@ from .endpoints import (
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
 
-__all__ = ["ROUTE_TABLE", "Endpoint", "needs_auth", "served", "starlette_routes"]
+__all__ = [
+    "LANGGRAPH_PREFIX",
+    "ROUTE_TABLE",
+    "Endpoint",
+    "needs_auth",
+    "served",
+    "starlette_routes",
+]
 
 Handler = Callable[..., Awaitable[Any]]  # (Request) for HTTP rows, (WebSocket, Request) else
 
@@ -81,6 +91,10 @@ def _websocket_runs(settings: RuntimeSettings) -> bool:
     return settings.websocket and settings.async_runs
 
 
+def _langgraph(settings: RuntimeSettings) -> bool:
+    return settings.langgraph_api.enabled
+
+
 def _playground(settings: RuntimeSettings) -> bool:
     return settings.playground
 
@@ -103,6 +117,46 @@ class Endpoint:
 
 INVOKE = "invoke"
 DOCS = "read_docs"
+# The LangGraph Server API's rows are written under the default prefix; `served` moves
+# them under the Dockfile's `expose.langgraph_api.prefix`.
+LANGGRAPH_PREFIX = "/lg"
+
+
+def _lg(method: str, path: str, handler: Handler, *, protected: bool = True) -> Endpoint:
+    return Endpoint(
+        method,
+        LANGGRAPH_PREFIX + path,
+        handler,
+        protected=protected,
+        permission=INVOKE if protected else None,
+        enabled=_langgraph,
+    )
+
+
+_LANGGRAPH_ROUTES: tuple[Endpoint, ...] = (
+    _lg("GET", "/ok", lg_assistants.ok, protected=False),
+    _lg("GET", "/info", lg_assistants.info, protected=False),
+    _lg("POST", "/assistants/search", lg_assistants.search),
+    _lg("GET", "/assistants/{assistant_id}", lg_assistants.get_assistant),
+    _lg("GET", "/assistants/{assistant_id}/schemas", lg_assistants.assistant_schemas),
+    _lg("GET", "/assistants/{assistant_id}/graph", lg_assistants.assistant_graph),
+    _lg("POST", "/threads", lg_threads.create_thread),
+    _lg("POST", "/threads/search", lg_threads.search_threads),
+    _lg("GET", "/threads/{thread_id}", lg_threads.get_thread),
+    _lg("DELETE", "/threads/{thread_id}", lg_threads.delete_thread),
+    _lg("GET", "/threads/{thread_id}/state", lg_threads.thread_state),
+    _lg("POST", "/threads/{thread_id}/history", lg_threads.thread_history),
+    _lg("POST", "/threads/{thread_id}/runs/stream", lg_runs.stream_run),
+    _lg("POST", "/threads/{thread_id}/runs/wait", lg_runs.wait_run),
+    _lg("POST", "/threads/{thread_id}/runs", lg_runs.create_run),
+    _lg("GET", "/threads/{thread_id}/runs", lg_runs.list_runs),
+    _lg("GET", "/threads/{thread_id}/runs/{run_id}", lg_runs.get_run),
+    _lg("GET", "/threads/{thread_id}/runs/{run_id}/stream", lg_runs.join_stream),
+    _lg("GET", "/threads/{thread_id}/runs/{run_id}/join", lg_runs.join_run),
+    _lg("POST", "/threads/{thread_id}/runs/{run_id}/cancel", lg_runs.cancel_run),
+    _lg("POST", "/runs/stream", lg_runs.stateless_stream),
+    _lg("POST", "/runs/wait", lg_runs.stateless_wait),
+)
 
 ROUTE_TABLE: tuple[Endpoint, ...] = (
     Endpoint("GET", "/", service.welcome, listed=False),
@@ -230,16 +284,25 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
     # A2A: other agents, on background runs; the agent card is public like any discovery
     Endpoint("GET", "/.well-known/agent-card.json", a2a_card.agent_card, enabled=_a2a),
     Endpoint("POST", "/a2a", a2a.rpc, protected=True, permission=INVOKE, enabled=_a2a),
+    # The LangGraph Server API, for LangGraph's clients (expose.langgraph_api)
+    *_LANGGRAPH_ROUTES,
 )
 
 
 def served(settings: RuntimeSettings) -> list[Endpoint]:
-    """The rows of the table this Dockfile serves, at the paths it gives them."""
-    return [
-        replace(endpoint, path=endpoint.path_from(settings)) if endpoint.path_from else endpoint
-        for endpoint in ROUTE_TABLE
-        if endpoint.enabled(settings)
-    ]
+    """The rows of the table this Dockfile serves, at the paths it gives them (MCP at
+    `expose.mcp.path`, the LangGraph API under its prefix)."""
+    prefix = settings.langgraph_api.prefix
+    rows: list[Endpoint] = []
+    for endpoint in ROUTE_TABLE:
+        if not endpoint.enabled(settings):
+            continue
+        if endpoint.path_from is not None:
+            endpoint = replace(endpoint, path=endpoint.path_from(settings))
+        elif endpoint.enabled is _langgraph and prefix != LANGGRAPH_PREFIX:
+            endpoint = replace(endpoint, path=prefix + endpoint.path.removeprefix(LANGGRAPH_PREFIX))
+        rows.append(endpoint)
+    return rows
 
 
 def needs_auth(endpoint: Endpoint, access: Access) -> bool:

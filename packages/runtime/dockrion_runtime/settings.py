@@ -20,6 +20,7 @@ from dockrion_schema import (
     AgUiConfig,
     ApiKeysConfig,
     DockSpec,
+    LangGraphApiConfig,
     McpConfig,
     MemoryStreamingConfig,
     RedisStreamingConfig,
@@ -172,6 +173,10 @@ class RuntimeSettings:
     @property
     def a2a(self) -> A2aConfig:
         return self.spec.expose.a2a or A2aConfig()
+
+    @property
+    def langgraph_api(self) -> LangGraphApiConfig:
+        return self.spec.expose.langgraph_api or LangGraphApiConfig()
 
     @property
     def playground(self) -> bool:

@@ -42,6 +42,7 @@ expose:
   ag_ui: {enabled: true}
   mcp: {enabled: true}
   a2a: {enabled: true}
+  langgraph_api: {enabled: true}
 auth:
   api_keys:
     prefix: team

@@ -65,8 +65,10 @@ def test_route_table_has_one_row_per_method_and_path() -> None:
 def test_every_invoke_and_runs_route_is_protected_and_service_routes_are_not() -> None:
     for endpoint in ROUTE_TABLE:
         family = endpoint.path.startswith(
-            ("/invoke", "/runs", "/ag-ui", "/threads", "/mcp", "/a2a")
+            ("/invoke", "/runs", "/ag-ui", "/threads", "/mcp", "/a2a", "/lg/")
         )
+        # the LangGraph clients check the connection with /info and /ok before sending a key
+        family = family and endpoint.path not in ("/lg/ok", "/lg/info")
         assert endpoint.protected == family, endpoint.path
 
 
@@ -83,6 +85,16 @@ def test_served_routes_follow_the_dockfile() -> None:
     ag_ui = settings(expose={"host": "127.0.0.1", "ag_ui": {"enabled": True}})
     assert {("POST", "/ag-ui"), ("GET", "/ag-ui/runs/{run_id}")} <= {
         (e.method, e.path) for e in served(ag_ui)
+    }
+    langgraph = settings(expose={"host": "127.0.0.1", "langgraph_api": {"enabled": True}})
+    assert ("POST", "/lg/threads/{thread_id}/runs/stream") in {
+        (e.method, e.path) for e in served(langgraph)
+    }
+    moved = settings(
+        expose={"host": "127.0.0.1", "langgraph_api": {"enabled": True, "prefix": "/api/lg"}}
+    )
+    assert {e.path for e in served(moved) if "assistants/search" in e.path} == {
+        "/api/lg/assistants/search"
     }
     quiet = settings(expose={"rest": True, "streaming": "none"}, streaming={"async_runs": False})
     paths = {e.path for e in served(quiet)}

@@ -24,7 +24,7 @@ from ._auth import (
     normalize_rate_limit,
 )
 from ._build import BuildConfig, BuildIncludeConfig
-from ._expose import AgUiConfig, ExposeConfig, ServerLimits
+from ._expose import AgUiConfig, ExposeConfig, LangGraphApiConfig, ServerLimits
 from ._fields import RATE_WINDOW_SECONDS
 from ._io_schema import IOSchema, IOSubSchema
 from ._mcp import McpConfig
@@ -80,6 +80,7 @@ __all__ = [
     "IOSubSchema",
     "JWTClaimsConfig",
     "JWTConfig",
+    "LangGraphApiConfig",
     "McpConfig",
     "MemoryStreamingConfig",
     "Metadata",

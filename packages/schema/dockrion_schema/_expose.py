@@ -1,5 +1,6 @@
 """The `expose` section of a Dockfile v1: where the agent is served, over which
-transports, with which server limits, and the AG-UI and MCP endpoints."""
+transports, with which server limits, and the AG-UI, MCP, A2A and LangGraph API
+endpoints."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from ._a2a import A2aConfig
 from ._fields import Between, _Section
+from ._langgraph_api import LangGraphApiConfig
 from ._mcp import McpConfig
 
-__all__ = ["AgUiConfig", "ExposeConfig", "ServerLimits"]
+__all__ = ["AgUiConfig", "ExposeConfig", "LangGraphApiConfig", "ServerLimits"]
 
 
 class ServerLimits(_Section):
@@ -94,6 +96,8 @@ class ExposeConfig(_Section):
     mcp: McpConfig | None = None
     # The agent card and the JSON-RPC endpoint of the Agent2Agent protocol (A2A).
     a2a: A2aConfig | None = None
+    # The LangGraph Server API under a prefix (default /lg) for LangGraph's clients.
+    langgraph_api: LangGraphApiConfig | None = None
     # `GET /playground`: a page to try the agent in a browser (public static files; every
     # API call it makes carries the key the user types into it). false stops serving it.
     playground: bool = True

@@ -19,7 +19,7 @@ from ._a2a import A2aConfig
 from ._agent import AgentConfig
 from ._auth import ApiKeysConfig, AuthConfig, JWTClaimsConfig, JWTConfig, OAuth2Config, RoleConfig
 from ._build import BuildConfig, BuildIncludeConfig
-from ._expose import AgUiConfig, ExposeConfig, ServerLimits
+from ._expose import AgUiConfig, ExposeConfig, LangGraphApiConfig, ServerLimits
 from ._fields import SUPPORTED_VERSIONS, _Section
 from ._io_schema import IOSchema, IOSubSchema
 from ._mcp import McpConfig
@@ -113,6 +113,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     AgUiConfig,
     McpConfig,
     A2aConfig,
+    LangGraphApiConfig,
     AuthConfig,
     ApiKeysConfig,
     JWTConfig,

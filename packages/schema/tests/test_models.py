@@ -47,6 +47,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "ag_ui": None,
         "mcp": None,
         "a2a": None,
+        "langgraph_api": None,
         "playground": True,
     }
     assert dumped["streaming"] == {

@@ -60,6 +60,10 @@ class RunOptions:
     record: Any = None
     # a new attempt at a run whose worker died: continue from the thread's last checkpoint
     continuing: bool = False
+    # What a LangGraph API client asked the run's log to keep beyond the usual events: the
+    # ids of streamed messages (`messages`), each node's update (`updates`) and the state
+    # after each step (`values`), for the adapters that have them.
+    stream_parts: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(slots=True)
@@ -149,6 +153,15 @@ class Agent:
 
     async def threads_older_than(self, cutoff: float) -> list[str]:
         """The threads the agent keeps that nothing touched since `cutoff` (Unix seconds)."""
+        return []
+
+    def graph_drawing(self) -> dict[str, Any] | None:
+        """The agent's nodes and edges as JSON (a LangGraph graph's), or None."""
+        return None
+
+    async def thread_snapshots(self, thread_id: str, limit: int) -> list[Any]:
+        """The thread's saved states, newest first, at most `limit` (a LangGraph graph's
+        `StateSnapshot`s); empty when the agent keeps none."""
         return []
 
     async def pending_interrupts(self, thread_id: str) -> set[str] | None:

@@ -133,6 +133,20 @@ class LangGraphAgent(Agent):
         updated = datetime.fromisoformat(state.created_at)
         return ThreadState(state.values, updated, bool(getattr(state, "interrupts", ())))
 
+    def graph_drawing(self) -> dict[str, Any] | None:
+        drawing: dict[str, Any] = self._graph.get_graph().to_json()
+        return drawing
+
+    async def thread_snapshots(self, thread_id: str, limit: int) -> list[Any]:
+        graph = self._threaded
+        if graph is None:
+            return []
+        config = {"configurable": {"thread_id": thread_id}}
+        if limit == 1:
+            state = await graph.aget_state(config)
+            return [state] if getattr(state, "created_at", None) else []
+        return [state async for state in graph.aget_state_history(config, limit=limit)]
+
     async def forget_thread(self, thread_id: str) -> None:
         checkpointer = getattr(self._threaded, "checkpointer", None)
         if checkpointer not in (None, False, True):
@@ -176,7 +190,8 @@ class LangGraphAgent(Agent):
             with context_scope(context):
                 output = await graph.ainvoke(graph_input, config)
             return AgentResult(output, _interrupt_metadata(output))
-        translator = _Translator(context, payload)
+        parts = options.stream_parts if options is not None else frozenset()
+        translator = _Translator(context, payload, parts)
         with context_scope(context):
             async for namespace, mode, chunk in graph.astream(
                 graph_input, config, stream_mode=self._modes, subgraphs=True
@@ -220,8 +235,11 @@ def _guard_tools(config: dict[str, Any] | None, context: StreamContext | None) -
 class _Translator:
     """LangGraph's stream parts -> our events, for one run."""
 
-    def __init__(self, context: StreamContext, payload: Any) -> None:
+    def __init__(self, context: StreamContext, payload: Any, parts: frozenset[str]) -> None:
         self.context = context
+        self.message_ids = "messages" in parts
+        self.updates = "updates" in parts
+        self.values = "values" in parts
         self.state: dict[str, Any] = dict(payload) if isinstance(payload, dict) else {}
         self.final: Any = None
         self.interrupts: list[Any] = []
@@ -240,6 +258,8 @@ class _Translator:
             await self._custom(chunk)
         elif mode == "values" and not namespace:
             self.final = chunk
+            if self.values:
+                await self.context.emit_state(chunk)
 
     async def _message(self, chunk: Any) -> None:
         message, metadata = chunk
@@ -251,7 +271,10 @@ class _Translator:
             return
         text = message_text(getattr(message, "content", ""))
         if text:
-            await self.context.emit_token(text, node_name=metadata.get("langgraph_node"))
+            message_id = getattr(message, "id", None) if self.message_ids else None
+            await self.context.emit_token(
+                text, node_name=metadata.get("langgraph_node"), message_id=message_id
+            )
 
     async def _updates(self, namespace: tuple[str, ...], updates: dict[str, Any]) -> None:
         now = time.perf_counter()
@@ -272,6 +295,7 @@ class _Translator:
                 duration_ms=round((now - self.last_step) * 1000),
                 input_keys=sorted(self.state),
                 output_keys=output_keys,
+                update=update if self.updates else None,
             )
             if not namespace and isinstance(update, dict):
                 self.state.update(update)

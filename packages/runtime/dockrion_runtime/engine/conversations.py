@@ -45,9 +45,12 @@ class ThreadRegistry:
         # how long a thread stays its caller's after its last run (None: until deleted)
         self.ownership_seconds = math.inf if ttl_seconds is None else ttl_seconds
 
-    async def claim(self, request: Request, agent: Agent, thread_id: str) -> RunOptions:
+    async def claim(
+        self, request: Request, agent: Agent, thread_id: str, *, strategy: str | None = None
+    ) -> RunOptions:
         """Options for a run on `thread_id` by this request's caller; 400 for a bad id or an
-        agent that keeps no threads, 404 for another caller's thread."""
+        agent that keeps no threads, 404 for another caller's thread. `strategy` (a multitask
+        strategy the request gave in its body) wins over `?multitask_strategy=`."""
         if not THREAD_ID_PATTERN.fullmatch(thread_id):
             raise RuntimeHTTPError(
                 f"Invalid thread id {thread_id[:40]!r}: use 1 to 128 letters, digits, '_', "
@@ -61,7 +64,11 @@ class ThreadRegistry:
         if await self.backend.claim_thread(thread_id, owner, self.ownership_seconds) != owner:
             raise RuntimeHTTPError(f"Thread '{thread_id}' not found", "NOT_FOUND")
         turns = self.turns
-        turn = await turns.take(self.backend, request, thread_id, agent) if turns else None
+        turn = (
+            await turns.take(self.backend, request, thread_id, agent, strategy=strategy)
+            if turns
+            else None
+        )
         return RunOptions(thread_id=thread_id, turn=turn)
 
     async def options(

@@ -191,11 +191,18 @@ class ThreadTurns:
         return query
 
     async def take(
-        self, backend: EventBackend, request: Request, thread_id: str, agent: Agent
+        self,
+        backend: EventBackend,
+        request: Request,
+        thread_id: str,
+        agent: Agent,
+        *,
+        strategy: str | None = None,
     ) -> ThreadTurn:
         """The turn of a run about to be sent to `thread_id`: held, or in line; 409
-        THREAD_BUSY under `reject` when another run holds it or waits for it."""
-        strategy = self.strategy(request)
+        THREAD_BUSY under `reject` when another run holds it or waits for it. `strategy`
+        (already checked) wins over the request's query and the default."""
+        strategy = strategy or self.strategy(request)
         turn = ThreadTurn(backend, thread_id, self.lease_seconds, held=False, local=self._local)
         turn.held = await backend.take_thread_turn(
             thread_id, turn.holder, self.lease_seconds, wait=strategy != "reject"

@@ -56,5 +56,5 @@ def cors_options(cors: Mapping[str, Any]) -> dict[str, Any]:
         "allow_methods": list(cors.get("methods") or ["*"]),
         "allow_headers": ["*"],
         "allow_credentials": not wildcard,
-        "expose_headers": ["X-Request-ID"],
+        "expose_headers": ["X-Request-ID", "Content-Location", "Location"],
     }

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockrion_schema import DockSpec
+from dockrion_schema import DockSpec, LangGraphApiConfig
 
 from .a2a import a2a_operations
 from .ag_ui import ag_ui_operations
 from .invoke import invoke_operations
+from .langgraph import langgraph_operations
 from .mcp import mcp_operations
 from .runs import run_operations
 from .service import service_operations
@@ -32,4 +33,5 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         **ag_ui_operations(),
         **mcp_operations(spec),
         **a2a_operations(),
+        **langgraph_operations((spec.expose.langgraph_api or LangGraphApiConfig()).prefix),
     }
