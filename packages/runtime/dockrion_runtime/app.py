@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
 from .auth import Access, build_auth
+from .endpoints.mcp_sessions import McpSessions
 from .errors import EXCEPTION_HANDLERS
 from .openapi.document import build_openapi
 from .request.headers import cors_options, security_headers
@@ -30,7 +31,7 @@ from .request.layer import RuntimeApp
 from .routes import Endpoint, needs_auth, served, starlette_routes
 from .runtime import Runtime
 from .secret_env import apply_secrets, check_secrets
-from .settings import RuntimeSettings
+from .settings import RuntimeSettings, SettingsError
 
 __all__ = ["create_app"]
 
@@ -82,6 +83,7 @@ def create_app(
         probe_address = None if port is None else (settings.host, port)
 
     endpoints = served(settings)
+    _check_paths(endpoints)
     listed = [endpoint for endpoint in endpoints if endpoint.listed]
     runtime = Runtime(
         settings,
@@ -106,7 +108,18 @@ def create_app(
         },
     )
     app.state.runtime = runtime
+    app.state.mcp_sessions = McpSessions()
     return app
+
+
+def _check_paths(endpoints: list[Endpoint]) -> None:
+    """A path the Dockfile chooses (`expose.mcp.path`) must not be another route's."""
+    for chosen in endpoints:
+        if chosen.path_from is None:
+            continue
+        taken = {e.path for e in endpoints if e.path_from is None}
+        if chosen.path in taken or chosen.path.startswith(("/docs/assets", "/playground/")):
+            raise SettingsError(f"expose.mcp.path {chosen.path!r} is the path of another route")
 
 
 def _openapi(

@@ -122,7 +122,7 @@ class Runtime:
         self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
         self._redacts = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
-        self.thread_services = ThreadServices(settings, lambda: self.runs)
+        self.thread_services = ThreadServices(settings, lambda: self.runs, self.supervisor.policies)
         self.threads = self.thread_services.registry  # what endpoints reach threads through
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
@@ -165,24 +165,32 @@ class Runtime:
             context.redaction = self.supervisor.policies.run_redaction()
 
     async def start_private_run(
-        self, request: Request, agent: Agent, payload: Any
+        self, request: Request, agent: Agent, payload: Any, via: str = "stream"
     ) -> tuple[str, AsyncIterator[list[EventRecord]], asyncio.Task[None]]:
         """Pattern A, on either transport: the agent started on a private one-reader log
         (nothing else can read it), with the subscription its one reader follows and the
         task to cancel when that reader goes away. Returns (run id, batches, task)."""
         supervisor = self.supervisor
         release = await self.slots.take(principal_of(request), "runs")
+        options = None
         try:
             context, run_log = supervisor.private_context(STREAM_BACKLOG)
             self.bind(context, request)
             options = await self.threads.options(request, agent)
             context.thread_id = options.thread_id if options else None
+            records = self.thread_services.records
+            options = await records.open(options, context.run_id, via, payload)
             await context.emit_started()
             task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
         except BaseException:
             release()
+            if options is not None and options.turn is not None:
+                await options.turn.end()  # no run: its thread's turn goes to the next
             raise
         task.add_done_callback(lambda _: release())
+        if options is not None and options.turn is not None:
+            # a new run on the thread (interrupt, rollback) stops it, with its reason
+            options.turn.stop_with(task.cancel)
         batches = run_log.batches(heartbeat=self.settings.heartbeat_interval)
         return context.run_id, batches, task
 

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dockrion_events import EventsFilter
 from dockrion_schema import (
+    A2aConfig,
     AgUiConfig,
     ApiKeysConfig,
     DockSpec,
+    McpConfig,
     MemoryStreamingConfig,
     RedisStreamingConfig,
     ServerLimits,
@@ -162,6 +164,14 @@ class RuntimeSettings:
     @property
     def ag_ui(self) -> AgUiConfig:
         return self.spec.expose.ag_ui or AgUiConfig()
+
+    @property
+    def mcp(self) -> McpConfig:
+        return self.spec.expose.mcp or McpConfig()
+
+    @property
+    def a2a(self) -> A2aConfig:
+        return self.spec.expose.a2a or A2aConfig()
 
     @property
     def playground(self) -> bool:

@@ -7,11 +7,8 @@ and context reach a graph that declares them."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import pytest
 from dockrion_runtime import create_app
 
 from .conftest import serve_app
+from .npm_packages import install_npm_package
 from .test_ag_ui_input import CONTEXT, GRAPH, TOOLS, dockfile
 
 pytest.importorskip("langgraph")
@@ -39,44 +37,8 @@ pytestmark = pytest.mark.timeout(720)
 
 @pytest.fixture(scope="session")
 def client_modules(request: pytest.FixtureRequest) -> Path:
-    """node_modules holding `@ag-ui/client` at AG_UI_CLIENT (and what it depends on),
-    installed by npm without a lockfile into the pytest cache and reused afterwards."""
-    npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None:
-        pytest.skip("Node.js and npm are not installed (.ci/run installs both)")
-    cache = request.config.cache
-    assert cache is not None, "the pytest cache provider is needed (not -p no:cacheprovider)"
-    root = Path(cache.mkdir(f"ag-ui-client-{AG_UI_CLIENT}"))
-    modules = root / "node_modules"
-    manifest = modules / "@ag-ui" / "client" / "package.json"
-    if manifest.exists() and json.loads(manifest.read_text())["version"] == AG_UI_CLIENT:
-        return modules
-    # installed aside, then moved in whole: an interrupted install leaves nothing half-done
-    staging = Path(tempfile.mkdtemp(dir=root))
-    try:
-        install = subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-save",
-                "--no-package-lock",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--prefix",
-                str(staging),
-                f"@ag-ui/client@{AG_UI_CLIENT}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert install.returncode == 0, install.stderr[-2000:]
-        shutil.rmtree(modules, ignore_errors=True)
-        os.replace(staging / "node_modules", modules)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return modules
+    """node_modules holding `@ag-ui/client` at AG_UI_CLIENT (and what it depends on)."""
+    return install_npm_package(request, "@ag-ui/client", AG_UI_CLIENT)
 
 
 def run_client(modules: Path, url: str, turns: list[dict[str, Any]], **config: Any) -> Any:

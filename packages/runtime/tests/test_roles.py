@@ -40,6 +40,8 @@ expose:
   host: 127.0.0.1
   streaming: [sse, websocket]
   ag_ui: {enabled: true}
+  mcp: {enabled: true}
+  a2a: {enabled: true}
 auth:
   api_keys:
     prefix: team

@@ -64,7 +64,9 @@ def test_route_table_has_one_row_per_method_and_path() -> None:
 
 def test_every_invoke_and_runs_route_is_protected_and_service_routes_are_not() -> None:
     for endpoint in ROUTE_TABLE:
-        family = endpoint.path.startswith(("/invoke", "/runs", "/ag-ui", "/threads"))
+        family = endpoint.path.startswith(
+            ("/invoke", "/runs", "/ag-ui", "/threads", "/mcp", "/a2a")
+        )
         assert endpoint.protected == family, endpoint.path
 
 
@@ -73,6 +75,11 @@ def test_served_routes_follow_the_dockfile() -> None:
     assert ("POST", "/invoke") in everything
     assert ("DELETE", "/runs/{run_id}") in everything
     assert ("POST", "/ag-ui") not in everything  # AG-UI is opt-in
+    assert ("POST", "/a2a") not in everything  # so is A2A
+    a2a = settings(expose={"host": "127.0.0.1", "a2a": {"enabled": True}})
+    assert {("POST", "/a2a"), ("GET", "/.well-known/agent-card.json")} <= {
+        (e.method, e.path) for e in served(a2a)
+    }
     ag_ui = settings(expose={"host": "127.0.0.1", "ag_ui": {"enabled": True}})
     assert {("POST", "/ag-ui"), ("GET", "/ag-ui/runs/{run_id}")} <= {
         (e.method, e.path) for e in served(ag_ui)

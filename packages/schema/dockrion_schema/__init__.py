@@ -11,6 +11,7 @@
 'custom'
 """
 
+from ._a2a import A2aConfig
 from ._agent import AgentConfig
 from ._auth import (
     PERMISSIONS,
@@ -26,6 +27,7 @@ from ._build import BuildConfig, BuildIncludeConfig
 from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import RATE_WINDOW_SECONDS
 from ._io_schema import IOSchema, IOSubSchema
+from ._mcp import McpConfig
 from ._metadata import Metadata
 from ._observability import Observability
 from ._policies import Policies, SafetyPolicy, ToolPolicy
@@ -60,6 +62,7 @@ __all__ = [
     "MAX_STREAM_REACH",
     "PERMISSIONS",
     "RATE_WINDOW_SECONDS",
+    "A2aConfig",
     "AgUiConfig",
     "AgentConfig",
     "ApiKeysConfig",
@@ -77,6 +80,7 @@ __all__ = [
     "IOSubSchema",
     "JWTClaimsConfig",
     "JWTConfig",
+    "McpConfig",
     "MemoryStreamingConfig",
     "Metadata",
     "OAuth2Config",

@@ -15,12 +15,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
+from ._a2a import A2aConfig
 from ._agent import AgentConfig
 from ._auth import ApiKeysConfig, AuthConfig, JWTClaimsConfig, JWTConfig, OAuth2Config, RoleConfig
 from ._build import BuildConfig, BuildIncludeConfig
 from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import SUPPORTED_VERSIONS, _Section
 from ._io_schema import IOSchema, IOSubSchema
+from ._mcp import McpConfig
 from ._metadata import Metadata
 from ._observability import Observability
 from ._policies import Policies, SafetyPolicy, ToolPolicy
@@ -81,6 +83,11 @@ class DockSpec(_Section):
             return self
         memory = streaming.memory if streaming is not None else None
         max_runs = (memory or MemoryStreamingConfig()).max_runs
+        if "max_runs_per_caller" not in self.auth.model_fields_set:
+            # the default gives way to a small memory backend: a tenth of what it keeps
+            self.auth.max_runs_per_caller = min(
+                self.auth.max_runs_per_caller, max(1, max_runs // 10)
+            )
         bounds = [("auth.max_runs_per_caller", self.auth.max_runs_per_caller)] + [
             (f"auth.roles[{role.name}].max_runs", role.max_runs)
             for role in self.auth.roles
@@ -104,6 +111,8 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     ExposeConfig,
     ServerLimits,
     AgUiConfig,
+    McpConfig,
+    A2aConfig,
     AuthConfig,
     ApiKeysConfig,
     JWTConfig,

@@ -26,6 +26,7 @@ from dockrion_events import (
     RunFinishedError,
     RunManager,
     RunNotFoundError,
+    RunStatus,
     StreamClosedError,
     StreamContext,
 )
@@ -37,6 +38,7 @@ from ..request.body import SchemaChecker
 from ..settings import RuntimeSettings
 from .encoding import UnencodableError, event_data_problem, to_jsonable
 from .policies import SafetyPolicies
+from .thread_records import RecordedEnding
 
 __all__ = ["RunSupervisor"]
 
@@ -149,6 +151,7 @@ class RunSupervisor:
         context.reserve_terminal_events()  # the output is the answer: agent code ends nothing
         try:
             async with deadline(timeout), _turn_of(options):
+                await _started(options)
                 return _result(
                     await agent.invoke(payload, context, streaming=False, options=options)
                 )
@@ -175,9 +178,13 @@ class RunSupervisor:
         started = time.perf_counter()
         limit = self.settings.max_run_duration
         # Only the runtime ends the run, with what the agent returned after the policies.
-        ending = context.reserve_terminal_events()
+        ending: Any = context.reserve_terminal_events()
+        record = options.record if options is not None else None
+        if record is not None:
+            ending = RecordedEnding(ending, record)  # its thread keeps how it ended
         try:
             async with asyncio.timeout(limit), _turn_of(options):
+                await _started(options)
                 result = _result(await agent.invoke(payload, context, options=options))
             output, problems = self.check_output(result.output)
             metadata = self.metadata(**result.metadata)
@@ -185,13 +192,17 @@ class RunSupervisor:
                 metadata["output_schema_errors"] = problems
             await ending.complete(output, round(time.perf_counter() - started, 3), metadata)
         except (RunCancelledError, *_ENDED):
+            if record is not None:
+                await record.ended(RunStatus.CANCELLED)
             return  # the run already ended (cancelled): nothing more to say
         except TimeoutError:
             with contextlib.suppress(*_ENDED):
                 await ending.error(f"Run exceeded max_run_duration of {limit:g}s", "RUN_TIMEOUT")
             context.cancel("timeout")
-        except asyncio.CancelledError:
-            reason = "shutdown" if self.shutting_down else cancel_reason
+        except asyncio.CancelledError as exc:
+            # a run stopped for another one on its thread says so (`task.cancel(reason)`)
+            given = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+            reason = "shutdown" if self.shutting_down else given or cancel_reason
             with contextlib.suppress(*_ENDED):
                 await ending.cancelled(reason)
             context.cancel(reason)
@@ -291,6 +302,13 @@ def _turn_of(options: RunOptions | None) -> contextlib.AbstractAsyncContextManag
     """The run's turn on its thread, held for the block (nothing without a thread)."""
     turn = options.turn if options is not None else None
     return turn.running() if turn is not None else contextlib.nullcontext()
+
+
+async def _started(options: RunOptions | None) -> None:
+    """The run holds its thread's turn: its thread's record says it is running."""
+    record = options.record if options is not None else None
+    if record is not None:
+        await record.started()
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:
