@@ -74,6 +74,12 @@ def test_any_instance_serves_any_run_and_cancel_reaches_the_agent(
 def test_a_killed_instance_leaves_an_orphaned_run_not_a_running_one(
     dockfile: Path, servers: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
+    # no queue: the instance that creates the run runs it (test_run_queue.py has the queue's
+    # workers taking over a killed worker's run)
+    text = dockfile.read_text().replace(
+        "lease_seconds: 2,", "lease_seconds: 2, queue: {enabled: false},"
+    )
+    dockfile.write_text(text)
     a, b = launch(dockfile, servers), launch(dockfile, servers)
     run_id = httpx.post(f"{a}/runs", json={"query": "x", "marker": str(tmp_path / "m")}).json()[
         "run_id"
