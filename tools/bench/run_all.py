@@ -58,6 +58,7 @@ DOCKFILES = {
     "async": "Dockfile.async.yaml",
     "redis": "Dockfile.redis.yaml",
     "retain": "Dockfile.retain.yaml",  # sync agent, memory backend keeping 100,000 events
+    "langgraph": "Dockfile.langgraph.yaml",  # chat_graph.py, for token_cost.py
     "ws": "Dockfile.ws.yaml",  # sync agent, SSE and WebSocket (ws_bench.py)
     "ws-async": "Dockfile.ws.async.yaml",
 }
@@ -120,9 +121,11 @@ def server(
     redis_url: str | None = None,
     ours_python: str | None = None,
     extra: tuple[str, ...] = (),
+    prefix: list[str] | None = None,
 ) -> Iterator[Server]:
     """One server process: `raw` (the baseline) or ours with the agent `sync`, `async` or
-    `redis` (sync agent, Redis backend)."""
+    `redis` (sync agent, Redis backend); `prefix` runs it under another program (valgrind,
+    which starts it far more slowly)."""
     port = free_port()
     env = dict(os.environ)
     if name == "raw":
@@ -135,11 +138,15 @@ def server(
         if redis_url:
             env["REDIS_URL"] = redis_url
     process = subprocess.Popen(
-        command, cwd=SUITE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*(prefix or []), *command],
+        cwd=SUITE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + (60 if prefix is None else 600)
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as response:

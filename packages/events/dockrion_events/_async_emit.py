@@ -54,11 +54,17 @@ class AsyncEmitters(EmitGuards):
     """The `emit_*` methods (and `checkpoint`) of `StreamContext`."""
 
     async def emit_started(
-        self, agent_name: str | None = None, framework: str | None = None
+        self,
+        agent_name: str | None = None,
+        framework: str | None = None,
+        *,
+        attempt: int | None = None,
     ) -> BaseEvent:
+        """The run's `started` event; a run's later attempt (a worker took over the run of
+        one that died) logs another, with its `attempt` number."""
         name, kind = agent_name or self._agent_name, framework or self._framework
         return await self._stage.emit(
-            "started", self._redacted(builders.started(self._run_id, name, kind))
+            "started", self._redacted(builders.started(self._run_id, name, kind, attempt))
         )
 
     @_awaited("sync_emit_progress")

@@ -30,6 +30,8 @@ log = logging.getLogger("dockrion.events")
 # `emit_token` in a tight loop, whose awaits never suspend): its emit flushes the staged
 # events and yields once, so that the readers write them, as soon as this many are waiting
 # or the oldest has waited this long. The first event after a quiet spell goes at once.
+# Async code that yields between events is handed over at most once per LIVE_SECONDS while
+# it floods (`_wake`), so that a batch costs one write rather than one per event.
 LIVE_EVENTS = 64
 LIVE_SECONDS = 0.001
 # A worker thread hands the loop its first event after this long a quiet spell (below).
@@ -174,7 +176,16 @@ class BatchStage(Stage):
                 "call bind_loop() first"
             )
         if threading.get_ident() == self._loop_thread:
-            loop.call_soon(self._start_flush)
+            # A batch staged less than LIVE_SECONDS after the last one left (a flood from
+            # an agent that yields to the loop between events) waits for that much time to
+            # pass, joined by what comes meanwhile: one hand-off to the readers, and one
+            # write, per LIVE_SECONDS rather than per event. The first event after a quiet
+            # spell goes at once.
+            wait = self._flushed_at + LIVE_SECONDS - self._batch_started
+            if wait > 0.0:
+                loop.call_later(wait, self._start_flush)
+            else:
+                loop.call_soon(self._start_flush)
         else:
             loop.call_soon_threadsafe(self._start_flush)
 
@@ -299,9 +310,14 @@ class BatchStage(Stage):
         await self._flush_all()
         self.close(event_type)
         built: list[BaseEvent] = []
+        # A backend that can lose acknowledged events (a Redis failover) takes the terminal
+        # event after the last event this producer numbered, so a reader who got them all
+        # from the failed primary still reaches it.
+        backend = getattr(self.sink, "backend", None)
+        floor = self.next_sequence if getattr(backend, "may_lose_events", False) else 0
 
         def keep(sequence: int) -> BaseEvent:
-            built.append(build(sequence))
+            built.append(build(max(sequence, floor)))
             return built[-1]
 
         deadline = time.monotonic() + self.finish_patience

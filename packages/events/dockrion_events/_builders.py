@@ -46,7 +46,17 @@ def redacted(build: Build, scrub: Callable[[Any], Any]) -> Build:
     return build_redacted
 
 
-def started(run_id: str, agent_name: str | None, framework: str | None) -> Build:
+def started(
+    run_id: str, agent_name: str | None, framework: str | None, attempt: int | None = None
+) -> Build:
+    if attempt is not None:
+        return lambda seq: StartedEvent(
+            run_id=run_id,
+            sequence=seq,
+            agent_name=agent_name,
+            framework=framework,
+            attempt=attempt,
+        )
     return lambda seq: StartedEvent(
         run_id=run_id, sequence=seq, agent_name=agent_name, framework=framework
     )
@@ -67,12 +77,12 @@ _new_token = TokenEvent.__new__
 _set = object.__setattr__
 
 
-def _token(fields: dict[str, Any]) -> TokenEvent:
-    """A `TokenEvent` of exactly its declared fields, as `model_construct` makes it."""
+def _token(fields: dict[str, Any], extra: dict[str, Any]) -> TokenEvent:
+    """A `TokenEvent` of its declared fields and `extra`, as `model_construct` makes it."""
     event = _new_token(TokenEvent)
     _set(event, "__dict__", fields)
     _set(event, "__pydantic_fields_set__", set(_TOKEN_FIELDS))
-    _set(event, "__pydantic_extra__", {})
+    _set(event, "__pydantic_extra__", extra)
     _set(event, "__pydantic_private__", None)
     return event
 
@@ -82,32 +92,20 @@ def token(
 ) -> Build:
     if not isinstance(content, str):
         raise TypeError(f"token content must be a string, got {type(content).__name__}")
-    if node_name is None:
-        # The hottest path of all: what `model_construct` would build, without its loop
-        # over the fields (the same object: tests compare the two).
-        return lambda seq: _token(
-            {
-                "id": new_event_id(),
-                "type": "token",
-                "run_id": run_id,
-                "sequence": seq,
-                "timestamp": datetime.now(UTC),
-                "content": content,
-                "finish_reason": finish_reason,
-            }
-        )
-    # The node that produced a token is named only when known (framework adapters).
-    extra: dict[str, Any] = {"node_name": node_name}
-    # A hot path: fields are already checked, so skip pydantic's validation.
-    return lambda seq: TokenEvent.model_construct(
-        id=new_event_id(),
-        type="token",
-        run_id=run_id,
-        sequence=seq,
-        timestamp=datetime.now(UTC),
-        content=content,
-        finish_reason=finish_reason,
-        **extra,
+    # The hottest path of all: what `model_construct` would build, without its loop over
+    # the fields (the same object: tests compare the two). The node that produced a token
+    # is named only when known (framework adapters).
+    return lambda seq: _token(
+        {
+            "id": new_event_id(),
+            "type": "token",
+            "run_id": run_id,
+            "sequence": seq,
+            "timestamp": datetime.now(UTC),
+            "content": content,
+            "finish_reason": finish_reason,
+        },
+        {} if node_name is None else {"node_name": node_name},
     )
 
 

@@ -37,6 +37,7 @@ class ContextState:
         max_pending: int = 10_000,
         max_pending_bytes: int | None = None,
         finish_patience: float = 60.0,
+        first_sequence: int = 0,
     ) -> None:
         self._stage: Stage
         self._direct: DirectStage | None = None  # queue mode
@@ -52,6 +53,8 @@ class ContextState:
                 max_pending_bytes=max_pending_bytes,
                 finish_patience=finish_patience,
             )
+        # A run's new attempt goes on from the log's next sequence (a queued run taken over).
+        self._stage.next_sequence = first_sequence
         self._run_id = run_id
         self._thread_id: str | None = None
         self._auth = AuthContext()

@@ -139,5 +139,23 @@ class BackendPublishError(BackendError):
     pass
 
 
+class EventsLostError(BackendPublishError):
+    """Events the backend had acknowledged are gone from the run's log: a Redis primary
+    failed before its replica received them, and the replica took over. The producer's
+    later events are stored after the lost ones (the log has a hole there)."""
+
+    code = "EVENTS_LOST"
+
+    def __init__(self, run_id: str, first: int, last: int, backend: str = "redis") -> None:
+        super().__init__(
+            f"run '{run_id}': events {first} to {last} were acknowledged by a Redis primary "
+            "that failed before its replica had them, and are lost (a failover)",
+            backend,
+        )
+        self.run_id = run_id
+        self.first = first
+        self.last = last
+
+
 class BackendSubscribeError(BackendError):
     pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from datetime import UTC, datetime
@@ -17,6 +18,10 @@ from .sse import encode_frame
 _ids = random.Random()  # noqa: S311 - an identifier, not a secret
 _random_bits = _ids.getrandbits
 os.register_at_fork(after_in_child=_ids.seed)
+
+# A JSON string as pydantic writes it (non-ASCII kept, the same escapes), in C.
+_quote: Any = json.encoder.encode_basestring
+_quote_node = '"node_name":'
 
 __all__ = [
     "CONFIGURABLE_EVENT_TYPES",
@@ -124,6 +129,38 @@ class TokenEvent(BaseEvent):
     type: Literal["token"] = "token"
     content: str
     finish_reason: str | None = None
+
+    def to_json(self) -> str:
+        """`model_dump_json`'s text, written directly for the usual token (the hottest
+        serialization of all: pydantic would call `_iso` back in Python for each); any
+        other shape goes the general way."""
+        fields = self.__dict__
+        extra = self.__pydantic_extra__
+        node = extra.get("node_name") if extra else None
+        finish = fields.get("finish_reason")
+        stamp = fields.get("timestamp")
+        if (
+            type(fields.get("content")) is not str
+            or type(fields.get("sequence")) is not int
+            or type(stamp) is not datetime
+            or not (finish is None or type(finish) is str)
+            or (extra and (len(extra) != 1 or type(node) is not str))
+            or len(fields) != 7
+        ):
+            return super().to_json()
+        text = (
+            f'{{"id":{_quote(fields["id"])},"type":{_quote(fields["type"])},'
+            f'"run_id":{_quote(fields["run_id"])},"sequence":{fields["sequence"]},'
+            f'"timestamp":"{stamp.isoformat()}","content":{_quote(fields["content"])},'
+            f'"finish_reason":{"null" if finish is None else _quote(finish)}'
+            f"{'' if node is None else f',{_quote_node}{_quote(node)}'}}}"
+        )
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:  # a lone surrogate: pydantic's error, with its reason
+                return super().to_json()
+        return text
 
 
 class StepEvent(BaseEvent):

@@ -17,7 +17,7 @@ from .filter import EventsFilter
 from .models import CancelledEvent, ErrorEvent
 from .runs import Run, RunStatus, generate_run_id, validate_run_id
 
-__all__ = ["LeasedBackend", "RunManager"]
+__all__ = ["AttemptingBackend", "LeasedBackend", "RunManager"]
 
 
 log = logging.getLogger("dockrion.events")
@@ -48,6 +48,13 @@ class LeasedBackend(Protocol):
     async def orphaned_runs(self) -> list[str]: ...
 
     async def get_run(self, run_id: str) -> Run | None: ...
+
+
+@runtime_checkable
+class AttemptingBackend(LeasedBackend, Protocol):
+    """A shared backend whose runs a worker may take over after their worker died."""
+
+    async def begin_attempt(self, run_id: str, holder: str, ttl_ms: int) -> tuple[int, int]: ...
 
 
 class RunManager:
@@ -191,17 +198,51 @@ class RunManager:
             orphans, suspects = lapsed & suspects, lapsed
             for run_id in sorted(orphans):
                 with contextlib.suppress(RunFinishedError, RunNotFoundError):
-                    await self._bus.finish(
-                        run_id,
-                        RunStatus.FAILED,
-                        functools.partial(_orphaned_event, run_id),
-                        error={
-                            "message": ORPHANED_MESSAGE,
-                            "code": "RUN_ORPHANED",
-                            "details": None,
-                        },
-                    )
-                    log.warning("run %s was orphaned: marked FAILED (RUN_ORPHANED)", run_id)
+                    await self.end_orphaned(run_id)
+
+    async def end_orphaned(self, run_id: str) -> None:
+        """End a run whose instance died as FAILED, with an `error` event of code
+        `RUN_ORPHANED`. Raises `RunFinishedError` when it ended meanwhile."""
+        await self._bus.finish(
+            run_id,
+            RunStatus.FAILED,
+            functools.partial(_orphaned_event, run_id),
+            error={"message": ORPHANED_MESSAGE, "code": "RUN_ORPHANED", "details": None},
+        )
+        log.warning("run %s was orphaned: marked FAILED (RUN_ORPHANED)", run_id)
+
+    def attach(self, run_id: str) -> StreamContext:
+        """The context of a run another instance created and queued, to run it here."""
+        context = self._contexts[run_id] = self._new_context(run_id)
+        return context
+
+    async def begin_attempt(self, run_id: str) -> tuple[StreamContext, int]:
+        """Take over a RUNNING run whose worker died (a shared backend's queue): its next
+        attempt starts here, the log going on after its last event with a `started` event
+        that carries the attempt number. Returns the run's context and the attempt."""
+        backend = self._bus.backend
+        if not isinstance(backend, AttemptingBackend):
+            raise TypeError(f"the {backend.name} backend has no run queue")
+        attempt, next_sequence = await backend.begin_attempt(
+            run_id, self.instance_id, self._lease_ms
+        )
+        context = self._new_context(run_id, next_sequence)
+        self._contexts[run_id] = context
+        guard = asyncio.create_task(self._guard(run_id, context, backend))
+        self._guards.add(guard)
+        guard.add_done_callback(self._guards.discard)
+        await context.emit_started(attempt=attempt)
+        return context, attempt
+
+    def _new_context(self, run_id: str, first_sequence: int = 0) -> StreamContext:
+        return StreamContext(
+            run_id,
+            self._bus,
+            agent_name=self._agent_name,
+            framework=self._framework,
+            events_filter=self._events_filter,
+            first_sequence=first_sequence,
+        )
 
     async def close(self) -> None:
         """Stop the reaper and the lease guards of this manager."""

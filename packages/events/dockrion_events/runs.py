@@ -76,6 +76,9 @@ class Run(BaseModel):
     agent_name: str | None = None
     framework: str | None = None
     last_sequence: int = -1
+    # Which attempt at the run this is: a worker that took over the run of a worker that died
+    # starts the next one (the queue of the Redis backend).
+    attempt: int = 1
 
     @property
     def terminal(self) -> bool:
@@ -92,4 +95,5 @@ class Run(BaseModel):
             "error": self.error,
             "metadata": self.metadata,
             "last_sequence": self.last_sequence,
+            "attempt": self.attempt,
         }

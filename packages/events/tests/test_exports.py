@@ -56,6 +56,7 @@ EXPECTED = {
     "BackendError",
     "BackendConnectionError",
     "EventsExpiredError",
+    "EventsLostError",
     "InvalidRunIdError",
     "PrivateRunLog",
     "RunExistsError",

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from dockrion_schema import DockSpec, load_dockspec, resolve_environment
 
 from .auth import Access, build_auth
+from .endpoints.mcp_sessions import McpSessions
 from .errors import EXCEPTION_HANDLERS
 from .openapi.document import build_openapi
 from .request.headers import cors_options, security_headers
@@ -30,7 +31,7 @@ from .request.layer import RuntimeApp
 from .routes import Endpoint, needs_auth, served, starlette_routes
 from .runtime import Runtime
 from .secret_env import apply_secrets, check_secrets
-from .settings import RuntimeSettings
+from .settings import RuntimeSettings, SettingsError
 
 __all__ = ["create_app"]
 
@@ -52,6 +53,7 @@ def create_app(
     env_file: str | None = None,
     environ: Mapping[str, str] | None = None,
     probe_address: tuple[str, int] | DockfileProbes | None = DOCKFILE_PROBES,
+    run_agents: bool | None = None,
 ) -> Starlette:
     """A Starlette app serving the Dockfile's agent. A path loads the Dockfile (env files
     beside it included) and resolves the agent module relative to its folder. Raises
@@ -59,7 +61,8 @@ def create_app(
     required secrets missing the app serves, but is not ready and never loads the agent
     (`runtime.missing_secrets` names them; `serve` refuses to start instead).
     `probe_address` (host, port) replaces the Dockfile's `expose.probe_port`; None serves
-    no probe listener."""
+    no probe listener. `run_agents` replaces `streaming.redis.queue.run_agents` (whether
+    this process runs queued runs)."""
     if isinstance(spec_or_path, DockSpec):
         spec, base_dir = spec_or_path, Path.cwd()
     else:
@@ -80,6 +83,7 @@ def create_app(
         probe_address = None if port is None else (settings.host, port)
 
     endpoints = served(settings)
+    _check_paths(endpoints)
     listed = [endpoint for endpoint in endpoints if endpoint.listed]
     runtime = Runtime(
         settings,
@@ -90,6 +94,7 @@ def create_app(
         listing=[("WS" if e.kind == "websocket" else e.method, e.path) for e in listed],
         openapi=_openapi(spec, settings, listed, access),
         probe_address=probe_address,
+        run_agents=run_agents,
     )
     routes = starlette_routes(endpoints, auth, access, runtime.rate_limiter)
     app = RuntimeApp(
@@ -103,7 +108,18 @@ def create_app(
         },
     )
     app.state.runtime = runtime
+    app.state.mcp_sessions = McpSessions()
     return app
+
+
+def _check_paths(endpoints: list[Endpoint]) -> None:
+    """A path the Dockfile chooses (`expose.mcp.path`) must not be another route's."""
+    for chosen in endpoints:
+        if chosen.path_from is None:
+            continue
+        taken = {e.path for e in endpoints if e.path_from is None}
+        if chosen.path in taken or chosen.path.startswith(("/docs/assets", "/playground/")):
+            raise SettingsError(f"expose.mcp.path {chosen.path!r} is the path of another route")
 
 
 def _openapi(

@@ -1,4 +1,5 @@
-"""`dockrion-runtime serve [Dockfile.yaml]`: one command serves the agent."""
+"""`dockrion-runtime serve [Dockfile.yaml]`: one command serves the agent;
+`dockrion-runtime worker [Dockfile.yaml]` runs it on queued runs, apart from the API."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from dockrion_schema import DockfileError, DockfileWarning, ServerLimits, load_dockspec
+from dockrion_schema import DockfileError, DockfileWarning, DockSpec, ServerLimits, load_dockspec
 
 from ._version import __version__
 from .logs import configure_logging, release_access_log
 from .serve.launch import ServePlan, serve
+from .serve.worker import work
 
 __all__ = ["main"]
 
@@ -78,6 +80,38 @@ def _parser() -> argparse.ArgumentParser:
         help="text (readable tracebacks) or json lines, each with the request id; auto "
         "(default): text when stderr is a terminal, json otherwise",
     )
+    serve.add_argument(
+        "--no-run-agents",
+        dest="run_agents",
+        action="store_false",
+        default=None,
+        help="leave queued runs to `dockrion-runtime worker` processes: this server is an "
+        "API only (default: streaming.redis.queue.run_agents)",
+    )
+    worker = commands.add_parser(
+        "worker", help="run the agent on the runs of the Redis queue, serving no HTTP"
+    )
+    worker.add_argument("dockfile", nargs="?", default="Dockfile.yaml")
+    worker.add_argument("--env-file", help="extra env file for ${VAR} substitution")
+    worker.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
+    worker.add_argument("--log-format", choices=("auto", "json", "text"), default="auto")
+    worker.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long the runs held may take to finish before they are handed "
+        "back to the queue (default %(default)g)",
+    )
+    worker.add_argument(
+        "--probe-port",
+        type=int,
+        metavar="PORT",
+        help="serve /health and /ready on this port (default: expose.probe_port, off)",
+    )
+    worker.add_argument("--host", help="the probe port's address (default: expose.host)")
     return parser
 
 
@@ -118,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     try:
-        return _serve(args)
+        return _work(args) if args.command == "worker" else _serve(args)
     except KeyboardInterrupt:
         # Ctrl+C: the server has shut down cleanly; the traceback would only alarm.
         return 130
@@ -128,16 +162,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         release_access_log()
 
 
-def _serve(args: argparse.Namespace) -> int:
-    path = Path(args.dockfile)
+def _load(args: argparse.Namespace) -> DockSpec | None:
+    """The Dockfile, its warnings printed; None (the error printed) when it is invalid."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DockfileWarning)
         try:
-            spec = load_dockspec(path, env_file=args.env_file)
+            spec = load_dockspec(Path(args.dockfile), env_file=args.env_file)
         except DockfileError as error:
             print(str(error), file=sys.stderr)
-            return 1
+            return None
     _print_warnings(caught)
+    return spec
+
+
+def _work(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
+        return 1
+    probe_port = args.probe_port if args.probe_port is not None else spec.expose.probe_port
+    if probe_port is not None and not 1 <= probe_port <= 65535:
+        problem = f"error: --probe-port must be a port number (1-65535), got {probe_port}"
+        print(problem, file=sys.stderr)
+        return 2
+    plan = ServePlan(
+        dockfile=str(Path(args.dockfile).resolve()),
+        env_file=str(Path(args.env_file).resolve()) if args.env_file else None,
+        host=args.host or spec.expose.host,
+        port=0,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        grace_period=args.grace_period,
+        probe_port=probe_port,
+        run_agents=True,
+    )
+    return work(plan)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    path = Path(args.dockfile)
+    spec = _load(args)
+    if spec is None:
+        return 1
     backend = spec.streaming.backend if spec.streaming else "memory"
     if args.workers > 1 and backend == "memory":
         print(
@@ -176,6 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         reload=args.reload,
         probe_port=probe_port,
+        run_agents=args.run_agents,
         server_limits={name: value for name, value in overrides.items() if value is not None},
     )
     return serve(plan)

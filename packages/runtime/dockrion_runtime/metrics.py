@@ -58,6 +58,34 @@ class RuntimeMetrics:
             ["agent"],
             registry=self.registry,
         )
+        # The queue of background runs (Redis backend): what waits, what workers hold, how
+        # long a run waited for a worker, and the attempts after a worker died.
+        self.queue_waiting = Gauge(
+            "dockrion_queue_depth",
+            "Queued runs no worker has taken yet (every instance's)",
+            ["agent"],
+            registry=self.registry,
+        )
+        self.queue_held = Gauge(
+            "dockrion_queue_held",
+            "Queued runs a worker holds (every instance's)",
+            ["agent"],
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "dockrion_queue_wait_seconds",
+            "Time from a run's submission to a worker of this process taking it",
+            ["agent"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_attempts = Counter(
+            "dockrion_queue_attempts_total",
+            "Runs this process took over from a worker that died, by what became of them: "
+            "continued (from a checkpoint), retried (from the start), orphaned (ended)",
+            ["agent", "outcome"],
+            registry=self.registry,
+        )
         self.version = version
 
     def exposition(self) -> Response:

@@ -13,7 +13,7 @@ configured.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, playground, runs, service, sockets, threads
+from .endpoints import ag_ui, invoke, mcp, playground, runs, service, sockets, threads
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
 
@@ -50,6 +50,14 @@ def _ag_ui(settings: RuntimeSettings) -> bool:
     return settings.ag_ui.enabled
 
 
+def _mcp(settings: RuntimeSettings) -> bool:
+    return settings.mcp.enabled
+
+
+def _mcp_path(settings: RuntimeSettings) -> str:
+    return settings.mcp.path
+
+
 def _websocket(settings: RuntimeSettings) -> bool:
     return settings.websocket
 
@@ -74,6 +82,8 @@ class Endpoint:
     # "websocket": the handler takes the socket and the handshake as a Request; a plain
     # GET of the path (no upgrade) is answered 426 after the same checks.
     kind: Literal["http", "websocket"] = "http"
+    # The Dockfile's path for this row, when it has one (`path` is then the default).
+    path_from: Callable[[RuntimeSettings], str] | None = None
 
 
 INVOKE = "invoke"
@@ -185,12 +195,33 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
         permission=INVOKE,
         enabled=_ag_ui,
     ),
+    # MCP: the agent as one tool over Streamable HTTP, at `expose.mcp.path`
+    *(
+        Endpoint(
+            method,
+            "/mcp",
+            handler,
+            protected=True,
+            permission=INVOKE,
+            enabled=_mcp,
+            path_from=_mcp_path,
+        )
+        for method, handler in (
+            ("POST", mcp.mcp_post),
+            ("GET", mcp.mcp_get),
+            ("DELETE", mcp.mcp_delete),
+        )
+    ),
 )
 
 
 def served(settings: RuntimeSettings) -> list[Endpoint]:
-    """The rows of the table this Dockfile serves."""
-    return [endpoint for endpoint in ROUTE_TABLE if endpoint.enabled(settings)]
+    """The rows of the table this Dockfile serves, at the paths it gives them."""
+    return [
+        replace(endpoint, path=endpoint.path_from(settings)) if endpoint.path_from else endpoint
+        for endpoint in ROUTE_TABLE
+        if endpoint.enabled(settings)
+    ]
 
 
 def needs_auth(endpoint: Endpoint, access: Access) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 
 from dockrion_events import (
+    AuthContext,
     BackendError,
     EventBackend,
     EventBus,
@@ -30,6 +31,7 @@ from .auth import Access, Authenticator, principal_of
 from .auth.concurrency import CallerSlots, MemoryCallerSlots, RedisCallerSlots
 from .auth.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter, limits_from
 from .engine.input_check import CheckedBodyReader
+from .engine.run_queue import QueueWorker, open_queue
 from .engine.supervisor import RunSupervisor
 from .engine.thread_services import ThreadServices
 from .errors import RuntimeHTTPError, error_body
@@ -95,8 +97,11 @@ class Runtime:
         listing: list[tuple[str, str]],
         openapi: dict[str, Any],
         probe_address: tuple[str, int] | None,
+        run_agents: bool | None = None,
     ) -> None:
         self.settings = settings
+        # Whether this process runs queued runs (`serve --no-run-agents`: an API only).
+        self.run_agents = settings.redis.queue.run_agents if run_agents is None else run_agents
         self.auth = auth
         self.access = access  # the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
@@ -122,6 +127,7 @@ class Runtime:
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
         self.runs: RunManager | None = None
+        self.queue: QueueWorker | None = None  # background runs through Redis
         self.load_error: str | None = None
         # Required secrets that are unset: the agent is never loaded without them.
         self.missing_secrets = missing_secrets
@@ -149,7 +155,11 @@ class Runtime:
         """Give a run's context its caller (`context.auth`), the tool policy
         (`context.is_tool_allowed`) and the output policies of everything it emits
         (`context.redaction`)."""
-        context.auth = principal_of(request).auth_context
+        self.bind_caller(context, principal_of(request).auth_context)
+
+    def bind_caller(self, context: StreamContext, auth: AuthContext) -> None:
+        """`bind`, for a run taken from the queue: its caller is in the queued job."""
+        context.auth = auth
         context.tool_check = self._tool_check
         if self._redacts:
             context.redaction = self.supervisor.policies.run_redaction()
@@ -402,12 +412,18 @@ class Runtime:
             # what the agent's code raised stays in the log unless errors are verbose
             self.load_error = str(exc) if settings.verbose_errors else exc.public
             log.error("agent not loaded: %s", exc)
+        runs, metrics = self.runs, self.metrics
+        self.queue = open_queue(settings, runs, self.supervisor, self.bind_caller, metrics)
+        if self.queue is not None:
+            self.queue.start(self.agent if self.run_agents else None)
         if self.probes is not None:
             await self.probes.start(self.readiness)
         yield
         self.draining = True
         if self.probes is not None:
             await self.probes.stop()
+        if self.queue is not None:
+            await self.queue.close()
         self.supervisor.cancel_all()
         if self.runs is not None:
             await self.runs.close()
@@ -423,7 +439,8 @@ class Runtime:
         self.draining = True
         if self.probes is not None:
             self.probes.publish(*await self.readiness())
-        await self.supervisor.drain(grace)
+        queued = [self.queue.drain(grace)] if self.queue is not None else []
+        await asyncio.gather(self.supervisor.drain(grace), *queued)
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -19,6 +19,7 @@ from dockrion_schema import (
     AgUiConfig,
     ApiKeysConfig,
     DockSpec,
+    McpConfig,
     MemoryStreamingConfig,
     RedisStreamingConfig,
     ServerLimits,
@@ -162,6 +163,10 @@ class RuntimeSettings:
     @property
     def ag_ui(self) -> AgUiConfig:
         return self.spec.expose.ag_ui or AgUiConfig()
+
+    @property
+    def mcp(self) -> McpConfig:
+        return self.spec.expose.mcp or McpConfig()
 
     @property
     def playground(self) -> bool:

@@ -96,7 +96,9 @@ def test_through_nginx_a_killed_instance_loses_no_event(
         tmp_path,
         "endless_marker",
         "streaming:\n  backend: redis\n"
-        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, "
+        # no queue: the instance that creates the run runs it (test_run_queue.py has the
+        # queue's workers taking over)
+        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, queue: {{enabled: false}}, "
         f"key_prefix: n{uuid.uuid4().hex[:8]}}}\n",
     )
     a, b = launch(dockfile, servers), launch(dockfile, servers)
@@ -183,7 +185,9 @@ def test_a_browser_through_nginx_follows_a_run_past_a_killed_instance(
         tmp_path,
         "endless_marker",
         "streaming:\n  backend: redis\n"
-        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, "
+        # no queue: the instance that creates the run runs it (test_run_queue.py has the
+        # queue's workers taking over)
+        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, queue: {{enabled: false}}, "
         f"key_prefix: b{uuid.uuid4().hex[:8]}}}\n",
     )
     a, b = launch(dockfile, servers), launch(dockfile, servers)

@@ -40,6 +40,7 @@ expose:
   host: 127.0.0.1
   streaming: [sse, websocket]
   ag_ui: {enabled: true}
+  mcp: {enabled: true}
 auth:
   api_keys:
     prefix: team

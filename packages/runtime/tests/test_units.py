@@ -64,7 +64,7 @@ def test_route_table_has_one_row_per_method_and_path() -> None:
 
 def test_every_invoke_and_runs_route_is_protected_and_service_routes_are_not() -> None:
     for endpoint in ROUTE_TABLE:
-        family = endpoint.path.startswith(("/invoke", "/runs", "/ag-ui", "/threads"))
+        family = endpoint.path.startswith(("/invoke", "/runs", "/ag-ui", "/threads", "/mcp"))
         assert endpoint.protected == family, endpoint.path
 
 

@@ -26,9 +26,11 @@ from ._build import BuildConfig, BuildIncludeConfig
 from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import RATE_WINDOW_SECONDS
 from ._io_schema import IOSchema, IOSubSchema
+from ._mcp import McpConfig
 from ._metadata import Metadata
 from ._observability import Observability
 from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._queue import RunQueueConfig
 from ._redaction import MAX_STREAM_REACH, StreamShape, stream_shape
 from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
@@ -76,6 +78,7 @@ __all__ = [
     "IOSubSchema",
     "JWTClaimsConfig",
     "JWTConfig",
+    "McpConfig",
     "MemoryStreamingConfig",
     "Metadata",
     "OAuth2Config",
@@ -84,6 +87,7 @@ __all__ = [
     "RedisSentinelConfig",
     "RedisStreamingConfig",
     "RoleConfig",
+    "RunQueueConfig",
     "SafetyPolicy",
     "SecretDefinition",
     "SecretsConfig",

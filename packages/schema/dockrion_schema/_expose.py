@@ -1,5 +1,5 @@
 """The `expose` section of a Dockfile v1: where the agent is served, over which
-transports, with which server limits, and the AG-UI endpoints."""
+transports, with which server limits, and the AG-UI and MCP endpoints."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from ._fields import Between, _Section
+from ._mcp import McpConfig
 
 __all__ = ["AgUiConfig", "ExposeConfig", "ServerLimits"]
 
@@ -88,6 +89,8 @@ class ExposeConfig(_Section):
     # Headers added to every response, over the runtime's secure defaults; null drops one.
     security_headers: dict[str, str | None] | None = None
     ag_ui: AgUiConfig | None = None
+    # The agent as one tool for MCP clients (assistants, agent frameworks); off by default.
+    mcp: McpConfig | None = None
     # `GET /playground`: a page to try the agent in a browser (public static files; every
     # API call it makes carries the key the user types into it). false stops serving it.
     playground: bool = True

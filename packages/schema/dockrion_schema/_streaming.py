@@ -22,6 +22,7 @@ from ._fields import (
     _Section,
     _target,
 )
+from ._queue import RunQueueConfig
 
 # --- streaming -------------------------------------------------------------------------
 
@@ -75,6 +76,8 @@ class RedisStreamingConfig(_Section):
     # The primary is found through Redis Sentinel, and found again after a failover; `url`
     # is then not used (and not allowed: the address comes from the Sentinels).
     sentinel: RedisSentinelConfig | None = None
+    # Background runs through a queue every instance shares, and their workers.
+    queue: RunQueueConfig = RunQueueConfig()
 
     @model_validator(mode="after")
     def _one_way_to_redis(self) -> RedisStreamingConfig:

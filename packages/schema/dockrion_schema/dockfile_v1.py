@@ -21,9 +21,11 @@ from ._build import BuildConfig, BuildIncludeConfig
 from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import SUPPORTED_VERSIONS, _Section
 from ._io_schema import IOSchema, IOSubSchema
+from ._mcp import McpConfig
 from ._metadata import Metadata
 from ._observability import Observability
 from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._queue import RunQueueConfig
 from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
     MemoryStreamingConfig,
@@ -108,6 +110,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     ExposeConfig,
     ServerLimits,
     AgUiConfig,
+    McpConfig,
     AuthConfig,
     ApiKeysConfig,
     JWTConfig,
@@ -122,6 +125,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     StreamingConfig,
     RedisStreamingConfig,
     RedisSentinelConfig,
+    RunQueueConfig,
     MemoryStreamingConfig,
     StreamingIdGenerator,
     StreamingEventsConfig,

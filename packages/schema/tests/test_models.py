@@ -45,6 +45,7 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "probe_port": None,
         "security_headers": None,
         "ag_ui": None,
+        "mcp": None,
         "playground": True,
     }
     assert dumped["streaming"] == {
@@ -92,6 +93,14 @@ def test_redis_backend_gets_default_settings() -> None:
         "lease_seconds": 10,
         "cluster": False,
         "sentinel": None,
+        "queue": {
+            "enabled": True,
+            "run_agents": True,
+            "retry": False,
+            "max_attempts": 3,
+            "claim_after_seconds": 3,
+            "max_runs_per_worker": 100,
+        },
     }
 
 

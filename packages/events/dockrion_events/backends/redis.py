@@ -35,6 +35,7 @@ from .._waiting import wait_set
 from ..errors import (
     BackendPublishError,
     EventsExpiredError,
+    EventsLostError,
     RunExistsError,
     RunFinishedError,
     RunNotFoundError,
@@ -44,6 +45,7 @@ from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory, created_us
 from .redis_index import RunIndex
 from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
+from .redis_queue import RedisRunQueue
 from .redis_tail import Tail
 from .redis_threads import RedisThreadRecords
 
@@ -67,6 +69,8 @@ class RedisBackend(RedisThreadRecords, EventBackend):
     """
 
     name = "redis"
+    # A failover to a replica that had not received them loses acknowledged events.
+    may_lose_events = True
 
     def __init__(
         self,
@@ -257,6 +261,8 @@ class RedisBackend(RedisThreadRecords, EventBackend):
         tail = self._tails.get(run_id)
         if tail is not None:
             tail.add_local(records)
+        if outcome[0] == "lost":  # stored after a hole: the producer says what was lost
+            raise EventsLostError(run_id, int(outcome[1]), records[0].sequence - 1, self.name)
 
     async def finish_run(
         self,
@@ -277,13 +283,13 @@ class RedisBackend(RedisThreadRecords, EventBackend):
                 raise RunNotFoundError(run_id)
             if RunStatus(text(fields[0])).terminal:
                 raise RunFinishedError(run_id, text(fields[0]))
-            sequence = int(fields[1])
-            record = EventRecord.from_event(build(sequence))
+            # the producer may place it past the log's end: the events between were lost
+            record = EventRecord.from_event(build(int(fields[1])))
             with self._errors("finishing a run"):
                 result = await self._scripts["finish"](
                     keys=[state, self._keys.log(run_id), self._keys.lease(run_id)],
                     args=[
-                        sequence,
+                        record.sequence,
                         self.max_events_per_run,
                         record.type,
                         record.data,
@@ -400,6 +406,32 @@ class RedisBackend(RedisThreadRecords, EventBackend):
             if held:
                 await self._index.keep_running(run_id)
         return held
+
+    async def begin_attempt(self, run_id: str, holder: str, ttl_ms: int) -> tuple[int, int]:
+        """A worker takes over a RUNNING run (its worker died): the run's next attempt
+        number and the next sequence of its log; the lease is `holder`'s from now on."""
+        keys = [self._keys.state(run_id), self._keys.lease(run_id)]
+        with self._errors("starting a run's next attempt"):
+            result = await self._scripts["attempt"](
+                keys=keys, args=[holder, ttl_ms, self.stream_ttl_seconds]
+            )
+        outcome = [text(item) for item in result]
+        if outcome[0] == "missing":
+            raise RunNotFoundError(run_id)
+        if outcome[0] == "finished":
+            raise RunFinishedError(run_id, outcome[1])
+        return int(outcome[1]), int(outcome[2])
+
+    async def mark_queued(self, run_id: str) -> None:
+        """The run goes through the queue: its workers, not the orphan sweep, decide what
+        becomes of it when its worker dies."""
+        with self._errors("queueing a run"):
+            await self._client.hset(self._keys.state(run_id), "queued", 1)
+
+    def run_queue(self, consumer: str) -> RedisRunQueue:
+        """The queue of background runs every instance on this Redis shares, read as
+        `consumer` (one per process)."""
+        return RedisRunQueue(self._client, self._blocking, self._keys, consumer, self.url)
 
     async def orphaned_runs(self) -> list[str]:
         """RUNNING runs whose lease has lapsed: their instance died."""

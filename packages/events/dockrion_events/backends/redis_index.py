@@ -145,13 +145,15 @@ class RunIndex:
         async with self._client.pipeline(transaction=False) as pipe:
             for run_id in running:
                 pipe.exists(self._keys.lease(run_id))
-                pipe.hget(self._keys.state(run_id), "status")
+                pipe.hmget(self._keys.state(run_id), ["status", "queued"])
             replies = await pipe.execute()
         orphans: list[str] = []
         for index, run_id in enumerate(running):
-            has_lease, status = replies[2 * index], replies[2 * index + 1]
+            has_lease, (status, queued) = replies[2 * index], replies[2 * index + 1]
             if status is None or RunStatus(text(status)).terminal:
                 await self._client.srem(self._keys.running, run_id)
+            elif queued:
+                continue  # the queue's workers take it over, or end it (`redis_queue.py`)
             elif not has_lease and text(status) == RunStatus.RUNNING.value:
                 orphans.append(run_id)
         return orphans

@@ -9,6 +9,9 @@ hash tag, so the layout works on Redis Cluster:
     <prefix>:{<run_id>}:lease      string the instance running the agent (renewed, expiring)
     <prefix>:{<run_id>}:resumed    string set while the interrupt the run stopped at is being
                                           answered (expiring)
+    <prefix>:queue                 stream background runs for workers (`redis_queue.py`): entry
+                                          fields run (the id), job (JSON), read
+                                          through the consumer group `workers`
     <prefix>:runs                  zset   run ids by last activity, seconds (listing)
     <prefix>:running               set    ids of RUNNING runs (orphan detection)
     <prefix>:owner:{<owner>}:runs  zset   an owner's run ids by creation (µs): its
@@ -60,12 +63,16 @@ __all__ = ["SCRIPTS", "Keys", "decode_entries", "run_from_state", "sequence_of",
 class Keys:
     """The key names under one prefix."""
 
-    __slots__ = ("prefix", "running", "runs")
+    __slots__ = ("prefix", "queue", "running", "runs")
+
+    # The consumer group every worker reads the queue through.
+    QUEUE_GROUP = "workers"
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.runs = f"{prefix}:runs"
         self.running = f"{prefix}:running"
+        self.queue = f"{prefix}:queue"
 
     def state(self, run_id: str) -> str:
         return f"{self.prefix}:{{{run_id}}}:state"
@@ -134,7 +141,7 @@ _START = (
     _OPEN_RUN
     + """
 if status == 'ACCEPTED' then
-  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'started_at', ARGV[1], 'attempt', 1)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {'ok'}
@@ -147,7 +154,14 @@ _APPEND = (
 local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
 local first = tonumber(ARGV[2])
 local count = (#ARGV - 3) / 2
-if nxt ~= first then
+local lost = nil
+if nxt < first then
+  -- The log is behind its producer: events it acknowledged are gone (a failover to a
+  -- replica that had not received them). Later events go after the hole, so a reader
+  -- already past the lost ones goes on; the hole is recorded.
+  lost = tostring(nxt)
+  redis.call('HSET', KEYS[1], 'lost', nxt .. '-' .. (first - 1))
+elseif nxt ~= first then
   -- A retry of this very batch whose reply was lost (the connection cut after it ran, a
   -- failover): stored already if the log ends with its last event. Anything else: a gap.
   if nxt == first + count then
@@ -163,6 +177,7 @@ end
 redis.call('HSET', KEYS[1], 'next', first + count)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+if lost then return {'lost', lost} end
 return {'ok'}
 """
 )
@@ -171,7 +186,12 @@ _FINISH = (
     _OPEN_RUN
     + """
 local nxt = tonumber(redis.call('HGET', KEYS[1], 'next'))
-if nxt ~= tonumber(ARGV[1]) then return {'retry'} end
+if nxt > tonumber(ARGV[1]) then return {'retry'} end
+if nxt < tonumber(ARGV[1]) then
+  -- the producer numbered events this log lost (a failover): the end goes after them
+  redis.call('HSET', KEYS[1], 'lost', nxt .. '-' .. (tonumber(ARGV[1]) - 1))
+  nxt = tonumber(ARGV[1])
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], nxt .. '-1', 't', ARGV[3], 'd', ARGV[4])
 redis.call('HSET', KEYS[1], 'status', ARGV[5], 'completed_at', ARGV[6], 'output', ARGV[7],
            'error', ARGV[8], 'next', nxt + 1)
@@ -179,6 +199,20 @@ redis.call('EXPIRE', KEYS[1], ARGV[9])
 redis.call('EXPIRE', KEYS[2], ARGV[9])
 redis.call('DEL', KEYS[3])
 return {'ok'}
+"""
+)
+
+# A worker takes over a RUNNING run whose worker died: the next attempt, and the run's
+# lease. ARGV: holder, lease ms, ttl. Returns {'ok', attempt, next sequence}.
+_ATTEMPT = (
+    _OPEN_RUN
+    + """
+if status ~= 'RUNNING' then return {'finished', status} end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+if attempt == 1 then attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1) end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {'ok', tostring(attempt), redis.call('HGET', KEYS[1], 'next')}
 """
 )
 
@@ -271,6 +305,7 @@ SCRIPTS = {
     "append": _APPEND,
     "finish": _FINISH,
     "renew": _RENEW,
+    "attempt": _ATTEMPT,
 }
 
 
@@ -307,4 +342,6 @@ def run_from_state(fields: dict[bytes, bytes]) -> Run:
         if fields.get(name.encode()):
             data[name] = json.loads(fields[name.encode()])
     data["last_sequence"] = int(fields[b"next"]) - 1
+    if fields.get(b"attempt"):
+        data["attempt"] = int(fields[b"attempt"])
     return Run.model_validate(data)

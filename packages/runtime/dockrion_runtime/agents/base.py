@@ -58,6 +58,8 @@ class RunOptions:
     turn: Any = None
     # what its thread keeps of the run (input, status, output), written as it goes
     record: Any = None
+    # a new attempt at a run whose worker died: continue from the thread's last checkpoint
+    continuing: bool = False
 
 
 @dataclasses.dataclass(slots=True)
@@ -116,6 +118,13 @@ class Agent:
     # True for agents that keep threads only with a checkpointer the runtime gives them
     # (`use_checkpointer`): a LangGraph graph compiled without one.
     wants_checkpointer = False
+
+    @property
+    def continues_runs(self) -> bool:
+        """Whether a run on a thread can continue from what the agent saved of it (its last
+        checkpoint) after the process running it died, given checkpoints that outlive the
+        process."""
+        return False
 
     def use_checkpointer(self, checkpointer: Any) -> None:
         """Keep threads with `checkpointer` (only called when `wants_checkpointer`)."""

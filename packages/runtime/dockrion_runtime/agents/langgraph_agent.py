@@ -37,6 +37,10 @@ __all__ = ["LangGraphAgent", "ToolNotAllowedError"]
 log = logging.getLogger("dockrion.runtime")
 
 
+# The checkpoint metadata key naming the run that saved a checkpoint.
+RUN_METADATA = "dockrion_run_id"
+
+
 class ToolNotAllowedError(RuntimeHTTPError):
     """A tool call the deployment's tool policy denies: the tool did not run."""
 
@@ -85,6 +89,11 @@ class LangGraphAgent(Agent):
     @property
     def wants_checkpointer(self) -> bool:  # type: ignore[override]
         return self._threaded is None
+
+    @property
+    def continues_runs(self) -> bool:
+        """With the runtime's checkpointer (`threads.checkpointer`)."""
+        return self._checkpointer is not None
 
     def use_checkpointer(self, checkpointer: Any) -> None:
         """Keep threads with `checkpointer` (the graph was compiled without one)."""
@@ -157,6 +166,11 @@ class LangGraphAgent(Agent):
     ) -> Any:
         graph_input, config = self._input(payload, options), self._config(options)
         graph = self._graph if config is None else self._threaded or self._graph
+        if config is not None and context is not None:
+            # each checkpoint names its run: a later attempt knows whether it got that far
+            config["metadata"] = {RUN_METADATA: context.run_id}
+            if options is not None and options.continuing:
+                graph_input = await _continued_input(graph, config, context.run_id, graph_input)
         config = _guard_tools(config, context)
         if context is None or not streaming:
             with context_scope(context):
@@ -169,6 +183,15 @@ class LangGraphAgent(Agent):
             ):
                 await translator.feed(namespace, mode, chunk)
         return translator.result()
+
+
+async def _continued_input(graph: Any, config: dict[str, Any], run_id: str, payload: Any) -> Any:
+    """A new attempt at `run_id` after its worker died: None (go on from the thread's last
+    checkpoint) once a checkpoint of this run was saved, else the run's input (the worker
+    died before the graph saved anything of this run)."""
+    state = await graph.aget_state(config)
+    metadata = getattr(state, "metadata", None) or {}
+    return None if metadata.get(RUN_METADATA) == run_id else payload
 
 
 def _guard_tools(config: dict[str, Any] | None, context: StreamContext | None) -> Any:

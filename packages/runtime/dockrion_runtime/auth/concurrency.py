@@ -31,7 +31,7 @@ from dockrion_schema import AuthConfig
 
 from .base import Principal, Refused
 
-__all__ = ["CallerSlots", "Kind", "MemoryCallerSlots", "RedisCallerSlots"]
+__all__ = ["CallerSlots", "Kind", "MemoryCallerSlots", "RedisCallerSlots", "holds_a_slot"]
 
 log = logging.getLogger("dockrion.runtime")
 
@@ -45,6 +45,11 @@ RETRY_AFTER = 1
 
 def _release_nothing() -> None:
     return None
+
+
+def holds_a_slot(release: Callable[[], None]) -> bool:
+    """Whether `take`'s release gives a place back (False when no bound applied)."""
+    return release is not _release_nothing
 
 
 class CallerSlots:

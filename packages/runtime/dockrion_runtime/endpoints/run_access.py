@@ -15,6 +15,7 @@ from dockrion_events import Run, validate_run_id
 
 from ..agents import RunOptions
 from ..auth import principal_of
+from ..auth.concurrency import holds_a_slot
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 
@@ -68,7 +69,7 @@ async def start_run(
     metadata: dict[str, Any] | None = None,
 ) -> Run:
     """Create a run owned by the caller (its thread id and `metadata` recorded) and start
-    its agent in the background."""
+    its agent in the background: here, or on a worker when runs go through the queue."""
     runtime = runtime_of(request)
     agent = runtime.require_agent()
     runs = runtime.require_runs()
@@ -82,9 +83,20 @@ async def start_run(
         if options is not None and options.turn is not None:
             await options.turn.end()  # no run: its thread's turn goes to the next
         raise
+    if runtime.queue is not None:  # a worker of any instance runs it
+        try:
+            run = await runs.create_run(requested, owner=principal.id, metadata=metadata)
+            held = release if holds_a_slot(release) else None
+            await runtime.queue.submit(run.run_id, payload, options, principal.auth_context, held)
+        except BaseException:
+            release()
+            if options is not None and options.turn is not None:
+                await options.turn.end()
+            raise
+        return run
     try:
         run = await runs.create_run(requested, owner=principal.id, metadata=metadata)
-        via = "ag-ui" if "ag_ui" in metadata else "background"
+        via = "ag-ui" if "ag_ui" in metadata else "mcp" if "mcp" in metadata else "background"
         records = runtime.thread_services.records
         options = await records.open(options, run.run_id, via, payload, run.created_at)
         context = runs.get_context(run.run_id)

@@ -20,6 +20,7 @@ from typing import Any
 from dockrion_events import (
     BaseEvent,
     EventEncodingError,
+    EventsLostError,
     PrivateRunLog,
     RunCancelledError,
     RunFinishedError,
@@ -206,6 +207,10 @@ class RunSupervisor:
                 await ending.cancelled(reason)
             context.cancel(reason)
             raise
+        except EventsLostError as exc:  # a Redis failover lost events this run had stored
+            log.error("run %s: %s", context.run_id, exc.message)
+            with contextlib.suppress(*_ENDED):
+                await ending.error(exc.message, exc.code, {"lost": [exc.first, exc.last]})
         except EventEncodingError as exc:
             with contextlib.suppress(*_ENDED):
                 await ending.error(event_data_problem(exc), exc.code)

@@ -78,6 +78,8 @@ class ServePlan:
     workers: int = 1
     reload: bool = False
     probe_port: int | None = None
+    # False: `--no-run-agents`, queued runs are left to workers (None: the Dockfile says)
+    run_agents: bool | None = None
     # `--header-timeout`, `--keep-alive-timeout` and `--max-connections` when given
     server_limits: dict[str, float] = field(default_factory=dict)
 
@@ -103,7 +105,12 @@ class ServePlan:
             probes = (self.host, self.probe_port) if self.probe_port is not None else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DockfileWarning)  # `serve` printed them once
-                app = create_app(self.dockfile, env_file=self.env_file, probe_address=probes)
+                app = create_app(
+                    self.dockfile,
+                    env_file=self.env_file,
+                    probe_address=probes,
+                    run_agents=self.run_agents,
+                )
         except (AuthConfigError, SettingsError) as error:
             raise StartupError(f"error: {error}") from error
         runtime: Runtime = app.state.runtime

@@ -73,7 +73,10 @@ class AgUiTranslator:
         fields = {key: value for key, value in data.items() if key not in _BASE_FIELDS}
         out: list[BaseEvent] = []
         sequence = record.sequence
-        if kind == "started":
+        if kind == "started" and fields.get("attempt"):
+            # a later attempt at the run (its worker died): the run goes on, not a new one
+            out.append(CustomEvent(name="attempt", value={"attempt": fields["attempt"]}))
+        elif kind == "started":
             out.append(
                 RunStartedEvent(
                     thread_id=self.thread_id,

@@ -12,6 +12,7 @@ from dockrion_schema import DockSpec
 
 from .ag_ui import ag_ui_operations
 from .invoke import invoke_operations
+from .mcp import mcp_operations
 from .runs import run_operations
 from .service import service_operations
 from .threads import thread_operations
@@ -28,4 +29,5 @@ def endpoint_operations(spec: DockSpec, prefix: str) -> dict[tuple[str, str], di
         **run_operations(spec, prefix),
         **thread_operations(),
         **ag_ui_operations(),
+        **mcp_operations(spec),
     }
