@@ -172,25 +172,20 @@ class Runtime:
         task to cancel when that reader goes away. Returns (run id, batches, task)."""
         supervisor = self.supervisor
         release = await self.slots.take(principal_of(request), "runs")
-        options = None
+        threads, options = self.thread_services, None
         try:
             context, run_log = supervisor.private_context(STREAM_BACKLOG)
             self.bind(context, request)
-            options = await self.threads.options(request, agent)
+            options = await threads.run_options(request, agent, context.run_id, via, payload)
             context.thread_id = options.thread_id if options else None
-            records = self.thread_services.records
-            options = await records.open(options, context.run_id, via, payload)
             await context.emit_started()
             task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
         except BaseException:
             release()
-            if options is not None and options.turn is not None:
-                await options.turn.end()  # no run: its thread's turn goes to the next
+            await threads.no_run(options)
             raise
         task.add_done_callback(lambda _: release())
-        if options is not None and options.turn is not None:
-            # a new run on the thread (interrupt, rollback) stops it, with its reason
-            options.turn.stop_with(task.cancel)
+        threads.stop_with(options, task.cancel)
         batches = run_log.batches(heartbeat=self.settings.heartbeat_interval)
         return context.run_id, batches, task
 

@@ -43,10 +43,11 @@ from ..errors import (
 from ..record import EventRecord
 from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory, created_us
-from .redis_index import RunIndex, newest
+from .redis_index import RunIndex
 from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
 from .redis_queue import RedisRunQueue
 from .redis_tail import Tail
+from .redis_threads import RedisThreadRecords
 
 __all__ = ["RedisBackend"]
 
@@ -55,7 +56,7 @@ __all__ = ["RedisBackend"]
 _RANGE = 2048
 
 
-class RedisBackend(EventBackend):
+class RedisBackend(RedisThreadRecords, EventBackend):
     """`EventBackend` on Redis (7+), one server or a cluster. Requires the `redis` extra.
 
     With `cluster=True`, `url` names any node of a Redis Cluster (the others are
@@ -172,51 +173,6 @@ class RedisBackend(EventBackend):
     async def release_resume(self, run_id: str) -> None:
         with self._errors("releasing a resume"):
             await self._client.delete(self._keys.resumed(run_id))
-
-    async def stop_thread_turn(
-        self, thread_id: str, holder: str, reason: str, ttl_seconds: float
-    ) -> None:
-        key = self._keys.thread_stop(thread_id, holder)
-        with self._errors("stopping a thread's run"):
-            await self._client.set(key, reason, px=max(1, int(ttl_seconds * 1000)))
-
-    async def thread_turn_stopping(self, thread_id: str, holder: str) -> str | None:
-        with self._errors("reading a thread's stop request"):
-            reason = await self._client.get(self._keys.thread_stop(thread_id, holder))
-        return None if reason is None else text(reason)
-
-    async def record_thread_run(
-        self,
-        thread_id: str,
-        run_id: str,
-        entry: dict[str, Any],
-        *,
-        created_us: int,
-        ttl_seconds: float | None,
-        max_runs: int,
-    ) -> None:
-        ttl = "" if ttl_seconds is None else str(max(1, int(ttl_seconds * 1000)))
-        with self._errors("recording a thread's run"):
-            await self._scripts["record_run"](
-                keys=self._keys.thread_record(thread_id),
-                args=[run_id, created_us, json.dumps(entry), ttl, max_runs],
-            )
-
-    async def thread_run_entries(
-        self, thread_id: str, *, limit: int, before: tuple[int, str] | None = None
-    ) -> list[dict[str, Any]]:
-        runs, record = self._keys.thread_record(thread_id)
-        with self._errors("reading a thread's runs"):
-            ids = await newest(self._client, runs, limit, before)
-            if not ids:
-                return []
-            found = await self._client.hmget(record, [run_id for _, run_id in ids])
-        return [json.loads(item) for item in found if item is not None]
-
-    async def delete_thread_record(self, thread_id: str) -> None:
-        with self._errors("deleting a thread's record"):
-            for key in self._keys.thread_record(thread_id):
-                await self._client.delete(key)  # one key a command: any cluster slot
 
     # --- run state -----------------------------------------------------------------------
 

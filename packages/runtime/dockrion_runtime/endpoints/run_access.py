@@ -83,9 +83,13 @@ async def start_run(
         if options is not None and options.turn is not None:
             await options.turn.end()  # no run: its thread's turn goes to the next
         raise
+    via = "ag-ui" if "ag_ui" in metadata else "mcp" if "mcp" in metadata else "background"
+    records = runtime.thread_services.records  # what its thread keeps of it
     if runtime.queue is not None:  # a worker of any instance runs it
         try:
             run = await runs.create_run(requested, owner=principal.id, metadata=metadata)
+            # its thread's record follows the run's state when read
+            options = await records.open(options, run.run_id, via, payload, run.created_at)
             held = release if holds_a_slot(release) else None
             await runtime.queue.submit(run.run_id, payload, options, principal.auth_context, held)
         except BaseException:
@@ -96,8 +100,6 @@ async def start_run(
         return run
     try:
         run = await runs.create_run(requested, owner=principal.id, metadata=metadata)
-        via = "ag-ui" if "ag_ui" in metadata else "background"
-        records = runtime.thread_services.records
         options = await records.open(options, run.run_id, via, payload, run.created_at)
         context = runs.get_context(run.run_id)
         assert context is not None

@@ -23,7 +23,7 @@ from .run_access import int_query
 
 __all__ = ["MAX_LISTED", "delete_thread", "get_thread", "list_runs", "thread_runs"]
 
-_BACKGROUND = ("background", "ag-ui")  # runs with a state of their own (`GET /runs/{id}`)
+_BACKGROUND = ("background", "ag-ui", "mcp")  # runs with a state of their own (`GET /runs/{id}`)
 _GOING = (RunStatus.ACCEPTED.value, RunStatus.RUNNING.value)
 Place = tuple[int, str]  # a run's place in listings: (created µs, run id), newest first
 

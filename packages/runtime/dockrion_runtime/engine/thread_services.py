@@ -8,10 +8,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
 
 from dockrion_events import RunManager
 
-from ..agents import Agent, AgentLoadError
+from ..agents import Agent, AgentLoadError, RunOptions
 from ..agents.checkpointers import open_checkpointer
 from ..settings import RuntimeSettings
 from .conversations import ThreadRegistry
@@ -57,6 +60,26 @@ class ThreadServices:
         self.retention = (
             ThreadRetention(float(ttl), lambda: self.registry.backend) if ttl is not None else None
         )
+
+    async def run_options(
+        self, request: Request, agent: Agent, run_id: str, via: str, payload: Any
+    ) -> RunOptions | None:
+        """The thread of a new run (`?thread_id=`, or one of its own), its turn taken and
+        its record written; None for a run without a thread."""
+        options = await self.registry.options(request, agent)
+        return await self.records.open(options, run_id, via, payload)
+
+    @staticmethod
+    def stop_with(options: RunOptions | None, stop: Callable[[str], object]) -> None:
+        """How a run on a thread stops when a new run asks (interrupt, rollback)."""
+        if options is not None and options.turn is not None:
+            options.turn.stop_with(stop)
+
+    @staticmethod
+    async def no_run(options: RunOptions | None) -> None:
+        """The run was not started after all: its thread's turn goes to the next."""
+        if options is not None and options.turn is not None:
+            await options.turn.end()
 
     async def keep(self, agent: Agent) -> None:
         """Give the agent the checkpointer of `threads` when it has none of its own

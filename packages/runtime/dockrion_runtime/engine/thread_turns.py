@@ -47,7 +47,7 @@ _POLL_MAX = 0.25
 # How often a run on a thread shared with other instances asks whether it was stopped.
 _STOP_POLL = 0.5
 _GOING = (RunStatus.ACCEPTED.value, RunStatus.RUNNING.value)
-_BACKGROUND = ("background", "ag-ui")  # runs with a state of their own, cancelled as runs
+_BACKGROUND = ("background", "ag-ui", "mcp")  # runs with a state of their own, cancelled as runs
 
 
 class ThreadTurn:
