@@ -37,6 +37,7 @@ from .metrics import RuntimeMetrics
 from .secret_env import MissingSecretError
 from .serve.probes import ProbeListener
 from .settings import RuntimeSettings
+from .telemetry import BudgetedSlots, Prices, RunTelemetry, RunTracer, UsageBook
 from .wire.sse import EventStreamResponse
 
 __all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
@@ -95,17 +96,34 @@ class Runtime:
         listing: list[tuple[str, str]],
         openapi: dict[str, Any],
         probe_address: tuple[str, int] | None,
+        tracer: RunTracer | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
         self.access = access  # the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
-        self.slots = self.build_caller_slots()  # runs and streams per caller
-        self.metrics = RuntimeMetrics(settings.name, settings.version)
+        observability = settings.spec.observability
+        policies = settings.spec.policies
+        budgets = list(policies.budgets) if policies is not None else []
+        # usage per caller and day, in the events backend once it is up
+        self.usage = UsageBook(budgets, lambda: self.runs.bus.backend if self.runs else None)
+        slots = self.build_caller_slots()  # runs and streams per caller
+        self.slots = BudgetedSlots(slots, self.usage) if budgets else slots
+        self.metrics = RuntimeMetrics(
+            settings.name, settings.version, observability.metrics if observability else None
+        )
+        self.telemetry = RunTelemetry(
+            settings.name,
+            self.metrics,
+            Prices(observability.prices if observability else {}),
+            tracer,
+            self.usage,
+        )
+        self._subscribers = self.metrics.subscribers.labels(settings.name)
         # the label values never change: each stream uses the same children
         self._open_streams = self.metrics.streams.labels(settings.name)
         self._events_sent = self.metrics.events.labels(settings.name)
-        self.supervisor = RunSupervisor(settings)
+        self.supervisor = RunSupervisor(settings, self.telemetry)
         arguments = settings.arguments
         self.body = CheckedBodyReader(
             settings.spec.io_schema.input,
@@ -168,7 +186,11 @@ class Runtime:
             options = await self.threads.options(request, agent)
             context.thread_id = options.thread_id if options else None
             await context.emit_started()
-            task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+            tracer = self.telemetry.tracer
+            origin = tracer.origin(request.headers.get("traceparent")) if tracer else None
+            task = supervisor.spawn(
+                supervisor.execute(agent, payload, context, options=options, origin=origin)
+            )
         except BaseException:
             release()
             raise
@@ -187,8 +209,11 @@ class Runtime:
         except BaseException:
             release_stream()
             raise
+        subscribers = self._subscribers
+        subscribers.inc()
 
         def release() -> None:
+            subscribers.dec()
             release_subscriber()
             release_stream()
 
@@ -412,6 +437,9 @@ class Runtime:
         await self.rate_limiter.close()
         await self.thread_services.close()
         await self.slots.close()
+        if self.telemetry.tracer is not None:
+            # the last spans leave now (the exporter's own timeout bounds it), off the loop
+            await asyncio.to_thread(self.telemetry.tracer.shutdown)
         self.agent_threads.shutdown()
 
     async def drain(self, grace: float) -> None:

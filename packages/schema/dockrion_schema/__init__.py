@@ -27,8 +27,8 @@ from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import RATE_WINDOW_SECONDS
 from ._io_schema import IOSchema, IOSubSchema
 from ._metadata import Metadata
-from ._observability import Observability
-from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._observability import LangfuseConfig, ModelPrice, Observability
+from ._policies import Budget, Policies, SafetyPolicy, ToolPolicy
 from ._redaction import MAX_STREAM_REACH, StreamShape, stream_shape
 from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
@@ -63,6 +63,7 @@ __all__ = [
     "AgentConfig",
     "ApiKeysConfig",
     "AuthConfig",
+    "Budget",
     "BuildConfig",
     "BuildIncludeConfig",
     "DockSpec",
@@ -76,8 +77,10 @@ __all__ = [
     "IOSubSchema",
     "JWTClaimsConfig",
     "JWTConfig",
+    "LangfuseConfig",
     "MemoryStreamingConfig",
     "Metadata",
+    "ModelPrice",
     "OAuth2Config",
     "Observability",
     "Policies",

@@ -22,8 +22,8 @@ from ._expose import AgUiConfig, ExposeConfig, ServerLimits
 from ._fields import SUPPORTED_VERSIONS, _Section
 from ._io_schema import IOSchema, IOSubSchema
 from ._metadata import Metadata
-from ._observability import Observability
-from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._observability import LangfuseConfig, ModelPrice, Observability
+from ._policies import Budget, Policies, SafetyPolicy, ToolPolicy
 from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
     MemoryStreamingConfig,
@@ -112,6 +112,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     Policies,
     ToolPolicy,
     SafetyPolicy,
+    Budget,
     SecretsConfig,
     SecretDefinition,
     StreamingConfig,
@@ -123,6 +124,8 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     StreamingConnectionConfig,
     ThreadsConfig,
     Observability,
+    LangfuseConfig,
+    ModelPrice,
     BuildConfig,
     BuildIncludeConfig,
     Metadata,

@@ -24,6 +24,8 @@ from ..record import EventRecord
 from ..runs import Run, RunStatus
 
 __all__ = [
+    "USAGE_FIELDS",
+    "USAGE_RETENTION_DAYS",
     "BackendConnectionError",
     "BackendError",
     "BackendPublishError",
@@ -33,6 +35,10 @@ __all__ = [
 ]
 
 TerminalEventFactory = Callable[[int], BaseEvent]
+
+# How long a day's usage per owner is kept.
+USAGE_RETENTION_DAYS = 35
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cost", "runs")
 
 
 class EventBackend(ABC):
@@ -142,6 +148,17 @@ class EventBackend(ABC):
     @abstractmethod
     async def release_resume(self, run_id: str) -> None:
         """Undo `claim_resume` (the resumed run could not be started)."""
+
+    async def add_usage(self, owner: str, day: str, usage: dict[str, float]) -> None:
+        """Add `usage` (fields `input_tokens`, `output_tokens`, `cost`, `runs`) to what
+        `owner` used on `day` (a UTC date, `YYYY-MM-DD`), atomically across every instance
+        that shares the backend. Kept for `USAGE_RETENTION_DAYS` days."""
+        raise NotImplementedError(f"the {self.name} backend keeps no usage")
+
+    async def read_usage(self, day: str, owner: str | None = None) -> dict[str, dict[str, float]]:
+        """What each owner used on `day` (owner -> fields); only `owner`'s when given (an
+        owner that used nothing is absent)."""
+        raise NotImplementedError(f"the {self.name} backend keeps no usage")
 
     async def ping(self) -> bool:
         """True when the backend answers (used by readiness checks)."""

@@ -37,7 +37,9 @@ async def invoke(request: Request) -> Response:
     context.thread_id = options.thread_id if options else None
     release = await runtime.slots.take(principal_of(request), "runs")
     try:
-        result = await supervisor.invoke(agent, payload, context, options)
+        tracer = runtime.telemetry.tracer
+        origin = tracer.origin(request.headers.get("traceparent")) if tracer else None
+        result = await supervisor.invoke(agent, payload, context, options, origin)
     finally:
         release()
     metadata: dict[str, Any] = supervisor.metadata(
