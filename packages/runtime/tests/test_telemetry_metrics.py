@@ -84,9 +84,7 @@ def test_failed_and_refused_runs_are_counted_by_outcome(url: str) -> None:
 
 
 def test_switched_off_families_are_not_exposed(tmp_path: Path) -> None:
-    dockfile = with_observability(
-        tmp_path, PRICES + "  metrics: {latency: false, cost: false}\n"
-    )
+    dockfile = with_observability(tmp_path, PRICES + "  metrics: {latency: false, cost: false}\n")
     with serve_app(create_app(dockfile, environ=KEYS)) as base:
         streamed(base, "weather in Paris?")
         text = httpx.get(f"{base}/metrics").text

@@ -11,6 +11,7 @@ LangChain code an agent runs is seen, whatever the framework.
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -113,6 +114,16 @@ def _usage(response: Any) -> tuple[int, int, str | None, list[str]]:
         output_tokens = int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0)
         model = model or output.get("model_name")
     return input_tokens, output_tokens, model if isinstance(model, str) else None, reasons
+
+
+def _arguments(inputs: Any, text: str) -> str:
+    """A tool call's arguments as JSON (the conventions' form), else as LangChain wrote them."""
+    if isinstance(inputs, dict):
+        try:
+            return json.dumps(inputs, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            pass
+    return text
 
 
 def _error_attributes(error: BaseException) -> tuple[dict[str, Any], BaseException | None]:
@@ -264,7 +275,7 @@ def _build_handler_class() -> type[BaseCallbackHandler]:
             attributes: dict[str, Any] = {
                 "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": name,
-                "gen_ai.tool.call.arguments": input_str,
+                "gen_ai.tool.call.arguments": _arguments(inputs, input_str),
             }
             call_id = kwargs.get("tool_call_id")
             if call_id:
