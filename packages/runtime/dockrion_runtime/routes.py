@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from .auth import Access, Authenticator, Limiter, protect
-from .endpoints import ag_ui, invoke, playground, runs, service, sockets, threads
+from .endpoints import ag_ui, invoke, playground, runs, service, sockets, threads, usage
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
 
@@ -91,6 +91,8 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
     # The playground: public static files; the API calls it makes carry the user's key
     Endpoint("GET", "/playground", playground.page, listed=False, enabled=_playground),
     Endpoint("GET", "/playground/{name}", playground.asset, listed=False, enabled=_playground),
+    # what the caller used today, and what is left of its budgets
+    Endpoint("GET", "/usage", usage.get_usage, protected=True, permission=INVOKE),
     # Pattern A: one request, one run
     Endpoint("POST", "/invoke", invoke.invoke, protected=True, permission=INVOKE, enabled=_rest),
     Endpoint(
