@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -47,9 +48,13 @@ _CONTROL_FLOW = frozenset({"GraphInterrupt", "NodeInterrupt", "ParentCommand", "
 
 
 def install() -> bool:
-    """Register the context variable with langchain-core, once; False without it."""
+    """Register the context variable with langchain-core, once; False without it. Only
+    when the agent already imported it: importing it here would hold the event loop for
+    as long as the import takes, for agents that never use it."""
     global _handler_class
     if _handler_class is None:
+        if "langchain_core" not in sys.modules:
+            return False
         try:
             from langchain_core.tracers.context import register_configure_hook
         except ImportError:
