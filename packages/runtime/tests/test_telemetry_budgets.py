@@ -67,6 +67,7 @@ def test_a_run_crossing_the_budget_stops_and_the_next_is_refused(tmp_path: Path)
     assert stopped["details"]["budget"] == "daily-tokens"
     assert "daily-tokens" in stopped["error"]
     assert refused.status_code == 429, refused.text
+    assert 0 < int(refused.headers["retry-after"]) <= 86_400  # until 00:00 UTC
     body = refused.json()
     assert body["code"] == "BUDGET_EXHAUSTED"
     assert body["details"] == {

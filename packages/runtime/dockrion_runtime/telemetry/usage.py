@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dockrion_events import AuthContext, BackendError, EventBackend
@@ -36,6 +36,12 @@ ANONYMOUS = "anonymous"
 def today() -> str:
     """The UTC day usage is counted under, `YYYY-MM-DD`."""
     return datetime.now(UTC).date().isoformat()
+
+
+def _seconds_to_next_day() -> int:
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    return max(1, int((midnight - now).total_seconds()) + 1)
 
 
 def owner_of(caller: AuthContext) -> str:
@@ -130,6 +136,7 @@ class UsageBook:
             "BUDGET_EXHAUSTED",
             "BUDGET_EXHAUSTED",
             {"budget": budget.name, "limit": limit, "used": used, "unit": unit},
+            headers={"Retry-After": str(_seconds_to_next_day())},
         )
 
     async def record(self, caller: AuthContext | None, run: ModelUsage) -> None:
