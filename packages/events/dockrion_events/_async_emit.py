@@ -84,14 +84,8 @@ class AsyncEmitters(EmitGuards):
     ) -> BaseEvent | None:
         if not self._allowed("token"):
             return None
-        if self._redaction is not None:
-            content = self._redaction.feed(content)
-            if not content and finish_reason is None:
-                return None  # held back until more text (or the end) shows what it is
-            if node_name is not None:
-                node_name = self._redaction.scrub(node_name)
-        build = builders.token(self._run_id, content, finish_reason, node_name)
-        return await self._stage.emit("token", build)
+        build = self._token(content, finish_reason, node_name)
+        return None if build is None else await self._stage.emit("token", build)
 
     @_awaited("sync_emit_tool_call")
     async def emit_tool_call(

@@ -57,6 +57,20 @@ class EmitGuards(ContextState):
                 "they are, so the event was not emitted: put the value in its data"
             )
 
+    def _token(
+        self, content: str, finish_reason: str | None, node_name: str | None
+    ) -> builders.Build | None:
+        """The token event, its text fed to redaction as it arrives; None while redaction
+        holds the text back until more text (or the end) shows what it is."""
+        redaction = self._redaction
+        if redaction is not None:
+            content = redaction.feed(content)
+            if not content and finish_reason is None:
+                return None
+            if node_name is not None:
+                node_name = redaction.scrub(node_name)
+        return builders.token(self._run_id, content, finish_reason, node_name)
+
     async def _flush_tokens(self) -> None:
         # Before `complete` or `error` only: a cancelled run drops what the filter holds.
         if self._redaction is not None and not self.closed:

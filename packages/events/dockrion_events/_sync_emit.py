@@ -35,14 +35,9 @@ class SyncEmitters(EmitGuards):
     ) -> bool:
         if not self._allowed("token"):
             return False
-        if self._redaction is not None:
-            content = self._redaction.feed(content)
-            if not content and finish_reason is None:
-                return True  # held back until more text (or the end) shows what it is
-            if node_name is not None:
-                node_name = self._redaction.scrub(node_name)
-        build = builders.token(self._run_id, content, finish_reason, node_name)
-        self._stage.stage("token", build)
+        build = self._token(content, finish_reason, node_name)
+        if build is not None:  # None: held back by redaction
+            self._stage.stage("token", build)
         return True
 
     def sync_emit_tool_call(

@@ -34,13 +34,19 @@ def test_keys_share_a_hash_tag_and_expire_after_the_run(run_async: Any, redis_se
             await backend.close()
 
     keys, ttls = run_async(scenario())
-    assert keys == ["layout:runs", "layout:{order-7}:log", "layout:{order-7}:state"]
+    assert keys == [
+        "layout:owner:{}:runs",  # the owner's listing (a run without an owner: "")
+        "layout:runs",
+        "layout:{order-7}:log",
+        "layout:{order-7}:state",
+    ]
     # a live run's keys expire too, a retention after its last sign of life
     assert 0 < ttls["while running"] <= 120
     assert 0 < ttls["layout:{order-7}:state"] <= 120
     assert 0 < ttls["layout:{order-7}:log"] <= 120
     # the lease is gone with the run; the index expires a little after its newest entry
     assert 120 < ttls["layout:runs"] <= 120 + 30 + 1
+    assert 120 < ttls["layout:owner:{}:runs"] <= 120 + 30 + 1
 
 
 def test_every_key_and_index_entry_is_gone_after_the_retention(

@@ -37,7 +37,7 @@ from .metrics import RuntimeMetrics
 from .secret_env import MissingSecretError
 from .serve.probes import ProbeListener
 from .settings import RuntimeSettings
-from .telemetry import BudgetedSlots, Prices, RunTelemetry, RunTracer, UsageBook
+from .telemetry import RunTracer, run_telemetry
 from .wire.sse import EventStreamResponse
 
 __all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
@@ -103,22 +103,15 @@ class Runtime:
         self.access = access  # the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
         observability = settings.spec.observability
-        policies = settings.spec.policies
-        budgets = list(policies.budgets) if policies is not None else []
-        # usage per caller and day, in the events backend once it is up
-        self.usage = UsageBook(budgets, lambda: self.runs.bus.backend if self.runs else None)
-        slots = self.build_caller_slots()  # runs and streams per caller
-        self.slots = BudgetedSlots(slots, self.usage) if budgets else slots
         self.metrics = RuntimeMetrics(
             settings.name, settings.version, observability.metrics if observability else None
         )
-        self.telemetry = RunTelemetry(
-            settings.name,
-            self.metrics,
-            Prices(observability.prices if observability else {}),
-            tracer,
-            self.usage,
+        # metrics, usage and budgets per caller (in the events backend once it is up), traces
+        self.telemetry = run_telemetry(
+            settings, self.metrics, tracer, lambda: self.runs.bus.backend if self.runs else None
         )
+        self.usage = self.telemetry.usage
+        self.slots = self.usage.guard(self.build_caller_slots())  # runs and streams per caller
         self._subscribers = self.metrics.subscribers.labels(settings.name)
         # the label values never change: each stream uses the same children
         self._open_streams = self.metrics.streams.labels(settings.name)
@@ -135,7 +128,7 @@ class Runtime:
         self._tool_check = self.supervisor.policies.tool_check()  # the same for every run
         self._redacts = self.supervisor.policies.output is not None
         self.subscribers = SubscriberLimit(settings.max_subscribers)
-        self.thread_services = ThreadServices(settings, lambda: self.runs)
+        self.thread_services = ThreadServices(settings, lambda: self.runs, self.supervisor.policies)
         self.threads = self.thread_services.registry  # what endpoints reach threads through
         self.agent_threads = AgentThreads(settings.arguments.worker_threads)
         self.agent: Agent | None = None
@@ -173,18 +166,21 @@ class Runtime:
             context.redaction = self.supervisor.policies.run_redaction()
 
     async def start_private_run(
-        self, request: Request, agent: Agent, payload: Any
+        self, request: Request, agent: Agent, payload: Any, via: str = "stream"
     ) -> tuple[str, AsyncIterator[list[EventRecord]], asyncio.Task[None]]:
         """Pattern A, on either transport: the agent started on a private one-reader log
         (nothing else can read it), with the subscription its one reader follows and the
         task to cancel when that reader goes away. Returns (run id, batches, task)."""
         supervisor = self.supervisor
         release = await self.slots.take(principal_of(request), "runs")
+        options = None
         try:
             context, run_log = supervisor.private_context(STREAM_BACKLOG)
             self.bind(context, request)
             options = await self.threads.options(request, agent)
             context.thread_id = options.thread_id if options else None
+            records = self.thread_services.records
+            options = await records.open(options, context.run_id, via, payload)
             await context.emit_started()
             tracer = self.telemetry.tracer
             origin = tracer.origin(request.headers.get("traceparent")) if tracer else None
@@ -193,8 +189,13 @@ class Runtime:
             )
         except BaseException:
             release()
+            if options is not None and options.turn is not None:
+                await options.turn.end()  # no run: its thread's turn goes to the next
             raise
         task.add_done_callback(lambda _: release())
+        if options is not None and options.turn is not None:
+            # a new run on the thread (interrupt, rollback) stops it, with its reason
+            options.turn.stop_with(task.cancel)
         batches = run_log.batches(heartbeat=self.settings.heartbeat_interval)
         return context.run_id, batches, task
 
@@ -437,9 +438,7 @@ class Runtime:
         await self.rate_limiter.close()
         await self.thread_services.close()
         await self.slots.close()
-        if self.telemetry.tracer is not None:
-            # the last spans leave now (the exporter's own timeout bounds it), off the loop
-            await asyncio.to_thread(self.telemetry.tracer.shutdown)
+        await self.telemetry.close()
         self.agent_threads.shutdown()
 
     async def drain(self, grace: float) -> None:

@@ -1,6 +1,7 @@
-"""The "Try it" line `serve` prints: a curl of the agent's streaming (or plain) endpoint
-with a body the agent accepts and, behind auth, the credential header, so that the first
-command a user pastes works.
+"""The "Try it" line `serve` prints: a curl of the agent's streaming (or plain) endpoint,
+or a WebSocket client line when it is served over WebSocket only, with a body the agent
+accepts and, behind auth, the credential header, so that the first command a user pastes
+works.
 
 The body comes from `io_schema.input`; when that lists no properties, from the input keys
 the loaded agent declares (a LangGraph graph's state), else the quickstart's `{"query"}`.
@@ -48,29 +49,48 @@ def try_it_command(
     agent_keys: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """The curl line for the agent of `spec` served at `url` (`0.0.0.0` and `::` become
-    `127.0.0.1`: a client cannot connect to "every interface" everywhere)."""
+    """The line for the agent of `spec` served at `url` (`0.0.0.0` and `::` become
+    `127.0.0.1`: a client cannot connect to "every interface" everywhere): a curl of
+    `POST /invoke/stream` or `POST /invoke`, or, when the agent is served over WebSocket
+    only, a Python line with the `websockets` client the runtime installs."""
     scheme, _, rest = url.partition("://")
     host, _, port = rest.rpartition(":")
     if host in _ANY_HOST:
         url = f"{scheme}://127.0.0.1:{port}"
-    path = "/invoke/stream" if spec.expose.serves("sse") else "/invoke"
     body = json.dumps(example_payload(spec.io_schema.input, agent_keys))
     quoted = body.replace("'", "'\\''")  # inside '...'
-    auth = _auth_header(spec.auth, environ or {})
+    credential = _credential(spec.auth, environ or {})
+    if not (spec.expose.serves("sse") or spec.expose.rest):
+        return _websocket_line(url.replace("http", "ws", 1), quoted, credential)
+    path = "/invoke/stream" if spec.expose.serves("sse") else "/invoke"
+    auth = f' -H "{credential[0]}: {credential[1]}${credential[2]}"' if credential else ""
     flags = "-N " if path.endswith("/stream") else ""
     return (
         f"curl {flags}-X POST {url}{path} -H 'Content-Type: application/json'{auth} -d '{quoted}'"
     )
 
 
-def _auth_header(auth: AuthConfig | None, environ: Mapping[str, str]) -> str:
-    """` -H "<header>: $<VAR>"`, the shell reading the credential from where the server
-    read it; empty without auth."""
+def _websocket_line(url: str, quoted: str, credential: tuple[str, str, str] | None) -> str:
+    """`WS /invoke/ws`: send the input, print every event until the server closes."""
+    headers = "None"
+    if credential:
+        header, scheme, variable = credential
+        headers = f'{{"{header}": "{scheme}" + os.environ["{variable}"]}}'
+    code = (
+        "import os, sys; from websockets.sync.client import connect; "
+        f"ws = connect(sys.argv[1], additional_headers={headers}); ws.send(sys.argv[2]); "
+        "[print(message) for message in ws]"
+    )
+    return f"python -c '{code}' {url}/invoke/ws '{quoted}'"
+
+
+def _credential(auth: AuthConfig | None, environ: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(header, value prefix, environment variable): the client reads the credential from
+    the variable the server read it from; None without auth."""
     if auth is None or auth.mode == "none":
-        return ""
+        return None
     if auth.mode != "api_key":
-        return ' -H "Authorization: Bearer $TOKEN"'
+        return ("Authorization", "Bearer ", "TOKEN")
     keys = auth.api_keys
     header = keys.header if keys is not None else "X-API-Key"
     variable = keys.env_var if keys is not None else "DOCKRION_API_KEY"
@@ -78,7 +98,7 @@ def _auth_header(auth: AuthConfig | None, environ: Mapping[str, str]) -> str:
         single = keys.prefix.upper().rstrip("_") + "_API_KEY"
         held = sorted(n for n in environ if n == single or n.startswith(single + "_"))
         variable = held[0] if held else single
-    return f' -H "{header}: ${variable}"'
+    return (header, "", variable)
 
 
 def _example(spec: dict[str, Any], name: str, depth: int, defs: dict[str, Any]) -> Any:

@@ -22,6 +22,10 @@ import pytest
 import uvicorn
 
 from dockrion_runtime import create_app
+from dockrion_runtime.serve import http_protocols
+from dockrion_runtime.serve.options import ServerOptions
+from dockrion_runtime.serve.server import uvicorn_options
+from dockrion_schema import ServerLimits
 
 AGENT = """
 import asyncio, threading, time
@@ -92,28 +96,65 @@ def next_id():
 """
 
 
-def start_server(dockfile: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`dockrion-runtime serve` in its own process on a free port, once it is ready."""
-    port = harness.free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dockrion_runtime",
-            "serve",
-            str(dockfile),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # its own process group, so `kill_server` also stops the workers it forks
-        start_new_session=True,
-    )
+def start_server(
+    dockfile: Path,
+    *args: str,
+    port: int | None = None,
+    environ: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`dockrion-runtime serve` in its own process on `port` (a free one by default), with
+    `environ` added to the environment and its log (stderr) written to `log` when given,
+    once it is ready."""
+    port = harness.free_port() if port is None else port
+    with contextlib.ExitStack() as files:
+        sink: Any = subprocess.DEVNULL if log is None else files.enter_context(log.open("wb"))
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dockrion_runtime",
+                "serve",
+                str(dockfile),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            env=None if environ is None else {**os.environ, **environ},
+            # its own process group, so `kill_server` also stops the workers it forks
+            start_new_session=True,
+        )
     return process, wait_ready(process, port, f"server for {dockfile}")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The server processes a test starts (`launch`), killed when it ends."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        kill_server(process)
+
+
+def launch(
+    dockfile: Path, servers: list[subprocess.Popen[bytes]], *args: str, **options: Any
+) -> str:
+    """`start_server(dockfile, *args, **options)`, the process kept in `servers`; its URL."""
+    process, url = start_server(dockfile, *args, **options)
+    servers.append(process)
+    return url
+
+
+def require_nginx() -> None:
+    """Skip the test where nginx is not installed (fail it on CI, which installs it)."""
+    if harness.nginx_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed; .ci/run must install it")
+        pytest.skip("nginx is not installed")
 
 
 def wait_ready(process: subprocess.Popen[bytes], port: int, name: str = "server") -> str:
@@ -150,9 +191,11 @@ def bound_socket() -> socket.socket:
 
 
 @contextmanager
-def serve_app(app: Any) -> Iterator[str]:
+def serve_address(app: Any, **settings: Any) -> Iterator[tuple[str, int]]:
+    """uvicorn serving `app` (with `settings`) in a thread on a free loopback port; its
+    address."""
     sock = bound_socket()
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", **settings)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -161,13 +204,54 @@ def serve_app(app: Any) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
-    host, port = sock.getsockname()
     try:
-        yield f"http://{host}:{port}"
+        yield sock.getsockname()
     finally:
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    with serve_address(app, lifespan="on") as (host, port):
+        yield f"http://{host}:{port}"
+
+
+@contextmanager
+def serve_guarded(protocol: str, app: Any, options: ServerOptions) -> Iterator[tuple[str, int]]:
+    """`app` served on the guarded HTTP protocol named `protocol` with `options` (skipped
+    where it is not installed); the defaults are restored afterwards."""
+    guarded: Any = getattr(http_protocols, protocol, None)
+    if guarded is None:
+        pytest.skip("httptools is not installed")
+    settings = uvicorn_options(options)
+    settings["http"] = guarded
+    try:
+        with serve_address(app, **settings) as address:
+            yield address
+    finally:
+        uvicorn_options(ServerOptions.from_limits(ServerLimits()))
+
+
+def read_answer(conn: socket.socket) -> bytes:
+    """One HTTP answer read from `conn`: its head and `Content-Length` bytes of body."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = conn.recv(65536)
+        assert chunk, f"closed before a whole answer: {received!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        assert chunk, f"closed before a whole answer: {received!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def write_project(

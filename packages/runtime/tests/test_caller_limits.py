@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import redis
 
 from dockrion_schema import DockfileError, parse_dockspec
 
-from .conftest import kill_server, start_server, write_project
+from .conftest import launch, write_project
 
 Serve = Callable[..., str]
 
@@ -111,14 +111,6 @@ def test_one_caller_cannot_hold_every_stream(serve: Serve, tmp_path: Path) -> No
     assert again.status_code == 200 and b"event: complete" in again.content
 
 
-@pytest.fixture
-def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        kill_server(process)
-
-
 def test_redis_shares_a_caller_s_runs_across_instances(
     tmp_path: Path, redis_server: Any, servers: list[subprocess.Popen[bytes]], monkeypatch: Any
 ) -> None:
@@ -134,9 +126,7 @@ def test_redis_shares_a_caller_s_runs_across_instances(
     )
     for name, value in KEYS.items():
         monkeypatch.setenv(name, value)
-    first, second = [start_server(dockfile) for _ in range(2)]
-    servers.extend([first[0], second[0]])
-    one, two = first[1], second[1]
+    one, two = launch(dockfile, servers), launch(dockfile, servers)
     started = [post_run(one, "key-a", gate), post_run(two, "key-a", gate)]
     assert [answer.status_code for answer in started] == [202, 202]
     assert_refused(post_run(one, "key-a", gate), "TOO_MANY_RUNS", 2)
@@ -161,8 +151,12 @@ def test_the_default_leaves_room_for_others() -> None:
     spec = parse_dockspec(base + "auth: {}\n")
     assert spec.auth is not None and spec.streaming is None
     assert spec.auth.max_runs_per_caller < 10_000  # the memory backend's max_runs default
+    small = parse_dockspec(base + "auth: {}\nstreaming: {memory: {max_runs: 100}}\n")
+    assert small.auth is not None and small.auth.max_runs_per_caller == 10  # gives way
     with pytest.raises(DockfileError, match="max_runs_per_caller"):
-        parse_dockspec(base + "auth: {}\nstreaming: {memory: {max_runs: 100}}\n")
+        parse_dockspec(
+            base + "auth: {max_runs_per_caller: 100}\nstreaming: {memory: {max_runs: 100}}\n"
+        )
     with pytest.raises(DockfileError, match=r"roles\[batch\]\.max_runs"):
         parse_dockspec(
             base + "auth:\n  roles: [{name: batch, permissions: [invoke], max_runs: 20000}]\n"

@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 
 from dockrion_runtime import create_app
-from dockrion_runtime.serve import http_protocols as guarded
 from dockrion_runtime.serve.options import ServerOptions
-from dockrion_runtime.serve.server import uvicorn_options
-from dockrion_schema import ServerLimits
 
-from .conftest import bound_socket, write_project
+from .conftest import read_answer, serve_guarded, write_project
 
 PROTOCOLS = ["GuardedH11Protocol", "GuardedHttpToolsProtocol"]
 KEY = "conformance-key-1"
@@ -32,35 +25,13 @@ KEY = "conformance-key-1"
 @pytest.fixture(params=PROTOCOLS)
 def address(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A server behind an API key, on one of the guarded protocols."""
-    protocol: Any = getattr(guarded, request.param, None)
-    if protocol is None:
-        pytest.skip("httptools is not installed")
-    settings = uvicorn_options(
-        ServerOptions(
-            header_timeout=10.0,
-            keep_alive_timeout=5.0,
-            max_connections=100,
-            max_header_bytes=8192,
-        )
+    options = ServerOptions(
+        header_timeout=10.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=8192
     )
-    settings["http"] = protocol
     dockfile = write_project(tmp_path, "echo", "auth:\n  api_keys: {prefix: CONF}\n")
     app = create_app(dockfile, environ={"CONF_API_KEY_TESTER": KEY})
-    sock = bound_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **settings))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.01)
-    try:
-        yield sock.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-        uvicorn_options(ServerOptions.from_limits(ServerLimits()))
+    with serve_guarded(request.param, app, options) as address:
+        yield address
 
 
 def exchange(address: tuple[str, int], request: bytes) -> bytes:
@@ -163,26 +134,6 @@ def write_everything_then_read(address: tuple[str, int], request: bytes) -> byte
     with socket.create_connection(address, timeout=30) as conn:
         conn.sendall(request)
         return read_answer(conn)
-
-
-def read_answer(conn: socket.socket) -> bytes:
-    """One answer: its head and `Content-Length` bytes of body."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        chunk = conn.recv(65536)
-        assert chunk, f"closed before a whole answer: {received!r}"
-        received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        assert chunk, f"closed before a whole answer: {received!r}"
-        body += chunk
-    return head + b"\r\n\r\n" + body
 
 
 TEN_MB = b'{"query": "' + b"a" * (10 * 1024 * 1024) + b'"}'

@@ -9,14 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import harness
 import httpx
 import pytest
 import redis
@@ -26,7 +24,7 @@ from websockets.sync.client import connect
 from dockrion_runtime.auth.rate_limits import REDIS_TIMEOUT, Limit, _decide
 from dockrion_schema import RATE_WINDOW_SECONDS, normalize_rate_limit
 
-from .conftest import kill_server, start_server, wait_ready, write_project
+from .conftest import launch, write_project
 
 Serve = Callable[..., str]
 
@@ -90,14 +88,6 @@ def test_the_most_generous_role_wins(serve: Serve) -> None:
     assert_limited(invoke(url, "key-a"), 3, 3600)
 
 
-@pytest.fixture
-def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        kill_server(process)
-
-
 def test_redis_shares_the_count_across_instances(
     tmp_path: Path, redis_server: Any, servers: list[subprocess.Popen[bytes]], monkeypatch: Any
 ) -> None:
@@ -110,12 +100,7 @@ def test_redis_shares_the_count_across_instances(
         f"key_prefix: {prefix}}}\n",
     )
     monkeypatch.setenv("DOCKRION_API_KEY", "shared-key")
-    urls = []
-    for _ in range(2):
-        process, url = start_server(dockfile)
-        servers.append(process)
-        urls.append(url)
-    first, second = urls
+    first, second = launch(dockfile, servers), launch(dockfile, servers)
     assert invoke(first, "shared-key").status_code == 200
     assert invoke(second, "shared-key").status_code == 200
     assert invoke(first, "shared-key").status_code == 200
@@ -134,23 +119,6 @@ KEY = {"X-API-Key": "outage-key"}
 # A refusal comes within the limiter's own timeout, with room for a loaded machine: well
 # under what redis-py would wait (5 s by default in recent versions, forever in older ones).
 FAST = REDIS_TIMEOUT + 2.5
-
-
-def serve_logged(dockfile: Path, log: Path, servers: list[subprocess.Popen[bytes]]) -> str:
-    """`dockrion-runtime serve` in its own process, its log (stderr) written to `log`."""
-    port = harness.free_port()
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "dockrion_runtime", "serve", str(dockfile)),
-                *("--port", str(port), "--log-level", "warning"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            start_new_session=True,
-        )
-    servers.append(process)
-    return wait_ready(process, port, f"server for {dockfile}")
 
 
 @pytest.fixture
@@ -172,7 +140,8 @@ def limited_on_redis(
         f"key_prefix: t{uuid.uuid4().hex[:8]}}}\n",
     )
     monkeypatch.setenv("DOCKRION_API_KEY", KEY["X-API-Key"])
-    return serve_logged(dockfile, tmp_path / "server.log", servers), server, tmp_path / "server.log"
+    url = launch(dockfile, servers, log=tmp_path / "server.log")
+    return url, server, tmp_path / "server.log"
 
 
 def timed_invoke(url: str) -> tuple[httpx.Response, float]:

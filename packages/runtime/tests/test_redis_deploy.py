@@ -7,7 +7,6 @@ upgraded through it;
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -23,21 +22,7 @@ import pytest
 from dockrion_events import SseMessage, SseParser, parse_sse
 
 from .browser_page import CHROMIUM, run_page
-from .conftest import kill_server, start_server, write_project
-
-
-@pytest.fixture
-def servers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        kill_server(process)
-
-
-def launch(dockfile: Path, servers: list[subprocess.Popen[bytes]]) -> str:
-    process, url = start_server(dockfile)
-    servers.append(process)
-    return url
+from .conftest import launch, require_nginx, write_project
 
 
 def test_three_instances_on_a_redis_cluster(
@@ -80,10 +65,7 @@ def nginx(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
     """`nginx(a, b)`: docs/deploy/nginx.conf on a free loopback port in front of two
     instances, B as backup (so A serves every request until it dies: the stream is cut
     deterministically); returns nginx's URL."""
-    if harness.nginx_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed; .ci/run must install it")
-        pytest.skip("nginx is not installed")
+    require_nginx()
     started: list[harness.Nginx] = []
 
     def start(a: str, b: str) -> str:

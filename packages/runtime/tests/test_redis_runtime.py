@@ -16,7 +16,7 @@ import pytest
 
 from dockrion_events import SseMessage, SseParser, parse_sse
 
-from .conftest import kill_server, start_server, write_project
+from .conftest import kill_server, launch, write_project
 
 
 @pytest.fixture
@@ -35,12 +35,6 @@ def servers(dockfile: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for process in started:
         kill_server(process)
-
-
-def launch(dockfile: Path, servers: list[subprocess.Popen[bytes]]) -> str:
-    process, url = start_server(dockfile)
-    servers.append(process)
-    return url
 
 
 def read_until(url: str, run_id: str, tokens: int) -> list[SseMessage]:
@@ -153,8 +147,7 @@ def test_not_ready_while_redis_is_down(tmp_path: Path) -> None:
 def test_several_workers_share_runs(
     dockfile: Path, servers: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    process, url = start_server(dockfile, "--workers", "2")
-    servers.append(process)
+    url = launch(dockfile, servers, "--workers", "2")
     run_ids = [
         httpx.post(f"{url}/runs", json={"query": "x", "marker": str(tmp_path / f"m{i}")}).json()[
             "run_id"

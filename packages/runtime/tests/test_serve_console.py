@@ -122,6 +122,43 @@ def test_the_try_it_line_works_pasted_into_a_shell(
         assert '"code":"AUTH_ERROR"' in refused.stdout
 
 
+@pytest.mark.parametrize("auth", [False, True], ids=["open", "api-key"])
+@pytest.mark.parametrize(
+    "transports",
+    ["rest: true\n  streaming: none", "rest: false\n  streaming: websocket"],
+    ids=["invoke-only", "websocket-only"],
+)
+def test_the_try_it_line_works_for_every_transport(
+    serve_cli: StartServe, tmp_path: Path, transports: str, auth: bool
+) -> None:
+    """Without SSE the line calls what is served: `POST /invoke`, or `WS /invoke/ws` with
+    the `websockets` client the runtime installs."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    dockfile = example_copy(tmp_path, "quickstart", "auth:\n  mode: api_key\n" if auth else "")
+    text = dockfile.read_text()
+    assert "\nexpose:\n" in text
+    dockfile.write_text(text.replace("\nexpose:\n", f"\nexpose:\n  {transports}\n", 1))
+    environ = {"DOCKRION_API_KEY": KEY} if auth else {}
+    served = serve_cli(dockfile, environ=environ)
+    line = served.try_it()
+    assert KEY not in line
+    # `python` as in the virtual environment the runtime is installed in
+    shell = {**environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = run_in_a_shell(line, shell)
+    assert result.returncode == 0, result.stderr
+    if "websocket" in transports:
+        assert line.startswith("python -c ") and "/invoke/ws " in line
+        assert '"type": "complete"' in result.stdout or '"type":"complete"' in result.stdout
+    else:
+        assert line.startswith("curl -X POST ") and "/invoke " in line
+        assert '"success":true' in result.stdout.replace(" ", ""), result.stdout
+    if auth:  # without the key the same line is refused: the header did the work
+        refused = run_in_a_shell(line, {**shell, "DOCKRION_API_KEY": ""})
+        expected = "HTTP 401" if "websocket" in transports else '"code":"AUTH_ERROR"'
+        assert expected in refused.stdout + refused.stderr
+
+
 def test_dockfile_warnings_print_once_without_a_source_line(
     serve_cli: StartServe, tmp_path: Path
 ) -> None:

@@ -5,53 +5,27 @@ the h11 one is the fallback where httptools has no wheel, so it is tried here to
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 
 from dockrion_runtime import create_app
-from dockrion_runtime.serve import http_protocols as guarded
 from dockrion_runtime.serve.options import ServerOptions
-from dockrion_runtime.serve.server import uvicorn_options
-from dockrion_schema import ServerLimits
 
-from .conftest import bound_socket, write_project
+from .conftest import read_answer, serve_guarded, write_project
 
 PROTOCOLS = ["GuardedH11Protocol", "GuardedHttpToolsProtocol"]
 
 
 @pytest.fixture(params=PROTOCOLS)
 def address(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
-    protocol: Any = getattr(guarded, request.param, None)
-    if protocol is None:
-        pytest.skip("httptools is not installed")
-    settings = uvicorn_options(
-        ServerOptions(
-            header_timeout=1.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=4096
-        )
+    options = ServerOptions(
+        header_timeout=1.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=4096
     )
-    settings["http"] = protocol
-    app = create_app(write_project(tmp_path, "echo"))
-    sock = bound_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **settings))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.01)
-    try:
-        yield sock.getsockname()
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-        uvicorn_options(ServerOptions.from_limits(ServerLimits()))
+    with serve_guarded(request.param, create_app(write_project(tmp_path, "echo")), options) as a:
+        yield a
 
 
 def read_all(conn: socket.socket) -> bytes:
@@ -86,18 +60,7 @@ def data_segments_in(conn: socket.socket) -> int:
 
 def read_response(conn: socket.socket) -> bytes:
     conn.settimeout(30)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += conn.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
+    return read_answer(conn)
 
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="needs Linux TCP_INFO")

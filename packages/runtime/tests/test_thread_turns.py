@@ -5,7 +5,9 @@ depends on timing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -15,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
+from dockrion_events import parse_sse
 from dockrion_runtime import create_app
 
 from .conftest import agent_module, serve_app, write_project
@@ -320,8 +324,9 @@ def test_rollback_cancels_the_running_run_and_removes_its_progress(
     record(f"rollback-{checkpointer}", lines)
 
 
-def test_rollback_across_two_instances_on_redis_and_postgres(
-    tmp_path: Path, redis_server: Any, postgres_server: Any
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+def test_interrupt_and_rollback_across_two_instances_on_redis_and_postgres(
+    tmp_path: Path, redis_server: Any, postgres_server: Any, strategy: str
 ) -> None:
     extra = (
         "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
@@ -346,18 +351,180 @@ def test_rollback_across_two_instances_on_redis_and_postgres(
         sent = httpx.post(
             f"{second}/runs",
             json={"query": "next"},
-            params={**thread, "multitask_strategy": "rollback"},
+            params={**thread, "multitask_strategy": strategy},
         )
         assert sent.status_code == 202, sent.text
         after = finished(second, sent.json()["run_id"])
         assert finished(second, slow["run_id"])["status"] == "CANCELLED"
         module.gate.set()
-        assert after["output"]["answer"] == "first | next"
+        expected = "first | slow | next" if strategy == "interrupt" else "first | next"
+        assert after["output"]["answer"] == expected
         record(
-            "rollback-two-instances",
+            f"{strategy}-two-instances",
             [
                 "instance 1: 'first' COMPLETED; 'slow' held in its second step",
-                "instance 2: 'next' with multitask_strategy=rollback -> 202",
+                f"instance 2: 'next' with multitask_strategy={strategy} -> 202",
                 f"'slow' CANCELLED; 'next' answer {after['output']['answer']!r}",
             ],
         )
+
+
+@pytest.mark.parametrize("checkpointer", ["sqlite", "postgres"])
+def test_rollback_leaves_the_rows_of_a_thread_the_run_never_touched(
+    tmp_path: Path, request: pytest.FixtureRequest, checkpointer: str
+) -> None:
+    """Thread 'chat': a turn, a slow run rolled back, a turn; thread 'ref': the two turns
+    alone. Every table holds as many rows of 'chat' as of 'ref', counted in the database:
+    the rolled-back run's checkpoints, writes and channel values (PostgreSQL's blobs) are
+    gone."""
+    if checkpointer == "sqlite":
+        extra = "threads: {checkpointer: sqlite, path: t.db}\n"
+        tables = ("checkpoints", "writes")
+        environ: dict[str, str] = {}
+
+        def count(table: str, thread: str) -> int:
+            with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as db:
+                query = f"SELECT COUNT(*) FROM {table} WHERE thread_id = ?"
+                return int(db.execute(query, (thread,)).fetchone()[0])
+    else:
+        postgres = request.getfixturevalue("postgres_server")
+        extra = "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
+        tables = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+        environ = {"DATABASE_URL": postgres.url}
+        prefix = uuid.uuid4().hex[:8]
+
+        def count(table: str, thread: str) -> int:
+            sql = f"select count(*) from {table} where thread_id = '{prefix}-{thread}'"
+            return int(postgres.query(sql))
+
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+    with serve_app(create_app(dockfile, environ=environ)) as url:
+        module = agent_module(tmp_path)
+        name = (lambda t: f"{prefix}-{t}") if checkpointer == "postgres" else (lambda t: t)
+
+        def turn(query: str, thread: str, **extra_params: str) -> dict[str, Any]:
+            params = {"thread_id": name(thread), **extra_params}
+            sent = httpx.post(f"{url}/runs", json={"query": query}, params=params)
+            assert sent.status_code == 202, sent.text
+            return sent.json()
+
+        for thread in ("ref", "chat"):
+            finished(url, turn("first", thread)["run_id"])
+        before = {table: count(table, "chat") for table in tables}
+        slow = turn("slow", "chat")
+        until(module.entered.is_set, "the slow run reaches its second step")
+        during = {table: count(table, "chat") for table in tables}
+        after = finished(url, turn("next", "chat", multitask_strategy="rollback")["run_id"])
+        assert finished(url, slow["run_id"])["status"] == "CANCELLED"
+        module.gate.set()
+        assert after["output"]["answer"] == "first | next"
+        finished(url, turn("next", "ref")["run_id"])
+        rolled_back = {table: count(table, "chat") for table in tables}
+        reference = {table: count(table, "ref") for table in tables}
+    assert rolled_back == reference, (rolled_back, reference)
+    assert all(during[t] >= before[t] for t in tables) and during != before
+    record(
+        f"rollback-rows-{checkpointer}",
+        [
+            f"rows of thread 'chat' after its first turn: {before}",
+            f"while the slow run holds its second step: {during}",
+            f"after rollback and the next turn: {rolled_back}",
+            f"thread 'ref' (first, next; no slow run): {reference}",
+        ],
+    )
+
+
+def held_call(way: str, url: str, query: str) -> Any:
+    """A call on thread 'chat' that holds it: what its client got in the end (the events
+    of a stream or a WebSocket, the response of /invoke)."""
+    body, thread = {"query": query}, {"thread_id": "chat"}
+    if way == "invoke":
+        return httpx.post(f"{url}/invoke", json=body, params=thread, timeout=60)
+    if way == "stream":
+        answer = httpx.post(f"{url}/invoke/stream", json=body, params=thread, timeout=60)
+        return [json.loads(m.data) for m in parse_sse(answer.content)]
+    events = []
+    with connect(url.replace("http://", "ws://") + "/invoke/ws?thread_id=chat") as socket:
+        socket.send(json.dumps(body))
+        while events[-1:] == [] or events[-1]["type"] not in ("complete", "error", "cancelled"):
+            events.append(json.loads(socket.recv(timeout=60)))
+    return events
+
+
+def stop_a_held_call(urls: list[str], module: Any, way: str, strategy: str) -> list[str]:
+    """A turn, then a slow call (`way`) held in its second step on `urls[0]`, then a
+    background run sent with `strategy` to `urls[-1]`: the call is stopped, the new run
+    answers. Returns the transcript."""
+    first = httpx.post(f"{urls[0]}/runs", json={"query": "first"}, params={"thread_id": "chat"})
+    assert finished(urls[0], first.json()["run_id"])["status"] == "COMPLETED"
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(held_call, way, urls[0], "slow")
+        until(module.entered.is_set, "the slow call reaches its second step")
+        sent = httpx.post(
+            f"{urls[-1]}/runs",
+            json={"query": "next"},
+            params={"thread_id": "chat", "multitask_strategy": strategy},
+        )
+        assert sent.status_code == 202, sent.text
+        after = finished(urls[-1], sent.json()["run_id"])
+        got = held.result(timeout=60)
+    module.gate.set()
+    expected = "first | slow | next" if strategy == "interrupt" else "first | next"
+    assert (after["status"], after["output"]["answer"]) == ("COMPLETED", expected)
+    if way == "invoke":
+        assert (got.status_code, got.json()["code"]) == (409, "CONFLICT"), got.text
+        assert strategy in got.json()["error"]
+        ending = f"{got.status_code} {got.json()}"
+    else:
+        assert got[-1]["type"] == "cancelled", got[-1]
+        assert got[-1]["reason"] == f"a new run on the thread ({strategy})"
+        ending = f"last event {json.dumps(got[-1])}"
+    runs = httpx.get(f"{urls[0]}/threads/chat/runs").json()["runs"]
+    assert [(r["via"], r["status"]) for r in runs] == [
+        ("background", "COMPLETED"),
+        (way, "CANCELLED"),
+        ("background", "COMPLETED"),
+    ]
+    return [
+        f"'first' (background) COMPLETED on {len(urls)} instance(s)",
+        f"'slow' over {way} on instance 1, held in its second step",
+        f"'next' with multitask_strategy={strategy} on instance {len(urls)} -> 202",
+        f"the {way} call ended: {ending}",
+        f"'next' ended {after['status']}, answer {after['output']['answer']!r}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("way", "strategy"),
+    [("stream", "interrupt"), ("websocket", "rollback"), ("invoke", "rollback")],
+)
+def test_interrupt_and_rollback_stop_a_call_that_holds_the_thread(
+    serve: Serve, tmp_path: Path, way: str, strategy: str
+) -> None:
+    extra = "expose: {host: 127.0.0.1, streaming: [sse, websocket]}\n"
+    url = serve("build", extra, GRAPH, entrypoint=True, framework="langgraph")
+    lines = stop_a_held_call([url], agent_module(tmp_path), way, strategy)
+    record(f"{strategy}-a-{way}-call", lines)
+
+
+def test_rollback_stops_a_stream_held_on_another_instance(
+    tmp_path: Path, redis_server: Any, postgres_server: Any
+) -> None:
+    extra = (
+        "threads: {checkpointer: postgres, url: '${DATABASE_URL}'}\n"
+        "streaming:\n  backend: redis\n"
+        f"  redis: {{url: '{redis_server.url}', lease_seconds: 2, "
+        f"key_prefix: t{uuid.uuid4().hex[:8]}}}\n"
+    )
+    dockfile = write_project(
+        tmp_path, "build", extra, GRAPH, entrypoint=True, framework="langgraph"
+    )
+    environ = {"DATABASE_URL": postgres_server.url}
+    with (
+        serve_app(create_app(dockfile, environ=environ)) as first,
+        serve_app(create_app(dockfile, environ=environ)) as second,
+    ):
+        lines = stop_a_held_call([first, second], agent_module(tmp_path), "stream", "rollback")
+    record("rollback-a-stream-two-instances", lines)

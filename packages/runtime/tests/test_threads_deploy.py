@@ -1,13 +1,12 @@
 """Threads on a deployment: two `serve` instances behind nginx (docs/deploy/nginx.conf,
 round robin) on Redis and PostgreSQL. A conversation whose turns alternate instances
 remembers every turn; both instances restarted, it continues; PostgreSQL restarted
-mid-conversation, the next turn works. Real processes, no mocks."""
+mid-conversation, the next turn works, and so after Redis and nginx restart; the thread's
+record holds every turn. Real processes, no mocks."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import harness
 import httpx
 import pytest
 
-from .conftest import kill_server, wait_ready, write_project
+from .conftest import kill_server, require_nginx, start_server, write_project
 from .test_threads import GRAPH, record
 
 pytest.importorskip("langgraph")
@@ -25,33 +24,12 @@ pytest.importorskip("langgraph")
 
 def serve_on(dockfile: Path, port: int, environ: dict[str, str]) -> subprocess.Popen[bytes]:
     """`dockrion-runtime serve` on `port` (the port nginx sends to), once it is ready."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dockrion_runtime",
-            "serve",
-            str(dockfile),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **environ},
-        start_new_session=True,
-    )
-    wait_ready(process, port, f"instance on {port}")
-    return process
+    return start_server(dockfile, port=port, environ=environ)[0]
 
 
 @pytest.fixture
 def proxy_dir(tmp_path: Path) -> Iterator[list[Any]]:
-    if harness.nginx_binary() is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed; .ci/run must install it")
-        pytest.skip("nginx is not installed")
+    require_nginx()
     owned: list[Any] = []
     yield owned
     for thing in reversed(owned):
@@ -61,9 +39,11 @@ def proxy_dir(tmp_path: Path) -> Iterator[list[Any]]:
             kill_server(thing)
 
 
-def test_a_conversation_through_nginx_survives_restarts_of_both_instances_and_postgres(
-    tmp_path: Path, redis_server: Any, postgres_server: Any, proxy_dir: list[Any]
+def test_a_conversation_through_nginx_survives_restarts_of_everything(
+    tmp_path: Path, make_redis_server: Any, postgres_server: Any, proxy_dir: list[Any]
 ) -> None:
+    redis_server = make_redis_server(persistent=True)  # its append-only file survives
+    redis_server.start()
     extra = (
         "threads: {checkpointer: postgres, url: '${DATABASE_URL}', pool_size: 2}\n"
         "streaming:\n  backend: redis\n"
@@ -104,4 +84,16 @@ def test_a_conversation_through_nginx_survives_restarts_of_both_instances_and_po
     seen.append("-- PostgreSQL restarted (pg_ctl stop -m fast; start) --")
     say("after the database restart")
     say("one more")
+    redis_server.stop()
+    redis_server.start()
+    proxy.stop()
+    proxy.start()
+    seen.append("-- Redis restarted (append-only file kept) and nginx restarted --")
+    say("after Redis and nginx")
+    say("last one")
+    # the thread's record, on the instances' shared Redis, holds every turn
+    runs = httpx.get(f"{proxy.url}/threads/chat/runs", params={"limit": 100}).json()["runs"]
+    assert [r["input"]["query"] for r in runs][::-1] == said
+    seen.append(f"GET /threads/chat/runs: {len(runs)} runs, all COMPLETED via /invoke")
+    assert {(r["via"], r["status"]) for r in runs} == {("invoke", "COMPLETED")}
     record("nginx-two-instances-restarts", seen)

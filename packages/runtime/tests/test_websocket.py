@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from dockrion_runtime import create_app
-from dockrion_runtime.serve import http_protocols, server
 from dockrion_runtime.serve.options import ServerOptions
-from dockrion_schema import ServerLimits
 
 from .browser_page import CHROMIUM, run_page
-from .conftest import agent_module, bound_socket, kill_server, start_server, write_project
+from .conftest import agent_module, kill_server, serve_guarded, start_server, write_project
 
 Serve = Callable[..., str]
 
@@ -378,37 +373,19 @@ def test_heartbeat_events_on_idle_sockets(serve: Serve, tmp_path: Path) -> None:
 def test_sessions_outlive_the_request_head_deadline_of_both_guarded_protocols(
     tmp_path: Path, protocol: str
 ) -> None:
-    guarded = getattr(http_protocols, protocol, None)
-    if guarded is None:
-        pytest.skip("httptools is not installed")
-    settings = server.uvicorn_options(
-        ServerOptions(
-            header_timeout=1.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=4096
-        )
+    options = ServerOptions(
+        header_timeout=1.0, keep_alive_timeout=5.0, max_connections=100, max_header_bytes=4096
     )
-    settings["http"] = guarded
     app = create_app(write_project(tmp_path, "slow_tokens", WS))
-    sock = bound_socket()
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", **settings))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.01)
-    host, port = sock.getsockname()
-    try:
-        # 25 tokens 0.1 s apart: the session lasts past the one-second head deadline
-        with connect(f"ws://{host}:{port}/invoke/ws") as socket:
-            socket.send(json.dumps({"query": "x", "count": 25}))
-            messages, code, _ = read_all(socket)
-        assert code == 1000
-        assert [m["type"] for m in messages].count("token") == 25
-    finally:
-        uv.should_exit = True
-        thread.join(30)
-        sock.close()
-        server.uvicorn_options(ServerOptions.from_limits(ServerLimits()))
+    # 25 tokens 0.1 s apart: the session lasts past the one-second head deadline
+    with (
+        serve_guarded(protocol, app, options) as (host, port),
+        connect(f"ws://{host}:{port}/invoke/ws") as socket,
+    ):
+        socket.send(json.dumps({"query": "x", "count": 25}))
+        messages, code, _ = read_all(socket)
+    assert code == 1000
+    assert [m["type"] for m in messages].count("token") == 25
 
 
 def test_serve_answers_websockets(tmp_path: Path) -> None:

@@ -10,15 +10,12 @@ import json
 import logging
 import shutil
 import subprocess
-import threading
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -27,7 +24,7 @@ from dockrion_runtime.serve import server
 from dockrion_runtime.serve.options import ServerOptions
 from dockrion_schema import ServerLimits
 
-from .conftest import bound_socket, kill_server, start_server, write_project
+from .conftest import kill_server, serve_address, start_server, write_project
 from .test_websocket import AUTH, KEYS, WS, Serve, read_all, start_run, ws_url
 
 # Reads its arguments from argv: the socket URL, the first message ("" sends none), the
@@ -206,28 +203,16 @@ def test_a_refused_handshake_is_not_logged_as_an_error(tmp_path: Path) -> None:
     handler.emit = records.append  # type: ignore[method-assign]
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addHandler(handler)
-    sock = bound_socket()
-    config = uvicorn.Config(app, log_config=None, log_level="warning", **settings)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not uv.started:
-            assert thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.01)
-        host, port = sock.getsockname()
-        for _ in range(3):
-            with pytest.raises(InvalidStatus) as refused:
-                connect(f"ws://{host}:{port}/invoke/ws", additional_headers={"X-API-Key": "no"})
-            assert refused.value.response.status_code == 401
-        key = {"X-API-Key": "alice-key-1"}
-        with connect(f"ws://{host}:{port}/invoke/ws", additional_headers=key) as socket:
-            socket.send(json.dumps({"query": "hi"}))
-            assert read_all(socket)[1] == 1000  # the session after the refusals finished
+        with serve_address(app, log_config=None, **settings) as (host, port):
+            for _ in range(3):
+                with pytest.raises(InvalidStatus) as refused:
+                    connect(f"ws://{host}:{port}/invoke/ws", additional_headers={"X-API-Key": "no"})
+                assert refused.value.response.status_code == 401
+            key = {"X-API-Key": "alice-key-1"}
+            with connect(f"ws://{host}:{port}/invoke/ws", additional_headers=key) as socket:
+                socket.send(json.dumps({"query": "hi"}))
+                assert read_all(socket)[1] == 1000  # the session after the refusals finished
     finally:
-        uv.should_exit = True
-        thread.join(30)
-        sock.close()
         uvicorn_log.removeHandler(handler)
     assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []

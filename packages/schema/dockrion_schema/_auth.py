@@ -121,11 +121,13 @@ class AuthConfig(_Section):
         default_factory=dict
     )
     # Runs (/invoke, /invoke/stream, POST /runs, WebSocket and AG-UI runs) one caller may
-    # have going at once, on every instance together; past it, 429 TOO_MANY_RUNS.
-    max_runs_per_caller: Annotated[int, Between(1, 1_000_000)] = 100
+    # have going at once, on every instance together; past it, 429 TOO_MANY_RUNS. The
+    # default leaves room for others (a tenth of streaming.memory.max_runs) and for one
+    # back end that calls the agent for many users with one key.
+    max_runs_per_caller: Annotated[int, Between(1, 1_000_000)] = 1000
     # Open subscriptions to runs (GET /runs/{id}/events, WS /runs/{id}/ws, AG-UI streams)
     # one caller may hold at once; past it, 429 TOO_MANY_STREAMS.
-    max_streams_per_caller: Annotated[int, Between(1, 1_000_000)] = 200
+    max_streams_per_caller: Annotated[int, Between(1, 1_000_000)] = 2000
 
     @model_validator(mode="after")
     def _key_roles_exist(self) -> AuthConfig:

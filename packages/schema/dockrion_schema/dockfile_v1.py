@@ -80,6 +80,11 @@ class DockSpec(_Section):
             return self
         memory = streaming.memory if streaming is not None else None
         max_runs = (memory or MemoryStreamingConfig()).max_runs
+        if "max_runs_per_caller" not in self.auth.model_fields_set:
+            # the default gives way to a small memory backend: a tenth of what it keeps
+            self.auth.max_runs_per_caller = min(
+                self.auth.max_runs_per_caller, max(1, max_runs // 10)
+            )
         bounds = [("auth.max_runs_per_caller", self.auth.max_runs_per_caller)] + [
             (f"auth.roles[{role.name}].max_runs", role.max_runs)
             for role in self.auth.roles

@@ -64,10 +64,20 @@ def test_empty_sections_expand_to_documented_defaults() -> None:
         "oauth2": None,
         "roles": [],
         "rate_limits": {},
-        "max_runs_per_caller": 100,
-        "max_streams_per_caller": 200,
+        "max_runs_per_caller": 1000,
+        "max_streams_per_caller": 2000,
     }
     assert dumped["arguments"] == {}
+
+
+def test_the_per_caller_default_gives_way_to_a_small_memory_backend() -> None:
+    small = spec_with(auth={"mode": "api_key"}, streaming={"memory": {"max_runs": 500}})
+    assert small.auth is not None and small.auth.max_runs_per_caller == 50
+    with pytest.raises(PydanticValidationError, match=r"not below streaming\.memory\.max_runs"):
+        spec_with(
+            auth={"mode": "api_key", "max_runs_per_caller": 500},
+            streaming={"memory": {"max_runs": 500}},
+        )
 
 
 def test_redis_backend_gets_default_settings() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import (
@@ -32,9 +33,17 @@ __all__ = [
     "BackendSubscribeError",
     "EventBackend",
     "TerminalEventFactory",
+    "created_us",
 ]
 
 TerminalEventFactory = Callable[[int], BaseEvent]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def created_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly: the order of runs in listings."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
 
 # How long a day's usage per owner is kept.
 USAGE_RETENTION_DAYS = 35
@@ -105,8 +114,8 @@ class EventBackend(ABC):
     async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
         """Make `owner` the owner of the conversation `thread_id` unless someone already is;
         returns the owner after the call (compare it with `owner`). Each claim keeps the
-        thread's ownership for another `ttl_seconds`. Atomic across every instance that
-        shares the backend.
+        thread's ownership for another `ttl_seconds` (`math.inf`: until released). Atomic
+        across every instance that shares the backend.
         """
 
     @abstractmethod
@@ -159,6 +168,57 @@ class EventBackend(ABC):
         """What each owner used on `day` (owner -> fields); only `owner`'s when given (an
         owner that used nothing is absent)."""
         raise NotImplementedError(f"the {self.name} backend keeps no usage")
+
+    @abstractmethod
+    async def owner_runs(
+        self, owner: str | None, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[tuple[int, Run]]:
+        """At most `limit` of the runs `owner` created, newest first, each with its place
+        in that order (`(created_us, run_id)`, both descending), only those strictly after
+        the cursor `before` when given: an index per owner, so runs created meanwhile never
+        move a later page."""
+
+    @abstractmethod
+    async def stop_thread_turn(
+        self, thread_id: str, holder: str, reason: str, ttl_seconds: float
+    ) -> None:
+        """Ask `holder`, which holds the thread's turn or waits for it, to stop for
+        `reason` (a new run on the thread under multitask_strategy interrupt or rollback);
+        the request lasts `ttl_seconds`. Seen on every instance through
+        `thread_turn_stopping`."""
+
+    @abstractmethod
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> str | None:
+        """Why `holder` was asked to stop (`stop_thread_turn`), or None."""
+
+    @abstractmethod
+    async def record_thread_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        entry: dict[str, Any],
+        *,
+        created_us: int,
+        ttl_seconds: float | None,
+        max_runs: int,
+    ) -> None:
+        """Write (or rewrite) what the thread `thread_id` keeps of the run `run_id`: `entry`,
+        a JSON object, ordered by `created_us` (when the run was created, in microseconds
+        since the epoch). The thread keeps its `max_runs` newest runs; its whole record
+        expires `ttl_seconds` after the last write (None: kept until deleted). Shared by
+        every instance that shares the backend."""
+
+    @abstractmethod
+    async def thread_run_entries(
+        self, thread_id: str, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """At most `limit` of the thread's run entries, newest first (by `created_us`, then
+        by run id, both descending), only those strictly after the cursor `before`
+        (`(created_us, run_id)` of the last entry of the previous page) when given."""
+
+    @abstractmethod
+    async def delete_thread_record(self, thread_id: str) -> None:
+        """Forget every run entry of the thread."""
 
     async def ping(self) -> bool:
         """True when the backend answers (used by readiness checks)."""

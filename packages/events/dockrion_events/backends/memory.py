@@ -11,7 +11,8 @@ expired ones leave as time passes, and a claim costs the same however many are h
 from __future__ import annotations
 
 import asyncio
-import heapq
+import bisect
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -28,75 +29,15 @@ from ..errors import (
 )
 from ..record import EventRecord
 from ..runs import Run, RunStatus
-from .base import EventBackend, TerminalEventFactory
+from .base import EventBackend, TerminalEventFactory, created_us
+from .expiring_claims import ExpiringClaims
 from .usage_ledger import UsageLedger
 
 __all__ = ["ExpiringClaims", "InMemoryBackend"]
 
 
-class ExpiringClaims:
-    """Claims that expire: a key held by an owner until an expiry (monotonic seconds), at
-    most `limit` at once.
-
-    A dict answers lookups; a heap of (expiry, key) gives the order claims expire in, so
-    expired claims leave as soon as any claim is made, each once (no scan of the table). A
-    renewal pushes a new heap entry; the stale one is skipped when it comes up, and the
-    heap is rebuilt from the dict when stale entries outnumber live ones, so each claim
-    costs O(log n) amortised whatever the number held.
-    """
-
-    __slots__ = ("_expiry", "_heap", "limit")
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        self.limit = limit
-        self._expiry: dict[str, tuple[str, float]] = {}  # key -> (owner, expiry)
-        self._heap: list[tuple[float, str]] = []
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    @property
-    def heap_size(self) -> int:
-        """Entries of the expiry heap, stale ones included (at most about twice the claims)."""
-        return len(self._heap)
-
-    def owner(self, key: str, now: float) -> str | None:
-        """Who holds `key` at `now`, or None."""
-        held = self._expiry.get(key)
-        return held[0] if held is not None and held[1] > now else None
-
-    def expired_count(self, now: float) -> int:
-        """Claims still stored although they expired by `now` (for tests; a scan)."""
-        return sum(1 for _, expiry in self._expiry.values() if expiry <= now)
-
-    def put(self, key: str, owner: str, expiry: float, now: float) -> bool:
-        """Hold `key` for `owner` until `expiry`; False (nothing changed) when `limit` live
-        claims of other keys are held."""
-        self.expire(now)
-        expiries = self._expiry
-        if key not in expiries and len(expiries) >= self.limit:
-            return False
-        expiries[key] = (owner, expiry)
-        heap = self._heap
-        heapq.heappush(heap, (expiry, key))
-        if len(heap) > 2 * len(expiries) + 64:
-            self._heap = [(held, name) for name, (_, held) in expiries.items()]
-            heapq.heapify(self._heap)
-        return True
-
-    def pop(self, key: str) -> None:
-        self._expiry.pop(key, None)  # its heap entry goes stale
-
-    def expire(self, now: float) -> None:
-        """Drop every claim whose expiry has passed."""
-        heap, expiries = self._heap, self._expiry
-        while heap and heap[0][0] <= now:
-            expiry, key = heapq.heappop(heap)
-            held = expiries.get(key)
-            if held is not None and held[1] == expiry:
-                del expiries[key]
+def _place(run: Run) -> tuple[int, str]:
+    return created_us(run.created_at), run.run_id
 
 
 class _RunLog:
@@ -154,10 +95,16 @@ class InMemoryBackend(EventBackend):
         self._threads = ExpiringClaims(max_threads)  # thread id -> its owner
         self._resumed = ExpiringClaims(max_threads)  # run id whose interrupt is answered
         self._turns: dict[str, _Turn] = {}  # thread id -> who holds its turn, who waits
+        # thread id -> run id -> (created µs, entry); each thread's record expires as a whole
+        self._records: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {}
+        self._recorded = ExpiringClaims(max_threads, on_drop=self._drop_record)
+        self._stopping = ExpiringClaims(max_threads)  # "thread holder" asked to stop
         self.max_events_per_run = max_events_per_run
         self.ttl_seconds = ttl_seconds
         self.max_runs = max_runs
         self._runs: dict[str, _RunLog] = {}
+        # owner -> the places of its runs, (created µs, run id), oldest first
+        self._owned: dict[str, list[tuple[int, str]]] = {}
         # Finished runs in the order they finished, with the time each one expires. The
         # retention is the same for every run, so this is also the order of expiry.
         self._finished: OrderedDict[str, float] = OrderedDict()
@@ -186,6 +133,7 @@ class InMemoryBackend(EventBackend):
             oldest, _ = self._finished.popitem(last=False)
             self._forget(oldest)
         self._runs[run.run_id] = _RunLog(run.model_copy())
+        bisect.insort(self._owned.setdefault(run.owner or "", []), _place(run))
 
     async def get_run(self, run_id: str) -> Run | None:
         self._sweep()
@@ -318,6 +266,22 @@ class InMemoryBackend(EventBackend):
         log = self._runs.pop(run_id, None)
         if log is not None:
             log.notify()
+            owned = self._owned.get(log.run.owner or "", [])
+            place = _place(log.run)
+            index = bisect.bisect_left(owned, place)
+            if index < len(owned) and owned[index] == place:
+                del owned[index]
+            if not owned:
+                self._owned.pop(log.run.owner or "", None)
+
+    async def owner_runs(
+        self, owner: str | None, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[tuple[int, Run]]:
+        self._sweep()
+        owned = self._owned.get(owner or "", [])
+        end = len(owned) if before is None else bisect.bisect_left(owned, before)
+        places = owned[max(0, end - limit) : end][::-1]
+        return [(created, self._runs[name].run.model_copy()) for created, name in places]
 
     def run_count(self) -> int:
         return len(self._runs)
@@ -394,3 +358,53 @@ class InMemoryBackend(EventBackend):
             "(streaming.memory.max_threads); use the Redis backend to keep more",
             self.name,
         )
+
+    async def stop_thread_turn(
+        self, thread_id: str, holder: str, reason: str, ttl_seconds: float
+    ) -> None:
+        now = time.monotonic()
+        if not self._stopping.put(f"{thread_id} {holder}", reason, now + ttl_seconds, now):
+            raise self._full("stop requests")
+
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> str | None:
+        return self._stopping.owner(f"{thread_id} {holder}", time.monotonic())
+
+    # --- thread records ----------------------------------------------------------------
+
+    def _drop_record(self, thread_id: str) -> None:
+        self._records.pop(thread_id, None)
+
+    async def record_thread_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        entry: dict[str, Any],
+        *,
+        created_us: int,
+        ttl_seconds: float | None,
+        max_runs: int,
+    ) -> None:
+        now = time.monotonic()
+        expiry = math.inf if ttl_seconds is None else now + ttl_seconds
+        if not self._recorded.put(thread_id, "", expiry, now):
+            raise self._full("thread records")
+        runs = self._records.setdefault(thread_id, {})
+        runs[run_id] = (created_us, dict(entry))
+        if len(runs) > max_runs:
+            oldest = sorted(runs, key=lambda name: (runs[name][0], name))
+            for name in oldest[: len(runs) - max_runs]:
+                del runs[name]
+
+    async def thread_run_entries(
+        self, thread_id: str, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[dict[str, Any]]:
+        self._recorded.expire(time.monotonic())
+        runs = self._records.get(thread_id, {})
+        order = sorted(((created, name) for name, (created, _) in runs.items()), reverse=True)
+        if before is not None:
+            order = [key for key in order if key < before]
+        return [dict(runs[name][1]) for _, name in order[:limit]]
+
+    async def delete_thread_record(self, thread_id: str) -> None:
+        self._recorded.pop(thread_id)
+        self._records.pop(thread_id, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -41,8 +42,8 @@ from ..errors import (
 from ..record import EventRecord
 from ..runs import Run, RunStatus
 from . import redis_usage
-from .base import EventBackend, TerminalEventFactory
-from .redis_index import RunIndex
+from .base import EventBackend, TerminalEventFactory, created_us
+from .redis_index import RunIndex, newest
 from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
 from .redis_tail import Tail
 
@@ -127,12 +128,16 @@ class RedisBackend(EventBackend):
 
     async def claim_thread(self, thread_id: str, owner: str, ttl_seconds: float) -> str:
         key = self._keys.thread(thread_id)
-        ttl_ms = max(1, int(ttl_seconds * 1000))
+        # an infinite ttl: kept until released
+        ttl_ms = max(1, int(ttl_seconds * 1000)) if math.isfinite(ttl_seconds) else None
         with self._errors("claiming a thread"):
             # SET NX GET: sets when absent, and returns the owner that was there before.
             previous = await self._client.set(key, owner, nx=True, px=ttl_ms, get=True)
             if previous is None or text(previous) == owner:
-                await self._client.pexpire(key, ttl_ms)
+                if ttl_ms is None:
+                    await self._client.persist(key)
+                else:
+                    await self._client.pexpire(key, ttl_ms)
                 return owner
             return text(previous)
 
@@ -175,6 +180,51 @@ class RedisBackend(EventBackend):
         with self._errors("releasing a resume"):
             await self._client.delete(self._keys.resumed(run_id))
 
+    async def stop_thread_turn(
+        self, thread_id: str, holder: str, reason: str, ttl_seconds: float
+    ) -> None:
+        key = self._keys.thread_stop(thread_id, holder)
+        with self._errors("stopping a thread's run"):
+            await self._client.set(key, reason, px=max(1, int(ttl_seconds * 1000)))
+
+    async def thread_turn_stopping(self, thread_id: str, holder: str) -> str | None:
+        with self._errors("reading a thread's stop request"):
+            reason = await self._client.get(self._keys.thread_stop(thread_id, holder))
+        return None if reason is None else text(reason)
+
+    async def record_thread_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        entry: dict[str, Any],
+        *,
+        created_us: int,
+        ttl_seconds: float | None,
+        max_runs: int,
+    ) -> None:
+        ttl = "" if ttl_seconds is None else str(max(1, int(ttl_seconds * 1000)))
+        with self._errors("recording a thread's run"):
+            await self._scripts["record_run"](
+                keys=self._keys.thread_record(thread_id),
+                args=[run_id, created_us, json.dumps(entry), ttl, max_runs],
+            )
+
+    async def thread_run_entries(
+        self, thread_id: str, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[dict[str, Any]]:
+        runs, record = self._keys.thread_record(thread_id)
+        with self._errors("reading a thread's runs"):
+            ids = await newest(self._client, runs, limit, before)
+            if not ids:
+                return []
+            found = await self._client.hmget(record, [run_id for _, run_id in ids])
+        return [json.loads(item) for item in found if item is not None]
+
+    async def delete_thread_record(self, thread_id: str) -> None:
+        with self._errors("deleting a thread's record"):
+            for key in self._keys.thread_record(thread_id):
+                await self._client.delete(key)  # one key a command: any cluster slot
+
     # --- run state -----------------------------------------------------------------------
 
     async def create_run(self, run: Run) -> None:
@@ -190,6 +240,7 @@ class RedisBackend(EventBackend):
             if text(result) == "exists":
                 raise RunExistsError(run.run_id)
             await self._index.touch(run.run_id)
+            await self._index.own(run, created_us(run.created_at))
 
     async def get_run(self, run_id: str) -> Run | None:
         with self._errors("reading a run"):
@@ -201,6 +252,12 @@ class RedisBackend(EventBackend):
     ) -> list[Run]:
         with self._errors("listing runs"):
             return await self._index.recent(status, owner, limit)
+
+    async def owner_runs(
+        self, owner: str | None, *, limit: int, before: tuple[int, str] | None = None
+    ) -> list[tuple[int, Run]]:
+        with self._errors("listing runs"):
+            return await self._index.owned(owner or "", limit, before)
 
     async def start_run(self, run_id: str) -> Run:
         now = datetime.now(UTC).isoformat()

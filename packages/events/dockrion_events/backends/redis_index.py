@@ -14,6 +14,9 @@ from typing import Any
 from ..runs import Run, RunStatus
 from .redis_layout import Keys, run_from_state, text
 
+# The most runs an owner's index keeps (the oldest leave first).
+MAX_OWNED = 10_000
+
 __all__ = ["RunIndex"]
 
 
@@ -61,6 +64,44 @@ class RunIndex:
             stale = time.monotonic() - 2 * self._refresh
             self._indexed = {k: v for k, v in self._indexed.items() if v > stale}
         await self.touch(run_id, running=True)
+
+    async def own(self, run: Run, created: int) -> None:
+        """Add the run to its owner's index (the newest `MAX_OWNED` kept, the index
+        expiring with the retention after its last run)."""
+        key = self._keys.owner_runs(run.owner or "")
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {run.run_id: created})
+            pipe.zremrangebyrank(key, 0, -MAX_OWNED - 1)
+            pipe.expire(key, int(self._ttl + self._refresh) + 1)
+            await pipe.execute()
+
+    async def owned(
+        self, owner: str, limit: int, before: tuple[int, str] | None
+    ) -> list[tuple[int, Run]]:
+        """The owner's runs newest first after `before`; ids of expired runs leave the
+        index on the way."""
+        key = self._keys.owner_runs(owner)
+        found: list[tuple[int, Run]] = []
+        while len(found) < limit:
+            places = await newest(self._client, key, limit - len(found), before)
+            if not places:
+                break
+            async with self._client.pipeline(transaction=False) as pipe:
+                for _, run_id in places:
+                    pipe.hgetall(self._keys.state(run_id))
+                states = await pipe.execute()
+            gone = [
+                run_id for (_, run_id), fields in zip(places, states, strict=True) if not fields
+            ]
+            if gone:
+                await self._client.zrem(key, *gone)
+            found += [
+                (created, run_from_state(fields))
+                for (created, _), fields in zip(places, states, strict=True)
+                if fields
+            ]
+            before = places[-1]
+        return found
 
     async def remove(self, run_id: str) -> None:
         await self._client.zrem(self._keys.runs, run_id)
@@ -114,3 +155,26 @@ class RunIndex:
             elif not has_lease and text(status) == RunStatus.RUNNING.value:
                 orphans.append(run_id)
         return orphans
+
+
+async def newest(
+    client: Any, key: str, limit: int, before: tuple[int, str] | None
+) -> list[tuple[int, str]]:
+    """Members of a sorted set scored by creation (µs), newest first (by score, then
+    member, both descending), strictly after the cursor `before`; runs created in the same
+    microsecond are told apart by their ids, so a page never repeats or skips one."""
+    found: list[tuple[int, str]] = []
+    top = str(before[0]) if before is not None else "+inf"
+    offset = 0
+    while len(found) < limit:
+        chunk = await client.zrevrangebyscore(
+            key, top, "-inf", start=offset, num=limit + 1, withscores=True
+        )
+        if not chunk:
+            break
+        offset += len(chunk)
+        for member, score in chunk:
+            position = (int(score), text(member))
+            if before is None or position < before:
+                found.append(position)
+    return found[:limit]

@@ -11,6 +11,8 @@ hash tag, so the layout works on Redis Cluster:
                                           answered (expiring)
     <prefix>:runs                  zset   run ids by last activity, seconds (listing)
     <prefix>:running               set    ids of RUNNING runs (orphan detection)
+    <prefix>:owner:{<owner>}:runs  zset   an owner's run ids by creation (µs): its
+                                          listing (the newest 10,000, expiring)
     <prefix>:thread:{<thread_id>}  string the owner of a conversation thread (renewed,
                                           expiring)
     <prefix>:thread:{<thread_id>}:turn     string the run holding the thread's turn
@@ -18,6 +20,10 @@ hash tag, so the layout works on Redis Cluster:
     <prefix>:thread:{<thread_id>}:waiting  zset   runs waiting for the turn, by ticket
     <prefix>:thread:{<thread_id>}:alive    hash   when each waiter stops counting (ms)
     <prefix>:thread:{<thread_id>}:tickets  string the last ticket handed out
+    <prefix>:thread:{<thread_id>}:stop:<holder>  string set when the run `holder` is
+                                                  asked to stop (expiring)
+    <prefix>:thread:{<thread_id>}:runs     zset   the thread's runs by creation (µs)
+    <prefix>:thread:{<thread_id>}:record   hash   what the thread keeps of each run (JSON)
     <prefix>:ratelimit:<principal> string a principal's rate-limit count (the runtime's
                                           `auth.rate_limits`; expiring)
     <prefix>:slots:<kind>:<principal>
@@ -70,6 +76,10 @@ class Keys:
     def lease(self, run_id: str) -> str:
         return f"{self.prefix}:{{{run_id}}}:lease"
 
+    def owner_runs(self, owner: str) -> str:
+        """An owner's runs by creation (one key a command, so no cluster constraint)."""
+        return f"{self.prefix}:owner:{{{owner}}}:runs"
+
     def resumed(self, run_id: str) -> str:
         """Set once the interrupt a run stopped at is being answered (`claim_resume`)."""
         return f"{self.prefix}:{{{run_id}}}:resumed"
@@ -83,6 +93,16 @@ class Keys:
         counter (`TAKE_TURN`'s keys, in order; one hash tag, so one cluster slot)."""
         base = self.thread(thread_id)
         return [f"{base}:turn", f"{base}:waiting", f"{base}:alive", f"{base}:tickets"]
+
+    def thread_stop(self, thread_id: str, holder: str) -> str:
+        """Set when the run holding (or waiting for) a thread's turn is asked to stop."""
+        return f"{self.thread(thread_id)}:stop:{holder}"
+
+    def thread_record(self, thread_id: str) -> list[str]:
+        """What a thread keeps of its runs: their ids by creation and an entry each
+        (`RECORD_RUN`'s keys, in order; the thread's hash tag)."""
+        base = self.thread(thread_id)
+        return [f"{base}:runs", f"{base}:record"]
 
     def rate_limit(self, principal: str) -> str:
         """A principal's rate-limit count (one key a script, so no hash tag is needed)."""
@@ -231,7 +251,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
+# A run's entry in its thread's record. ARGV: run id, created µs, entry JSON, ttl ms ("":
+# none), the most runs kept (the oldest leave first).
+_RECORD_RUN = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+if excess > 0 then
+  local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+  redis.call('HDEL', KEYS[2], unpack(old))
+end
+for i = 1, 2 do
+  if ARGV[4] == '' then redis.call('PERSIST', KEYS[i])
+  else redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+end
+return 1
+"""
+
 SCRIPTS = {
+    "record_run": _RECORD_RUN,
     "release_thread": _RELEASE_THREAD,
     "take_turn": _TAKE_TURN,
     "end_turn": _END_TURN,

@@ -56,6 +56,8 @@ class RunOptions:
     update: dict[str, Any] | None = None
     # the run's turn on its thread (one run at a time per thread), held or waited for
     turn: Any = None
+    # what its thread keeps of the run (input, status, output), written as it goes
+    record: Any = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -99,6 +101,14 @@ class Agent:
         self.target = target
 
     needs_thread = False  # True for agents that cannot run without a thread
+
+    @property
+    def resumes_on_threads(self) -> bool:
+        """Whether a run that stops at an interrupt continues from what a thread keeps (a
+        LangGraph graph with a checkpointer, its own or the runtime's): a background run
+        sent without a thread then gets one of its own, so that it can be resumed."""
+        return self.needs_thread
+
     # The top-level input keys the agent reads, when it declares them (a LangGraph graph's
     # state keeps only those); None: it is given its input whole.
     input_keys: frozenset[str] | None = None

@@ -123,41 +123,80 @@ async def threads_older_than(checkpointer: Any, cutoff: float) -> list[str] | No
 
 
 async def delete_checkpoints_since(checkpointer: Any, thread_id: str, since: float) -> bool:
-    """Remove the thread's checkpoints (and their pending writes) written at or after
-    `since` (Unix seconds); False for a checkpointer of a kind the runtime cannot edit."""
+    """Remove what the thread's checkpointer stored at or after `since` (Unix seconds): the
+    checkpoints, the pending writes made from them, and the channel values (blobs) no
+    checkpoint left refers to; False for a checkpointer of a kind the runtime cannot edit.
+    Called while the thread's turn is held, so no run writes to the thread meanwhile."""
     kind = type(checkpointer).__name__
     if kind == "InMemorySaver":
-        for checkpoints in checkpointer.storage.get(thread_id, {}).values():
-            for checkpoint_id in [c for c in checkpoints if _written_at(c) >= since]:
-                del checkpoints[checkpoint_id]
-        for key in [k for k in checkpointer.writes if k[0] == thread_id]:
-            if _written_at(key[2]) >= since:
-                del checkpointer.writes[key]
+        _delete_in_memory(checkpointer, thread_id, since)
         return True
     if kind == "AsyncSqliteSaver":
-        query = "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ?"
         async with checkpointer.lock:
-            async with checkpointer.conn.execute(query, (thread_id,)) as cursor:
-                ids = [str(row[0]) for row in await cursor.fetchall()]
-            late = [(thread_id, c) for c in ids if _written_at(c) >= since]
             for table in ("checkpoints", "writes"):
+                query = f"SELECT DISTINCT checkpoint_id FROM {table} WHERE thread_id = ?"  # noqa: S608 - fixed names
+                async with checkpointer.conn.execute(query, (thread_id,)) as cursor:
+                    ids = [str(row[0]) for row in await cursor.fetchall()]
                 await checkpointer.conn.executemany(
                     f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id = ?",  # noqa: S608 - fixed names
-                    late,
+                    [(thread_id, c) for c in ids if _written_at(c) >= since],
                 )
             await checkpointer.conn.commit()
         return True
     if kind == "AsyncPostgresSaver":
-        async with checkpointer.conn.connection() as connection:
-            cursor = await connection.execute(
-                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s", (thread_id,)
-            )
-            ids = [str(row["checkpoint_id"]) for row in await cursor.fetchall()]
-            late_ids = [c for c in ids if _written_at(c) >= since]
+        async with checkpointer.conn.connection() as connection, connection.transaction():
             for table in ("checkpoints", "checkpoint_writes"):
+                cursor = await connection.execute(
+                    f"SELECT DISTINCT checkpoint_id FROM {table} WHERE thread_id = %s",  # noqa: S608 - fixed names
+                    (thread_id,),
+                )
+                ids = [str(row["checkpoint_id"]) for row in await cursor.fetchall()]
                 await connection.execute(
                     f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id = ANY(%s)",  # noqa: S608 - fixed names
-                    (thread_id, late_ids),
+                    (thread_id, [c for c in ids if _written_at(c) >= since]),
                 )
+            await _delete_unused_blobs(connection, thread_id)
         return True
     return False
+
+
+async def _delete_unused_blobs(connection: Any, thread_id: str) -> None:
+    """PostgreSQL keeps each channel value once (`checkpoint_blobs`, by channel and version)
+    for the checkpoints that refer to it: delete the thread's values none refers to."""
+    cursor = await connection.execute(
+        "SELECT DISTINCT c.checkpoint_ns, v.key AS channel, v.value AS version "
+        "FROM checkpoints c "
+        "CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') AS v "
+        "WHERE c.thread_id = %s",
+        (thread_id,),
+    )
+    used = {(r["checkpoint_ns"], r["channel"], r["version"]) for r in await cursor.fetchall()}
+    cursor = await connection.execute(
+        "SELECT checkpoint_ns, channel, version FROM checkpoint_blobs WHERE thread_id = %s",
+        (thread_id,),
+    )
+    stored = {(r["checkpoint_ns"], r["channel"], r["version"]) for r in await cursor.fetchall()}
+    async with connection.cursor() as deleting:
+        await deleting.executemany(
+            "DELETE FROM checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = %s "
+            "AND channel = %s AND version = %s",
+            [(thread_id, *key) for key in sorted(stored - used)],
+        )
+
+
+def _delete_in_memory(saver: Any, thread_id: str, since: float) -> None:
+    """The same for LangGraph's InMemorySaver: checkpoints by namespace, writes by
+    (thread, namespace, checkpoint), channel values by (thread, namespace, channel,
+    version)."""
+    used: set[tuple[Any, ...]] = set()
+    for namespace, checkpoints in saver.storage.get(thread_id, {}).items():
+        for checkpoint_id in [c for c in checkpoints if _written_at(c) >= since]:
+            del checkpoints[checkpoint_id]
+        for saved, _, _ in checkpoints.values():
+            versions = saver.serde.loads_typed(saved).get("channel_versions", {})
+            used.update((thread_id, namespace, ch, ver) for ch, ver in versions.items())
+    for key in [k for k in saver.writes if k[0] == thread_id]:
+        if _written_at(key[2]) >= since:
+            del saver.writes[key]
+    for key in [k for k in saver.blobs if k[0] == thread_id and k not in used]:
+        del saver.blobs[key]

@@ -80,6 +80,10 @@ class LangGraphAgent(Agent):
         return getattr(self._graph, "checkpointer", None) not in (None, False)
 
     @property
+    def resumes_on_threads(self) -> bool:
+        return self._threaded is not None
+
+    @property
     def wants_checkpointer(self) -> bool:  # type: ignore[override]
         return self._threaded is None
 

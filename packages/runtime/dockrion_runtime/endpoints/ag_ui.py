@@ -72,19 +72,21 @@ async def run_agent(request: Request) -> EventStreamResponse:
     update: dict[str, Any] | None = None  # state keys set as an interrupted graph resumes
     options: RunOptions | None = None
     if settings.framework == "langgraph":
+        # a graph on a checkpointer, its own or the runtime's, holds the earlier turns
+        keeps_threads = agent.thread_refusal() is None
         try:
             if resuming:
                 update = inputs.graph_tools(run_input, agent.input_keys, resuming=True)
             else:
                 payload = inputs.graph_input(
-                    run_input, keeps_threads=agent.needs_thread, state_keys=agent.input_keys
+                    run_input, keeps_threads=keeps_threads, state_keys=agent.input_keys
                 )
         except inputs.InputRefused as exc:
             problem = {"loc": ["body", exc.field], "msg": str(exc)}
             raise RuntimeHTTPError(str(exc), "VALIDATION_ERROR", [problem]) from None
         if not resuming:
             _check_input(runtime, payload)
-        if agent.needs_thread or resuming:
+        if keeps_threads or resuming:
             claimed = await runtime.threads.claim(request, agent, run_input.thread_id)
             options = RunOptions(
                 thread_id=claimed.thread_id,

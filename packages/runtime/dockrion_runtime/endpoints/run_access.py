@@ -91,6 +91,9 @@ async def start_run(
         raise
     try:
         run = await runs.create_run(requested, owner=principal.id, metadata=metadata)
+        via = "ag-ui" if "ag_ui" in metadata else "background"
+        records = runtime.thread_services.records
+        options = await records.open(options, run.run_id, via, payload, run.created_at)
         context = runs.get_context(run.run_id)
         assert context is not None
         runtime.bind(context, request)

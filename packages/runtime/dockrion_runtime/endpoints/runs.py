@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from dockrion_events import Run, RunFinishedError, validate_run_id
 
 from ..agents import RunOptions
-from ..engine.conversations import THREAD_OWNERSHIP_SECONDS
+from ..engine.conversations import RESUME_CLAIM_SECONDS
 from ..errors import RuntimeHTTPError
 from ..runtime import runtime_of
 from ..wire.sse import EventStreamResponse
@@ -49,7 +49,7 @@ async def create_run(request: Request) -> Response:
     requested = request.query_params.get("run_id")
     if requested is not None:
         validate_run_id(requested)
-    options = await runtime.threads.options(request, agent)
+    options = await runtime.threads.options(request, agent, background=True)
     return await _start(request, payload, requested, options)
 
 
@@ -92,7 +92,7 @@ async def _resume(request: Request, run: Run, options: RunOptions, value: Any) -
         )
     # Two resumes sent at once both find the interrupt waiting: one claim, one run.
     backend = runtime.threads.backend
-    if not await backend.claim_resume(run.run_id, THREAD_OWNERSHIP_SECONDS):
+    if not await backend.claim_resume(run.run_id, RESUME_CLAIM_SECONDS):
         raise RuntimeHTTPError(
             f"Run '{run.run_id}' was already resumed: its thread no longer waits at its interrupt",
             "CONFLICT",

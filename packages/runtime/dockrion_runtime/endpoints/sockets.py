@@ -63,7 +63,7 @@ async def invoke_ws(websocket: WebSocket, request: Request) -> None:
     agent = runtime.require_agent()
     await accept(websocket)
     payload = runtime.body.message(await _first_message(websocket, runtime.body.timeout))
-    run_id, batches, task = await runtime.start_private_run(request, agent, payload)
+    run_id, batches, task = await runtime.start_private_run(request, agent, payload, "websocket")
 
     def stop() -> None:
         task.cancel()  # the supervisor then ends the log with `cancelled` and stops the agent

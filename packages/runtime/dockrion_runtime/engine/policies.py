@@ -68,6 +68,16 @@ class OutputPolicy:
     def run_redaction(self) -> RunRedaction:
         return RunRedaction(self.patterns, self.halt, self.max_chars)
 
+    def redact_stored(self, value: Any) -> Any:
+        """`value` with every match replaced, never refused (what is stored, not sent)."""
+        if isinstance(value, str):
+            return redact_text(self.patterns, value)[0]
+        if isinstance(value, list):
+            return [self.redact_stored(item) for item in value]
+        if isinstance(value, dict):
+            return {self.redact_stored(str(k)): self.redact_stored(v) for k, v in value.items()}
+        return value
+
     def _redact_text(self, text: str) -> str:
         redacted, matched = redact_text(self.patterns, text)
         if matched and self.halt:
@@ -127,6 +137,10 @@ class SafetyPolicies:
 
     def apply_output(self, output: Any) -> Any:
         return output if self.output is None else self.output.apply(output)
+
+    def redact_stored(self, value: Any) -> Any:
+        """What the runtime stores about a run (a thread's record), redacted."""
+        return value if self.output is None else self.output.redact_stored(value)
 
     def run_redaction(self) -> RunRedaction | None:
         """A run's redaction of what it emits (None without a `safety` section)."""

@@ -25,6 +25,7 @@ from dockrion_events import (
     RunFinishedError,
     RunManager,
     RunNotFoundError,
+    RunStatus,
     StreamClosedError,
     StreamContext,
 )
@@ -38,6 +39,7 @@ from ..telemetry.observer import RunTelemetry, RunWatch
 from ..telemetry.tracing import TraceOrigin
 from .encoding import UnencodableError, event_data_problem, to_jsonable
 from .policies import SafetyPolicies
+from .thread_records import RecordedEnding
 
 __all__ = ["RunSupervisor"]
 
@@ -166,6 +168,7 @@ class RunSupervisor:
         try:
             await watch.begin()
             async with deadline(timeout), _turn_of(options):
+                await _started(options)
                 result = _result(
                     await agent.invoke(payload, context, streaming=False, options=options)
                 )
@@ -207,12 +210,16 @@ class RunSupervisor:
         started = time.perf_counter()
         limit = self.settings.max_run_duration
         # Only the runtime ends the run, with what the agent returned after the policies.
-        ending = context.reserve_terminal_events()
+        ending: Any = context.reserve_terminal_events()
+        record = options.record if options is not None else None
+        if record is not None:
+            ending = RecordedEnding(ending, record)  # its thread keeps how it ended
         watch = self._watch(context, accepted, origin)
         outcome, usage, failure = "failed", None, None
         try:
             await watch.begin()
             async with asyncio.timeout(limit), _turn_of(options):
+                await _started(options)
                 result = _result(await agent.invoke(payload, context, options=options))
             usage = result.metadata.get("usage")
             output, problems = self.check_output(result.output)
@@ -223,6 +230,8 @@ class RunSupervisor:
             outcome = "completed"
         except (RunCancelledError, *_ENDED):
             outcome = "cancelled"
+            if record is not None:
+                await record.ended(RunStatus.CANCELLED)
             return  # the run already ended (cancelled): nothing more to say
         except TimeoutError:
             outcome = "timeout"
@@ -230,9 +239,11 @@ class RunSupervisor:
             with contextlib.suppress(*_ENDED):
                 await ending.error(failure[1], "RUN_TIMEOUT")
             context.cancel("timeout")
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             outcome = "cancelled"
-            reason = "shutdown" if self.shutting_down else cancel_reason
+            # a run stopped for another one on its thread says so (`task.cancel(reason)`)
+            given = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+            reason = "shutdown" if self.shutting_down else given or cancel_reason
             with contextlib.suppress(*_ENDED):
                 await ending.cancelled(reason)
             context.cancel(reason)
@@ -352,6 +363,13 @@ def _turn_of(options: RunOptions | None) -> contextlib.AbstractAsyncContextManag
     """The run's turn on its thread, held for the block (nothing without a thread)."""
     turn = options.turn if options is not None else None
     return turn.running() if turn is not None else contextlib.nullcontext()
+
+
+async def _started(options: RunOptions | None) -> None:
+    """The run holds its thread's turn: its thread's record says it is running."""
+    record = options.record if options is not None else None
+    if record is not None:
+        await record.started()
 
 
 def _report_failure(task: asyncio.Task[None]) -> None:

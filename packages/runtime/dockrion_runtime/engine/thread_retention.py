@@ -1,5 +1,5 @@
 """Retention of threads (`threads.ttl_seconds`): a thread whose latest checkpoint is older
-than the ttl is deleted with its checkpoints and its ownership, so storage does not grow
+than the ttl is deleted with its checkpoints, its record and its ownership, so storage does not grow
 without bound. Every instance sweeps; deleting a thread twice is harmless, and a thread a
 run holds is left for the next sweep."""
 
@@ -47,6 +47,7 @@ class ThreadRetention:
             if await backend.thread_turn_holder(thread_id) is not None:
                 continue  # a run holds it: it is not stale
             await agent.forget_thread(thread_id)
+            await backend.delete_thread_record(thread_id)
             owner = await backend.thread_owner(thread_id)
             if owner is not None:
                 await backend.release_thread(thread_id, owner)

@@ -15,6 +15,8 @@ from ..agents import Agent, AgentLoadError
 from ..agents.checkpointers import open_checkpointer
 from ..settings import RuntimeSettings
 from .conversations import ThreadRegistry
+from .policies import SafetyPolicies
+from .thread_records import ThreadRecords
 from .thread_retention import ThreadRetention
 from .thread_turns import ThreadTurns
 
@@ -27,15 +29,27 @@ class ThreadServices:
     """Built once with the app's `Runtime`; `runs` gives the run manager once the lifespan
     has brought it up."""
 
-    def __init__(self, settings: RuntimeSettings, runs: Callable[[], RunManager | None]) -> None:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        runs: Callable[[], RunManager | None],
+        policies: SafetyPolicies,
+    ) -> None:
         self.settings = settings
         self.registry = ThreadRegistry(
             ThreadTurns(
                 settings.threads.multitask_strategy,
                 float(settings.redis.lease_seconds),
                 runs,
+                lambda: self.records,
             ),
             settings.memory.max_threads,
+            settings.threads.ttl_seconds,
+        )
+        ttl = settings.threads.ttl_seconds
+        # what each thread keeps of its runs, where its ownership and turns live
+        self.records = ThreadRecords(
+            policies, float(ttl) if ttl is not None else None, lambda: self.registry.backend
         )
         # closes what keeps threads' state (a SQLite file, a PostgreSQL pool) at shutdown
         self.state = contextlib.AsyncExitStack()

@@ -5,9 +5,12 @@ caller, OpenTelemetry traces (and Langfuse). The supervisor reports each run to 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from dockrion_events import EventBackend
 
 from ..engine.redaction import RedactPattern, redact_text
+from ..metrics import RuntimeMetrics
 from ..settings import RuntimeSettings
 from .exporters import span_exporters
 from .meter import Prices, RunMeter
@@ -24,8 +27,24 @@ __all__ = [
     "RunWatch",
     "TraceOrigin",
     "UsageBook",
+    "run_telemetry",
     "tracer_for",
 ]
+
+
+def run_telemetry(
+    settings: RuntimeSettings,
+    metrics: RuntimeMetrics,
+    tracer: RunTracer | None,
+    backend: Callable[[], EventBackend | None],
+) -> RunTelemetry:
+    """What every run of the app reports to: its metrics, the usage and budgets of its
+    callers (kept in `backend()`, the events backend once it is up) and the tracer."""
+    observability = settings.spec.observability
+    policies = settings.spec.policies
+    usage = UsageBook(list(policies.budgets) if policies is not None else [], backend)
+    prices = Prices(observability.prices if observability is not None else {})
+    return RunTelemetry(settings.name, metrics, prices, tracer, usage)
 
 
 def tracer_for(settings: RuntimeSettings, env: Mapping[str, str]) -> RunTracer | None:

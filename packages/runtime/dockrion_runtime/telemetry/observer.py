@@ -5,6 +5,7 @@ telemetry."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -34,8 +35,8 @@ class RunTelemetry:
         agent: str,
         metrics: RuntimeMetrics,
         prices: Prices,
-        tracer: RunTracer | None = None,
-        usage: UsageBook | None = None,
+        tracer: RunTracer | None,
+        usage: UsageBook,
     ) -> None:
         self.agent = agent
         self.metrics = metrics
@@ -60,6 +61,11 @@ class RunTelemetry:
         """A run about to start its agent; `accepted` (a `time.time()`) is when it was
         accepted, when it waited for its start."""
         return RunWatch(self, run_id, caller, accepted, origin, thread_id)
+
+    async def close(self) -> None:
+        """Send the last spans (the exporter's own timeout bounds it), off the loop."""
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)
 
     def count_usage(self, meter: RunMeter) -> None:
         metrics, agent = self.metrics, self.agent
@@ -105,7 +111,7 @@ class RunWatch:
         if self.accepted is not None:
             telemetry._queue_wait.observe(max(0.0, time.time() - self.accepted))
         telemetry._active.inc()
-        if telemetry.usage is not None and self.caller is not None:
+        if self.caller is not None and telemetry.usage.budgets:
             self.spending = await telemetry.usage.spending(self.caller)
         self._token = run_handler(self)
 
@@ -155,5 +161,4 @@ class RunWatch:
         telemetry.count_usage(meter)
         if self.spans is not None:
             self.spans.end(outcome, meter.total, error)
-        if telemetry.usage is not None:
-            await telemetry.usage.record(self.caller, meter.total)
+        await telemetry.usage.record(self.caller, meter.total)

@@ -100,6 +100,10 @@ class UsageBook:
         self._backend = backend
         self._local = UsageLedger()  # for an app without background runs (no backend)
 
+    def guard(self, slots: CallerSlots) -> CallerSlots:
+        """The caller slots, taken only within the budgets (as they are without budgets)."""
+        return BudgetedSlots(slots, self) if self.budgets else slots
+
     def applicable(self, caller: AuthContext) -> list[Budget]:
         roles = caller.roles or ("default",)
         return [b for b in self.budgets if b.role is None or b.role in roles]

@@ -21,18 +21,31 @@ _PAGE_PARAMETERS: list[dict[str, Any]] = [
         "name": "offset",
         "in": "query",
         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_LISTED, "default": 0},
-        "description": "Runs skipped (next_offset of the previous page)",
+        "description": "Runs skipped (next_offset of the previous page); runs created "
+        "meanwhile move the pages, which cursor does not",
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "schema": {
+            "type": "string",
+            "pattern": r"^[0-9]{1,20}\.[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$",
+            "maxLength": 149,
+        },
+        "description": "Where the page starts: next_cursor of the previous page (stable while "
+        "runs are created)",
     },
 ]
 
 _RUN_PAGE: dict[str, Any] = {
     "type": "object",
-    "required": ["runs", "limit", "offset", "next_offset"],
+    "required": ["runs", "limit", "offset", "next_offset", "next_cursor"],
     "properties": {
         "runs": {"type": "array", "items": {"type": "object"}},
         "limit": {"type": "integer"},
         "offset": {"type": "integer"},
         "next_offset": {"type": "integer", "nullable": True},
+        "next_cursor": {"type": "string", "nullable": True},
     },
 }
 
@@ -71,7 +84,7 @@ def thread_operations() -> dict[tuple[str, str], dict[str, Any]]:
             ],
             "responses": {
                 "200": json_response("A page of runs (each as GET /runs/{run_id})", _RUN_PAGE),
-                "400": error_response("Invalid status, thread id, limit or offset"),
+                "400": error_response("Invalid status, thread id, limit, offset or cursor"),
             },
         },
         ("GET", "/threads/{thread_id}"): {
@@ -105,7 +118,7 @@ def thread_operations() -> dict[tuple[str, str], dict[str, Any]]:
             "parameters": [path_thread, *_PAGE_PARAMETERS],
             "responses": {
                 "200": json_response("A page of runs", _RUN_PAGE),
-                "400": error_response("Invalid thread id, limit or offset"),
+                "400": error_response("Invalid thread id, limit, offset or cursor"),
                 "404": error_response("The thread belongs to another caller"),
             },
         },
