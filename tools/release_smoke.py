@@ -61,7 +61,7 @@ HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 START_TIMEOUT = 60.0
 STREAM_TIMEOUT = 30.0
 # The extras whose requirements the floors check installs too (package -> extras).
-FLOOR_EXTRAS = {"dockrion_events": ("redis",)}
+FLOOR_EXTRAS = {"dockrion_events": ("redis",), "dockrion_runtime": ("otel",)}
 # `name[extras] specifiers; marker`, as wheel metadata writes a requirement
 REQUIREMENT = re.compile(
     r"^(?P<name>[A-Za-z0-9._-]+)(?:\[[^\]]*\])?\s*(?P<spec>[^;]*)(?:;(?P<marker>.*))?$"

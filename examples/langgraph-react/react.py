@@ -45,6 +45,8 @@ class ScriptedChatModel(BaseChatModel):
     """Decides like a small ReAct model: a question about the weather or an email calls
     the tool; a tool result is turned into the answer; anything else is answered."""
 
+    model_name: str = "scripted-react-1"
+
     @property
     def _llm_type(self) -> str:
         return "scripted-chat"
@@ -105,6 +107,11 @@ class ScriptedChatModel(BaseChatModel):
             "output_tokens": len(text.split()),
             "total_tokens": words + len(text.split()),
         }
+        # as a provider's last chunk says which model answered and why it stopped
+        pieces[-1].response_metadata = {
+            "model_name": self.model_name,
+            "finish_reason": "tool_calls" if calls else "stop",
+        }
         for piece in pieces:
             chunk = ChatGenerationChunk(message=piece)
             if run_manager is not None:
@@ -126,6 +133,7 @@ class ScriptedChatModel(BaseChatModel):
             content=merged.content,
             tool_calls=merged.tool_calls,
             usage_metadata=merged.usage_metadata,
+            response_metadata=merged.response_metadata,
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 

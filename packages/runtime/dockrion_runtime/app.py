@@ -32,6 +32,7 @@ from .routes import Endpoint, needs_auth, served, starlette_routes
 from .runtime import Runtime
 from .secret_env import apply_secrets, check_secrets
 from .settings import RuntimeSettings, SettingsError
+from .telemetry import tracer_for
 
 __all__ = ["create_app"]
 
@@ -73,7 +74,6 @@ def create_app(
     # Keys and secrets may sit in the env files beside the Dockfile too; the shell wins.
     env = resolve_environment(base_dir, env_file, environ)
     auth = build_auth(spec.auth, env)
-    _warn_unenforced(spec)
     secrets = check_secrets(spec.secrets, env)
     # Agent code reads the process environment; an explicit `environ` stays the caller's.
     apply_secrets(secrets, os.environ if environ is None else dict(env))
@@ -95,6 +95,7 @@ def create_app(
         openapi=_openapi(spec, settings, listed, access),
         probe_address=probe_address,
         run_agents=run_agents,
+        tracer=tracer_for(settings, env),
     )
     routes = starlette_routes(endpoints, auth, access, runtime.rate_limiter)
     app = RuntimeApp(
@@ -138,13 +139,3 @@ def _openapi(
             "`data:`; see the runtime's WebSocket documentation."
         )
     return document
-
-
-def _warn_unenforced(spec: DockSpec) -> None:
-    """Say once, at start-up, what the Dockfile asks for that this release does not enforce
-    yet: nothing configured is ever silently without effect."""
-    unenforced: list[str] = []
-    if spec.observability is not None and spec.observability.langfuse:
-        unenforced.append("observability.langfuse")
-    for feature in unenforced:
-        log.warning("%s is configured but not enforced by this runtime version", feature)

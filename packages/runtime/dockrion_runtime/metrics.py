@@ -1,6 +1,12 @@
-"""Prometheus metrics, one registry per app (several apps may share a process)."""
+"""Prometheus metrics, one registry per app (several apps may share a process).
+
+`observability.metrics` switches families off: a family switched off is still counted
+(the code that feeds it stays one path) but in no registry, so `/metrics` never shows it.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -9,12 +15,21 @@ from starlette.responses import Response
 __all__ = ["RuntimeMetrics"]
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Runs last longer than requests: up to `max_run_duration` (an hour by default).
+RUN_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class RuntimeMetrics:
-    def __init__(self, agent: str, version: str) -> None:
+    def __init__(
+        self, agent: str, version: str, families: Mapping[str, bool] | None = None
+    ) -> None:
         self.agent = agent
         self.registry = CollectorRegistry()
+        switches = families or {}
+
+        def family(name: str) -> CollectorRegistry | None:
+            return self.registry if switches.get(name, True) else None
+
         self.requests = Counter(
             "dockrion_requests_total",
             "HTTP requests handled",
@@ -26,7 +41,7 @@ class RuntimeMetrics:
             "Time to the end of the response",
             ["agent", "version", "endpoint"],
             buckets=BUCKETS,
-            registry=self.registry,
+            registry=family("latency"),
         )
         self.active = Gauge(
             "dockrion_active_requests", "Requests in progress", ["agent"], registry=self.registry
@@ -72,7 +87,7 @@ class RuntimeMetrics:
             ["agent"],
             registry=self.registry,
         )
-        self.queue_wait = Histogram(
+        self.queue_worker_wait = Histogram(
             "dockrion_queue_wait_seconds",
             "Time from a run's submission to a worker of this process taking it",
             ["agent"],
@@ -85,6 +100,48 @@ class RuntimeMetrics:
             "continued (from a checkpoint), retried (from the start), orphaned (ended)",
             ["agent", "outcome"],
             registry=self.registry,
+        )
+        # runs: every run, whatever its endpoint or wire format
+        self.runs = Counter(
+            "dockrion_runs_total",
+            "Runs ended, by outcome (completed, failed, cancelled, timeout)",
+            ["agent", "outcome"],
+            registry=self.registry,
+        )
+        self.active_runs = Gauge(
+            "dockrion_active_runs", "Runs whose agent is running", ["agent"], registry=self.registry
+        )
+        self.subscribers = Gauge(
+            "dockrion_active_subscribers",
+            "Subscriptions to background runs (SSE, WebSocket, AG-UI)",
+            ["agent"],
+            registry=self.registry,
+        )
+        self.run_duration = Histogram(
+            "dockrion_run_duration_seconds",
+            "Time from the agent's start to the run's end",
+            ["agent"],
+            buckets=RUN_BUCKETS,
+            registry=family("latency"),
+        )
+        self.queue_wait = Histogram(
+            "dockrion_run_queue_wait_seconds",
+            "Time from a run's acceptance to its agent's start (its thread's turn included)",
+            ["agent"],
+            buckets=RUN_BUCKETS,
+            registry=family("latency"),
+        )
+        self.tokens = Counter(
+            "dockrion_model_tokens_total",
+            "Tokens of model calls, by model and type (input, output)",
+            ["agent", "model", "type"],
+            registry=family("tokens"),
+        )
+        self.cost = Counter(
+            "dockrion_model_cost_total",
+            "Cost of model calls by model, from observability.prices",
+            ["agent", "model"],
+            registry=family("cost"),
         )
         self.version = version
 

@@ -35,6 +35,7 @@ from .endpoints import (
     service,
     sockets,
     threads,
+    usage,
 )
 from .settings import RuntimeSettings
 from .wire.websocket import WebSocketEndpoint
@@ -170,6 +171,8 @@ ROUTE_TABLE: tuple[Endpoint, ...] = (
     # The playground: public static files; the API calls it makes carry the user's key
     Endpoint("GET", "/playground", playground.page, listed=False, enabled=_playground),
     Endpoint("GET", "/playground/{name}", playground.asset, listed=False, enabled=_playground),
+    # what the caller used today, and what is left of its budgets
+    Endpoint("GET", "/usage", usage.get_usage, protected=True, permission=INVOKE),
     # Pattern A: one request, one run
     Endpoint("POST", "/invoke", invoke.invoke, protected=True, permission=INVOKE, enabled=_rest),
     Endpoint(

@@ -39,6 +39,7 @@ from .metrics import RuntimeMetrics
 from .secret_env import MissingSecretError
 from .serve.probes import ProbeListener
 from .settings import RuntimeSettings
+from .telemetry import RunTracer, run_telemetry
 from .wire.sse import EventStreamResponse
 
 __all__ = ["Runtime", "SubscriberLimit", "runtime_of"]
@@ -98,6 +99,7 @@ class Runtime:
         openapi: dict[str, Any],
         probe_address: tuple[str, int] | None,
         run_agents: bool | None = None,
+        tracer: RunTracer | None = None,
     ) -> None:
         self.settings = settings
         # Whether this process runs queued runs (`serve --no-run-agents`: an API only).
@@ -105,12 +107,21 @@ class Runtime:
         self.auth = auth
         self.access = access  # the Dockfile's roles
         self.rate_limiter = self.build_rate_limiter()
-        self.slots = self.build_caller_slots()  # runs and streams per caller
-        self.metrics = RuntimeMetrics(settings.name, settings.version)
+        observability = settings.spec.observability
+        self.metrics = RuntimeMetrics(
+            settings.name, settings.version, observability.metrics if observability else None
+        )
+        # metrics, usage and budgets per caller (in the events backend once it is up), traces
+        self.telemetry = run_telemetry(
+            settings, self.metrics, tracer, lambda: self.runs.bus.backend if self.runs else None
+        )
+        self.usage = self.telemetry.usage
+        self.slots = self.usage.guard(self.build_caller_slots())  # runs and streams per caller
+        self._subscribers = self.metrics.subscribers.labels(settings.name)
         # the label values never change: each stream uses the same children
         self._open_streams = self.metrics.streams.labels(settings.name)
         self._events_sent = self.metrics.events.labels(settings.name)
-        self.supervisor = RunSupervisor(settings)
+        self.supervisor = RunSupervisor(settings, self.telemetry)
         arguments = settings.arguments
         self.body = CheckedBodyReader(
             settings.spec.io_schema.input,
@@ -179,7 +190,11 @@ class Runtime:
             options = await threads.run_options(request, agent, context.run_id, via, payload)
             context.thread_id = options.thread_id if options else None
             await context.emit_started()
-            task = supervisor.spawn(supervisor.execute(agent, payload, context, options=options))
+            tracer = self.telemetry.tracer
+            origin = tracer.origin(request.headers.get("traceparent")) if tracer else None
+            task = supervisor.spawn(
+                supervisor.execute(agent, payload, context, options=options, origin=origin)
+            )
         except BaseException:
             release()
             await threads.no_run(options)
@@ -200,8 +215,11 @@ class Runtime:
         except BaseException:
             release_stream()
             raise
+        subscribers = self._subscribers
+        subscribers.inc()
 
         def release() -> None:
+            subscribers.dec()
             release_subscriber()
             release_stream()
 
@@ -431,6 +449,7 @@ class Runtime:
         await self.rate_limiter.close()
         await self.thread_services.close()
         await self.slots.close()
+        await self.telemetry.close()
         self.agent_threads.shutdown()
 
     async def drain(self, grace: float) -> None:

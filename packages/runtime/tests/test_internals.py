@@ -450,3 +450,48 @@ def test_a_compiled_langgraph_graph_names_its_input_channels() -> None:
     assert isinstance(channels, dict) and set(channels) == {"question", "answer"}, broken(
         internal, user
     )
+
+
+# --- OpenTelemetry SDK (the otel extra) and langchain-core's configure hook ----------------
+
+
+def test_the_sdks_tracer_provider_takes_an_id_generator_it_asks_for_each_span() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    internal = "TracerProvider(id_generator=...) subclassing RandomIdGenerator"
+    user = "telemetry.tracing.preset_ids (a run's span ids chosen at acceptance)"
+
+    class Fixed(RandomIdGenerator):
+        def generate_span_id(self) -> int:
+            return 0xABC
+
+        def generate_trace_id(self) -> int:
+            return 0xDEF
+
+    span = TracerProvider(id_generator=Fixed()).get_tracer("t").start_span("s")
+    context = span.get_span_context()
+    assert (context.trace_id, context.span_id) == (0xDEF, 0xABC), broken(internal, user)
+    span.end()
+
+
+def test_langchain_core_adds_a_context_variables_handler_to_every_callback_manager() -> None:
+    pytest.importorskip("langchain_core")
+    import contextvars
+
+    from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+    from langchain_core.tracers.context import register_configure_hook
+
+    internal = "langchain_core.tracers.context.register_configure_hook"
+    user = "telemetry.callbacks (a run's handler in every callback manager it makes)"
+    variable: contextvars.ContextVar[Any] = contextvars.ContextVar("internals", default=None)
+    register_configure_hook(variable, inheritable=True)
+    handler = BaseCallbackHandler()
+    token = variable.set(handler)
+    try:
+        manager = CallbackManager.configure()
+    finally:
+        variable.reset(token)
+    assert handler in manager.handlers, broken(internal, user)
+    assert handler not in CallbackManager.configure().handlers, broken(internal, user)

@@ -57,3 +57,38 @@ def test_tools_inside_a_runnable_are_events(serve: Callable[..., str]) -> None:
     assert (call["name"], call["arguments"]) == ("shout", {"text": "hi"})
     assert (result["call_id"], result["content"]) == (call["call_id"], "HI")
     assert events[-1]["output"] == "HI"
+
+
+STOPPING_MODEL = """
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.runnables import RunnableLambda
+
+class Model(BaseChatModel):
+    @property
+    def _llm_type(self):
+        return "stopping"
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        yield ChatGenerationChunk(message=AIMessageChunk(content="Hello "))
+        last = AIMessageChunk(content="there", response_metadata={"finish_reason": "length"})
+        yield ChatGenerationChunk(message=last)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        raise NotImplementedError
+
+def build():
+    return RunnableLambda(lambda body: body["query"]) | Model()
+"""
+
+
+def test_the_last_token_carries_the_models_finish_reason(serve: Callable[..., str]) -> None:
+    url = serve("build", module=STOPPING_MODEL, entrypoint=True, framework="langchain")
+    raw = httpx.post(f"{url}/invoke/stream", json={"query": "hi"}, timeout=60).content
+    events = [json.loads(m.data) for m in parse_sse(raw)]
+    tokens = [e for e in events if e["type"] == "token"]
+    assert [(t["content"], t["finish_reason"]) for t in tokens] == [
+        ("Hello ", None),
+        ("there", "length"),
+    ]

@@ -100,6 +100,19 @@ def test_tool_calls_and_results_are_events_and_tokens_are_model_text(url: str) -
     assert events[-1]["metadata"]["usage"]["total_tokens"] > 0
 
 
+def test_the_last_token_of_each_model_call_carries_its_finish_reason(url: str) -> None:
+    events = stream(url, ask("what is the weather in Paris?"))
+    tokens = [e for e in events if e["type"] == "token"]
+    reasons = [t["finish_reason"] for t in tokens if t["finish_reason"] is not None]
+    assert reasons == ["tool_calls", "stop"]
+    # each on the last token of its model call: before the tool call, and at the very end
+    positions = [i for i, e in enumerate(events) if e["type"] == "token" and e["finish_reason"]]
+    types = [e["type"] for e in events]
+    assert types.index("tool_call") > positions[0]
+    assert not [e for e in events[positions[1] + 1 :] if e["type"] == "token"]
+    assert tokens[-1]["finish_reason"] == "stop"
+
+
 def test_standard_messages_input_works_on_invoke(url: str) -> None:
     answer = httpx.post(f"{url}/invoke", json=ask("hello"), headers=ALICE)
     assert answer.status_code == 200, answer.text

@@ -20,6 +20,7 @@ def test_openapi_is_built_from_io_schema(serve: Serve) -> None:
         "/info",
         "/schema",
         "/metrics",
+        "/usage",
         "/invoke",
         "/invoke/stream",
         "/runs",

@@ -29,8 +29,8 @@ from ._fields import RATE_WINDOW_SECONDS
 from ._io_schema import IOSchema, IOSubSchema
 from ._mcp import McpConfig
 from ._metadata import Metadata
-from ._observability import Observability
-from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._observability import LangfuseConfig, ModelPrice, Observability
+from ._policies import Budget, Policies, SafetyPolicy, ToolPolicy
 from ._queue import RunQueueConfig
 from ._redaction import MAX_STREAM_REACH, StreamShape, stream_shape
 from ._secrets import SecretDefinition, SecretsConfig
@@ -67,6 +67,7 @@ __all__ = [
     "AgentConfig",
     "ApiKeysConfig",
     "AuthConfig",
+    "Budget",
     "BuildConfig",
     "BuildIncludeConfig",
     "DockSpec",
@@ -81,9 +82,11 @@ __all__ = [
     "JWTClaimsConfig",
     "JWTConfig",
     "LangGraphApiConfig",
+    "LangfuseConfig",
     "McpConfig",
     "MemoryStreamingConfig",
     "Metadata",
+    "ModelPrice",
     "OAuth2Config",
     "Observability",
     "Policies",

@@ -24,8 +24,8 @@ from ._fields import SUPPORTED_VERSIONS, _Section
 from ._io_schema import IOSchema, IOSubSchema
 from ._mcp import McpConfig
 from ._metadata import Metadata
-from ._observability import Observability
-from ._policies import Policies, SafetyPolicy, ToolPolicy
+from ._observability import LangfuseConfig, ModelPrice, Observability
+from ._policies import Budget, Policies, SafetyPolicy, ToolPolicy
 from ._queue import RunQueueConfig
 from ._secrets import SecretDefinition, SecretsConfig
 from ._streaming import (
@@ -123,6 +123,7 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     Policies,
     ToolPolicy,
     SafetyPolicy,
+    Budget,
     SecretsConfig,
     SecretDefinition,
     StreamingConfig,
@@ -135,6 +136,8 @@ SECTION_MODELS: tuple[type[BaseModel], ...] = (
     StreamingConnectionConfig,
     ThreadsConfig,
     Observability,
+    LangfuseConfig,
+    ModelPrice,
     BuildConfig,
     BuildIncludeConfig,
     Metadata,

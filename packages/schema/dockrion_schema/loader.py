@@ -375,16 +375,17 @@ _KNOWN_DICT_KEYS: dict[tuple[type[BaseModel], str], tuple[str, ...]] = {
 }
 
 
-def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The section model inside `M`, `M | None` or `list[M]`, and whether it is a list."""
+def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, type | None]:
+    """The section model inside `M`, `M | None`, `list[M]` or `dict[str, M]`, and its
+    container (`list`, `dict` or None)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
+        return annotation, None
     origin = typing.get_origin(annotation)
     for arg in typing.get_args(annotation):
-        model, is_list = _nested_model(arg)
+        model, container = _nested_model(arg)
         if model is not None:
-            return model, is_list or origin is list
-    return None, False
+            return model, container or (origin if origin in (list, dict) else None)
+    return None, None
 
 
 def _unknown_fields(
@@ -407,12 +408,15 @@ def _unknown_fields(
                 if inner not in allowed
             )
             continue
-        nested, is_list = _nested_model(fields[key].annotation)
+        nested, container = _nested_model(fields[key].annotation)
         if nested is None:
             continue
-        if is_list and isinstance(value, list):
+        if container is list and isinstance(value, list):
             for index, item in enumerate(value):
                 found.extend(_unknown_fields(nested, item, (*path, key, index), source_map))
+        elif container is dict and isinstance(value, dict):
+            for name, item in value.items():
+                found.extend(_unknown_fields(nested, item, (*path, key, name), source_map))
         else:
             found.extend(_unknown_fields(nested, value, (*path, key), source_map))
     return found

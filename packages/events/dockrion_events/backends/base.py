@@ -25,6 +25,8 @@ from ..record import EventRecord
 from ..runs import Run, RunStatus
 
 __all__ = [
+    "USAGE_FIELDS",
+    "USAGE_RETENTION_DAYS",
     "BackendConnectionError",
     "BackendError",
     "BackendPublishError",
@@ -41,6 +43,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def created_us(moment: datetime) -> int:
     """Microseconds since the epoch, exactly: the order of runs in listings."""
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+# How long a day's usage per owner is kept.
+USAGE_RETENTION_DAYS = 35
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cost", "runs")
 
 
 class EventBackend(ABC):
@@ -150,6 +157,17 @@ class EventBackend(ABC):
     @abstractmethod
     async def release_resume(self, run_id: str) -> None:
         """Undo `claim_resume` (the resumed run could not be started)."""
+
+    async def add_usage(self, owner: str, day: str, usage: dict[str, float]) -> None:
+        """Add `usage` (fields `input_tokens`, `output_tokens`, `cost`, `runs`) to what
+        `owner` used on `day` (a UTC date, `YYYY-MM-DD`), atomically across every instance
+        that shares the backend. Kept for `USAGE_RETENTION_DAYS` days."""
+        raise NotImplementedError(f"the {self.name} backend keeps no usage")
+
+    async def read_usage(self, day: str, owner: str | None = None) -> dict[str, dict[str, float]]:
+        """What each owner used on `day` (owner -> fields); only `owner`'s when given (an
+        owner that used nothing is absent)."""
+        raise NotImplementedError(f"the {self.name} backend keeps no usage")
 
     @abstractmethod
     async def owner_runs(

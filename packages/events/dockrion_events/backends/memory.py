@@ -31,6 +31,7 @@ from ..record import EventRecord
 from ..runs import Run, RunStatus
 from .base import EventBackend, TerminalEventFactory, created_us
 from .expiring_claims import ExpiringClaims
+from .usage_ledger import UsageLedger
 
 __all__ = ["ExpiringClaims", "InMemoryBackend"]
 
@@ -108,6 +109,13 @@ class InMemoryBackend(EventBackend):
         # retention is the same for every run, so this is also the order of expiry.
         self._finished: OrderedDict[str, float] = OrderedDict()
         self._closed = False
+        self._usage = UsageLedger()
+
+    async def add_usage(self, owner: str, day: str, usage: dict[str, float]) -> None:
+        self._usage.add(owner, day, usage)
+
+    async def read_usage(self, day: str, owner: str | None = None) -> dict[str, dict[str, float]]:
+        return self._usage.read(day, owner)
 
     # --- run state ---------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from ..errors import (
 )
 from ..record import EventRecord
 from ..runs import Run, RunStatus
+from . import redis_usage
 from .base import EventBackend, TerminalEventFactory, created_us
 from .redis_index import RunIndex
 from .redis_layout import SCRIPTS, Keys, decode_entries, run_from_state, sequence_of, text
@@ -117,6 +118,16 @@ class RedisBackend(RedisThreadRecords, EventBackend):
         """Raises `BackendConnectionError` with the reason when Redis does not answer."""
         with self._errors("connecting"):
             await self._client.ping()
+
+    # --- usage ---------------------------------------------------------------------------
+
+    async def add_usage(self, owner: str, day: str, usage: dict[str, float]) -> None:
+        with self._errors("recording usage"):
+            await redis_usage.add_usage(self._client, self._keys, owner, day, usage)
+
+    async def read_usage(self, day: str, owner: str | None = None) -> dict[str, dict[str, float]]:
+        with self._errors("reading usage"):
+            return await redis_usage.read_usage(self._client, self._keys, day, owner)
 
     # --- conversation threads --------------------------------------------------------------
 

@@ -115,6 +115,14 @@ class Keys:
         """A principal's rate-limit count (one key a script, so no hash tag is needed)."""
         return f"{self.prefix}:ratelimit:{principal}"
 
+    def usage(self, day: str, owner: str) -> str:
+        """What one owner used on one day (a hash of counters; its own hash tag)."""
+        return f"{self.prefix}:usage:{day}:{{{owner}}}"
+
+    def usage_owners(self, day: str) -> str:
+        """The owners that used anything on one day (a set)."""
+        return f"{self.prefix}:usage:{day}:owners"
+
     def caller_slots(self, kind: str, principal: str) -> str:
         """A principal's slots of one kind (`runs`, `streams`), for the per-caller bounds
         (one key a script, so no hash tag is needed)."""

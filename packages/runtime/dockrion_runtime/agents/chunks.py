@@ -1,6 +1,7 @@
 """Chunks that an entrypoint runner streams (`stream`/`astream`), turned into events.
 
-A string is a token, and so is the text of a LangChain message chunk; a dict names its
+A string is a token, and so is the text of a LangChain message chunk (with the model's
+`finish_reason` when the chunk carries one); a dict names its
 event by `type` (`token`, `progress`, `checkpoint`, `step`, `custom`);
 `{"type": "result", "data": ...}` carries the run's output and is collected rather than
 emitted; anything else is a token of its `str()`.
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from dockrion_events import StreamContext
+
+from .text import finish_reason
 
 __all__ = ["chunk_call", "emit_chunk", "emit_chunk_sync"]
 
@@ -29,6 +32,9 @@ def chunk_call(chunk: Any, result: list[Any]) -> tuple[str, dict[str, Any]] | No
     if not isinstance(chunk, dict):
         content = getattr(chunk, "content", None)  # a LangChain message chunk
         if isinstance(content, str):
+            reason = finish_reason(chunk)
+            if reason is not None:
+                return "token", {"content": content, "finish_reason": reason}
             return ("token", {"content": content}) if content else None
         return "token", {"content": str(chunk)}
     kind = chunk.get("type")

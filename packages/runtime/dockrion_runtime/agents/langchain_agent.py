@@ -11,7 +11,7 @@ from typing import Any
 from dockrion_events import StreamContext, context_scope
 
 from .base import Agent, RunOptions
-from .text import message_text
+from .text import finish_reason, message_text
 
 __all__ = ["LangChainAgent"]
 
@@ -39,9 +39,11 @@ class LangChainAgent(Agent):
             async for event in self._runnable.astream_events(payload, config, version="v2"):
                 kind = event["event"]
                 if kind == "on_chat_model_stream":
-                    text = message_text(getattr(event["data"].get("chunk"), "content", ""))
-                    if text:
-                        await context.emit_token(text)
+                    chunk = event["data"].get("chunk")
+                    text = message_text(getattr(chunk, "content", ""))
+                    reason = finish_reason(chunk)
+                    if text or reason:
+                        await context.emit_token(text, reason)
                 elif kind == "on_tool_start":
                     data = event["data"]
                     await context.emit_tool_call(

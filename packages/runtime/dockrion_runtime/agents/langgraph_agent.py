@@ -2,8 +2,9 @@
 
 The graph runs with `astream(..., subgraphs=True)`. What it streams becomes:
 - `token`: text a chat model generates (LangGraph's `messages` mode), with the node that
-  produced it. Messages that nodes return (tool results, human or hand-written AI
-  messages) are not tokens.
+  produced it; the last token of a model call carries the model's `finish_reason`.
+  Messages that nodes return (tool results, human or hand-written AI messages) are not
+  tokens.
 - `tool_call` / `tool_result`: each tool call an AI message asks for (name, arguments,
   call id) and each tool message answering one (call id, name, content), once each, from
   the nodes' updates.
@@ -30,7 +31,7 @@ from ..errors import RuntimeHTTPError
 from .base import Agent, AgentResult, RunOptions, ThreadState
 from .checkpointers import delete_checkpoints_since, threads_older_than
 from .chunks import emit_chunk
-from .text import message_text
+from .text import finish_reason, message_text
 
 __all__ = ["LangGraphAgent", "ToolNotAllowedError"]
 
@@ -270,10 +271,11 @@ class _Translator:
         if type(message).__name__ != "AIMessageChunk" and "ls_model_type" not in metadata:
             return
         text = message_text(getattr(message, "content", ""))
-        if text:
+        reason = finish_reason(message)  # on the last chunk, often one without text
+        if text or reason:
             message_id = getattr(message, "id", None) if self.message_ids else None
             await self.context.emit_token(
-                text, node_name=metadata.get("langgraph_node"), message_id=message_id
+                text, reason, node_name=metadata.get("langgraph_node"), message_id=message_id
             )
 
     async def _updates(self, namespace: tuple[str, ...], updates: dict[str, Any]) -> None:

@@ -56,7 +56,9 @@ async def _invoke(request: Request, agent: Agent, payload: Any, context: StreamC
         # a new run on the thread (interrupt, rollback) stops the call, with its reason
         turn.stop_with(asyncio.current_task().cancel)  # type: ignore[union-attr]
     try:
-        result = await supervisor.invoke(agent, payload, context, options)
+        tracer = runtime.telemetry.tracer
+        origin = tracer.origin(request.headers.get("traceparent")) if tracer else None
+        result = await supervisor.invoke(agent, payload, context, options, origin)
         output, problems = supervisor.check_output(result.output)
     except asyncio.CancelledError:
         if record is not None:

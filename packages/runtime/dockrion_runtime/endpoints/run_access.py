@@ -67,13 +67,20 @@ async def start_run(
     requested: str | None,
     options: RunOptions | None,
     metadata: dict[str, Any] | None = None,
+    trace_parent: str | None = None,
 ) -> Run:
     """Create a run owned by the caller (its thread id and `metadata` recorded) and start
-    its agent in the background: here, or on a worker when runs go through the queue."""
+    its agent in the background: here, or on a worker when runs go through the queue. When
+    runs are traced, the run's trace ids are recorded too (`metadata.trace`): in the trace
+    of `trace_parent` (the run it resumes), else of the caller's `traceparent` header."""
     runtime = runtime_of(request)
     agent = runtime.require_agent()
     runs = runtime.require_runs()
     metadata = dict(metadata or {})
+    tracer = runtime.telemetry.tracer
+    if tracer is not None:
+        parent = trace_parent or request.headers.get("traceparent")
+        metadata["trace"] = tracer.origin(parent).metadata()
     if options is not None and options.thread_id is not None:
         metadata["thread_id"] = options.thread_id
     principal = principal_of(request)

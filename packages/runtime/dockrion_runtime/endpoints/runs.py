@@ -99,7 +99,11 @@ async def _resume(request: Request, run: Run, options: RunOptions, value: Any) -
         )
     resume = dataclasses.replace(options, resume=value, resuming=True)
     try:
-        return await _start(request, None, None, resume, resumed_from=run.run_id)
+        trace = run.metadata.get("trace")
+        parent = trace.get("traceparent") if isinstance(trace, dict) else None
+        return await _start(
+            request, None, None, resume, resumed_from=run.run_id, trace_parent=parent
+        )
     except BaseException:
         await backend.release_resume(run.run_id)  # nothing started: it may be tried again
         raise
@@ -111,10 +115,11 @@ async def _start(
     requested: str | None,
     options: RunOptions | None,
     resumed_from: str | None = None,
+    trace_parent: str | None = None,
 ) -> Response:
     """Create a run, start its agent in the background, answer 202."""
     metadata = {"resumed_from": resumed_from} if resumed_from is not None else None
-    run = await start_run(request, payload, requested, options, metadata)
+    run = await start_run(request, payload, requested, options, metadata, trace_parent)
     return JSONResponse(
         {
             "run_id": run.run_id,
@@ -158,6 +163,9 @@ async def run_events(request: Request) -> EventStreamResponse:
     # Refuses (410, with the first sequence still kept) a cursor the log no longer holds.
     await runs.bus.backend.read(run.run_id, start - 1, timeout=0)
     release = await runtime.subscriber_place(request, run.run_id)
+    tracer = runtime.telemetry.tracer
+    if tracer is not None:  # the subscription, in the run's trace, on whichever instance
+        release = tracer.subscription(run.run_id, run.metadata, start, release)
     return runtime.event_stream(
         runs.bus.subscribe(run.run_id, start, heartbeat=runtime.settings.heartbeat_interval),
         run.run_id,

@@ -126,7 +126,7 @@ class QueueWorker:
         self._durable_threads = durable_threads  # checkpoints that outlive the process
         self._lease_seconds = lease_seconds
         agent_name = supervisor.settings.name
-        self._wait = metrics.queue_wait.labels(agent_name)
+        self._wait = metrics.queue_worker_wait.labels(agent_name)
         self._waiting = metrics.queue_waiting.labels(agent_name)
         self._held_gauge = metrics.queue_held.labels(agent_name)
         self._attempts = {

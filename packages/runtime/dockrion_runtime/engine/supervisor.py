@@ -36,6 +36,8 @@ from ..deadline import deadline
 from ..errors import RuntimeHTTPError, agent_failure
 from ..request.body import SchemaChecker
 from ..settings import RuntimeSettings
+from ..telemetry.observer import RunTelemetry, RunWatch
+from ..telemetry.tracing import TraceOrigin
 from .encoding import UnencodableError, event_data_problem, to_jsonable
 from .policies import SafetyPolicies
 from .thread_records import RecordedEnding
@@ -66,8 +68,9 @@ _ENDED = (StreamClosedError, RunFinishedError, RunNotFoundError)
 class RunSupervisor:
     """Owns the tasks of running agents for one app."""
 
-    def __init__(self, settings: RuntimeSettings) -> None:
+    def __init__(self, settings: RuntimeSettings, telemetry: RunTelemetry) -> None:
         self.settings = settings
+        self.telemetry = telemetry  # every run's metrics, usage, budgets and trace
         io = settings.spec.io_schema
         self._output = SchemaChecker(io.output) if io.strict and io.output is not None else None
         self.policies = SafetyPolicies(settings.spec.policies)
@@ -139,32 +142,57 @@ class RunSupervisor:
         task.add_done_callback(_report_failure)
         return task
 
+    def _watch(
+        self, context: StreamContext, accepted: float | None, origin: TraceOrigin | None
+    ) -> RunWatch:
+        return self.telemetry.watch(
+            context.run_id,
+            context.auth,
+            accepted=accepted,
+            origin=origin,
+            thread_id=context.thread_id,
+        )
+
     async def invoke(
         self,
         agent: Agent,
         payload: Any,
         context: StreamContext,
         options: RunOptions | None = None,
+        origin: TraceOrigin | None = None,
     ) -> AgentResult:
         """`POST /invoke`: the agent's output, within `arguments.timeout_sec`."""
         timeout = self.settings.invoke_timeout
         context.reserve_terminal_events()  # the output is the answer: agent code ends nothing
+        watch = self._watch(context, None, origin)
+        outcome, usage, failure = "failed", None, None
         try:
+            await watch.begin()
             async with deadline(timeout), _turn_of(options):
                 await _started(options)
-                return _result(
+                result = _result(
                     await agent.invoke(payload, context, streaming=False, options=options)
                 )
+            outcome, usage = "completed", result.metadata.get("usage")
+            return result
         except TimeoutError:
+            outcome, failure = "timeout", ("RUN_TIMEOUT", f"timed out after {timeout:g}s")
             context.cancel("timeout")  # a sync agent stops at its next emit
             raise RuntimeHTTPError(
                 f"Agent invocation timed out after {timeout:g}s", "RUN_TIMEOUT"
             ) from None
-        except RuntimeHTTPError:
+        except RuntimeHTTPError as exc:
+            failure = (exc.code, exc.message)
             raise  # a refusal with its own code (a policy violation in a streamed token)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         except Exception as exc:
+            failure = (type(exc).__name__, str(exc))
             log.exception("agent failed on /invoke")
             raise agent_failure(exc, verbose=self.settings.verbose_errors) from None
+        finally:
+            await _ended(watch, outcome, usage, failure)
 
     async def execute(
         self,
@@ -173,8 +201,13 @@ class RunSupervisor:
         context: StreamContext,
         cancel_reason: str = "client disconnected",
         options: RunOptions | None = None,
+        *,
+        accepted: float | None = None,
+        origin: TraceOrigin | None = None,
     ) -> None:
-        """Run the agent for one run and end its log with exactly one terminal event."""
+        """Run the agent for one run and end its log with exactly one terminal event.
+        `accepted` (a `time.time()`) is when a run that waited for its start was accepted;
+        `origin` places it in its trace."""
         started = time.perf_counter()
         limit = self.settings.max_run_duration
         # Only the runtime ends the run, with what the agent returned after the policies.
@@ -182,24 +215,33 @@ class RunSupervisor:
         record = options.record if options is not None else None
         if record is not None:
             ending = RecordedEnding(ending, record)  # its thread keeps how it ended
+        watch = self._watch(context, accepted, origin)
+        outcome, usage, failure = "failed", None, None
         try:
+            await watch.begin()
             async with asyncio.timeout(limit), _turn_of(options):
                 await _started(options)
                 result = _result(await agent.invoke(payload, context, options=options))
+            usage = result.metadata.get("usage")
             output, problems = self.check_output(result.output)
             metadata = self.metadata(**result.metadata)
             if problems:
                 metadata["output_schema_errors"] = problems
             await ending.complete(output, round(time.perf_counter() - started, 3), metadata)
+            outcome = "completed"
         except (RunCancelledError, *_ENDED):
+            outcome = "cancelled"
             if record is not None:
                 await record.ended(RunStatus.CANCELLED)
             return  # the run already ended (cancelled): nothing more to say
         except TimeoutError:
+            outcome = "timeout"
+            failure = ("RUN_TIMEOUT", f"Run exceeded max_run_duration of {limit:g}s")
             with contextlib.suppress(*_ENDED):
-                await ending.error(f"Run exceeded max_run_duration of {limit:g}s", "RUN_TIMEOUT")
+                await ending.error(failure[1], "RUN_TIMEOUT")
             context.cancel("timeout")
         except asyncio.CancelledError as exc:
+            outcome = "cancelled"
             # a run stopped for another one on its thread says so (`task.cancel(reason)`)
             given = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
             reason = "shutdown" if self.shutting_down else given or cancel_reason
@@ -212,10 +254,12 @@ class RunSupervisor:
             with contextlib.suppress(*_ENDED):
                 await ending.error(exc.message, exc.code, {"lost": [exc.first, exc.last]})
         except EventEncodingError as exc:
+            failure = (exc.code, event_data_problem(exc))
             with contextlib.suppress(*_ENDED):
-                await ending.error(event_data_problem(exc), exc.code)
+                await ending.error(failure[1], exc.code)
         except (RuntimeHTTPError, InvalidOutputError) as exc:
             message = exc.message if isinstance(exc, RuntimeHTTPError) else str(exc)
+            failure = (exc.code, message)
             details = getattr(exc, "details", None)
             with contextlib.suppress(*_ENDED):
                 await ending.error(
@@ -223,9 +267,12 @@ class RunSupervisor:
                 )
         except Exception as exc:
             log.exception("agent failed on run %s", context.run_id)
-            failure = agent_failure(exc, verbose=self.settings.verbose_errors)
+            failure = (type(exc).__name__, str(exc))
+            error = agent_failure(exc, verbose=self.settings.verbose_errors)
             with contextlib.suppress(*_ENDED):
-                await ending.error(failure.message, failure.code, failure.details)
+                await ending.error(error.message, error.code, error.details)
+        finally:
+            await _ended(watch, outcome, usage, failure)
 
     async def execute_run(
         self,
@@ -241,7 +288,7 @@ class RunSupervisor:
         try:
             if turn is not None:
                 await turn.wait()  # ACCEPTED until the thread is free
-            await runs.start_run(context.run_id)
+            run = await runs.start_run(context.run_id)
         except (RunFinishedError, RunNotFoundError):
             runs.forget(context.run_id)
             if turn is not None:
@@ -257,8 +304,17 @@ class RunSupervisor:
             if turn is not None:
                 await turn.end()
             return
+        origin = TraceOrigin.from_metadata(run.metadata) if self.telemetry.tracer else None
         try:
-            await self.execute(agent, payload, context, cancel_reason="cancelled", options=options)
+            await self.execute(
+                agent,
+                payload,
+                context,
+                cancel_reason="cancelled",
+                options=options,
+                accepted=run.created_at.timestamp(),
+                origin=origin,
+            )
         finally:
             runs.forget(context.run_id)
 
@@ -296,6 +352,16 @@ class _Discard:
 
 
 _DISCARD = _Discard()
+
+
+async def _ended(
+    watch: RunWatch, outcome: str, usage: Any, failure: tuple[str, str] | None
+) -> None:
+    """Close a run's telemetry; what fails there never changes how the run ended."""
+    try:
+        await watch.end(outcome, usage=usage, error=failure)
+    except Exception:
+        log.exception("telemetry of a run failed")
 
 
 def _turn_of(options: RunOptions | None) -> contextlib.AbstractAsyncContextManager[None]:

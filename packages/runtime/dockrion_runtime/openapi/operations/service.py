@@ -1,11 +1,11 @@
 """The service endpoints' operations: the probes, the agent's information and schemas,
-the metrics."""
+the metrics, the caller's usage."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .shapes import json_response
+from .shapes import error_response, json_response
 
 __all__ = ["service_operations"]
 
@@ -31,6 +31,28 @@ def service_operations() -> dict[tuple[str, str], dict[str, Any]]:
         ("GET", "/schema"): {
             "summary": "Input and output schemas",
             "responses": {"200": json_response("Schemas")},
+        },
+        ("GET", "/usage"): {
+            "summary": "The caller's usage of one day (tokens, cost, runs) and budgets left",
+            "parameters": [
+                {
+                    "name": "day",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                    "description": "A UTC date (default: today)",
+                },
+                {
+                    "name": "all",
+                    "in": "query",
+                    "schema": {"type": "boolean", "default": False},
+                    "description": "Every caller's usage (the view_metrics permission)",
+                },
+            ],
+            "responses": {
+                "200": json_response("Usage"),
+                "400": error_response("Not a date"),
+                "403": error_response("Every caller's usage without view_metrics"),
+            },
         },
         ("GET", "/metrics"): {
             "summary": "Prometheus metrics",
