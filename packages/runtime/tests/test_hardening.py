@@ -19,7 +19,9 @@ import pytest
 
 from dockrion_events import EventBus, InMemoryBackend, RunManager
 from dockrion_runtime.engine.supervisor import RunSupervisor
+from dockrion_runtime.metrics import RuntimeMetrics
 from dockrion_runtime.settings import RuntimeSettings
+from dockrion_runtime.telemetry import run_telemetry
 from dockrion_schema import DockSpec
 
 from .conftest import kill_server, start_server, write_project
@@ -366,7 +368,11 @@ def test_a_run_its_backend_lost_ends_its_task_cleanly() -> None:
     async def scenario() -> BaseException | None:
         backend = InMemoryBackend()
         runs = RunManager(EventBus(backend))
-        supervisor = RunSupervisor(settings_for(Path(".")))
+        settings = settings_for(Path("."))
+        telemetry = run_telemetry(
+            settings, RuntimeMetrics(settings.name, "0"), None, lambda: backend
+        )
+        supervisor = RunSupervisor(settings, telemetry)
 
         class ForgettingBackendAgent:
             async def invoke(self, payload: Any, context: Any, **options: Any) -> Any:

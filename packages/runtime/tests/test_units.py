@@ -65,7 +65,7 @@ def test_route_table_has_one_row_per_method_and_path() -> None:
 def test_every_invoke_and_runs_route_is_protected_and_service_routes_are_not() -> None:
     for endpoint in ROUTE_TABLE:
         family = endpoint.path.startswith(
-            ("/invoke", "/runs", "/ag-ui", "/threads", "/mcp", "/a2a", "/lg/")
+            ("/invoke", "/runs", "/ag-ui", "/threads", "/mcp", "/a2a", "/lg/", "/usage")
         )
         # the LangGraph clients check the connection with /info and /ok before sending a key
         family = family and endpoint.path not in ("/lg/ok", "/lg/info")

@@ -4,7 +4,9 @@ connections, each checked before it is used so that a restarted PostgreSQL costs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,13 @@ def _extra(name: str, error: ImportError) -> AgentLoadError:
         f"threads.checkpointer {name} needs the {name} extra: "
         f"pip install 'dockrion-runtime[{name}]' ({error})"
     )
+
+
+# The advisory lock that serialises the checkpointer's table set-up (any constant shared
+# by every instance: the digits spell "dockrion" in ASCII, as a big-endian integer).
+_SETUP_LOCK = int.from_bytes(b"dockrion", "big") & 0x7FFF_FFFF_FFFF_FFFF
+# How long an instance waits for another one's set-up of the tables before giving up.
+POSTGRES_SETUP_SECONDS = 120
 
 
 async def open_checkpointer(
@@ -85,8 +94,34 @@ async def _postgres(url: str, pool_size: int, stack: contextlib.AsyncExitStack) 
         raise AgentLoadError(f"PostgreSQL (threads.url) does not answer: {exc}") from None
     stack.push_async_callback(pool.close)
     saver = AsyncPostgresSaver(pool)
-    await saver.setup()
+    # Instances that start at once on a fresh database would run LangGraph's migrations
+    # together, and all but one fail on a duplicate key: one at a time, under an advisory
+    # lock held on a connection of its own (the pool may have one connection only). The
+    # others poll for it idle: a session waiting inside pg_advisory_lock() would hold a
+    # snapshot that the migrations' CREATE INDEX CONCURRENTLY waits for, for ever.
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
+        deadline = time.monotonic() + POSTGRES_SETUP_SECONDS
+        while not await _try_lock(lock):
+            if time.monotonic() > deadline:
+                raise AgentLoadError(
+                    "PostgreSQL (threads.url): another instance held the checkpointer's "
+                    f"set-up for {POSTGRES_SETUP_SECONDS} s"
+                )
+            await asyncio.sleep(0.1)
+        try:
+            await saver.setup()
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
     return saver
+
+
+async def _try_lock(connection: Any) -> bool:
+    row = await (
+        await connection.execute("SELECT pg_try_advisory_lock(%s)", (_SETUP_LOCK,))
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _written_at(checkpoint_id: str) -> float:

@@ -36,15 +36,20 @@ def _shaped(fields: dict[str, float] | None) -> dict[str, Any]:
 
 async def get_usage(request: Request) -> Response:
     runtime = runtime_of(request)
-    day = request.query_params.get("day") or today()
+    day = request.query_params.get("day", today())  # given empty: refused below
     if not _DAY.fullmatch(day):
         raise RuntimeHTTPError(
             f"Query parameter 'day' must be a date as YYYY-MM-DD, got {day[:40]!r}",
             "VALIDATION_ERROR",
         )
+    every = request.query_params.getlist("all")
+    if len(every) > 1 or (every and every[0] not in ("true", "false", "1", "0")):
+        raise RuntimeHTTPError(
+            "Query parameter 'all' must be given once, as true or false", "VALIDATION_ERROR"
+        )
     principal = principal_of(request)
     book = runtime.usage
-    if request.query_params.get("all") in ("true", "1"):
+    if every and every[0] in ("true", "1"):
         if not (runtime.access.enforced and "view_metrics" in principal.permissions):
             raise RuntimeHTTPError(
                 "Every caller's usage needs the view_metrics permission of a role in auth.roles",
