@@ -74,12 +74,21 @@ def redis_sentinels(tmp_path: Path) -> Iterator[RedisSentinels]:
         if os.environ.get("CI"):
             pytest.fail("redis-server/redis-cli/redis-sentinel missing; .ci/run installs them")
         pytest.skip("redis-server, redis-cli or redis-sentinel is not installed")
-    directory = tmp_path / "redis-sentinels"
-    directory.mkdir()
     # A password on the primary and replica, as in production (a throwaway one per test).
-    sentinels = RedisSentinels(directory, password=secrets.token_hex(8))
+    # Six processes on ports picked free beforehand: if one was taken meanwhile, the group
+    # never gets ready; it is started again once, on new ports (the error names the logs).
+    for attempt in (1, 2):
+        directory = tmp_path / f"redis-sentinels-{attempt}"
+        directory.mkdir()
+        sentinels = RedisSentinels(directory, password=secrets.token_hex(8))
+        try:
+            sentinels.start()
+            break
+        except RuntimeError:
+            sentinels.stop()
+            if attempt == 2:
+                raise
     try:
-        sentinels.start()
         yield sentinels
     finally:
         sentinels.stop()

@@ -274,7 +274,14 @@ class RedisSentinels:
             config.write_text("\n".join(lines) + "\n")  # Sentinel rewrites it: its own file
             self.sentinels.append(
                 subprocess.Popen(
-                    [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    [
+                        binary,
+                        str(config),
+                        "--logfile",
+                        str(self.directory / f"sentinel-{port}.log"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
             )
         # Ready when every Sentinel knows the replica and the two other Sentinels.
