@@ -11,7 +11,7 @@ from dockrion_events import EventBackend
 
 from ..engine.redaction import RedactPattern, redact_text
 from ..metrics import RuntimeMetrics
-from ..settings import RuntimeSettings
+from ..settings import RuntimeSettings, SettingsError
 from .exporters import span_exporters
 from .meter import Prices, RunMeter
 from .observer import RunTelemetry, RunWatch
@@ -54,8 +54,6 @@ def tracer_for(settings: RuntimeSettings, env: Mapping[str, str]) -> RunTracer |
     observability = settings.spec.observability
     if observability is not None and not observability.tracing:
         if observability.langfuse is not None and observability.langfuse.enabled:
-            from ..settings import SettingsError
-
             raise SettingsError(
                 "observability.langfuse sends traces, and observability.tracing is false; "
                 "remove one of them"

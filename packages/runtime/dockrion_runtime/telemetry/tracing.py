@@ -25,6 +25,8 @@ from uuid import UUID
 
 from dockrion_events import AuthContext
 
+from .._version import __version__
+
 __all__ = ["RunSpans", "RunTracer", "TraceOrigin", "parse_traceparent"]
 
 log = logging.getLogger("dockrion.runtime")
@@ -323,8 +325,6 @@ def build_tracer(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from .._version import __version__
 
     resource = Resource.create(
         {

@@ -11,43 +11,20 @@ Importing this module needs the `ag-ui` extra (`pip install 'dockrion-runtime[ag
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from ag_ui.encoder import EventEncoder
 
 from dockrion_events import EventRecord
 
 from .ag_ui import AgUiTranslator
+from .cursor import FrameCursor
 
 __all__ = ["AgUiCursor", "ag_ui_batches"]
 
-_CURSOR = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,6}))?")
 
-
-@dataclass(frozen=True, slots=True)
-class AgUiCursor:
-    """Where a client is in an AG-UI stream: everything up to stored event `sequence` (all
-    of its AG-UI events when `index` is None, else its first `index + 1`)."""
-
-    sequence: int
-    index: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> AgUiCursor | None:
-        """`"7"` or `"7.1"` (an AG-UI stream's `id:`); None when `text` is neither."""
-        match = _CURSOR.fullmatch(text)
-        if match is None:
-            return None
-        index = match.group(2)
-        return cls(int(match.group(1)), None if index is None else int(index))
-
-    def has(self, sequence: int, index: int) -> bool:
-        """Whether the client already has AG-UI event `index` made from `sequence`."""
-        if sequence != self.sequence:
-            return sequence < self.sequence
-        return self.index is None or index <= self.index
+# the stream's ids and where a client is in it
+AgUiCursor = FrameCursor
 
 
 async def ag_ui_batches(

@@ -16,14 +16,14 @@ and the frames it has are left out); `-1` asks for everything.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import from_json
 
 from dockrion_events import EventRecord
+
+from .cursor import FrameCursor
 
 __all__ = ["STREAM_MODES", "LgCursor", "LgTranslator", "lg_batches"]
 
@@ -44,34 +44,13 @@ STREAM_MODES = frozenset(
         "lifecycle",
     }
 )
-_CURSOR = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,6}))?")
 # Fields every stored event carries; what is left is the event's own data.
 _BASE_FIELDS = ("id", "type", "run_id", "sequence", "timestamp")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-@dataclass(frozen=True, slots=True)
-class LgCursor:
-    """Where a client is: everything up to stored event `sequence` (all of its frames when
-    `index` is None, else its first `index + 1`)."""
-
-    sequence: int
-    index: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> LgCursor | None:
-        """`"7"` or `"7.1"` (an id of this stream); None when `text` is neither."""
-        match = _CURSOR.fullmatch(text)
-        if match is None:
-            return None
-        index = match.group(2)
-        return cls(int(match.group(1)), None if index is None else int(index))
-
-    def has(self, sequence: int, index: int) -> bool:
-        """Whether the client already has frame `index` made from stored event `sequence`."""
-        if sequence != self.sequence:
-            return sequence < self.sequence
-        return self.index is None or index <= self.index
+# the stream's ids and where a client is in it
+LgCursor = FrameCursor
 
 
 def custom_value(kind: str, fields: dict[str, Any]) -> Any:
