@@ -3,6 +3,7 @@ pinned version, installed once into the pytest cache and reused by later runs.""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -15,16 +16,26 @@ import pytest
 __all__ = ["install_npm_package"]
 
 
-def install_npm_package(request: pytest.FixtureRequest, package: str, version: str) -> Path:
-    """node_modules holding `package` at `version` (and what it depends on), installed by
-    npm without a lockfile into the pytest cache; skips the test without Node and npm."""
+def install_npm_package(
+    request: pytest.FixtureRequest, package: str, version: str, *extra: str
+) -> Path:
+    """node_modules holding `package` at `version` (and what it depends on, and `extra`
+    packages as pinned specs), installed by npm without a lockfile into the pytest cache;
+    skips the test without Node and npm."""
     npm = shutil.which("npm")
     if shutil.which("node") is None or npm is None:
         pytest.skip("Node.js and npm are not installed (.ci/run installs both)")
     cache = request.config.cache
     assert cache is not None, "the pytest cache provider is needed (not -p no:cacheprovider)"
-    name = package.strip("@").replace("/", "-")
-    root = Path(cache.mkdir(f"{name}-{version}"))
+    key = "-".join([package, version, *extra]).strip("@").replace("/", "-").replace("@", "")
+    root = Path(cache.mkdir(key[:120]))
+    # tests run side by side (pytest-xdist): one process installs, the others wait for it
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _installed(root, npm, package, version, extra)
+
+
+def _installed(root: Path, npm: str, package: str, version: str, extra: tuple[str, ...]) -> Path:
     modules = root / "node_modules"
     manifest = modules.joinpath(*package.split("/"), "package.json")
     if manifest.exists() and json.loads(manifest.read_text())["version"] == version:
@@ -44,6 +55,7 @@ def install_npm_package(request: pytest.FixtureRequest, package: str, version: s
                 "--prefix",
                 str(staging),
                 f"{package}@{version}",
+                *extra,
             ],
             capture_output=True,
             text=True,

@@ -20,7 +20,7 @@ import pytest
 from dockrion_runtime import create_app
 
 from .conftest import serve_app
-from .npm_cache import npm_modules
+from .npm_packages import install_npm_package
 
 pytest.importorskip("langgraph")
 
@@ -70,8 +70,7 @@ def run_client(modules: Path, url: str, topic: str) -> Any:
 def test_the_javascript_client_runs_every_flow(
     version: str, react_url: str, request: pytest.FixtureRequest
 ) -> None:
-    assert request.config.cache is not None
-    modules = npm_modules(request.config.cache, "@langchain/langgraph-sdk", version)
+    modules = install_npm_package(request, "@langchain/langgraph-sdk", version)
     seen = run_client(modules, react_url, f"js-{version}")
     stream = seen["stream"]
     events = [part["event"] for part in stream]
@@ -101,8 +100,7 @@ def test_the_javascript_client_runs_every_flow(
 def test_use_stream_renders_a_tool_call_and_an_approval(
     react_url: str, request: pytest.FixtureRequest
 ) -> None:
-    assert request.config.cache is not None
-    modules = npm_modules(request.config.cache, "@langchain/langgraph-sdk", VERSIONS[0], *REACT)
+    modules = install_npm_package(request, "@langchain/langgraph-sdk", VERSIONS[0], *REACT)
     config = {"apiUrl": f"{react_url}/lg", "apiKey": "key-alice", "assistant": "langgraph-react"}
     done = subprocess.run(
         ["node", str(USE_STREAM), str(modules), json.dumps(config)],
@@ -137,8 +135,7 @@ JS_BLOCK = re.compile(
 
 
 def test_the_page_javascript_example_runs(react_url: str, request: pytest.FixtureRequest) -> None:
-    assert request.config.cache is not None
-    modules = npm_modules(request.config.cache, "@langchain/langgraph-sdk", VERSIONS[0])
+    modules = install_npm_package(request, "@langchain/langgraph-sdk", VERSIONS[0])
     [code] = JS_BLOCK.findall(PAGE.read_text())
     # beside node_modules, so that the import resolves as in a project
     script = modules.parent / f"example-{uuid.uuid4().hex}.mjs"
